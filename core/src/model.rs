@@ -1,0 +1,176 @@
+//! App-facing types. Messages come in the shape react-native-gifted-chat renders (`_id`, `text`,
+//! `createdAt`, `user {_id, name, avatar}`, `pending` / `sent` / `failed`), so the JSON the CLI
+//! prints is exactly what the apps get.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A user as shown next to a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatUser {
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// Display name; the user id when no profile is known.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
+
+/// Delivery state of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageState {
+    /// Stored on the server.
+    Sent,
+    /// Queued on the device, not yet accepted by the server.
+    Pending,
+    /// Rejected by the server for good; see `failure_reason`. `retry` or `discard` it.
+    Failed,
+}
+
+/// One part of a multipart message, kept even when it is not text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessagePart {
+    #[serde(rename = "type")]
+    pub mime_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Other fields of the part as a JSON object string, when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_json: Option<String>,
+}
+
+/// A message as a chat screen shows it (GiftedChat's shape).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    /// The server id as a string once sent; the local id (txn id) while pending or failed.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub server_id: Option<u64>,
+    /// The client txn id, for messages sent from this device.
+    pub local_id: Option<String>,
+    pub room_id: String,
+    /// Text of the first text/plain part ("" when there is none).
+    pub text: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub user: ChatUser,
+    pub state: MessageState,
+    pub pending: bool,
+    pub sent: bool,
+    pub failed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    pub parts: Vec<MessagePart>,
+}
+
+/// What the app remembers between launches: who is logged in, the friend, the open room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub user: ChatUser,
+    pub friend_id: Option<String>,
+    pub room_id: Option<String>,
+}
+
+/// A room as the device knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub id: String,
+    pub name: Option<String>,
+    pub member_ids: Vec<String>,
+    /// Newest message held on the device, if any.
+    pub last_message: Option<ChatMessage>,
+}
+
+/// Result of `load_older`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadOlderResult {
+    /// Newest first, like `messages`.
+    pub messages: Vec<ChatMessage>,
+    /// Whether still older messages exist (on the device or the server).
+    pub has_more: bool,
+}
+
+/// Result of `sync_once` (and of the CLI's `sync`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub online: bool,
+    /// New messages stored, per room id.
+    pub new_messages: BTreeMap<String, u32>,
+    /// Outbox messages accepted by the server during this call.
+    pub sent: u32,
+    pub pending: u32,
+    pub failed: u32,
+}
+
+/// A new message summarized for a local notification.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewMessagePreview {
+    pub room_id: String,
+    pub message_id: u64,
+    pub sender_id: String,
+    pub sender_name: String,
+    /// The text, cut to a notification-sized preview.
+    pub preview: String,
+}
+
+/// Result of `background_sync`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackgroundSyncReport {
+    /// False when the budget ran out before sync and flush completed.
+    pub finished: bool,
+    pub online: bool,
+    /// New messages from other users, for notifications.
+    pub new_messages: Vec<NewMessagePreview>,
+    pub sent: u32,
+    pub pending: u32,
+    pub failed: u32,
+    /// Why it did not finish, when it did not (offline, busy store, unauthorized...).
+    pub error: Option<String>,
+}
+
+/// An entry of the outbox, as `outbox()` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub local_id: String,
+    pub room_id: String,
+    pub text: String,
+    pub created_at: String,
+    pub state: MessageState,
+    pub attempts: u32,
+    pub failure_reason: Option<String>,
+}
+
+/// Network status as the core sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkStatus {
+    /// Before the first answer.
+    Unknown,
+    Online,
+    Offline,
+}
+
+/// App lifecycle state, forwarded by the platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppState {
+    Active,
+    Inactive,
+    Background,
+}
+
+/// What the sync engine is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    Idle,
+    Syncing,
+    /// Holding a live long-poll.
+    Live,
+    /// Waiting after failures before trying again.
+    BackingOff,
+    Stopped,
+}

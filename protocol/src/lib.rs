@@ -1,0 +1,276 @@
+//! Sync protocol v1: the JSON shapes that cross the wire between the reference server
+//! (`chatsync-server`) and the device core (`chatsync-core`).
+//!
+//! Both sides compile against these types, so the server and the client cannot disagree about a
+//! field name. docs/protocol.md is the prose description; the OpenAPI document served at
+//! `GET /v1/openapi.json` is derived from these types (feature `openapi`), so it cannot drift
+//! either. Snapshot tests at the bottom pin the JSON so a rename is never accidental.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Largest request body the server accepts, in bytes (413 beyond).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest `text/plain` part content, in bytes (413 beyond).
+pub const MAX_TEXT_PART_BYTES: usize = 16 * 1024;
+/// Default and maximum `limit` of `/v1/rooms/{id}/messages`.
+pub const HISTORY_DEFAULT_LIMIT: u32 = 20;
+pub const HISTORY_MAX_LIMIT: u32 = 100;
+/// Default `limit` of the compatibility route `GET /messages`.
+pub const COMPAT_DEFAULT_LIMIT: u32 = 10;
+/// Default and maximum per-room `limit` of `/v1/sync`.
+pub const SYNC_DEFAULT_LIMIT: u32 = 50;
+pub const SYNC_MAX_LIMIT: u32 = 100;
+/// Longest long-poll the server holds, in milliseconds.
+pub const SYNC_MAX_TIMEOUT_MS: u64 = 30_000;
+/// MIME type of a plain text part.
+pub const TEXT_PLAIN: &str = "text/plain";
+
+/// One part of a multipart message (Chatkit's shape). Parts of unknown types are stored and
+/// returned untouched: every field other than `type` and `content` is kept in `extra`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Part {
+    /// MIME type, for example `text/plain`.
+    #[serde(rename = "type")]
+    pub mime_type: String,
+    /// Inline content (the text of a `text/plain` part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Any other fields (a URL, an attachment descriptor, ...), kept as they came.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(additional_properties))]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Part {
+    /// A `text/plain` part.
+    pub fn text(content: impl Into<String>) -> Self {
+        Part { mime_type: TEXT_PLAIN.to_owned(), content: Some(content.into()), extra: BTreeMap::new() }
+    }
+}
+
+/// A stored message. Ids are assigned by the server from one increasing sequence, so a larger id
+/// is newer, across all rooms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Message {
+    pub id: u64,
+    pub user_id: String,
+    pub room_id: String,
+    pub parts: Vec<Part>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    pub updated_at: String,
+}
+
+impl Message {
+    /// The content of the first `text/plain` part, which is what a chat screen shows.
+    pub fn text(&self) -> Option<&str> {
+        self.parts.iter().find(|p| p.mime_type == TEXT_PLAIN).and_then(|p| p.content.as_deref())
+    }
+}
+
+/// Body of `PUT /v1/rooms/{room_id}/messages/{txn_id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SendMessageRequest {
+    pub parts: Vec<Part>,
+}
+
+/// Error body of every non-2xx answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    /// snake_case code, one of [`error_code`].
+    pub error: String,
+    /// Human-readable text.
+    pub error_description: String,
+}
+
+/// The `error` codes the server uses.
+pub mod error_code {
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const INTERNAL: &str = "internal_error";
+    pub const UNAVAILABLE: &str = "unavailable";
+}
+
+/// Body of `POST /v1/token` (dev mode only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenRequest {
+    pub user_id: String,
+}
+
+/// Answer of `POST /v1/token`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// Body of `PUT /v1/users/{user_id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PutUserRequest {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+}
+
+/// A user profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+}
+
+/// Body of `POST /v1/rooms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateRoomRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub member_ids: Vec<String>,
+}
+
+/// Body of `POST /v1/rooms/direct`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DirectRoomRequest {
+    pub user_id: String,
+}
+
+/// A room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Room {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Sorted.
+    pub member_ids: Vec<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// Answer of `GET /v1/rooms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RoomList {
+    pub rooms: Vec<Room>,
+}
+
+/// `direction` of a history request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Messages with ids below `initial_id`.
+    Older,
+    /// Messages with ids above `initial_id`.
+    Newer,
+}
+
+/// Answer of `GET /v1/rooms/{room_id}/messages`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HistoryResponse {
+    /// Ascending by id.
+    pub messages: Vec<Message>,
+    /// Whether more messages exist beyond this page in the requested direction (exact).
+    pub has_more: bool,
+}
+
+/// One room's part of a sync answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RoomSync {
+    /// Ascending by id.
+    pub messages: Vec<Message>,
+    /// True when older new messages were left out: the client must page back from the oldest
+    /// message here to fill the gap (or, on an initial sync, older history exists).
+    pub limited: bool,
+}
+
+/// Answer of `GET /v1/sync`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SyncResponse {
+    /// Opaque token to pass as `since` next time.
+    pub next_batch: String,
+    /// Rooms with something new, keyed by room id. Rooms joined since the token appear even
+    /// when they hold no message yet.
+    pub rooms: BTreeMap<String, RoomSync>,
+}
+
+/// Answer of the compatibility route `GET /messages` (the original tutorial server).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CompatMessages {
+    /// Newest first.
+    pub messages: Vec<Message>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Message {
+        let mut extra = BTreeMap::new();
+        extra.insert("url".to_owned(), serde_json::json!("https://example.com/a.png"));
+        Message {
+            id: 42,
+            user_id: "alice".into(),
+            room_id: "r1".into(),
+            parts: vec![
+                Part::text("hello!"),
+                Part { mime_type: "image/png".into(), content: None, extra },
+            ],
+            created_at: "2026-11-25T06:00:00.000Z".into(),
+            updated_at: "2026-11-25T06:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn message_wire_shape_is_stable() {
+        insta::assert_json_snapshot!(sample());
+    }
+
+    #[test]
+    fn unknown_part_fields_round_trip_untouched() {
+        let raw = r#"{"type":"application/x-poll","options":["a","b"],"meta":{"k":1}}"#;
+        let part: Part = serde_json::from_str(raw).unwrap();
+        assert_eq!(part.mime_type, "application/x-poll");
+        assert_eq!(serde_json::to_value(&part).unwrap(), serde_json::from_str::<serde_json::Value>(raw).unwrap());
+    }
+
+    #[test]
+    fn text_is_the_first_plain_part() {
+        assert_eq!(sample().text(), Some("hello!"));
+    }
+
+    #[test]
+    fn sync_wire_shape_is_stable() {
+        let mut rooms = BTreeMap::new();
+        rooms.insert("r1".to_owned(), RoomSync { messages: vec![sample()], limited: true });
+        insta::assert_json_snapshot!(SyncResponse { next_batch: "s42".into(), rooms });
+    }
+}
