@@ -10,7 +10,9 @@ use crate::model::*;
 /// One user's chat engine on a device. Cheap to share (`Arc`); all methods take `&self`.
 /// Async methods run on the client's own tokio runtime, so any executor may await them.
 pub struct ChatClient {
-    // filled in by the implementation
+    /// Network monitor and scheduler state (see `lifecycle`).
+    pub(crate) lifecycle: crate::lifecycle::Lifecycle,
+    // the rest is filled in by the implementation
 }
 
 impl ChatClient {
@@ -38,8 +40,6 @@ impl ChatClient {
     // --- sync ---
     /// One `/v1/sync` from the stored token plus an outbox flush.
     pub async fn sync_once(&self) -> Result<SyncReport, ChatError> { todo!() }
-    /// Time-boxed sync + flush for OS background tasks; always returns within `budget_ms`.
-    pub async fn background_sync(&self, budget_ms: u64) -> BackgroundSyncReport { let _ = budget_ms; todo!() }
 
     // --- outbox ---
     /// Queues a text message durably and returns its pending echo, online or not.
@@ -47,15 +47,6 @@ impl ChatClient {
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, ChatError> { todo!() }
     pub async fn retry(&self, local_id: String) -> Result<(), ChatError> { let _ = local_id; todo!() }
     pub async fn discard(&self, local_id: String) -> Result<(), ChatError> { let _ = local_id; todo!() }
-
-    // --- lifecycle ---
-    /// Starts the scheduler (probe, live long-poll, background timer). Idempotent.
-    pub fn start(&self) { todo!() }
-    pub fn set_network_reachable(&self, reachable: bool) { let _ = reachable; todo!() }
-    pub fn set_app_state(&self, state: AppState) { let _ = state; todo!() }
-    pub fn network_status(&self) -> NetworkStatus { todo!() }
-    /// Stops everything; after it returns no task runs and no request is made.
-    pub fn shutdown(&self) { todo!() }
 
     // --- events ---
     /// The listener first gets the current state (network, sync, outbox), then every change.

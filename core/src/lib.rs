@@ -20,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod events;
+mod lifecycle;
 pub mod model;
 
 pub use client::ChatClient;
