@@ -1,1 +1,88 @@
-fn main() {}
+//! `chatsync`: the device core in a terminal, and the reference server in the same binary.
+//!
+//! Modules, one concern each:
+//! - [`args`]: the command line (clap), with the exit codes in `--help`.
+//! - [`device`]: opens a user's store as an app does; resolves `--room` / `--to`.
+//! - [`commands`]: the one-shot commands (send, sync, messages, rooms, outbox, retry, discard).
+//! - [`chat`]: the interactive chat loop over the core's scheduler and events.
+//! - [`serve`]: forwards to chatsync-server.
+//! - [`progress`]: sync progress on a terminal, silence in a pipe.
+//! - [`render`]: how messages, rooms and outbox entries look as text.
+//! - [`exit`]: errors as one stderr line plus a documented exit code.
+//!
+//! Every device command goes through `chatsync_core::ChatClient`; the CLI holds no chat logic.
+
+mod args;
+mod chat;
+mod commands;
+mod device;
+mod exit;
+mod progress;
+mod render;
+mod serve;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::exit::{CliError, Exit};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors; clap picks stdout/stderr and the code (2 for usage).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match run(cli) {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("chatsync: {e}");
+            e.exit.into()
+        }
+    }
+}
+
+/// A small runtime for the CLI's own waiting (stdin, timers, signals); the core runs its work
+/// on its own runtime.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))
+}
+
+fn run(cli: Cli) -> Result<Exit, CliError> {
+    if let Command::Serve(args) = cli.command {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))?;
+        return rt.block_on(serve::serve(args));
+    }
+    // The client owns a tokio runtime: create and drop it outside of ours.
+    let client = device::open(&cli.global)?;
+    let result = runtime().and_then(|rt| rt.block_on(run_device_command(&client, cli)));
+    client.shutdown();
+    result
+}
+
+async fn run_device_command(client: &Arc<chatsync_core::ChatClient>, cli: Cli) -> Result<Exit, CliError> {
+    let global = &cli.global;
+    device::ensure_session(client, global).await?;
+    match cli.command {
+        Command::Serve(_) => unreachable!("handled before opening a store"),
+        Command::Send(args) => commands::send(client, global, args).await,
+        Command::Sync => commands::sync(client, global).await,
+        Command::Messages(args) => commands::messages(client, global, args).await,
+        Command::Rooms(args) => commands::rooms(client, args),
+        Command::Outbox(args) => commands::outbox(client, args),
+        Command::Retry(args) => commands::retry(client, global, args).await,
+        Command::Discard(args) => commands::discard(client, args).await,
+        Command::Chat(args) => chat::chat(client, global, args).await,
+    }
+}

@@ -1,0 +1,173 @@
+//! The one-shot device commands (`send`, `sync`, `messages`, `rooms`, `outbox`, `retry`,
+//! `discard`): each is a few calls on [`ChatClient`] plus output. No chat logic lives here.
+
+use chatsync_core::{ChatClient, ChatError, ChatMessage, MessageState, SyncReport};
+
+use crate::args::{GlobalArgs, JsonFlag, MessagesArgs, OutboxIdArgs, SendArgs};
+use crate::device::{resolve_room, user_id};
+use crate::exit::{CliError, Exit};
+use crate::progress::ProgressGuard;
+use crate::render::{message_line, outbox_line, print_json, room_line};
+
+/// How many recent messages `send` reads back to find its message after delivery.
+const READ_BACK_LIMIT: u32 = 50;
+
+fn io_error(e: std::io::Error) -> CliError {
+    CliError::internal(format!("cannot write the output: {e}"))
+}
+
+/// What one sync + flush attempt came to.
+enum Delivery {
+    /// The server answered: the sync ran.
+    Online(SyncReport),
+    /// The server could not be reached; queued messages stay queued.
+    Offline(String),
+    /// Another failure (unauthorized, protocol...); queued messages stay queued.
+    Failed(CliError),
+}
+
+/// Runs `sync_once`, with progress on a terminal.
+async fn sync_and_flush(client: &ChatClient) -> Delivery {
+    let progress = ProgressGuard::start(client);
+    let result = client.sync_once().await;
+    progress.finish();
+    match result {
+        Ok(report) if report.online => Delivery::Online(report),
+        Ok(_) => Delivery::Offline("the server could not be reached".to_owned()),
+        Err(ChatError::Offline(reason)) => Delivery::Offline(reason),
+        Err(e) => Delivery::Failed(CliError::from(e)),
+    }
+}
+
+/// The report printed when the sync could not reach the server: the outbox as it stands.
+fn offline_report(client: &ChatClient) -> Result<SyncReport, CliError> {
+    let outbox = client.outbox()?;
+    let count = |state| outbox.iter().filter(|e| e.state == state).count() as u32;
+    Ok(SyncReport {
+        online: false,
+        new_messages: Default::default(),
+        sent: 0,
+        pending: count(MessageState::Pending),
+        failed: count(MessageState::Failed),
+    })
+}
+
+/// `chatsync sync`: prints the report; exit 3 when offline.
+pub async fn sync(client: &ChatClient, global: &GlobalArgs) -> Result<Exit, CliError> {
+    match sync_and_flush(client).await {
+        Delivery::Online(report) => {
+            print_json(&report).map_err(io_error)?;
+            Ok(Exit::Ok)
+        }
+        Delivery::Offline(reason) => {
+            let report = offline_report(client)?;
+            print_json(&report).map_err(io_error)?;
+            eprintln!(
+                "offline: {} is unreachable ({reason}); {} message(s) still queued",
+                global.server,
+                report.pending
+            );
+            Ok(Exit::Offline)
+        }
+        Delivery::Failed(e) => Err(e.context("sync failed")),
+    }
+}
+
+/// The current version of `sent` in the store (it may have been delivered since).
+fn read_back(client: &ChatClient, sent: &ChatMessage) -> Result<Option<ChatMessage>, CliError> {
+    let key = sent.local_id.as_deref().unwrap_or(&sent.id);
+    let recent = client.messages(sent.room_id.clone(), READ_BACK_LIMIT, None)?;
+    Ok(recent.into_iter().find(|m| m.local_id.as_deref() == Some(key) || m.id == key))
+}
+
+/// `chatsync send`: queues durably (exit 0 from then on, online or not), tries to deliver at
+/// once, prints the message as it then stands. Exit 4 only when the server rejected it.
+pub async fn send(client: &ChatClient, global: &GlobalArgs, args: SendArgs) -> Result<Exit, CliError> {
+    let me = user_id(global)?;
+    let room = resolve_room(client, &me, &args.target).await?;
+    let echo = client.send_text(room, args.text).await.map_err(|e| CliError::from(e).context("cannot queue the message"))?;
+    let delivery = sync_and_flush(client).await;
+    let shown = read_back(client, &echo)?.unwrap_or(echo);
+    print_json(&shown).map_err(io_error)?;
+    match delivery {
+        Delivery::Online(_) => {}
+        Delivery::Offline(reason) => {
+            eprintln!("queued: {} is unreachable ({reason}); `chatsync sync` delivers it later", global.server)
+        }
+        Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
+    }
+    Ok(if shown.state == MessageState::Failed { Exit::Refused } else { Exit::Ok })
+}
+
+/// `chatsync messages`: newest first, from the store.
+pub async fn messages(client: &ChatClient, global: &GlobalArgs, args: MessagesArgs) -> Result<Exit, CliError> {
+    let me = user_id(global)?;
+    let room = resolve_room(client, &me, &args.target).await?;
+    let messages = client.messages(room, args.limit, args.before)?;
+    if args.json {
+        print_json(&messages).map_err(io_error)?;
+    } else {
+        for m in &messages {
+            println!("{}", message_line(m));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `chatsync rooms`.
+pub fn rooms(client: &ChatClient, args: JsonFlag) -> Result<Exit, CliError> {
+    let rooms = client.rooms()?;
+    if args.json {
+        print_json(&rooms).map_err(io_error)?;
+    } else {
+        for r in &rooms {
+            println!("{}", room_line(r));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `chatsync outbox`.
+pub fn outbox(client: &ChatClient, args: JsonFlag) -> Result<Exit, CliError> {
+    let entries = client.outbox()?;
+    if args.json {
+        print_json(&entries).map_err(io_error)?;
+    } else {
+        for e in &entries {
+            println!("{}", outbox_line(e));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `chatsync retry`: queues a failed message again and tries to deliver it, like `send`.
+pub async fn retry(client: &ChatClient, global: &GlobalArgs, args: OutboxIdArgs) -> Result<Exit, CliError> {
+    client.retry(args.local_id.clone()).await.map_err(|e| CliError::from(e).context(format!("cannot retry {}", args.local_id)))?;
+    let delivery = sync_and_flush(client).await;
+    let still_queued = client.outbox()?.into_iter().find(|e| e.local_id == args.local_id);
+    match &still_queued {
+        None => println!("{}  sent", args.local_id),
+        Some(entry) => println!("{}", outbox_line(entry)),
+    }
+    match delivery {
+        Delivery::Online(_) => {}
+        Delivery::Offline(reason) => {
+            eprintln!("queued: {} is unreachable ({reason}); `chatsync sync` delivers it later", global.server)
+        }
+        Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
+    }
+    Ok(match still_queued {
+        Some(entry) if entry.state == MessageState::Failed => Exit::Refused,
+        _ => Exit::Ok,
+    })
+}
+
+/// `chatsync discard`.
+pub async fn discard(client: &ChatClient, args: OutboxIdArgs) -> Result<Exit, CliError> {
+    client
+        .discard(args.local_id.clone())
+        .await
+        .map_err(|e| CliError::from(e).context(format!("cannot discard {}", args.local_id)))?;
+    println!("{}  discarded", args.local_id);
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,122 @@
+//! How the core's types look in a terminal. JSON output is the core's own serde shape (what the
+//! apps get), so only the human-readable text is decided here.
+
+use std::io::{self, Write};
+
+use chatsync_core::{ChatMessage, MessageState, OutboxEntry, RoomSummary};
+use serde::Serialize;
+
+/// Writes `value` as pretty JSON plus a newline to stdout.
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)
+}
+
+/// `2026-11-25T06:00:00.123Z` -> `2026-11-25 06:00`; anything unexpected is shown as it is.
+pub fn short_time(rfc3339: &str) -> String {
+    let b = rfc3339.as_bytes();
+    if b.len() >= 16 && b[10] == b'T' {
+        format!("{} {}", &rfc3339[..10], &rfc3339[11..16])
+    } else {
+        rfc3339.to_owned()
+    }
+}
+
+/// The delivery marker shown after a message's text.
+pub fn state_marker(message: &ChatMessage) -> String {
+    match message.state {
+        MessageState::Sent => String::new(),
+        MessageState::Pending => "  [pending]".to_owned(),
+        MessageState::Failed => match &message.failure_reason {
+            Some(reason) => format!("  [failed: {reason}]"),
+            None => "  [failed]".to_owned(),
+        },
+    }
+}
+
+/// One message on one line: `#12 2026-11-25 06:00 alice: hello [pending]`.
+pub fn message_line(message: &ChatMessage) -> String {
+    let id = match message.server_id {
+        Some(id) => format!("#{id}"),
+        None => format!("({})", message.id),
+    };
+    format!(
+        "{id} {} {}: {}{}",
+        short_time(&message.created_at),
+        message.user.name,
+        one_line(&message.text),
+        state_marker(message)
+    )
+}
+
+/// One room on one line: id, members, and the newest message held.
+pub fn room_line(room: &RoomSummary) -> String {
+    let name = room.name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+    let last = match &room.last_message {
+        Some(m) => format!("  last: {}: {}", m.user.name, one_line(&m.text)),
+        None => String::new(),
+    };
+    format!("{}{name}  members: {}{last}", room.id, room.member_ids.join(","))
+}
+
+/// One outbox entry on one line.
+pub fn outbox_line(entry: &OutboxEntry) -> String {
+    let state = match entry.state {
+        MessageState::Pending => "pending",
+        MessageState::Failed => "failed",
+        MessageState::Sent => "sent",
+    };
+    let reason = entry.failure_reason.as_deref().map(|r| format!("  ({r})")).unwrap_or_default();
+    format!(
+        "{}  {state}  attempts={}  room={}  {}{reason}",
+        entry.local_id,
+        entry.attempts,
+        entry.room_id,
+        one_line(&entry.text)
+    )
+}
+
+/// Text with its line breaks shown as `⏎`, so one message stays one line.
+pub fn one_line(text: &str) -> String {
+    text.replace("\r\n", "⏎").replace(['\n', '\r'], "⏎")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatsync_core::ChatUser;
+
+    fn message(state: MessageState, server_id: Option<u64>) -> ChatMessage {
+        ChatMessage {
+            id: server_id.map(|i| i.to_string()).unwrap_or_else(|| "txn-1".into()),
+            server_id,
+            local_id: Some("txn-1".into()),
+            room_id: "r1".into(),
+            text: "hello\nworld".into(),
+            created_at: "2026-11-25T06:00:00.123Z".into(),
+            user: ChatUser { id: "alice".into(), name: "Alice".into(), avatar: None },
+            state,
+            pending: state == MessageState::Pending,
+            sent: state == MessageState::Sent,
+            failed: state == MessageState::Failed,
+            failure_reason: (state == MessageState::Failed).then(|| "too large".into()),
+            parts: vec![],
+        }
+    }
+
+    #[test]
+    fn message_lines_show_id_time_sender_text_and_state() {
+        assert_eq!(message_line(&message(MessageState::Sent, Some(12))), "#12 2026-11-25 06:00 Alice: hello⏎world");
+        assert_eq!(
+            message_line(&message(MessageState::Pending, None)),
+            "(txn-1) 2026-11-25 06:00 Alice: hello⏎world  [pending]"
+        );
+        assert!(message_line(&message(MessageState::Failed, None)).ends_with("[failed: too large]"));
+    }
+
+    #[test]
+    fn odd_timestamps_are_shown_as_they_are() {
+        assert_eq!(short_time("yesterday"), "yesterday");
+    }
+}
