@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { NativeEventNames, parseNativeEvent, toChatMessage, toClientStatus, toRoomSummary } from '../convert';
+import { ChatSyncError, ErrorCodes, toChatSyncError } from '../errors';
+import { nativeSent } from './builders';
+
+describe('bridge conversions', () => {
+  it('turns createdAt into a Date and keeps every other field', () => {
+    const raw = nativeSent(7);
+    const message = toChatMessage(raw);
+    assert.equal(message.createdAt.toISOString(), raw.createdAt);
+    assert.equal(message._id, '7');
+    assert.deepEqual(message.user, raw.user);
+    assert.deepEqual(message.parts, raw.parts);
+  });
+
+  it('converts a room summary with and without a last message', () => {
+    const withLast = toRoomSummary({ id: 'r1', name: null, memberIds: ['alice', 'bob'], lastMessage: nativeSent(3) });
+    assert.ok(withLast.lastMessage?.createdAt instanceof Date);
+    assert.equal(toRoomSummary({ id: 'r1', name: null, memberIds: [], lastMessage: null }).lastMessage, null);
+  });
+
+  it('parses each native event', () => {
+    assert.deepEqual(parseNativeEvent(NativeEventNames.messagesChanged, { roomId: 'r1', ids: ['1', 'txn-2'] }), {
+      type: 'messagesChanged',
+      roomId: 'r1',
+      ids: ['1', 'txn-2'],
+    });
+    assert.deepEqual(parseNativeEvent(NativeEventNames.networkStatusChanged, { status: 'offline' }), {
+      type: 'networkStatusChanged',
+      status: 'offline',
+    });
+    assert.deepEqual(parseNativeEvent(NativeEventNames.syncStateChanged, { state: 'backing_off' }), {
+      type: 'syncStateChanged',
+      state: 'backing_off',
+    });
+    assert.deepEqual(parseNativeEvent(NativeEventNames.outboxChanged, { pending: 1, failed: 2 }), {
+      type: 'outboxChanged',
+      pending: 1,
+      failed: 2,
+    });
+  });
+
+  it('rejects payloads of the wrong shape instead of guessing', () => {
+    assert.equal(parseNativeEvent(NativeEventNames.messagesChanged, { roomId: 1 }), null);
+    assert.equal(parseNativeEvent(NativeEventNames.syncStateChanged, { state: 'dancing' }), null);
+    assert.equal(parseNativeEvent(NativeEventNames.outboxChanged, null), null);
+    assert.equal(parseNativeEvent('SomethingElse', {}), null);
+    assert.deepEqual(parseNativeEvent(NativeEventNames.networkStatusChanged, { status: 42 }), {
+      type: 'networkStatusChanged',
+      status: 'unknown',
+    });
+  });
+
+  it('reads a status with neutral fallbacks', () => {
+    assert.deepEqual(toClientStatus({ networkStatus: 'online', syncState: 'live', pending: 3, failed: 0 }), {
+      networkStatus: 'online',
+      syncState: 'live',
+      pending: 3,
+      failed: 0,
+    });
+    assert.deepEqual(toClientStatus(undefined), { networkStatus: 'unknown', syncState: 'idle', pending: 0, failed: 0 });
+  });
+});
+
+describe('errors', () => {
+  it('keeps the code and message of a native rejection', () => {
+    // What RN delivers for promise.reject("E_OFFLINE", "offline: connection refused").
+    const nativeRejection = Object.assign(new Error('offline: connection refused'), { code: 'E_OFFLINE' });
+    const error = toChatSyncError(nativeRejection);
+    assert.ok(error instanceof ChatSyncError);
+    assert.equal(error.code, ErrorCodes.OFFLINE);
+    assert.equal(error.message, 'offline: connection refused');
+    assert.equal(error.isTransient, true);
+  });
+
+  it('maps unknown codes and non-errors to E_INTERNAL, keeping the text', () => {
+    assert.equal(toChatSyncError({ code: 'EUNSPECIFIED', message: 'boom' }).code, ErrorCodes.INTERNAL);
+    assert.equal(toChatSyncError({ code: 'EUNSPECIFIED', message: 'boom' }).message, 'boom');
+    assert.equal(toChatSyncError('plain string').message, 'plain string');
+    const rejected = toChatSyncError({ code: 'E_REJECTED', message: 'rejected by server (forbidden): no' });
+    assert.equal(rejected.code, ErrorCodes.REJECTED);
+    assert.equal(rejected.isTransient, false);
+  });
+
+  it('passes a ChatSyncError through unchanged', () => {
+    const error = new ChatSyncError(ErrorCodes.NOT_CONFIGURED, 'call configure first');
+    assert.equal(toChatSyncError(error), error);
+  });
+});
