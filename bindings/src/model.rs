@@ -1,0 +1,376 @@
+//! Messages, rooms, reports and states as UniFFI records and enums, each converted from (or to)
+//! its core twin with `From`. Field names and meanings are the core's (GiftedChat's shape); the
+//! core's docs are repeated here because they become the Kotlin and Swift docs.
+
+use std::collections::HashMap;
+
+/// A user as shown next to a message.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct ChatUser {
+    /// The user id (GiftedChat `_id`).
+    pub id: String,
+    /// Display name; the user id when no profile is known.
+    pub name: String,
+    /// Avatar URL, when the user set one.
+    pub avatar: Option<String>,
+}
+
+/// Delivery state of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum MessageState {
+    /// Stored on the server.
+    Sent,
+    /// Queued on the device, not yet accepted by the server.
+    Pending,
+    /// Rejected by the server for good; see `failure_reason`. `retry` or `discard` it.
+    Failed,
+}
+
+/// One part of a multipart message, kept even when it is not text.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct MessagePart {
+    /// The part's MIME type, e.g. `text/plain`.
+    pub mime_type: String,
+    /// The part's content, when it has one.
+    pub content: Option<String>,
+    /// Other fields of the part as a JSON object string, when there are any.
+    pub extra_json: Option<String>,
+}
+
+/// A message as a chat screen shows it (GiftedChat's shape).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct ChatMessage {
+    /// The server id as a string once sent; the local id (txn id) while pending or failed.
+    pub id: String,
+    /// The server's id, once the server accepted the message.
+    pub server_id: Option<u64>,
+    /// The client txn id, for messages sent from this device.
+    pub local_id: Option<String>,
+    /// The room the message belongs to.
+    pub room_id: String,
+    /// Text of the first text/plain part ("" when there is none).
+    pub text: String,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// The sender.
+    pub user: ChatUser,
+    /// Delivery state; `pending`, `sent` and `failed` repeat it as GiftedChat's flags.
+    pub state: MessageState,
+    /// True while queued on the device.
+    pub pending: bool,
+    /// True once stored on the server.
+    pub sent: bool,
+    /// True when the server rejected it for good.
+    pub failed: bool,
+    /// Why the server rejected it, when it did.
+    pub failure_reason: Option<String>,
+    /// All parts of the message, text or not.
+    pub parts: Vec<MessagePart>,
+}
+
+/// What the app remembers between launches: who is logged in, the friend, the open room.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Session {
+    /// The logged-in user.
+    pub user: ChatUser,
+    /// The friend chosen with `set_friend`, if any.
+    pub friend_id: Option<String>,
+    /// The direct room with the friend, once opened.
+    pub room_id: Option<String>,
+}
+
+/// A room as the device knows it.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct RoomSummary {
+    /// The room id.
+    pub id: String,
+    /// The room's name, if it has one.
+    pub name: Option<String>,
+    /// Ids of the room's members.
+    pub member_ids: Vec<String>,
+    /// Newest message held on the device, if any.
+    pub last_message: Option<ChatMessage>,
+}
+
+/// Result of `load_older`.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct LoadOlderResult {
+    /// Newest first, like `messages`.
+    pub messages: Vec<ChatMessage>,
+    /// Whether still older messages exist (on the device or the server).
+    pub has_more: bool,
+}
+
+/// Result of `sync_once`.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SyncReport {
+    /// Whether the server answered.
+    pub online: bool,
+    /// New messages stored, per room id.
+    pub new_messages: HashMap<String, u32>,
+    /// Outbox messages accepted by the server during this call.
+    pub sent: u32,
+    /// Outbox messages still waiting.
+    pub pending: u32,
+    /// Outbox messages rejected for good.
+    pub failed: u32,
+}
+
+/// A new message summarized for a local notification.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewMessagePreview {
+    /// The room of the message.
+    pub room_id: String,
+    /// The server id of the message.
+    pub message_id: u64,
+    /// Who sent it.
+    pub sender_id: String,
+    /// The sender's display name.
+    pub sender_name: String,
+    /// The text, cut to a notification-sized preview.
+    pub preview: String,
+}
+
+/// Result of `background_sync`.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct BackgroundSyncReport {
+    /// False when the budget ran out before sync and flush completed.
+    pub finished: bool,
+    /// Whether the server answered.
+    pub online: bool,
+    /// New messages from other users, for notifications.
+    pub new_messages: Vec<NewMessagePreview>,
+    /// Outbox messages accepted by the server during this call.
+    pub sent: u32,
+    /// Outbox messages still waiting.
+    pub pending: u32,
+    /// Outbox messages rejected for good.
+    pub failed: u32,
+    /// Why it did not finish, when it did not (offline, busy store, unauthorized...).
+    pub error: Option<String>,
+}
+
+/// An entry of the outbox, as `outbox()` lists it.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct OutboxEntry {
+    /// The local id (txn id) of the queued message.
+    pub local_id: String,
+    /// The room it goes to.
+    pub room_id: String,
+    /// Its text.
+    pub text: String,
+    /// When it was queued, RFC 3339.
+    pub created_at: String,
+    /// `Pending` or `Failed`.
+    pub state: MessageState,
+    /// How many times sending was tried.
+    pub attempts: u32,
+    /// Why the server rejected it, when it did.
+    pub failure_reason: Option<String>,
+}
+
+/// Network status as the core sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum NetworkStatus {
+    /// Before the first answer.
+    Unknown,
+    /// The server answers.
+    Online,
+    /// The server does not answer (or the platform says there is no network).
+    Offline,
+}
+
+/// App lifecycle state, forwarded by the platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum AppState {
+    /// In the foreground and interactive.
+    Active,
+    /// Visible but not interactive (iOS), or transitioning.
+    Inactive,
+    /// In the background.
+    Background,
+}
+
+/// What the sync engine is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncState {
+    /// Nothing running.
+    Idle,
+    /// A sync request is running.
+    Syncing,
+    /// Holding a live long-poll.
+    Live,
+    /// Waiting after failures before trying again.
+    BackingOff,
+    /// The scheduler is stopped.
+    Stopped,
+}
+
+/// Converts a list of core values into a list of FFI values.
+pub(crate) fn convert_all<A, B: From<A>>(items: Vec<A>) -> Vec<B> {
+    items.into_iter().map(B::from).collect()
+}
+
+impl From<chatsync_core::ChatUser> for ChatUser {
+    fn from(u: chatsync_core::ChatUser) -> Self {
+        ChatUser { id: u.id, name: u.name, avatar: u.avatar }
+    }
+}
+
+impl From<chatsync_core::MessageState> for MessageState {
+    fn from(s: chatsync_core::MessageState) -> Self {
+        use chatsync_core::MessageState as S;
+        match s {
+            S::Sent => MessageState::Sent,
+            S::Pending => MessageState::Pending,
+            S::Failed => MessageState::Failed,
+        }
+    }
+}
+
+impl From<chatsync_core::MessagePart> for MessagePart {
+    fn from(p: chatsync_core::MessagePart) -> Self {
+        MessagePart { mime_type: p.mime_type, content: p.content, extra_json: p.extra_json }
+    }
+}
+
+impl From<chatsync_core::ChatMessage> for ChatMessage {
+    fn from(m: chatsync_core::ChatMessage) -> Self {
+        ChatMessage {
+            id: m.id,
+            server_id: m.server_id,
+            local_id: m.local_id,
+            room_id: m.room_id,
+            text: m.text,
+            created_at: m.created_at,
+            user: m.user.into(),
+            state: m.state.into(),
+            pending: m.pending,
+            sent: m.sent,
+            failed: m.failed,
+            failure_reason: m.failure_reason,
+            parts: convert_all(m.parts),
+        }
+    }
+}
+
+impl From<chatsync_core::Session> for Session {
+    fn from(s: chatsync_core::Session) -> Self {
+        Session { user: s.user.into(), friend_id: s.friend_id, room_id: s.room_id }
+    }
+}
+
+impl From<chatsync_core::RoomSummary> for RoomSummary {
+    fn from(r: chatsync_core::RoomSummary) -> Self {
+        RoomSummary { id: r.id, name: r.name, member_ids: r.member_ids, last_message: r.last_message.map(Into::into) }
+    }
+}
+
+impl From<chatsync_core::LoadOlderResult> for LoadOlderResult {
+    fn from(r: chatsync_core::LoadOlderResult) -> Self {
+        LoadOlderResult { messages: convert_all(r.messages), has_more: r.has_more }
+    }
+}
+
+impl From<chatsync_core::SyncReport> for SyncReport {
+    fn from(r: chatsync_core::SyncReport) -> Self {
+        SyncReport {
+            online: r.online,
+            new_messages: r.new_messages.into_iter().collect(),
+            sent: r.sent,
+            pending: r.pending,
+            failed: r.failed,
+        }
+    }
+}
+
+impl From<chatsync_core::NewMessagePreview> for NewMessagePreview {
+    fn from(p: chatsync_core::NewMessagePreview) -> Self {
+        NewMessagePreview {
+            room_id: p.room_id,
+            message_id: p.message_id,
+            sender_id: p.sender_id,
+            sender_name: p.sender_name,
+            preview: p.preview,
+        }
+    }
+}
+
+impl From<chatsync_core::BackgroundSyncReport> for BackgroundSyncReport {
+    fn from(r: chatsync_core::BackgroundSyncReport) -> Self {
+        BackgroundSyncReport {
+            finished: r.finished,
+            online: r.online,
+            new_messages: convert_all(r.new_messages),
+            sent: r.sent,
+            pending: r.pending,
+            failed: r.failed,
+            error: r.error,
+        }
+    }
+}
+
+impl From<chatsync_core::OutboxEntry> for OutboxEntry {
+    fn from(e: chatsync_core::OutboxEntry) -> Self {
+        OutboxEntry {
+            local_id: e.local_id,
+            room_id: e.room_id,
+            text: e.text,
+            created_at: e.created_at,
+            state: e.state.into(),
+            attempts: e.attempts,
+            failure_reason: e.failure_reason,
+        }
+    }
+}
+
+impl From<chatsync_core::NetworkStatus> for NetworkStatus {
+    fn from(s: chatsync_core::NetworkStatus) -> Self {
+        use chatsync_core::NetworkStatus as S;
+        match s {
+            S::Unknown => NetworkStatus::Unknown,
+            S::Online => NetworkStatus::Online,
+            S::Offline => NetworkStatus::Offline,
+        }
+    }
+}
+
+impl From<AppState> for chatsync_core::AppState {
+    fn from(s: AppState) -> Self {
+        use chatsync_core::AppState as S;
+        match s {
+            AppState::Active => S::Active,
+            AppState::Inactive => S::Inactive,
+            AppState::Background => S::Background,
+        }
+    }
+}
+
+impl From<chatsync_core::SyncState> for SyncState {
+    fn from(s: chatsync_core::SyncState) -> Self {
+        use chatsync_core::SyncState as S;
+        match s {
+            S::Idle => SyncState::Idle,
+            S::Syncing => SyncState::Syncing,
+            S::Live => SyncState::Live,
+            S::BackingOff => SyncState::BackingOff,
+            S::Stopped => SyncState::Stopped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_report_keeps_every_room_count() {
+        let mut core = chatsync_core::SyncReport { online: true, sent: 2, pending: 1, failed: 0, ..Default::default() };
+        core.new_messages.insert("r1".into(), 3);
+        core.new_messages.insert("r2".into(), 5);
+        let ffi = SyncReport::from(core);
+        assert_eq!(ffi.new_messages.len(), 2);
+        assert_eq!(ffi.new_messages["r2"], 5);
+        assert_eq!((ffi.online, ffi.sent, ffi.pending, ffi.failed), (true, 2, 1, 0));
+    }
+}
