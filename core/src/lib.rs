@@ -22,6 +22,8 @@ pub mod error;
 pub mod events;
 mod lifecycle;
 pub mod model;
+mod network;
+mod scheduler;
 
 pub use client::ChatClient;
 pub use config::{ClientConfig, ProbeConfig, ProbeMethod, TokenProvider, TokenSource};
