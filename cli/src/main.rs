@@ -33,8 +33,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // --help and --version are not errors; clap picks stdout/stderr and the code (2 for usage).
-            let _ = e.print();
+            report_usage_error(&e);
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
@@ -45,6 +44,24 @@ fn main() -> ExitCode {
             e.exit.into()
         }
     }
+}
+
+/// `--help`, `--version` and a bare `chatsync` print in full; a real usage error is one line on
+/// stderr (clap's first line, which names the problem), so scripts and people see one clear line.
+fn report_usage_error(e: &clap::Error) {
+    use clap::error::ErrorKind;
+    if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return;
+    }
+    eprintln!("chatsync: {}", usage_error_line(&e.render().to_string()));
+}
+
+/// The one line of a rendered clap error: its first non-empty line, without the `error: ` prefix.
+fn usage_error_line(rendered: &str) -> String {
+    let first = rendered.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see chatsync --help)")
 }
 
 /// A small runtime for the CLI's own waiting (stdin, timers, signals); the core runs its work
@@ -84,5 +101,18 @@ async fn run_device_command(client: &Arc<chatsync_core::ChatClient>, cli: Cli) -
         Command::Retry(args) => commands::retry(client, global, args).await,
         Command::Discard(args) => commands::discard(client, args).await,
         Command::Chat(args) => chat::chat(client, global, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_usage_error_is_one_line() {
+        let e = Cli::try_parse_from(["chatsync", "--bogus", "sync"]).unwrap_err();
+        let line = usage_error_line(&e.render().to_string());
+        assert_eq!(line, "unexpected argument '--bogus' found (see chatsync --help)");
+        assert_eq!(e.exit_code(), 2);
     }
 }
