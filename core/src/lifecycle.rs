@@ -156,13 +156,12 @@ impl ClientEngine {
     }
 }
 
-/// Marks the status from an engine result too, so the scheduler stays correct even for code
-/// paths that do not call the request hook (deduplicated, so a double report is harmless).
+/// A success proves the server answered, whatever path it took (deduplicated, so a double
+/// report is harmless). Failures are reported by the api layer itself: only it can tell a
+/// transport failure from a 503 (both reach us as `ChatError::Offline`).
 fn note_outcome<T>(client: &ChatClient, result: &Result<T, ChatError>) {
-    match result {
-        Ok(_) => client.lifecycle.note_request_result(true),
-        Err(ChatError::Offline(_)) => client.lifecycle.note_request_result(false),
-        Err(_) => {}
+    if result.is_ok() {
+        client.lifecycle.note_request_result(true);
     }
 }
 

@@ -223,29 +223,40 @@ pub(crate) async fn probe_once(http: &reqwest::Client, settings: &ProbeSettings)
 }
 
 /// The probe task: while [`ProbeSettings::should_probe`] holds, probe every `interval`; a
-/// "reachable" hint probes at once. Sleeps on its watch receiver otherwise (no timer, no wakeup).
+/// "reachable" hint probes at once (even in the background: one request per real network change
+/// is how a backgrounded app notices it is back). Sleeps on its watch receiver otherwise (no
+/// timer, no wakeup).
 pub(crate) async fn run_probe(monitor: Arc<NetworkMonitor>, http: reqwest::Client, settings: ProbeSettings) {
     let mut inputs_rx = monitor.subscribe();
+    let mut nudges_seen = inputs_rx.borrow().reachable_nudges;
     loop {
         let inputs = *inputs_rx.borrow_and_update();
         if inputs.shut_down {
             return;
         }
-        if !settings.should_probe(&inputs) {
+        let nudged = inputs.reachable_nudges != nudges_seen
+            && inputs.status != NetworkStatus::Online
+            && inputs.hint != Some(false);
+        nudges_seen = inputs.reachable_nudges;
+        if !nudged && !settings.should_probe(&inputs) {
             if inputs_rx.changed().await.is_err() {
                 return;
             }
             continue;
         }
         let reachable = probe_once(&http, &settings).await;
-        if monitor.is_shut_down() {
+        let now = monitor.inputs();
+        if now.shut_down {
             return;
         }
-        monitor.note_reachable(reachable);
+        // A probe that succeeded after the platform said "no network" is stale: the hint wins
+        // until the next "reachable" hint (which probes again).
+        if !(reachable && now.hint == Some(false)) {
+            monitor.note_reachable(reachable);
+        }
         // Wait one interval, but re-evaluate at once on a relevant change (a new "reachable"
         // nudge, app state, shutdown). Status changes we caused ourselves are not a reason to
         // probe again immediately.
-        let nudges = monitor.inputs().reachable_nudges;
         let sleep = tokio::time::sleep(settings.interval);
         tokio::pin!(sleep);
         loop {
@@ -254,7 +265,7 @@ pub(crate) async fn run_probe(monitor: Arc<NetworkMonitor>, http: reqwest::Clien
                 changed = inputs_rx.changed() => {
                     if changed.is_err() { return; }
                     let now = *inputs_rx.borrow();
-                    if now.shut_down || now.reachable_nudges != nudges || !settings.should_probe(&now) || now.app_state != inputs.app_state {
+                    if now.shut_down || now.reachable_nudges != nudges_seen || !settings.should_probe(&now) || now.app_state != inputs.app_state {
                         break;
                     }
                 }
@@ -458,5 +469,30 @@ mod tests {
         monitor.shut_down();
         tokio::time::timeout(Duration::from_secs(1), task).await.expect("probe task ends on shutdown").unwrap();
         assert_eq!(statuses(&seen), vec![NetworkStatus::Offline, NetworkStatus::Online]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_background_only_a_reachable_hint_probes_once() {
+        let (url, count) = answering(503).await;
+        let (sink, _seen) = recorder();
+        let monitor = Arc::new(NetworkMonitor::new(sink));
+        monitor.set_app_state(AppState::Background);
+        monitor.set_hint(false);
+        let mut s = settings(true, false);
+        s.url = url;
+        let task = tokio::spawn(run_probe(monitor.clone(), reqwest::Client::new(), s));
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0, "offline in background: no probe");
+        monitor.set_hint(true);
+        let started = tokio::time::Instant::now();
+        while count.load(std::sync::atomic::Ordering::SeqCst) < 1 {
+            assert!(started.elapsed() < Duration::from_secs(10), "the hint did not trigger a probe");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "one probe per real change, then quiet");
+        assert_eq!(monitor.status(), NetworkStatus::Offline, "a 503 health check is not online");
+        monitor.shut_down();
+        tokio::time::timeout(Duration::from_secs(1), task).await.unwrap().unwrap();
     }
 }
