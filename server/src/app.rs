@@ -1,0 +1,200 @@
+//! The HTTP application: shared state, the router with its layers (body limit, request log, JSON
+//! fallbacks for 404/405), and the extractors that turn every rejection into the protocol's error
+//! body. The router is built with utoipa-axum, so the OpenAPI document is generated from the same
+//! route definitions that serve requests and cannot drift from them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::TokenKeys;
+use crate::error::ApiError;
+use crate::notify::Notifier;
+use crate::routes;
+use crate::store::{Store, StoreError};
+use crate::AuthMode;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Parked long-polls.
+    pub notifier: Arc<Notifier>,
+    /// Token signing and checking.
+    pub keys: Arc<TokenKeys>,
+    /// Whether `POST /v1/token` is on.
+    pub auth_mode: AuthMode,
+    /// The OpenAPI document, rendered once at start.
+    pub openapi_json: Arc<String>,
+}
+
+impl AppState {
+    /// Runs a storage call on the blocking pool (SQLite calls block) and maps its error.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || f(&*store)).await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(e) => {
+                tracing::error!(error = %e, "storage task failed");
+                Err(ApiError::internal())
+            }
+        }
+    }
+}
+
+/// The OpenAPI document's fixed parts; the paths come from the router.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "chatsync sync protocol", version = "1", description = "Sync protocol v1 of the chatsync reference server. See docs/protocol.md."),
+    modifiers(&BearerAuth),
+    components(schemas(chatsync_protocol::ErrorBody))
+)]
+struct ApiDoc;
+
+/// Adds the bearer security scheme.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// All routes, with their OpenAPI descriptions, not yet bound to a state.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::health::health))
+        .routes(routes!(routes::openapi::openapi_json))
+        .routes(routes!(routes::token::issue_token))
+        .routes(routes!(routes::users::put_user, routes::users::get_user))
+        .routes(routes!(routes::rooms::create_room, routes::rooms::list_rooms))
+        .routes(routes!(routes::rooms::direct_room))
+        .routes(routes!(routes::rooms::get_room))
+        .routes(routes!(routes::messages::send_message))
+        .routes(routes!(routes::messages::history))
+        .routes(routes!(routes::sync::sync))
+        .routes(routes!(routes::compat::messages))
+}
+
+/// The OpenAPI document of protocol v1 as this server serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}
+
+/// The complete application for these parts.
+pub fn router(store: Arc<dyn Store>, notifier: Arc<Notifier>, keys: Arc<TokenKeys>, auth_mode: AuthMode) -> Router {
+    let (router, doc) = api_router().split_for_parts();
+    let openapi_json = Arc::new(doc.to_pretty_json().expect("the OpenAPI document serializes"));
+    let state = AppState { store, notifier, keys, auth_mode, openapi_json };
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(chatsync_protocol::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed("this route does not support this method")
+}
+
+/// One structured log line per request: method, path (never the query or headers, so never a
+/// token), status, duration.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, elapsed_ms, "request failed");
+    } else {
+        tracing::info!(%method, %path, status, elapsed_ms, "request");
+    }
+    response
+}
+
+/// A JSON request body. Unlike `axum::Json` it ignores the Content-Type and reports every failure
+/// (syntax, missing field, wrong type, too large) in the protocol's error shape.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(format!("the request body is at most {} bytes", chatsync_protocol::MAX_BODY_BYTES))
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Query parameters; a malformed query is a 400 in the protocol's error shape.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
+/// Path parameters; a malformed one is a 400 in the protocol's error shape.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
+/// Current time as RFC 3339 UTC with milliseconds, the protocol's timestamp format.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+impl IntoResponse for crate::auth::TokenError {
+    fn into_response(self) -> Response {
+        ApiError::unauthorized(self.to_string()).into_response()
+    }
+}

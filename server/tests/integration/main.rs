@@ -1,0 +1,14 @@
+//! Integration tests of the reference server: the real server on 127.0.0.1:0 with a temp SQLite
+//! database, driven by a real HTTP client. One test binary, one module per concern.
+
+mod support;
+
+mod auth;
+mod binary;
+mod errors;
+mod history;
+mod lifecycle;
+mod openapi;
+mod rooms;
+mod send;
+mod sync;

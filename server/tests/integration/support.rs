@@ -1,0 +1,133 @@
+//! Test harness: starts a server on a temp database and wraps the HTTP calls the tests make.
+
+use std::time::Duration;
+
+use chatsync_protocol::{Message, Part, Room, SendMessageRequest};
+use chatsync_server::{RunningServer, ServerConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// A running server plus its database directory (kept alive as long as the harness).
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, |_| {}).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = ServerConfig::for_tests(dir.path().join("chat.db"));
+        configure(&mut config);
+        let server = chatsync_server::start(config).await.unwrap();
+        let url = server.url();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap();
+        TestServer { server: Some(server), dir, url, http }
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("chat.db")
+    }
+
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().unwrap()
+    }
+
+    /// A dev-mode token for `user`.
+    pub async fn token(&self, user: &str) -> String {
+        let r = self.http.post(format!("{}/v1/token", self.url)).json(&json!({"user_id": user})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A client acting as `user`.
+    pub async fn user(&self, user: &str) -> Client {
+        Client { url: self.url.clone(), http: self.http.clone(), token: self.token(user).await, user: user.to_owned() }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone)]
+pub struct Client {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub token: String,
+    pub user: String,
+}
+
+/// Status plus JSON body (Null when the body is empty or not JSON).
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts the protocol's error shape with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.body["error"], code, "body: {}", self.body);
+        assert!(self.body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "body: {}", self.body);
+        assert_eq!(self.body.as_object().unwrap().len(), 2, "exactly error + error_description: {}", self.body);
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert!(self.status.is_success(), "status {} body {}", self.status, self.body);
+        self.body
+    }
+}
+
+pub async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer { status, body }
+}
+
+impl Client {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let mut request = self.http.request(method, format!("{}{}", self.url, path)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn create_room(&self, members: &[&str]) -> Room {
+        let body = self.call(Method::POST, "/v1/rooms", Some(json!({"name": "test room", "member_ids": members}))).await.ok();
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn send_raw(&self, room: &str, txn: &str, body: Value) -> Answer {
+        self.call(Method::PUT, &format!("/v1/rooms/{room}/messages/{txn}"), Some(body)).await
+    }
+
+    pub async fn send(&self, room: &str, txn: &str, text: &str) -> Message {
+        let body = serde_json::to_value(SendMessageRequest { parts: vec![Part::text(text)] }).unwrap();
+        serde_json::from_value(self.send_raw(room, txn, body).await.ok()).unwrap()
+    }
+
+    /// Sends `n` messages with txn ids `{prefix}{i}` and texts `m{i}`; returns them in order.
+    pub async fn send_many(&self, room: &str, prefix: &str, n: usize) -> Vec<Message> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            out.push(self.send(room, &format!("{prefix}{i}"), &format!("m{i}")).await);
+        }
+        out
+    }
+}
+
+pub fn ids(messages: &Value) -> Vec<u64> {
+    messages.as_array().unwrap().iter().map(|m| m["id"].as_u64().unwrap()).collect()
+}
