@@ -72,9 +72,10 @@ impl chatsync_core::ClientListener for ClientListenerAdapter {
     }
 }
 
-/// Keeps a listener subscribed. `close()` ends the subscription; so does dropping the handle
-/// (garbage collection in Kotlin, the last reference in Swift), but do not rely on a collector's
-/// timing: close it.
+/// Keeps a listener subscribed. `cancel()` ends the subscription; so does dropping the handle
+/// (Kotlin: `close()`/`use {}` or garbage collection; Swift: the last reference), but do not rely
+/// on a collector's timing: cancel it. (`cancel`, not `close`: Kotlin objects already have an
+/// AutoCloseable `close()` that frees the handle.)
 #[derive(uniffi::Object)]
 pub struct Subscription {
     inner: Arc<chatsync_core::Subscription>,
@@ -89,7 +90,7 @@ impl Subscription {
 #[uniffi::export]
 impl Subscription {
     /// Ends the subscription: no event is delivered after this returns. Idempotent.
-    pub fn close(&self) {
+    pub fn cancel(&self) {
         // Nothing to report: a failing cancel leaves nothing the app could act on.
         let _ = crate::error::guard_infallible(|| self.inner.cancel());
     }
