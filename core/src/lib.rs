@@ -5,6 +5,7 @@
 //!
 //! Modules, one concern each:
 //! - [`client`]: [`ChatClient`], the facade an app holds; owns the tokio runtime, store, engine.
+//! - `engine`: the shared state behind the facade and the store-only reads the app renders.
 //! - [`config`]: settings and their mobile defaults (small sled cache, probe timeouts, intervals).
 //! - [`model`]: app-facing types (GiftedChat-shaped messages, rooms, reports).
 //! - `api`: protocol v1 over reqwest; classifies failures as transient or permanent.
@@ -16,14 +17,19 @@
 //! - [`events`]: fan-out to listeners, never blocking the engine.
 //! - [`error`]: the public error the app sees.
 
+mod api;
 pub mod client;
 pub mod config;
+mod engine;
 pub mod error;
 pub mod events;
 mod lifecycle;
 pub mod model;
 mod network;
+mod outbox;
 mod scheduler;
+mod store;
+mod sync;
 
 pub use client::ChatClient;
 pub use config::{ClientConfig, ProbeConfig, ProbeMethod, TokenProvider, TokenSource};

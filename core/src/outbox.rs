@@ -1,0 +1,306 @@
+//! The durable send queue: `send_text` stores a pending message under a client txn id and
+//! returns its echo at once; a flush sends the queue in order per room with
+//! `PUT /v1/rooms/{room}/messages/{txn}`, so a resend after any crash is idempotent.
+//!
+//! Ordering rule (docs/adr/0003-device-store.md): a failed message blocks the later messages of
+//! its room. They stay pending, in order, until the app retries or discards the failed one; a
+//! conversation never silently shows a later message delivered while an earlier one was not.
+//! Other rooms are not affected.
+//!
+//! Timing: transient failures (network, 5xx, 408, 429) back off exponentially with jitter,
+//! capped, honouring Retry-After. The backoff is on tokio's clock, so tests run it paused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chatsync_protocol::{Part, MAX_TEXT_PART_BYTES};
+use tokio::time::Instant;
+
+use crate::api::ApiError;
+use crate::engine::{check_room_id, Engine};
+use crate::error::ChatError;
+use crate::model::*;
+use crate::store::outbox::OutboxRecord;
+
+/// First retry delay after a transient failure.
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest delay between two attempts (before Retry-After).
+pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// Capped exponential backoff with jitter: after the n-th consecutive failure the next attempt
+/// is due after a delay drawn from `[d/2, d]`, `d = min(BACKOFF_CAP, BACKOFF_BASE * 2^(n-1))`,
+/// or after the server's Retry-After when that is longer.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    failures: u32,
+    next_due: Option<Instant>,
+}
+
+impl Backoff {
+    /// Records a failure at `now`; returns the delay until the next attempt is due.
+    pub fn on_failure(&mut self, now: Instant, retry_after: Option<Duration>, rng: &mut fastrand::Rng) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let exp = BACKOFF_BASE.saturating_mul(1u32 << (self.failures - 1).min(16)).min(BACKOFF_CAP);
+        // Jitter in [exp/2, exp], so many phones do not retry in lockstep.
+        let half = exp / 2;
+        let jitter = Duration::from_nanos(rng.u64(0..=half.as_nanos() as u64));
+        let mut delay = half + jitter;
+        if let Some(hint) = retry_after {
+            delay = delay.max(hint);
+        }
+        self.next_due = Some(now + delay);
+        delay
+    }
+
+    /// Forgets earlier failures: the next attempt is due at once.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+        self.next_due = None;
+    }
+
+    /// When the next attempt is due (`None`: now).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.next_due
+    }
+
+    /// Consecutive failures so far.
+    #[cfg(test)]
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
+/// Result of one outbox flush.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FlushReport {
+    /// Messages the server accepted during this flush.
+    pub sent: u32,
+    /// Entries still pending afterwards.
+    pub pending: u32,
+    /// Entries failed afterwards.
+    pub failed: u32,
+    /// The transient failure that stopped the flush, if one did (the backoff is armed).
+    pub stopped_by: Option<ChatError>,
+}
+
+impl Engine {
+    /// `ChatClient::send_text`: validates, queues durably, returns the pending echo.
+    pub async fn send_text(&self, room_id: &str, text: &str) -> Result<ChatMessage, ChatError> {
+        check_room_id(room_id)?;
+        if text.trim().is_empty() {
+            return Err(ChatError::InvalidInput("message text is empty".into()));
+        }
+        if text.len() > MAX_TEXT_PART_BYTES {
+            return Err(ChatError::InvalidInput(format!(
+                "message text is {} bytes; the limit is {MAX_TEXT_PART_BYTES}",
+                text.len()
+            )));
+        }
+        let after_id = self.store.room(room_id)?.and_then(|r| r.newest_held);
+        let record = OutboxRecord {
+            local_id: uuid::Uuid::new_v4().to_string(),
+            room_id: room_id.to_owned(),
+            parts: vec![Part::text(text)],
+            created_at: now_rfc3339(),
+            state: MessageState::Pending,
+            attempts: 0,
+            failure_reason: None,
+            after_id,
+        };
+        self.store.enqueue(&record)?;
+        // Durable before the app is told it is queued.
+        self.store.flush().await?;
+        let echo = self.echo(&record)?;
+        self.emit_changed(BTreeMap::from([(room_id.to_owned(), vec![record.local_id.clone()])]));
+        self.emit_outbox_counts();
+        Ok(echo)
+    }
+
+    /// `ChatClient::outbox`: every entry in queue order.
+    pub fn outbox_entries(&self) -> Result<Vec<OutboxEntry>, ChatError> {
+        Ok(self
+            .store
+            .outbox
+            .entries()?
+            .into_iter()
+            .map(|(_, r)| OutboxEntry {
+                text: r.parts.iter().find(|p| p.mime_type == chatsync_protocol::TEXT_PLAIN).and_then(|p| p.content.clone()).unwrap_or_default(),
+                local_id: r.local_id,
+                room_id: r.room_id,
+                created_at: r.created_at,
+                state: r.state,
+                attempts: r.attempts,
+                failure_reason: r.failure_reason,
+            })
+            .collect())
+    }
+
+    /// When the outbox next has work: `None` when nothing is sendable (empty, or only failed
+    /// entries and what they block), a past or present instant when due now, a future one while
+    /// backing off.
+    pub fn outbox_next_due(&self) -> Result<Option<Instant>, ChatError> {
+        if self.sendable_count()? == 0 {
+            return Ok(None);
+        }
+        let due = self.backoff.lock().unwrap_or_else(|p| p.into_inner()).next_due();
+        Ok(Some(due.unwrap_or_else(Instant::now)))
+    }
+
+    /// Pending entries not blocked by an earlier failed one of their room.
+    fn sendable_count(&self) -> Result<usize, ChatError> {
+        let mut blocked = BTreeSet::new();
+        let mut sendable = 0;
+        for (_, r) in self.store.outbox.entries()? {
+            if r.state == MessageState::Failed {
+                blocked.insert(r.room_id);
+            } else if !blocked.contains(&r.room_id) {
+                sendable += 1;
+            }
+        }
+        Ok(sendable)
+    }
+
+    /// Sends the queue in order per room. Stops at the first transient failure (arming the
+    /// backoff); a permanent rejection marks that entry failed and blocks its room. Sends
+    /// regardless of the backoff: the caller decides when (the scheduler asks
+    /// `outbox_has_due_work`, the app's explicit sync always tries).
+    pub async fn flush_outbox(&self) -> Result<FlushReport, ChatError> {
+        let _one_flush = self.flush_lock.lock().await;
+        let mut report = FlushReport::default();
+        let mut blocked = BTreeSet::new();
+        for (seq, record) in self.store.outbox.entries()? {
+            if blocked.contains(&record.room_id) {
+                continue;
+            }
+            if record.state == MessageState::Failed {
+                blocked.insert(record.room_id.clone());
+                continue;
+            }
+            match self.api.send_message(&record.room_id, &record.local_id, &record.parts).await {
+                Ok(message) => {
+                    self.store.complete_send(seq, &record.local_id, &message)?;
+                    self.store.flush().await?;
+                    self.backoff.lock().unwrap_or_else(|p| p.into_inner()).reset();
+                    report.sent += 1;
+                    self.emit_changed(BTreeMap::from([(record.room_id.clone(), vec![record.local_id.clone(), message.id.to_string()])]));
+                    self.emit_outbox_counts();
+                }
+                Err(e) if e.is_transient() || matches!(e, ApiError::Protocol(_)) => {
+                    // A garbled answer may hide a stored message: resending the txn id is safe.
+                    self.store.update_outbox(seq, |r| r.attempts = r.attempts.saturating_add(1))?;
+                    self.store.flush().await?;
+                    let delay = {
+                        let mut rng = fastrand::Rng::new();
+                        self.backoff.lock().unwrap_or_else(|p| p.into_inner()).on_failure(Instant::now(), e.retry_after(), &mut rng)
+                    };
+                    tracing::debug!("outbox flush stopped ({e}); next attempt in {delay:?}");
+                    report.stopped_by = Some(e.into());
+                    break;
+                }
+                Err(e @ (ApiError::Unauthorized(_) | ApiError::ShutDown)) => {
+                    // Not this message's fault: keep it pending, surface the error.
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        ApiError::Rejected { reason, .. } | ApiError::NotFound(reason) => reason.clone(),
+                        other => other.to_string(),
+                    };
+                    self.store.update_outbox(seq, |r| {
+                        r.state = MessageState::Failed;
+                        r.attempts = r.attempts.saturating_add(1);
+                        r.failure_reason = Some(reason.clone());
+                    })?;
+                    self.store.flush().await?;
+                    blocked.insert(record.room_id.clone());
+                    self.emit_changed(BTreeMap::from([(record.room_id.clone(), vec![record.local_id.clone()])]));
+                    self.emit_outbox_counts();
+                }
+            }
+        }
+        let (pending, failed) = self.outbox_counts()?;
+        report.pending = pending;
+        report.failed = failed;
+        Ok(report)
+    }
+
+    /// `ChatClient::retry`: a failed entry becomes pending again (and unblocks its room).
+    pub async fn retry(&self, local_id: &str) -> Result<(), ChatError> {
+        let Some((seq, record)) = self.store.outbox.find(local_id)? else {
+            return Err(ChatError::NotFound(format!("no queued message {local_id}")));
+        };
+        if record.state != MessageState::Failed {
+            return Ok(());
+        }
+        self.store.update_outbox(seq, |r| {
+            r.state = MessageState::Pending;
+            r.failure_reason = None;
+        })?;
+        self.store.flush().await?;
+        self.backoff.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        self.emit_changed(BTreeMap::from([(record.room_id, vec![record.local_id])]));
+        self.emit_outbox_counts();
+        Ok(())
+    }
+
+    /// `ChatClient::discard`: drops a queued entry. A pending one may already have reached the
+    /// server (its answer lost); it then shows up with the next sync.
+    pub async fn discard(&self, local_id: &str) -> Result<(), ChatError> {
+        // Not while a flush may be sending it.
+        let _one_flush = self.flush_lock.lock().await;
+        let Some((seq, record)) = self.store.outbox.find(local_id)? else {
+            return Err(ChatError::NotFound(format!("no queued message {local_id}")));
+        };
+        self.store.remove_outbox(seq)?;
+        self.store.flush().await?;
+        self.emit_changed(BTreeMap::from([(record.room_id, vec![record.local_id])]));
+        self.emit_outbox_counts();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let mut backoff = Backoff::default();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut expected = BACKOFF_BASE;
+        for _ in 0..12 {
+            let now = Instant::now();
+            let delay = backoff.on_failure(now, None, &mut rng);
+            assert!(delay >= expected / 2 && delay <= expected, "{delay:?} outside [{:?}, {expected:?}]", expected / 2);
+            assert_eq!(backoff.next_due(), Some(now + delay));
+            expected = (expected * 2).min(BACKOFF_CAP);
+        }
+        assert_eq!(expected, BACKOFF_CAP);
+        backoff.reset();
+        assert_eq!(backoff.next_due(), None);
+        assert_eq!(backoff.failures(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_wins_when_longer() {
+        let mut backoff = Backoff::default();
+        let mut rng = fastrand::Rng::with_seed(1);
+        let delay = backoff.on_failure(Instant::now(), Some(Duration::from_secs(30)), &mut rng);
+        assert_eq!(delay, Duration::from_secs(30));
+        let delay = backoff.on_failure(Instant::now(), Some(Duration::from_millis(1)), &mut rng);
+        assert!(delay >= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn jitter_spreads_delays() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let now = Instant::now();
+        let delays: BTreeSet<Duration> = (0..20)
+            .map(|_| {
+                let mut b = Backoff::default();
+                b.on_failure(now, None, &mut rng)
+            })
+            .collect();
+        assert!(delays.len() > 10);
+    }
+}

@@ -1,0 +1,361 @@
+//! The on-device store: sled trees with explicit key encodings and a format version.
+//!
+//! One submodule per tree ([`meta`], [`messages`], [`rooms`], [`outbox`], [`users`]); the
+//! operations that must change several trees at once (a sync batch, a confirmed send, an
+//! eviction) live here as single multi-tree transactions, so a crash leaves either all of a
+//! change or none of it. Callers `flush` before telling the app that something is saved.
+//!
+//! Opening reads only the `meta` tree: its cost does not grow with the number of messages
+//! (beyond sled's own page table, see docs/adr/0003-device-store.md).
+
+pub(crate) mod keys;
+pub(crate) mod messages;
+pub(crate) mod meta;
+pub(crate) mod outbox;
+pub(crate) mod rooms;
+pub(crate) mod users;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chatsync_protocol::{HistoryResponse, Message, SyncResponse};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use self::keys::{message_key, outbox_key};
+use self::messages::{MessagesTree, StoredMessage};
+use self::meta::MetaTree;
+use self::outbox::{OutboxRecord, OutboxTree};
+use self::rooms::{RoomInfo, RoomRecord};
+use self::users::UsersTree;
+use crate::error::ChatError;
+
+/// Version of the on-disk format written by this build. Bump it (and add a migration) whenever a
+/// key encoding or a value's shape changes incompatibly.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// Another process (or another client in this one) holds the store's file lock.
+    #[error("the store at {0} is held by another client")]
+    Busy(String),
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// A value or key that does not decode: the store is damaged or was written by a stranger.
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store format version {found} is newer than this build supports ({supported}); update the app")]
+    NewerFormat { found: u32, supported: u32 },
+    #[error("store has an unknown format version record ({0})")]
+    UnknownFormat(String),
+}
+
+impl From<StoreError> for ChatError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Busy(m) => ChatError::Busy(m),
+            other => ChatError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
+/// JSON encoding of stored values (small, self-describing, easy to migrate).
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("cannot encode value: {e}")))
+}
+
+/// Decodes a stored value; a value that does not decode is corruption, never a panic.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable value: {e}")))
+}
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn tx_get<T: DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> Result<Option<T>, ConflictableTransactionError<StoreError>> {
+    match tree.get(key)? {
+        None => Ok(None),
+        Some(v) => decode(&v).map(Some).map_err(abort),
+    }
+}
+
+fn tx_put<T: Serialize>(tree: &TransactionalTree, key: &[u8], value: &T) -> Result<Option<sled::IVec>, ConflictableTransactionError<StoreError>> {
+    Ok(tree.insert(key, encode(value).map_err(abort)?)?)
+}
+
+/// Inserts a message, keeping the `local_id` an earlier copy carried. Returns whether it is new.
+fn tx_put_message(tree: &TransactionalTree, message: &Message, local_id: Option<&str>) -> Result<bool, ConflictableTransactionError<StoreError>> {
+    let key = message_key(&message.room_id, message.id);
+    let existing: Option<StoredMessage> = tx_get(tree, &key)?;
+    let local_id = local_id.map(str::to_owned).or_else(|| existing.as_ref().and_then(|e| e.local_id.clone()));
+    let stored = StoredMessage { message: message.clone(), local_id };
+    if existing.as_ref() == Some(&stored) {
+        return Ok(false);
+    }
+    tx_put(tree, &key, &stored)?;
+    Ok(existing.is_none())
+}
+
+/// The device store. Cloning shares the same open database.
+#[derive(Clone)]
+pub(crate) struct Store {
+    db: sled::Db,
+    pub meta: MetaTree,
+    pub messages: MessagesTree,
+    pub rooms: sled::Tree,
+    pub outbox: OutboxTree,
+    pub users: UsersTree,
+}
+
+impl Store {
+    /// Opens or creates the store in `dir` with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let config = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            // Every promise to the app is flushed explicitly; no periodic flusher wakeups.
+            .flush_every_ms(None);
+        // sled 0.34 can panic on some damaged files; a damaged store must be an error, not a crash.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+                return Err(StoreError::Busy(dir.display().to_string()))
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(StoreError::Corrupt(format!("sled could not read the store at {}", dir.display()))),
+        };
+        let store = Store {
+            meta: MetaTree(db.open_tree("meta")?),
+            messages: MessagesTree(db.open_tree("messages")?),
+            rooms: db.open_tree("rooms")?,
+            outbox: OutboxTree(db.open_tree("outbox")?),
+            users: UsersTree(db.open_tree("users")?),
+            db,
+        };
+        store.check_format_version()?;
+        Ok(store)
+    }
+
+    fn check_format_version(&self) -> Result<(), StoreError> {
+        match self.meta.0.get(meta::FORMAT_VERSION_KEY)? {
+            Some(v) => {
+                let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::UnknownFormat(format!("{} bytes", v.len())))?;
+                let found = u32::from_be_bytes(bytes);
+                if found > FORMAT_VERSION {
+                    return Err(StoreError::NewerFormat { found, supported: FORMAT_VERSION });
+                }
+                if found == 0 {
+                    return Err(StoreError::UnknownFormat("version 0".into()));
+                }
+                Ok(())
+            }
+            None => {
+                let empty = self.meta.0.is_empty() && self.messages.0.is_empty() && self.rooms.is_empty() && self.outbox.0.is_empty();
+                if !empty {
+                    return Err(StoreError::UnknownFormat("data without a version record".into()));
+                }
+                self.meta.0.insert(meta::FORMAT_VERSION_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                self.db.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// A new outbox sequence number, larger than every earlier one (also across restarts).
+    pub fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    // --- rooms ---
+
+    pub fn room(&self, room_id: &str) -> Result<Option<RoomRecord>, StoreError> {
+        self.rooms.get(room_id.as_bytes())?.map(|v| decode(&v)).transpose()
+    }
+
+    /// Every room with its record, in room id order.
+    pub fn rooms(&self) -> Result<Vec<(String, RoomRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.rooms.iter() {
+            let (key, value) = item?;
+            let id = String::from_utf8(key.to_vec()).map_err(|_| StoreError::Corrupt("room id is not UTF-8".into()))?;
+            out.push((id, decode(&value)?));
+        }
+        Ok(out)
+    }
+
+    /// Records a room's metadata, creating its record when it is new.
+    pub fn put_room_info(&self, room_id: &str, info: RoomInfo) -> Result<(), StoreError> {
+        self.rooms.transaction(|rooms| {
+            let mut rec: RoomRecord = tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+            if rec.info.as_ref() != Some(&info) {
+                rec.info = Some(info.clone());
+                tx_put(rooms, room_id.as_bytes(), &rec)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    // --- sync and history ---
+
+    /// Applies one `/v1/sync` answer: every room's messages and state plus the new token, as
+    /// one transaction. Idempotent. Returns the ids that were new, per room.
+    pub fn apply_sync(&self, response: &SyncResponse, initial: bool) -> Result<BTreeMap<String, Vec<u64>>, StoreError> {
+        // Reads that need range scans happen before the transaction; they are only used to
+        // decide whether unsynced messages lie below a page, which nothing else changes concurrently
+        // (the engine applies one batch at a time).
+        let mut below = BTreeMap::new();
+        for (room_id, room) in &response.rooms {
+            let first = room.messages.first().map_or(u64::MAX, |m| m.id);
+            below.insert(room_id.clone(), self.messages.any_below(room_id, first)?);
+        }
+        let result = (&self.messages.0, &self.rooms, &self.meta.0).transaction(|(messages, rooms, meta)| {
+            let mut new_ids = BTreeMap::new();
+            for (room_id, room) in &response.rooms {
+                let mut rec: RoomRecord = tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+                let mut ids = Vec::new();
+                for m in &room.messages {
+                    let new = tx_put_message(messages, m, None)?;
+                    rec.note_held(m.id, new);
+                    if new {
+                        ids.push(m.id);
+                    }
+                }
+                let _ = initial;
+                rec.note_sync_page(room.messages.first().map(|m| m.id), room.messages.last().map(|m| m.id), room.limited, below[room_id]);
+                tx_put(rooms, room_id.as_bytes(), &rec)?;
+                new_ids.insert(room_id.clone(), ids);
+            }
+            meta.insert(meta::SYNC_TOKEN_KEY, response.next_batch.as_bytes())?;
+            Ok(new_ids)
+        })?;
+        Ok(result)
+    }
+
+    /// Applies a history page read going older from `before` (exclusive). Returns the new ids.
+    pub fn apply_older_page(&self, room_id: &str, before: u64, page: &HistoryResponse) -> Result<Vec<u64>, StoreError> {
+        let result = (&self.messages.0, &self.rooms).transaction(|(messages, rooms)| {
+            let mut rec: RoomRecord = tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+            let mut ids = Vec::new();
+            for m in &page.messages {
+                let new = tx_put_message(messages, m, None)?;
+                rec.note_held(m.id, new);
+                if new {
+                    ids.push(m.id);
+                }
+            }
+            rec.note_older_page(before, page.messages.first().map(|m| m.id), page.messages.last().map(|m| m.id), page.has_more);
+            tx_put(rooms, room_id.as_bytes(), &rec)?;
+            Ok(ids)
+        })?;
+        Ok(result)
+    }
+
+    /// Evicts the oldest messages of `room_id` beyond `cap`. Returns how many were removed.
+    pub fn evict(&self, room_id: &str, cap: u64) -> Result<u64, StoreError> {
+        let Some(rec) = self.room(room_id)? else { return Ok(0) };
+        if rec.count <= cap {
+            return Ok(0);
+        }
+        let excess = usize::try_from(rec.count - cap).unwrap_or(usize::MAX);
+        let (keys, next_oldest) = self.messages.oldest_keys(room_id, excess)?;
+        let removed = (&self.messages.0, &self.rooms).transaction(|(messages, rooms)| {
+            let mut removed = 0u64;
+            for key in &keys {
+                if messages.remove(key.as_ref())?.is_some() {
+                    removed += 1;
+                }
+            }
+            let mut rec: RoomRecord = tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+            rec.note_evicted(removed, next_oldest);
+            tx_put(rooms, room_id.as_bytes(), &rec)?;
+            Ok(removed)
+        })?;
+        Ok(removed)
+    }
+
+    // --- outbox ---
+
+    /// Queues `record`; returns its sequence number.
+    pub fn enqueue(&self, record: &OutboxRecord) -> Result<u64, StoreError> {
+        let seq = self.next_seq()?;
+        self.outbox.0.insert(outbox_key(seq), encode(record)?)?;
+        Ok(seq)
+    }
+
+    /// Replaces the entry `seq` (if still queued) with `f(entry)`.
+    pub fn update_outbox(&self, seq: u64, f: impl Fn(&mut OutboxRecord)) -> Result<Option<OutboxRecord>, StoreError> {
+        let result = self.outbox.0.transaction(|outbox| {
+            let Some(mut rec): Option<OutboxRecord> = tx_get(outbox, &outbox_key(seq))? else { return Ok(None) };
+            f(&mut rec);
+            tx_put(outbox, &outbox_key(seq), &rec)?;
+            Ok(Some(rec))
+        })?;
+        Ok(result)
+    }
+
+    /// Removes the entry `seq`; returns it when it was there.
+    pub fn remove_outbox(&self, seq: u64) -> Result<Option<OutboxRecord>, StoreError> {
+        self.outbox.0.remove(outbox_key(seq))?.map(|v| decode(&v)).transpose()
+    }
+
+    /// The server accepted the entry `seq` as `message`: drop it from the outbox and hold the
+    /// message, in one transaction. Returns false when the message was already held.
+    pub fn complete_send(&self, seq: u64, local_id: &str, message: &Message) -> Result<bool, StoreError> {
+        let result = (&self.outbox.0, &self.messages.0, &self.rooms).transaction(|(outbox, messages, rooms)| {
+            outbox.remove(&outbox_key(seq))?;
+            let new = tx_put_message(messages, message, Some(local_id))?;
+            let mut rec: RoomRecord = tx_get(rooms, message.room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+            rec.note_held(message.id, new);
+            tx_put(rooms, message.room_id.as_bytes(), &rec)?;
+            Ok(new)
+        })?;
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_store_records_the_format_version() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            assert_eq!(store.meta.0.get(meta::FORMAT_VERSION_KEY).unwrap().unwrap().as_ref(), &FORMAT_VERSION.to_be_bytes());
+        }
+        Store::open(dir.path(), 1 << 20).unwrap();
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_store_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path(), 1 << 20).unwrap();
+        match Store::open(dir.path(), 1 << 20) {
+            Err(StoreError::Busy(_)) => {}
+            Err(e) => panic!("expected Busy, got {e}"),
+            Ok(_) => panic!("expected Busy, got a second handle"),
+        }
+    }
+}
