@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The React Native stage of the tests: what of react-native-chatsync can be verified without a
+# phone, a Gradle build or Xcode (none of which exist on these machines).
+#
+#   1. JS:      npm ci, `tsc --noEmit`, the unit tests of the pure reducers (node --test).
+#   2. Kotlin:  the generated bindings, then the Android module and background job compiled
+#               against android.jar (API 23) and React Native 0.70.15's classes with -no-jdk,
+#               so any JDK-only API fails the build; then the module's plain-Kotlin logic run
+#               on the JVM (android/src/test).
+#   3. Swift:   the iOS module's platform-independent files compiled with the generated Swift
+#               bindings in the Linux Swift toolchain; Apple-only files are listed as not compiled.
+#
+# Installs what it needs itself, idempotently, into a cache outside the repository (CI runs in a
+# fresh clone): $CHATSYNC_TOOLCHAINS, default /var/cache/chatsync-toolchains.
+#   CHATSYNC_RN_SKIP_SWIFT=1  skip stage 3 (the Swift toolchain is a 565 MB download the first time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+source scripts/toolchains/common.sh
+work="$root/target/rn-check"
+mkdir -p "$work"
+stage() { printf '\n== %s\n' "$*"; }
+t0=$(date +%s)
+
+# ---------------------------------------------------------------------------------------------
+stage "JS: install, type-check, unit tests"
+command -v npm >/dev/null || apt_install nodejs npm
+npm ci --no-audit --no-fund --loglevel=error
+npx tsc --noEmit -p tsconfig.json
+echo "tsc --noEmit: no errors"
+rm -rf .cache/js-test
+npx tsc -p tsconfig.json --noEmit false --outDir .cache/js-test
+node --test --test-reporter=spec .cache/js-test/__tests__/ 2>&1 | tee "$work/js-tests.log"
+# A closing line the CI's log reader counts in any language.
+js_pass=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$work/js-tests.log")
+js_fail=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$work/js-tests.log")
+echo "js: ${js_pass:-0} passed, ${js_fail:-0} failed"
+[ "${js_fail:-1}" = 0 ] && [ "${js_pass:-0}" -gt 0 ]
+
+# ---------------------------------------------------------------------------------------------
+stage "Toolchains: kotlinc, JNA, android.jar (API 23), React Native 0.70.15 classes"
+kotlin_home="$(scripts/toolchains/kotlin.sh | tail -n1)"
+kotlinc="$kotlin_home/bin/kotlinc"
+stdlib="$kotlin_home/lib/kotlin-stdlib.jar"
+coroutines="$kotlin_home/lib/kotlinx-coroutines-core-jvm.jar"
+jna=/usr/share/java/jna.jar
+
+# android.jar: Debian bullseye's libandroid-23-java, fetched with a private apt configuration so
+# the host's sources stay untouched.
+android_dir="$CHATSYNC_TOOLCHAINS/android-23"
+android_jar="$android_dir/usr/share/java/com.android.android-23.jar"
+if [ ! -f "$android_dir/.done" ]; then
+    log "fetching libandroid-23-java from Debian bullseye"
+    apt_dir="$CHATSYNC_TOOLCHAINS/apt-bullseye"
+    rm -rf "$android_dir" "$apt_dir"
+    mkdir -p "$apt_dir"/{lists/partial,archives/partial,cache,etc/preferences.d,state} "$android_dir"
+    echo "deb http://deb.debian.org/debian bullseye main" > "$apt_dir/etc/sources.list"
+    touch "$apt_dir/state/status"
+    cat > "$apt_dir/apt.conf" <<EOF
+Dir::Etc::SourceList "$apt_dir/etc/sources.list";
+Dir::Etc::SourceParts "-";
+Dir::Etc::PreferencesParts "$apt_dir/etc/preferences.d";
+Dir::State "$apt_dir/state";
+Dir::State::Lists "$apt_dir/lists";
+Dir::State::status "$apt_dir/state/status";
+Dir::Cache "$apt_dir/cache";
+Dir::Cache::archives "$apt_dir/archives";
+APT::Sandbox::User "root";
+EOF
+    APT_CONFIG="$apt_dir/apt.conf" apt-get update -qq >&2
+    ( cd "$apt_dir" && APT_CONFIG="$apt_dir/apt.conf" apt-get download -qq libandroid-23-java >&2 )
+    dpkg -x "$apt_dir"/libandroid-23-java_*.deb "$android_dir"
+    [ -f "$android_jar" ] || { log "android jar missing after dpkg -x"; exit 1; }
+    rm -rf "$apt_dir"
+    touch "$android_dir/.done"
+fi
+
+# React Native's Android classes: the release AAR inside the npm package.
+rn_version=0.70.15
+rn_dir="$CHATSYNC_TOOLCHAINS/react-native-$rn_version"
+rn_jar="$rn_dir/classes.jar"
+if [ ! -f "$rn_dir/.done" ]; then
+    log "fetching react-native@$rn_version's Android classes from npm"
+    rm -rf "$rn_dir" && mkdir -p "$rn_dir"
+    ( cd "$rn_dir" && npm pack --silent "react-native@$rn_version" >/dev/null )
+    aar="package/android/com/facebook/react/react-native/$rn_version/react-native-$rn_version-release.aar"
+    tar -xzf "$rn_dir/react-native-$rn_version.tgz" -C "$rn_dir" "$aar"
+    unzip -q -o "$rn_dir/$aar" classes.jar -d "$rn_dir"
+    rm -rf "$rn_dir/package" "$rn_dir/react-native-$rn_version.tgz"
+    [ -f "$rn_jar" ] || { log "classes.jar missing from the React Native AAR"; exit 1; }
+    touch "$rn_dir/.done"
+fi
+
+# ---------------------------------------------------------------------------------------------
+stage "Kotlin: generated bindings, Android module (-no-jdk against android.jar), JVM tests"
+bindings_out="$root/target/rn-bindings"
+bindings/build.sh --out "$bindings_out"
+generated="$bindings_out/kotlin/dev/chatsync/chatsync.kt"
+
+# The generated bindings use java.lang.ref.Cleaner when present (a JDK API, found at run time by
+# reflection on Android), so they compile with the JDK; the module itself compiles without it.
+bindings_classes="$work/bindings-classes"
+rm -rf "$bindings_classes"
+"$kotlinc" -nowarn -jvm-target 1.8 -cp "$jna:$coroutines" -d "$bindings_classes" "$generated" 2>&1 | grep -v '^warning:' || true
+[ -f "$bindings_classes/dev/chatsync/ChatClient.class" ] || { echo "the generated bindings did not compile"; exit 1; }
+
+module_src="android/src/main/java/dev/chatsync/reactnative"
+# API 26+ (NotificationChannel) is not in android.jar 23: compiled through a stand-in instead.
+excluded="$module_src/NotificationChannels.kt"
+mapfile -t sources < <(find "$module_src" -name '*.kt' ! -path "$excluded" | sort)
+sources+=("android/src/compileCheck/NotificationChannelsApi23.kt")
+module_classes="$work/module-classes"
+rm -rf "$module_classes"
+"$kotlinc" -no-jdk -no-reflect -jvm-target 1.8 -Werror \
+    -cp "$android_jar:$rn_jar:$bindings_classes:$stdlib:$coroutines:$jna" \
+    -d "$module_classes" "${sources[@]}"
+echo "android module compiled against android.jar (API 23) + react-native $rn_version: ${#sources[@]} files"
+for f in "${sources[@]}"; do echo "  compiled: $f"; done
+echo "  not compiled here (API 26+, replaced by android/src/compileCheck/NotificationChannelsApi23.kt): $excluded"
+
+# The plain-Kotlin files (no android.* import) run on the JVM with the real generated bindings.
+pure=("$module_src/ChatSyncOptions.kt" "$module_src/BridgeValues.kt" "$module_src/ErrorCodes.kt" "$module_src/NotificationContent.kt")
+for f in "${pure[@]}"; do
+    if grep -q '^import android\.' "$f"; then echo "$f imports android.*: it cannot run in the JVM tests"; exit 1; fi
+done
+test_classes="$work/test-classes"
+rm -rf "$test_classes"
+"$kotlinc" -nowarn -jvm-target 1.8 -cp "$bindings_classes:$coroutines:$jna" -d "$test_classes" \
+    "${pure[@]}" android/src/test/java/dev/chatsync/reactnative/*.kt
+java -cp "$test_classes:$bindings_classes:$stdlib:$coroutines:$jna" dev.chatsync.reactnative.ModuleLogicTestsKt "$root"
+
+# ---------------------------------------------------------------------------------------------
+stage "Swift: the iOS module's platform-independent files with the generated Swift bindings"
+if [ "${CHATSYNC_RN_SKIP_SWIFT:-0}" = 1 ]; then
+    echo "skipped (CHATSYNC_RN_SKIP_SWIFT=1)"
+else
+    scripts/test-rn-swift.sh "$bindings_out"
+fi
+
+printf '\nreact native stage: done in %ss\n' "$(( $(date +%s) - t0 ))"
