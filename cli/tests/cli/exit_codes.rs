@@ -1,0 +1,173 @@
+//! Exit codes and the one stderr line for each failure the CLI documents, and proof that a
+//! failed command leaves the store as it was.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::{free_port, snapshot, Device, BIN};
+
+fn unreachable_server() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = Device::new(tmp.path(), "alice", &unreachable_server());
+    let line = dev.expect(2, &["--bogus", "sync"]).one_stderr_line();
+    assert!(line.contains("--bogus"), "{line}");
+    dev.expect(2, &["send", "hello"]).one_stderr_line(); // neither --room nor --to
+    dev.expect(2, &["send", "--room", "r", "--to", "bob", "hello"]).one_stderr_line();
+    dev.expect(2, &["messages", "--room", "r", "--limit", "zero"]).one_stderr_line();
+    dev.expect(2, &["frobnicate"]).one_stderr_line();
+    assert!(!dev.data.exists(), "a usage error must not create a store");
+}
+
+#[test]
+fn a_missing_user_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("HOME", tmp.path())
+        .args(["--server", &unreachable_server(), "outbox"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--user"), "{err}");
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("3  offline") && help.contains("5  storage"), "{help}");
+}
+
+#[test]
+fn an_unreachable_server_is_offline_and_reads_still_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = Device::new(tmp.path(), "alice", &unreachable_server());
+    let run = dev.expect(3, &["sync"]);
+    let report = run.json();
+    assert_eq!(report["online"], false, "{report}");
+    assert_eq!(report["pending"], 0);
+    assert!(run.one_stderr_line().starts_with("offline"), "{}", run.describe());
+
+    // No room with bob yet, and no server to create it: nothing is queued.
+    let send = dev.expect(3, &["send", "--to", "bob", "hello?"]);
+    assert!(send.one_stderr_line().contains("bob"), "{}", send.describe());
+    assert_eq!(dev.json(&["outbox", "--json"]), serde_json::json!([]));
+    assert_eq!(dev.json(&["rooms", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_is_a_storage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("alice");
+    std::fs::write(&file, b"not a store").unwrap();
+    let dev = Device::new(tmp.path(), "alice", &unreachable_server());
+    let line = dev.expect(5, &["outbox"]).one_stderr_line();
+    assert!(line.contains("not a directory"), "{line}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a store");
+}
+
+/// Overwrites sled's config file(s) under `dir` with garbage; returns how many.
+fn corrupt_sled_conf(dir: &Path) -> usize {
+    let mut corrupted = 0;
+    for (path, _) in snapshot(dir) {
+        if path.file_name().is_some_and(|n| n == "conf") {
+            std::fs::write(&path, b"\xde\xad\xbe\xef garbage, not a sled config").unwrap();
+            corrupted += 1;
+        }
+    }
+    corrupted
+}
+
+#[test]
+fn a_corrupt_store_is_a_storage_error_and_is_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = Device::new(tmp.path(), "alice", &unreachable_server());
+    dev.expect(0, &["outbox"]); // creates the store offline
+    assert!(corrupt_sled_conf(&dev.data) > 0, "no sled conf under {}", dev.data.display());
+    let before = snapshot(&dev.data);
+
+    for args in [&["outbox"][..], &["sync"], &["send", "--room", "r1", "hi"], &["rooms", "--json"]] {
+        let run = dev.run(args);
+        assert_eq!(run.code(), 5, "{args:?}: {}", run.describe());
+        run.one_stderr_line();
+        assert!(run.stdout().is_empty(), "{}", run.describe());
+    }
+    assert_eq!(snapshot(&dev.data), before, "a failed open must not touch the store");
+}
+
+/// Something on the port that is not a chatsync server: every request gets an HTML page.
+struct ForeignServer {
+    pub url: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ForeignServer {
+    fn start() -> ForeignServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // Bounded: stops when told, or after 30 s whatever happens.
+            let started = std::time::Instant::now();
+            while !stopping.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        conn.set_nonblocking(false).unwrap();
+                        conn.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                        let mut buf = [0u8; 16 * 1024];
+                        let _ = conn.read(&mut buf);
+                        let body = "<html><body>It works!</body></html>";
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        ForeignServer { url, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for ForeignServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_server_speaking_something_else_is_a_protocol_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let foreign = ForeignServer::start();
+    let dev = Device::new(tmp.path(), "alice", &foreign.url);
+    let run = dev.run(&["sync"]);
+    assert_eq!(run.code(), 7, "{}", run.describe());
+    assert!(run.one_stderr_line().contains("protocol"), "{}", run.describe());
+
+    // A send to a known room id is still queued (exit 0) and stays queued.
+    let queued = dev.run(&["send", "--room", "r1", "kept"]);
+    assert_eq!(queued.code(), 0, "{}", queued.describe());
+    let outbox = dev.json(&["outbox", "--json"]);
+    assert_eq!(outbox[0]["text"], "kept", "{outbox}");
+}

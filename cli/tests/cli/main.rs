@@ -1,0 +1,7 @@
+//! End-to-end tests of the `chatsync` binary against the real reference server on loopback.
+//! One test binary (faster to link), one module per concern.
+
+mod chat;
+mod exit_codes;
+mod support;
+mod walkthrough;

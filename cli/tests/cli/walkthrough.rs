@@ -1,0 +1,145 @@
+//! The README's walkthrough as a test: two users chat, one goes offline (the server is
+//! SIGKILLed), sends anyway, comes back; the message is delivered exactly once. JSON is parsed
+//! and checked field by field.
+
+use serde_json::Value;
+
+use crate::support::{Device, Server};
+
+fn texts(messages: &Value) -> Vec<&str> {
+    messages.as_array().expect("a JSON array").iter().map(|m| m["text"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn offline_send_is_queued_then_delivered_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start(tmp.path());
+    let alice = Device::new(tmp.path(), "alice", &server.url());
+    let bob = Device::new(tmp.path(), "bob", &server.url());
+
+    // Online: alice writes, bob syncs and reads.
+    let hello = alice.json(&["send", "--to", "bob", "Hi Bob!"]);
+    assert_eq!(hello["state"], "sent", "{hello}");
+    assert_eq!(hello["sent"], true);
+    assert_eq!(hello["pending"], false);
+    assert!(hello["serverId"].is_u64(), "{hello}");
+    assert_eq!(hello["_id"], hello["serverId"].as_u64().unwrap().to_string());
+    assert_eq!(hello["user"]["_id"], "alice");
+    let room = hello["roomId"].as_str().unwrap().to_owned();
+
+    let report = bob.json(&["sync"]);
+    assert_eq!(report["online"], true, "{report}");
+    assert_eq!(report["new_messages"][&room], 1, "{report}");
+    assert_eq!(texts(&bob.json(&["messages", "--with", "alice", "--json"])), ["Hi Bob!"]);
+
+    // bob goes offline: the server dies.
+    server.kill();
+    let queued = bob.expect(0, &["send", "--to", "alice", "from the tunnel"]);
+    let echo = queued.json();
+    assert_eq!(echo["state"], "pending", "{echo}");
+    assert_eq!(echo["pending"], true);
+    assert_eq!(echo["sent"], false);
+    assert!(echo["serverId"].is_null(), "{echo}");
+    assert_eq!(echo["_id"], echo["localId"]);
+    assert_eq!(echo["roomId"], room.as_str());
+    assert!(queued.stderr().contains("queued"), "{}", queued.describe());
+
+    let outbox = bob.json(&["outbox", "--json"]);
+    assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
+    assert_eq!(outbox[0]["local_id"], echo["localId"]);
+    assert_eq!(outbox[0]["state"], "pending");
+    assert_eq!(outbox[0]["text"], "from the tunnel");
+
+    let offline = bob.expect(3, &["sync"]).json();
+    assert_eq!(offline["online"], false, "{offline}");
+    assert_eq!(offline["pending"], 1, "{offline}");
+    assert_eq!(offline["sent"], 0);
+
+    // Reads work offline, the pending echo merged in its place (newest first).
+    let history = bob.json(&["messages", "--with", "alice", "--json"]);
+    assert_eq!(texts(&history), ["from the tunnel", "Hi Bob!"]);
+    assert_eq!(history[0]["pending"], true);
+
+    // bob is back.
+    server.restart();
+    let back = bob.json(&["sync"]);
+    assert_eq!(back["online"], true, "{back}");
+    assert_eq!(back["sent"], 1, "{back}");
+    assert_eq!(back["pending"], 0, "{back}");
+    assert_eq!(bob.json(&["outbox", "--json"]), serde_json::json!([]));
+
+    let caught_up = alice.json(&["sync"]);
+    assert_eq!(caught_up["new_messages"][&room], 1, "{caught_up}");
+    let history = alice.json(&["messages", "--with", "bob", "--json"]);
+    assert_eq!(texts(&history), ["from the tunnel", "Hi Bob!"], "exactly once, newest first");
+    assert_eq!(history[0]["user"]["_id"], "bob");
+    assert_eq!(history[0]["state"], "sent");
+
+    // Nothing is sent twice on later syncs.
+    assert_eq!(bob.json(&["sync"])["sent"], 0);
+    let again = alice.json(&["sync"]);
+    assert!(again["new_messages"].get(&room).map_or(true, |n| n == 0), "{again}");
+    let bobs = bob.json(&["messages", "--with", "alice", "--json"]);
+    assert_eq!(texts(&bobs), ["from the tunnel", "Hi Bob!"]);
+    assert_eq!(bobs[0]["state"], "sent");
+    assert_eq!(bobs[0]["localId"], echo["localId"], "the echo became the sent message");
+}
+
+#[test]
+fn a_discarded_message_is_never_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start(tmp.path());
+    let alice = Device::new(tmp.path(), "alice", &server.url());
+    let bob = Device::new(tmp.path(), "bob", &server.url());
+    alice.json(&["send", "--to", "bob", "first"]);
+
+    server.kill();
+    let oops = alice.json(&["send", "--to", "bob", "oops, wrong chat"]);
+    let id = oops["localId"].as_str().unwrap();
+    let discarded = alice.expect(0, &["discard", id]);
+    assert!(discarded.stdout().contains("discarded"), "{}", discarded.describe());
+    assert_eq!(alice.json(&["outbox", "--json"]), serde_json::json!([]));
+    alice.expect(8, &["discard", id]).one_stderr_line();
+
+    server.restart();
+    assert_eq!(alice.json(&["sync"])["sent"], 0);
+    bob.json(&["sync"]);
+    assert_eq!(texts(&bob.json(&["messages", "--with", "alice", "--json"])), ["first"]);
+}
+
+#[test]
+fn rooms_and_messages_print_the_shapes_the_apps_get() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path());
+    let alice = Device::new(tmp.path(), "alice", &server.url());
+    for text in ["one", "two", "three"] {
+        alice.json(&["send", "--to", "bob", text]);
+    }
+
+    let rooms = alice.json(&["rooms", "--json"]);
+    let rooms = rooms.as_array().unwrap();
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
+    let mut members: Vec<&str> = rooms[0]["member_ids"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    members.sort();
+    assert_eq!(members, ["alice", "bob"]);
+    assert_eq!(rooms[0]["last_message"]["text"], "three");
+    let room = rooms[0]["id"].as_str().unwrap();
+
+    // GiftedChat's shape: _id, text, createdAt, user {_id, name}, pending/sent/failed.
+    let page = alice.json(&["messages", "--room", room, "--limit", "2", "--json"]);
+    assert_eq!(texts(&page), ["three", "two"]);
+    for m in page.as_array().unwrap() {
+        assert!(m["_id"].is_string() && m["createdAt"].is_string(), "{m}");
+        assert_eq!(m["user"]["_id"], "alice");
+        assert!(m["user"]["name"].is_string());
+        assert_eq!((m["pending"].as_bool(), m["sent"].as_bool(), m["failed"].as_bool()), (Some(false), Some(true), Some(false)));
+    }
+    let before = page[1]["serverId"].as_u64().unwrap().to_string();
+    assert_eq!(texts(&alice.json(&["messages", "--room", room, "--before", &before, "--json"])), ["one"]);
+
+    // The text form: one line per message, newest first.
+    let text = alice.expect(0, &["messages", "--with", "bob"]).stdout();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].ends_with("alice: three"), "{text}");
+}
