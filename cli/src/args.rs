@@ -61,7 +61,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the reference server (same flags as chatsync-server).
-    Serve(crate::serve::ServeArgs),
+    Serve(chatsync_server::ServeArgs),
     /// Queue a message and try to deliver it; prints the message as JSON.
     Send(SendArgs),
     /// One sync plus an outbox flush; prints a JSON report.

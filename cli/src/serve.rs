@@ -1,22 +1,16 @@
 //! `chatsync serve`: the reference server from the same binary, so a fresh clone needs one
-//! command to get a server and a client. It only forwards to chatsync-server: same flags, same
-//! code path as the `chatsync-server` binary.
+//! command to get a server and a client. It only forwards to chatsync-server: same flags
+//! ([`chatsync_server::ServeArgs`]), same code path as the `chatsync-server` binary.
 
 use crate::exit::{CliError, Exit};
 
-/// The server's flags (placeholder until chatsync-server exposes `ServeArgs`).
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long)]
-    pub addr: Option<String>,
-    /// Database file.
-    #[arg(long)]
-    pub db: Option<std::path::PathBuf>,
-}
-
-/// Runs the server until it is stopped.
-pub async fn serve(args: ServeArgs) -> Result<Exit, CliError> {
-    let _ = args;
-    Err(CliError::internal("chatsync serve is not available yet"))
+/// Runs the server until SIGINT or SIGTERM, logging to stderr (`RUST_LOG` filters, default info).
+pub async fn serve(args: chatsync_server::ServeArgs) -> Result<Exit, CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    chatsync_server::run(args)
+        .await
+        .map(|()| Exit::Ok)
+        .map_err(|e| CliError::internal(format!("server: {e}")))
 }
