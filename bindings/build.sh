@@ -8,7 +8,9 @@
 #   DIR/kotlin/dev/chatsync/chatsync.kt   generated Kotlin (package dev.chatsync)
 #   DIR/swift/Chatsync.swift              generated Swift
 #   DIR/swift/chatsyncFFI.h, .modulemap   the C part Swift imports
-#   target/{debug,release}/libchatsync.so the library (Android: use cargo-ndk, see README.md)
+#   DIR/lib/libchatsync.so                the library the bindings were generated from (a
+#                                         private copy: other builds in the shared target dir
+#                                         may rebuild target/debug with other features)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,11 +30,11 @@ done
 # Build only the FFI crate (-p): the generator's `cli` feature must not leak into the library.
 cargo build -p chatsync-ffi ${cargo_flags[@]+"${cargo_flags[@]}"}
 cargo build -p uniffi-bindgen
-lib="target/$profile/libchatsync.so"
 bindgen=target/debug/uniffi-bindgen
-
-rm -rf "$out/kotlin" "$out/swift"
-mkdir -p "$out/kotlin" "$out/swift"
+rm -rf "$out/kotlin" "$out/swift" "$out/lib"
+mkdir -p "$out/kotlin" "$out/swift" "$out/lib"
+cp "target/$profile/libchatsync.so" "$out/lib/"
+lib="$out/lib/libchatsync.so"
 "$bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$out/kotlin"
 "$bindgen" generate --no-format --library "$lib" --language swift --out-dir "$out/swift"
 # The Swift module map name SwiftPM and swiftc -I expect.
