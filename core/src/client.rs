@@ -44,8 +44,9 @@ pub struct ChatClient {
     pub(crate) lifecycle: Lifecycle,
     /// Store, API client, events, outbox state: shared with the tasks spawned for each call.
     pub(crate) engine: Arc<Engine>,
-    /// The runtime the client owns (`None` when built on the caller's with `with_runtime`).
-    runtime: Option<Runtime>,
+    /// The runtime the client owns (empty when built on the caller's with `with_runtime`).
+    /// Dropped after the engine, and never blocking inside async code (see [`OwnedRuntime`]).
+    _runtime: OwnedRuntime,
     /// Where work is spawned.
     handle: Handle,
 }
@@ -82,16 +83,16 @@ impl ChatClient {
             .build()
             .map_err(|e| ChatError::Storage(format!("cannot start the client's runtime: {e}")))?;
         let handle = runtime.handle().clone();
-        Self::build(config, Some(runtime), handle)
+        Self::build(config, OwnedRuntime(Some(runtime)), handle)
     }
 
     /// Like [`ChatClient::new`], but runs on the caller's runtime (tests on a paused clock,
     /// apps that already run tokio).
     pub fn with_runtime(config: ClientConfig, handle: Handle) -> Result<Arc<ChatClient>, ChatError> {
-        Self::build(config, None, handle)
+        Self::build(config, OwnedRuntime(None), handle)
     }
 
-    fn build(config: ClientConfig, runtime: Option<Runtime>, handle: Handle) -> Result<Arc<ChatClient>, ChatError> {
+    fn build(config: ClientConfig, runtime: OwnedRuntime, handle: Handle) -> Result<Arc<ChatClient>, ChatError> {
         if config.user_id.is_empty() {
             return Err(ChatError::InvalidInput("user_id is empty".into()));
         }
@@ -110,7 +111,7 @@ impl ChatClient {
         let engine = Arc::new(Engine::new(config.clone(), store, api));
         let hub = engine.events.clone();
         let lifecycle = Lifecycle::new(&config, handle.clone(), http, Arc::new(move |event| hub.emit(event)));
-        let client = Arc::new(ChatClient { lifecycle, engine, runtime, handle });
+        let client = Arc::new(ChatClient { lifecycle, engine, _runtime: runtime, handle });
         client.engine.api.set_hooks(Arc::new(LifecycleHooks(Arc::downgrade(&client))));
         // Listeners subscribing before the first change still learn the outbox's state.
         client.engine.emit_outbox_counts();
@@ -321,9 +322,14 @@ impl ChatClient {
     }
 }
 
-impl Drop for ChatClient {
+/// The client's own runtime, shut down without ever blocking inside an async context (where a
+/// plain drop of a tokio runtime panics): the client may be dropped anywhere, even on a failed
+/// `new` called from async code.
+struct OwnedRuntime(Option<Runtime>);
+
+impl Drop for OwnedRuntime {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
+        if let Some(runtime) = self.0.take() {
             if Handle::try_current().is_ok() {
                 // Inside an async context a blocking shutdown would panic.
                 runtime.shutdown_background();

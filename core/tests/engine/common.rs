@@ -1,0 +1,107 @@
+//! Builders shared by the tests: a server on loopback that can be killed and restarted on the
+//! same address and database, and clients for named users in temp dirs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chatsync_core::{ChatClient, ChatMessage, ClientConfig, ClientEvent, ClientListener, TokenSource};
+use chatsync_server::{RunningServer, ServerConfig};
+
+/// A reference server with its database in a temp dir, restartable on the same address.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub running: Option<RunningServer>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let running = chatsync_server::start(ServerConfig::for_tests(dir.path().join("server.db"))).await.unwrap();
+        TestServer { addr: running.addr(), dir, running: Some(running) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Abrupt stop, like SIGKILL of the server process.
+    pub async fn kill(&mut self) {
+        self.running.take().expect("running").kill().await;
+    }
+
+    /// Starts again on the same address and database.
+    pub async fn restart(&mut self) {
+        let mut config = ServerConfig::for_tests(self.dir.path().join("server.db"));
+        config.addr = self.addr;
+        self.running = Some(chatsync_server::start(config).await.unwrap());
+    }
+}
+
+/// A client config for `user` against `url` with its store in `dir`.
+pub fn config(url: &str, dir: &Path, user: &str) -> ClientConfig {
+    ClientConfig::new(url, dir.join(user), user, TokenSource::DevTokenRoute)
+}
+
+/// A user's device: its store dir and an open client.
+pub struct Device {
+    pub dir: PathBuf,
+    pub client: Arc<ChatClient>,
+}
+
+/// Logs `user` in and opens the direct room with `friend`; returns the device and room id.
+pub async fn device_with_room(server: &TestServer, root: &Path, user: &str, friend: &str) -> (Device, String) {
+    device_with_config(config(&server.url(), root, user), friend).await
+}
+
+pub async fn device_with_config(config: ClientConfig, friend: &str) -> (Device, String) {
+    let dir = config.data_dir.clone();
+    let user = config.user_id.clone();
+    let client = ChatClient::new(config).unwrap();
+    client.login(capitalized(&user), None).await.unwrap();
+    let session = client.set_friend(friend.to_owned()).await.unwrap();
+    let room_id = session.room_id.expect("direct room opened");
+    (Device { dir, client }, room_id)
+}
+
+fn capitalized(user: &str) -> String {
+    let mut c = user.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// Texts of `messages` in the order given.
+pub fn texts(messages: &[ChatMessage]) -> Vec<String> {
+    messages.iter().map(|m| m.text.clone()).collect()
+}
+
+/// Polls `cond` until it holds or `deadline` passes (for work on other threads).
+pub async fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cond()
+}
+
+/// Records every event it gets.
+#[derive(Default)]
+pub struct Recorder {
+    pub events: Mutex<Vec<ClientEvent>>,
+}
+
+impl ClientListener for Recorder {
+    fn on_event(&self, event: ClientEvent) {
+        self.events.lock().unwrap().push(event);
+    }
+}
+
+impl Recorder {
+    pub fn snapshot(&self) -> Vec<ClientEvent> {
+        self.events.lock().unwrap().clone()
+    }
+}
