@@ -118,26 +118,31 @@ impl From<ServeArgs> for ServerConfig {
 
 /// Binds, runs the server on the current tokio runtime, returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    if config.token_secret.as_deref() == Some("") {
+        return Err(ServerError::Config("--token-secret must not be empty".into()));
+    }
     if config.token_ttl_secs == 0 {
         return Err(ServerError::Config("--token-ttl must be at least 1 second".into()));
     }
-    let secret = match &config.token_secret {
-        Some(secret) if secret.is_empty() => return Err(ServerError::Config("--token-secret must not be empty".into())),
-        Some(secret) => secret.clone(),
-        None => {
-            let path = auth::secret_file_path(&config.db_path);
-            let secret_path = path.clone();
-            run_blocking(move || auth::load_or_create_secret(&secret_path))
-                .await
-                .map_err(|source| ServerError::TokenSecret { path, source })?
-        }
-    };
     let db_path = config.db_path.clone();
     let store: Arc<dyn Store> = Arc::new(
         run_blocking(move || SqliteStore::open(&db_path))
             .await
             .map_err(|source| ServerError::Database { path: config.db_path.clone(), source })?,
     );
+    let secret = match &config.token_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            let path = auth::secret_file_path(&config.db_path);
+            let secret_path = path.clone();
+            run_blocking(move || auth::load_or_create_secret(&secret_path))
+                .await
+                .map_err(|source| {
+                    store.close();
+                    ServerError::TokenSecret { path, source }
+                })?
+        }
+    };
     let keys = Arc::new(TokenKeys::new(secret, config.token_ttl_secs));
     let notifier = Notifier::new();
     let router = app::router(Arc::clone(&store), Arc::clone(&notifier), keys, config.auth);

@@ -5,6 +5,7 @@
 //! Shutdown is a separate watch flag that answers every parked request at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -16,6 +17,8 @@ pub struct Notifier {
     users: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// Becomes true once the server starts shutting down.
     shutdown: watch::Sender<bool>,
+    /// Live subscriptions (parked or about to park), for tests and metrics.
+    subscriptions: AtomicUsize,
 }
 
 /// What ended a wait.
@@ -29,7 +32,7 @@ pub enum Wake {
 
 impl Default for Notifier {
     fn default() -> Self {
-        Notifier { users: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0 }
+        Notifier { users: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0, subscriptions: AtomicUsize::new(0) }
     }
 }
 
@@ -44,6 +47,7 @@ impl Notifier {
     pub fn subscribe(self: &Arc<Self>, user_id: &str) -> Subscription {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let rx = users.entry(user_id.to_owned()).or_insert_with(|| watch::channel(0).0).subscribe();
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
         Subscription {
             notifier: Arc::clone(self),
             user_id: user_id.to_owned(),
@@ -70,6 +74,11 @@ impl Notifier {
     /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// How many long-poll requests are registered (for tests and metrics).
+    pub fn subscriptions(&self) -> usize {
+        self.subscriptions.load(Ordering::Relaxed)
     }
 
     /// How many users have at least one parked request (for tests and metrics).
@@ -112,6 +121,7 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut users = self.notifier.users.lock().unwrap_or_else(|e| e.into_inner());
         drop(self.changes.take());
+        self.notifier.subscriptions.fetch_sub(1, Ordering::Relaxed);
         if users.get(&self.user_id).is_some_and(|tx| tx.receiver_count() == 0) {
             users.remove(&self.user_id);
         }
@@ -156,10 +166,10 @@ mod tests {
         let n = Notifier::new();
         let a = n.subscribe("alice");
         let b = n.subscribe("alice");
-        assert_eq!(n.waiting_users(), 1);
+        assert_eq!((n.waiting_users(), n.subscriptions()), (1, 2));
         drop(a);
         assert_eq!(n.waiting_users(), 1);
         drop(b);
-        assert_eq!(n.waiting_users(), 0);
+        assert_eq!((n.waiting_users(), n.subscriptions()), (0, 0));
     }
 }

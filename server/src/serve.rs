@@ -128,6 +128,11 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
+    /// How many `/v1/sync` long-polls are parked right now (tests wait on this instead of sleeping).
+    pub fn parked_long_polls(&self) -> usize {
+        self.notifier.subscriptions()
+    }
+
     /// Graceful: answers parked long-polls, finishes in-flight requests, closes the DB.
     pub async fn shutdown(mut self) {
         self.notifier.begin_shutdown();

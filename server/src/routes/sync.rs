@@ -72,6 +72,7 @@ pub async fn sync(
         if !answer.rooms.is_empty() {
             return Ok(answer);
         }
+        tracing::debug!(user = %caller, "long-poll parked");
         match tokio::time::timeout_at(deadline, waiter.wait()).await {
             Ok(Wake::Changed) => continue,
             Ok(Wake::Shutdown) | Err(_) => return Ok(answer),

@@ -30,10 +30,6 @@ impl TestServer {
         TestServer { server: Some(server), dir, url, http }
     }
 
-    pub fn db_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("chat.db")
-    }
-
     pub fn server(&self) -> &RunningServer {
         self.server.as_ref().unwrap()
     }
@@ -48,7 +44,7 @@ impl TestServer {
 
     /// A client acting as `user`.
     pub async fn user(&self, user: &str) -> Client {
-        Client { url: self.url.clone(), http: self.http.clone(), token: self.token(user).await, user: user.to_owned() }
+        Client { url: self.url.clone(), http: self.http.clone(), token: self.token(user).await }
     }
 }
 
@@ -58,7 +54,6 @@ pub struct Client {
     pub url: String,
     pub http: reqwest::Client,
     pub token: String,
-    pub user: String,
 }
 
 /// Status plus JSON body (Null when the body is empty or not JSON).
