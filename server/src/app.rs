@@ -86,7 +86,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::openapi::openapi_json))
         .routes(routes!(routes::token::issue_token))
         .routes(routes!(routes::users::put_user, routes::users::get_user))
-        .routes(routes!(routes::rooms::create_room, routes::rooms::list_rooms))
+        .routes(routes!(
+            routes::rooms::create_room,
+            routes::rooms::list_rooms
+        ))
         .routes(routes!(routes::rooms::direct_room))
         .routes(routes!(routes::rooms::get_room))
         .routes(routes!(routes::messages::send_message))
@@ -101,14 +104,30 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The complete application for these parts.
-pub fn router(store: Arc<dyn Store>, notifier: Arc<Notifier>, keys: Arc<TokenKeys>, auth_mode: AuthMode) -> Router {
+pub fn router(
+    store: Arc<dyn Store>,
+    notifier: Arc<Notifier>,
+    keys: Arc<TokenKeys>,
+    auth_mode: AuthMode,
+) -> Router {
     let (router, doc) = api_router().split_for_parts();
-    let openapi_json = Arc::new(doc.to_pretty_json().expect("the OpenAPI document serializes"));
-    let state = AppState { store, notifier, keys, auth_mode, openapi_json };
+    let openapi_json = Arc::new(
+        doc.to_pretty_json()
+            .expect("the OpenAPI document serializes"),
+    );
+    let state = AppState {
+        store,
+        notifier,
+        keys,
+        auth_mode,
+        openapi_json,
+    };
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(chatsync_protocol::MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            chatsync_protocol::MAX_BODY_BYTES,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -147,14 +166,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large(format!("the request body is at most {} bytes", chatsync_protocol::MAX_BODY_BYTES))
-            } else {
-                ApiError::bad_request(rejection.body_text())
-            }
-        })?;
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::payload_too_large(format!(
+                        "the request body is at most {} bytes",
+                        chatsync_protocol::MAX_BODY_BYTES
+                    ))
+                } else {
+                    ApiError::bad_request(rejection.body_text())
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 }
 

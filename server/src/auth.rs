@@ -74,7 +74,10 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("secret", &"<redacted>").field("ttl_secs", &self.ttl_secs).finish()
+        f.debug_struct("TokenKeys")
+            .field("secret", &"<redacted>")
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
     }
 }
 
@@ -86,13 +89,19 @@ struct Header {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl TokenKeys {
     /// Keys over `secret`; issued tokens live `ttl_secs`.
     pub fn new(secret: impl Into<Vec<u8>>, ttl_secs: u64) -> Self {
-        TokenKeys { secret: secret.into(), ttl_secs }
+        TokenKeys {
+            secret: secret.into(),
+            ttl_secs,
+        }
     }
 
     /// Lifetime of issued tokens, in seconds.
@@ -106,7 +115,10 @@ impl TokenKeys {
 
     /// Signs arbitrary claims (the app's backend does the same with the shared secret).
     pub fn sign_claims(&self, claims: &Claims) -> String {
-        let header = Header { alg: "HS256".into(), typ: Some("JWT".into()) };
+        let header = Header {
+            alg: "HS256".into(),
+            typ: Some("JWT".into()),
+        };
         let head = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("header serializes"));
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
         let signing_input = format!("{head}.{body}");
@@ -119,26 +131,38 @@ impl TokenKeys {
     /// A token for `user_id` valid for the configured lifetime.
     pub fn issue(&self, user_id: &str) -> String {
         let now = now_secs();
-        self.sign_claims(&Claims { sub: user_id.to_owned(), exp: now + self.ttl_secs, iat: Some(now), nbf: None })
+        self.sign_claims(&Claims {
+            sub: user_id.to_owned(),
+            exp: now + self.ttl_secs,
+            iat: Some(now),
+            nbf: None,
+        })
     }
 
     /// Checks a token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let mut segments = token.split('.');
-        let (Some(head), Some(body), Some(signature), None) = (segments.next(), segments.next(), segments.next(), segments.next())
-        else {
+        let (Some(head), Some(body), Some(signature), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
             return Err(TokenError::Malformed);
         };
         let header: Header = decode_json(head)?;
         if header.alg != "HS256" {
             return Err(TokenError::WrongAlgorithm);
         }
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| TokenError::Malformed)?;
         let mut mac = self.mac();
         mac.update(head.as_bytes());
         mac.update(b".");
         mac.update(body.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+        mac.verify_slice(&signature)
+            .map_err(|_| TokenError::BadSignature)?;
         let claims: Claims = decode_json(body)?;
         let now = now_secs();
         if claims.exp.saturating_add(LEEWAY_SECS) <= now {
@@ -155,13 +179,18 @@ impl TokenKeys {
 }
 
 fn decode_json<T: for<'de> Deserialize<'de>>(segment: &str) -> Result<T, TokenError> {
-    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| TokenError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| TokenError::Malformed)?;
     serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
 }
 
 /// Where the generated secret is kept: beside the database, `<db file name>.token-secret`.
 pub fn secret_file_path(db_path: &Path) -> PathBuf {
-    let mut name = db_path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "chatsync.db".into());
+    let mut name = db_path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "chatsync.db".into());
     name.push(".token-secret");
     db_path.with_file_name(name)
 }
@@ -171,7 +200,12 @@ pub fn secret_file_path(db_path: &Path) -> PathBuf {
 pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
-        Ok(_) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is empty")),
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the file is empty",
+            ))
+        }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         Err(_) => {}
     }
@@ -196,18 +230,27 @@ pub struct AuthUser(pub String);
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)"))?;
-        let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        })?;
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
         let token = value
             .split_once(' ')
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
-        let claims = state.keys.verify(token).map_err(|e| ApiError::unauthorized(e.to_string()))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
+            })?;
+        let claims = state
+            .keys
+            .verify(token)
+            .map_err(|e| ApiError::unauthorized(e.to_string()))?;
         Ok(AuthUser(claims.sub))
     }
 }
@@ -226,16 +269,32 @@ mod tests {
     fn forged_expired_and_confused_tokens_are_refused() {
         let keys = TokenKeys::new("s3cret", 60);
         let other = TokenKeys::new("other", 60);
-        assert_eq!(keys.verify(&other.issue("alice")), Err(TokenError::BadSignature));
-        let expired = keys.sign_claims(&Claims { sub: "alice".into(), exp: now_secs() - 3600, iat: None, nbf: None });
+        assert_eq!(
+            keys.verify(&other.issue("alice")),
+            Err(TokenError::BadSignature)
+        );
+        let expired = keys.sign_claims(&Claims {
+            sub: "alice".into(),
+            exp: now_secs() - 3600,
+            iat: None,
+            nbf: None,
+        });
         assert_eq!(keys.verify(&expired), Err(TokenError::Expired));
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
         let token = keys.issue("alice");
         let rest = token.split_once('.').unwrap().1;
-        assert_eq!(keys.verify(&format!("{none_header}.{rest}")), Err(TokenError::WrongAlgorithm));
+        assert_eq!(
+            keys.verify(&format!("{none_header}.{rest}")),
+            Err(TokenError::WrongAlgorithm)
+        );
         assert_eq!(keys.verify("a.b"), Err(TokenError::Malformed));
         assert_eq!(keys.verify("a.b.c.d"), Err(TokenError::Malformed));
-        let bad_sub = keys.sign_claims(&Claims { sub: "".into(), exp: now_secs() + 60, iat: None, nbf: None });
+        let bad_sub = keys.sign_claims(&Claims {
+            sub: "".into(),
+            exp: now_secs() + 60,
+            iat: None,
+            nbf: None,
+        });
         assert_eq!(keys.verify(&bad_sub), Err(TokenError::BadSubject));
     }
 

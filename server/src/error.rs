@@ -61,15 +61,27 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        ApiError { status, code, description: description.into() }
+        ApiError {
+            status,
+            code,
+            description: description.into(),
+        }
     }
     /// 400: malformed input.
     pub fn bad_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, error_code::BAD_REQUEST, description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            error_code::BAD_REQUEST,
+            description,
+        )
     }
     /// 401: missing, invalid or expired token.
     pub fn unauthorized(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, error_code::UNAUTHORIZED, description)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            error_code::UNAUTHORIZED,
+            description,
+        )
     }
     /// 403: authenticated but not allowed (not a member, not yourself).
     pub fn forbidden(description: impl Into<String>) -> Self {
@@ -81,19 +93,35 @@ impl ApiError {
     }
     /// 405: the route exists but not with this method.
     pub fn method_not_allowed(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, error_code::METHOD_NOT_ALLOWED, description)
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            error_code::METHOD_NOT_ALLOWED,
+            description,
+        )
     }
     /// 413: body or text part too large.
     pub fn payload_too_large(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, error_code::PAYLOAD_TOO_LARGE, description)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            error_code::PAYLOAD_TOO_LARGE,
+            description,
+        )
     }
     /// 503: the server is shutting down (the database is closed).
     pub fn unavailable(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, error_code::UNAVAILABLE, description)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_code::UNAVAILABLE,
+            description,
+        )
     }
     /// 500: a fault of the server itself (database I/O). The details go to the log, not the client.
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, error_code::INTERNAL, "internal server error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_code::INTERNAL,
+            "internal server error",
+        )
     }
 }
 
@@ -111,10 +139,15 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.code.to_owned(), error_description: self.description };
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            error_description: self.description,
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -133,6 +166,9 @@ mod tests {
 
     #[test]
     fn closed_store_is_unavailable_not_internal() {
-        assert_eq!(ApiError::from(StoreError::Closed).status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ApiError::from(StoreError::Closed).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

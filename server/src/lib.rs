@@ -119,16 +119,23 @@ impl From<ServeArgs> for ServerConfig {
 /// Binds, runs the server on the current tokio runtime, returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     if config.token_secret.as_deref() == Some("") {
-        return Err(ServerError::Config("--token-secret must not be empty".into()));
+        return Err(ServerError::Config(
+            "--token-secret must not be empty".into(),
+        ));
     }
     if config.token_ttl_secs == 0 {
-        return Err(ServerError::Config("--token-ttl must be at least 1 second".into()));
+        return Err(ServerError::Config(
+            "--token-ttl must be at least 1 second".into(),
+        ));
     }
     let db_path = config.db_path.clone();
     let store: Arc<dyn Store> = Arc::new(
         run_blocking(move || SqliteStore::open(&db_path))
             .await
-            .map_err(|source| ServerError::Database { path: config.db_path.clone(), source })?,
+            .map_err(|source| ServerError::Database {
+                path: config.db_path.clone(),
+                source,
+            })?,
     );
     let secret = match &config.token_secret {
         Some(secret) => secret.clone(),
@@ -155,20 +162,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     };
     tracing::info!(addr = %server.addr(), db = %config.db_path.display(), "chatsync-server listening");
     if config.auth == AuthMode::Dev {
-        tracing::warn!("dev auth: POST /v1/token gives a token to anyone (use --auth secret in production)");
+        tracing::warn!(
+            "dev auth: POST /v1/token gives a token to anyone (use --auth secret in production)"
+        );
     }
     Ok(server)
 }
 
 /// Runs a blocking start-up step (file I/O) off the async threads.
 async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("start-up task panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("start-up task panicked")
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully. What `main` calls.
 pub async fn run(args: ServeArgs) -> Result<(), ServerError> {
     #[cfg(unix)]
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(ServerError::Signal)?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServerError::Signal)?;
     let server = start(args.into()).await?;
     #[cfg(unix)]
     let signal = tokio::select! {

@@ -32,7 +32,11 @@ pub enum Wake {
 
 impl Default for Notifier {
     fn default() -> Self {
-        Notifier { users: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0, subscriptions: AtomicUsize::new(0) }
+        Notifier {
+            users: Mutex::new(HashMap::new()),
+            shutdown: watch::channel(false).0,
+            subscriptions: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -46,7 +50,10 @@ impl Notifier {
     /// that lands between the query and the wait is not missed.
     pub fn subscribe(self: &Arc<Self>, user_id: &str) -> Subscription {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        let rx = users.entry(user_id.to_owned()).or_insert_with(|| watch::channel(0).0).subscribe();
+        let rx = users
+            .entry(user_id.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
         self.subscriptions.fetch_add(1, Ordering::Relaxed);
         Subscription {
             notifier: Arc::clone(self),
@@ -119,10 +126,17 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut users = self.notifier.users.lock().unwrap_or_else(|e| e.into_inner());
+        let mut users = self
+            .notifier
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         drop(self.changes.take());
         self.notifier.subscriptions.fetch_sub(1, Ordering::Relaxed);
-        if users.get(&self.user_id).is_some_and(|tx| tx.receiver_count() == 0) {
+        if users
+            .get(&self.user_id)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
             users.remove(&self.user_id);
         }
     }

@@ -49,16 +49,33 @@ impl std::fmt::Debug for dyn Store {
 }
 
 /// Binds `addr` and spawns the accept loop.
-pub(crate) fn spawn(addr: SocketAddr, router: Router, store: Arc<dyn Store>, notifier: Arc<Notifier>) -> Result<RunningServer, ServerError> {
+pub(crate) fn spawn(
+    addr: SocketAddr,
+    router: Router,
+    store: Arc<dyn Store>,
+    notifier: Arc<Notifier>,
+) -> Result<RunningServer, ServerError> {
     let listener = bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
     let (stop, stop_rx) = watch::channel(Stop::Running);
     let accept_task = tokio::spawn(accept_loop(listener, router, stop_rx));
-    Ok(RunningServer { addr: local, stop, accept_task: Some(accept_task), store, notifier })
+    Ok(RunningServer {
+        addr: local,
+        stop,
+        accept_task: Some(accept_task),
+        store,
+        notifier,
+    })
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
@@ -92,16 +109,24 @@ async fn accept_loop(listener: TcpListener, router: Router, mut stop: watch::Rec
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(left = connections.len(), "connections still busy after the drain timeout; closing them");
+            tracing::warn!(
+                left = connections.len(),
+                "connections still busy after the drain timeout; closing them"
+            );
         }
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, router: Router, mut stop: watch::Receiver<Stop>) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    router: Router,
+    mut stop: watch::Receiver<Stop>,
+) {
     let service = TowerToHyperService::new(router);
-    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {

@@ -39,7 +39,10 @@ impl FromStr for SyncPosition {
             }
             t.parse().map_err(|_| MalformedToken)
         };
-        Ok(SyncPosition { message_id: digits(m)?, membership_seq: digits(j)? })
+        Ok(SyncPosition {
+            message_id: digits(m)?,
+            membership_seq: digits(j)?,
+        })
     }
 }
 
@@ -49,7 +52,10 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let p = SyncPosition { message_id: 42, membership_seq: 7 };
+        let p = SyncPosition {
+            message_id: 42,
+            membership_seq: 7,
+        };
         assert_eq!(p.to_string(), "s42_7");
         assert_eq!("s42_7".parse::<SyncPosition>(), Ok(p));
         assert_eq!("s0_0".parse::<SyncPosition>(), Ok(SyncPosition::default()));
@@ -57,7 +63,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "s", "s1", "42_7", "s_7", "s4_", "s+4_1", "s-1_2", "s1_2_3", "x1_2", "s99999999999999999999_1"] {
+        for bad in [
+            "",
+            "s",
+            "s1",
+            "42_7",
+            "s_7",
+            "s4_",
+            "s+4_1",
+            "s-1_2",
+            "s1_2_3",
+            "x1_2",
+            "s99999999999999999999_1",
+        ] {
             assert_eq!(bad.parse::<SyncPosition>(), Err(MalformedToken), "{bad}");
         }
     }

@@ -20,10 +20,17 @@ pub fn id(what: &str, value: &str) -> Result<(), ApiError> {
         return Err(ApiError::bad_request(format!("{what} must not be empty")));
     }
     if value.len() > MAX_ID_BYTES {
-        return Err(ApiError::bad_request(format!("{what} is longer than {MAX_ID_BYTES} bytes")));
+        return Err(ApiError::bad_request(format!(
+            "{what} is longer than {MAX_ID_BYTES} bytes"
+        )));
     }
-    if value.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/') {
-        return Err(ApiError::bad_request(format!("{what} must not contain whitespace, control characters or '/'")));
+    if value
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '/')
+    {
+        return Err(ApiError::bad_request(format!(
+            "{what} must not contain whitespace, control characters or '/'"
+        )));
     }
     Ok(())
 }
@@ -31,10 +38,14 @@ pub fn id(what: &str, value: &str) -> Result<(), ApiError> {
 /// A display name: at most 1 KiB, no control characters.
 pub fn name(what: &str, value: &str) -> Result<(), ApiError> {
     if value.len() > MAX_NAME_BYTES {
-        return Err(ApiError::bad_request(format!("{what} is longer than {MAX_NAME_BYTES} bytes")));
+        return Err(ApiError::bad_request(format!(
+            "{what} is longer than {MAX_NAME_BYTES} bytes"
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!("{what} must not contain control characters")));
+        return Err(ApiError::bad_request(format!(
+            "{what} must not contain control characters"
+        )));
     }
     Ok(())
 }
@@ -46,7 +57,9 @@ pub fn parts(parts: &[Part]) -> Result<(), ApiError> {
         return Err(ApiError::bad_request("a message needs at least one part"));
     }
     if parts.len() > MAX_PARTS {
-        return Err(ApiError::bad_request(format!("a message has at most {MAX_PARTS} parts")));
+        return Err(ApiError::bad_request(format!(
+            "a message has at most {MAX_PARTS} parts"
+        )));
     }
     for part in parts {
         if part.mime_type.is_empty() {
@@ -57,7 +70,9 @@ pub fn parts(parts: &[Part]) -> Result<(), ApiError> {
                 return Err(ApiError::bad_request("a text/plain part needs content"));
             };
             if content.len() > MAX_TEXT_PART_BYTES {
-                return Err(ApiError::payload_too_large(format!("a text part is at most {MAX_TEXT_PART_BYTES} bytes")));
+                return Err(ApiError::payload_too_large(format!(
+                    "a text part is at most {MAX_TEXT_PART_BYTES} bytes"
+                )));
             }
         }
     }
@@ -74,7 +89,11 @@ mod tests {
         assert!(id("x", "alice").is_ok());
         assert!(id("x", "alice@example.com").is_ok());
         for bad in ["", "a b", "a/b", "a\nb", &"x".repeat(256)] {
-            assert_eq!(id("x", bad).unwrap_err().status, StatusCode::BAD_REQUEST, "{bad:?}");
+            assert_eq!(
+                id("x", bad).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad:?}"
+            );
         }
     }
 

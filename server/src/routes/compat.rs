@@ -50,7 +50,9 @@ pub async fn messages(
     room_for_member(&state, &params.room_id, &caller).await?;
     let after = params.initial_id.unwrap_or(0);
     let room_id = params.room_id;
-    let mut messages = state.db(move |s| s.messages_after(&room_id, after, limit)).await?;
+    let mut messages = state
+        .db(move |s| s.messages_after(&room_id, after, limit))
+        .await?;
     messages.reverse();
     Ok(Json(CompatMessages { messages }))
 }

@@ -4,7 +4,8 @@
 use axum::extract::State;
 use axum::Json;
 use chatsync_protocol::{
-    Direction, ErrorBody, HistoryResponse, Message, SendMessageRequest, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT,
+    Direction, ErrorBody, HistoryResponse, Message, SendMessageRequest, HISTORY_DEFAULT_LIMIT,
+    HISTORY_MAX_LIMIT,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -46,10 +47,18 @@ pub async fn send_message(
     validate::id("txn id", &txn_id)?;
     validate::parts(&request.parts)?;
     room_for_member(&state, &room_id, &caller).await?;
-    let new = NewMessage { room_id, sender: caller, txn_id, parts: request.parts, now: now_rfc3339() };
+    let new = NewMessage {
+        room_id,
+        sender: caller,
+        txn_id,
+        parts: request.parts,
+        now: now_rfc3339(),
+    };
     let outcome = state.db(move |s| s.send_message(new)).await?;
     if outcome.created {
-        state.notifier.notify(outcome.member_ids.iter().map(String::as_str));
+        state
+            .notifier
+            .notify(outcome.member_ids.iter().map(String::as_str));
     }
     Ok(Json(outcome.message))
 }
@@ -90,9 +99,16 @@ pub async fn history(
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let limit = clamp_limit(params.limit, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT)?;
     room_for_member(&state, &room_id, &caller).await?;
-    let query = HistoryQuery { initial_id: params.initial_id, direction: params.direction.unwrap_or(Direction::Older), limit };
+    let query = HistoryQuery {
+        initial_id: params.initial_id,
+        direction: params.direction.unwrap_or(Direction::Older),
+        limit,
+    };
     let page = state.db(move |s| s.history(&room_id, query)).await?;
-    Ok(Json(HistoryResponse { messages: page.messages, has_more: page.has_more }))
+    Ok(Json(HistoryResponse {
+        messages: page.messages,
+        has_more: page.has_more,
+    }))
 }
 
 /// A `limit` parameter: default when absent, 400 when zero, clamped to `max`.

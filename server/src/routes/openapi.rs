@@ -14,5 +14,8 @@ use crate::app::AppState;
     responses((status = 200, description = "OpenAPI document", content_type = "application/json"))
 )]
 pub async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], state.openapi_json.as_str().to_owned())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.as_str().to_owned(),
+    )
 }

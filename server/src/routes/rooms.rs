@@ -35,7 +35,10 @@ pub async fn create_room(
         validate::name("name", name)?;
     }
     if request.member_ids.len() >= validate::MAX_ROOM_MEMBERS {
-        return Err(ApiError::bad_request(format!("a room has at most {} members", validate::MAX_ROOM_MEMBERS)));
+        return Err(ApiError::bad_request(format!(
+            "a room has at most {} members",
+            validate::MAX_ROOM_MEMBERS
+        )));
     }
     for member in &request.member_ids {
         validate::id("member id", member)?;
@@ -45,8 +48,12 @@ pub async fn create_room(
     members.sort();
     members.dedup();
     let now = now_rfc3339();
-    let room = state.db(move |s| s.create_room(request.name.as_deref(), &members, &now)).await?;
-    state.notifier.notify(room.member_ids.iter().map(String::as_str));
+    let room = state
+        .db(move |s| s.create_room(request.name.as_deref(), &members, &now))
+        .await?;
+    state
+        .notifier
+        .notify(room.member_ids.iter().map(String::as_str));
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -73,9 +80,13 @@ pub async fn direct_room(
         return Err(ApiError::bad_request("a direct room needs another user"));
     }
     let now = now_rfc3339();
-    let (room, created) = state.db(move |s| s.direct_room(&caller, &request.user_id, &now)).await?;
+    let (room, created) = state
+        .db(move |s| s.direct_room(&caller, &request.user_id, &now))
+        .await?;
     if created {
-        state.notifier.notify(room.member_ids.iter().map(String::as_str));
+        state
+            .notifier
+            .notify(room.member_ids.iter().map(String::as_str));
     }
     Ok(Json(room))
 }
@@ -91,7 +102,10 @@ pub async fn direct_room(
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
 )]
-pub async fn list_rooms(State(state): State<AppState>, AuthUser(caller): AuthUser) -> Result<Json<RoomList>, ApiError> {
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+) -> Result<Json<RoomList>, ApiError> {
     let rooms = state.db(move |s| s.rooms_of(&caller)).await?;
     Ok(Json(RoomList { rooms }))
 }
@@ -110,6 +124,10 @@ pub async fn list_rooms(State(state): State<AppState>, AuthUser(caller): AuthUse
         (status = 404, description = "No such room", body = ErrorBody),
     )
 )]
-pub async fn get_room(State(state): State<AppState>, AuthUser(caller): AuthUser, ApiPath(room_id): ApiPath<String>) -> Result<Json<Room>, ApiError> {
+pub async fn get_room(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    ApiPath(room_id): ApiPath<String>,
+) -> Result<Json<Room>, ApiError> {
     room_for_member(&state, &room_id, &caller).await.map(Json)
 }

@@ -5,7 +5,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use chatsync_protocol::{ErrorBody, SyncResponse, SYNC_DEFAULT_LIMIT, SYNC_MAX_LIMIT, SYNC_MAX_TIMEOUT_MS};
+use chatsync_protocol::{
+    ErrorBody, SyncResponse, SYNC_DEFAULT_LIMIT, SYNC_MAX_LIMIT, SYNC_MAX_TIMEOUT_MS,
+};
 use serde::Deserialize;
 use tokio::time::{Duration, Instant};
 use utoipa::IntoParams;
@@ -52,23 +54,36 @@ pub async fn sync(
     let since = params
         .since
         .as_deref()
-        .map(|s| s.parse::<SyncPosition>().map_err(|_| ApiError::bad_request("malformed sync token (since)")))
+        .map(|s| {
+            s.parse::<SyncPosition>()
+                .map_err(|_| ApiError::bad_request("malformed sync token (since)"))
+        })
         .transpose()?;
     let limit = clamp_limit(params.limit, SYNC_DEFAULT_LIMIT, SYNC_MAX_LIMIT)?;
     let timeout = Duration::from_millis(params.timeout_ms.unwrap_or(0).min(SYNC_MAX_TIMEOUT_MS));
     let deadline = Instant::now() + timeout;
     // Subscribe before the first query so a message stored in between still wakes us.
-    let mut subscription = (since.is_some() && !timeout.is_zero()).then(|| state.notifier.subscribe(&caller));
+    let mut subscription =
+        (since.is_some() && !timeout.is_zero()).then(|| state.notifier.subscribe(&caller));
     loop {
         let user = caller.clone();
         let batch = state.db(move |s| s.sync(&user, since, limit)).await?;
         if let Some(since) = since {
-            if since.message_id > batch.position.message_id || since.membership_seq > batch.position.membership_seq {
-                return Err(ApiError::bad_request("sync token is ahead of this server (was its database replaced?)"));
+            if since.message_id > batch.position.message_id
+                || since.membership_seq > batch.position.membership_seq
+            {
+                return Err(ApiError::bad_request(
+                    "sync token is ahead of this server (was its database replaced?)",
+                ));
             }
         }
-        let answer = Json(SyncResponse { next_batch: batch.position.to_string(), rooms: batch.rooms });
-        let Some(waiter) = subscription.as_mut() else { return Ok(answer) };
+        let answer = Json(SyncResponse {
+            next_batch: batch.position.to_string(),
+            rooms: batch.rooms,
+        });
+        let Some(waiter) = subscription.as_mut() else {
+            return Ok(answer);
+        };
         if !answer.rooms.is_empty() {
             return Ok(answer);
         }

@@ -22,9 +22,14 @@ use crate::{validate, AuthMode};
         (status = 404, description = "The server runs with --auth secret", body = ErrorBody),
     )
 )]
-pub async fn issue_token(State(state): State<AppState>, ApiJson(request): ApiJson<TokenRequest>) -> Result<Json<TokenResponse>, ApiError> {
+pub async fn issue_token(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<TokenRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
     if state.auth_mode != AuthMode::Dev {
-        return Err(ApiError::not_found("token issuing is off: this server runs with --auth secret"));
+        return Err(ApiError::not_found(
+            "token issuing is off: this server runs with --auth secret",
+        ));
     }
     validate::id("user_id", &request.user_id)?;
     Ok(Json(TokenResponse {

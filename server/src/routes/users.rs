@@ -38,7 +38,11 @@ pub async fn put_user(
     if let Some(url) = &request.avatar_url {
         validate::name("avatar_url", url)?;
     }
-    let user = User { id: user_id, name: request.name, avatar_url: request.avatar_url };
+    let user = User {
+        id: user_id,
+        name: request.name,
+        avatar_url: request.avatar_url,
+    };
     let stored = state.db(move |s| s.put_user(&user)).await?;
     Ok(Json(stored))
 }
@@ -56,8 +60,16 @@ pub async fn put_user(
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
-pub async fn get_user(State(state): State<AppState>, _caller: AuthUser, ApiPath(user_id): ApiPath<String>) -> Result<Json<User>, ApiError> {
+pub async fn get_user(
+    State(state): State<AppState>,
+    _caller: AuthUser,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Json<User>, ApiError> {
     validate::id("user id", &user_id)?;
     let id = user_id.clone();
-    state.db(move |s| s.user(&id)).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no user {user_id}")))
+    state
+        .db(move |s| s.user(&id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no user {user_id}")))
 }

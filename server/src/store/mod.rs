@@ -98,7 +98,12 @@ pub trait Store: Send + Sync + 'static {
     /// A user's profile.
     fn user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
     /// Creates a room with these members (sorted, deduplicated by the caller).
-    fn create_room(&self, name: Option<&str>, member_ids: &[String], now: &str) -> Result<Room, StoreError>;
+    fn create_room(
+        &self,
+        name: Option<&str>,
+        member_ids: &[String],
+        now: &str,
+    ) -> Result<Room, StoreError>;
     /// The one-to-one room of two different users, created if missing. Returns the room and
     /// whether it was created now.
     fn direct_room(&self, a: &str, b: &str, now: &str) -> Result<(Room, bool), StoreError>;
@@ -111,9 +116,19 @@ pub trait Store: Send + Sync + 'static {
     /// A page of a room's history.
     fn history(&self, room_id: &str, query: HistoryQuery) -> Result<HistoryPage, StoreError>;
     /// The first `limit` messages of a room with ids above `after`, ascending.
-    fn messages_after(&self, room_id: &str, after: u64, limit: u32) -> Result<Vec<Message>, StoreError>;
+    fn messages_after(
+        &self,
+        room_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
     /// What is new for `user_id` since `since` (everything, newest `limit` per room, when `None`).
-    fn sync(&self, user_id: &str, since: Option<SyncPosition>, limit: u32) -> Result<SyncBatch, StoreError>;
+    fn sync(
+        &self,
+        user_id: &str,
+        since: Option<SyncPosition>,
+        limit: u32,
+    ) -> Result<SyncBatch, StoreError>;
     /// The current position (newest message id, newest membership change).
     fn position(&self) -> Result<SyncPosition, StoreError>;
     /// Flushes and closes the database; later calls fail with [`StoreError::Closed`].

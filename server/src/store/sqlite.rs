@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chatsync_protocol::{Direction, Message, Part, Room, RoomSync, User};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 use super::{HistoryPage, HistoryQuery, NewMessage, SendOutcome, Store, StoreError, SyncBatch};
 use crate::sync_token::SyncPosition;
@@ -67,20 +69,28 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(journal_mode = %mode, "SQLite did not switch to WAL");
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn: Mutex::new(Some(conn)) })
+        Ok(SqliteStore {
+            conn: Mutex::new(Some(conn)),
+        })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let conn = guard.as_mut().ok_or(StoreError::Closed)?;
         f(conn)
@@ -124,7 +134,11 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, Strin
 }
 
 /// Runs a message query and decodes the parts column.
-fn query_messages(tx: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Message>, StoreError> {
+fn query_messages(
+    tx: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Message>, StoreError> {
     let mut stmt = tx.prepare_cached(sql)?;
     let rows = stmt.query_map(params, message_from_row)?;
     let mut out = Vec::new();
@@ -138,29 +152,51 @@ fn query_messages(tx: &Connection, sql: &str, params: impl rusqlite::Params) -> 
 }
 
 fn room_members(tx: &Connection, room_id: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = tx.prepare_cached("SELECT user_id FROM members WHERE room_id = ?1 ORDER BY user_id")?;
-    let members = stmt.query_map([room_id], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    let mut stmt =
+        tx.prepare_cached("SELECT user_id FROM members WHERE room_id = ?1 ORDER BY user_id")?;
+    let members = stmt
+        .query_map([room_id], |row| row.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
     Ok(members)
 }
 
 fn load_room(tx: &Connection, room_id: &str) -> Result<Option<Room>, StoreError> {
     let row = tx
         .prepare_cached("SELECT id, name, created_at FROM rooms WHERE id = ?1")?
-        .query_row([room_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, String>(2)?)))
+        .query_row([room_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
         .optional()?;
     match row {
         None => Ok(None),
         Some((id, name, created_at)) => {
             let member_ids = room_members(tx, &id)?;
-            Ok(Some(Room { id, name, member_ids, created_at }))
+            Ok(Some(Room {
+                id,
+                name,
+                member_ids,
+                created_at,
+            }))
         }
     }
 }
 
-fn insert_room(tx: &Transaction<'_>, name: Option<&str>, member_ids: &[String], now: &str, direct_key: Option<&str>) -> Result<Room, StoreError> {
+fn insert_room(
+    tx: &Transaction<'_>,
+    name: Option<&str>,
+    member_ids: &[String],
+    now: &str,
+    direct_key: Option<&str>,
+) -> Result<Room, StoreError> {
     let id = format!("r{}", uuid::Uuid::new_v4().simple());
-    tx.prepare_cached("INSERT INTO rooms (id, name, created_at, direct_key) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![id, name, now, direct_key])?;
+    tx.prepare_cached(
+        "INSERT INTO rooms (id, name, created_at, direct_key) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id, name, now, direct_key])?;
     let mut members: Vec<String> = member_ids.to_vec();
     members.sort();
     members.dedup();
@@ -168,7 +204,12 @@ fn insert_room(tx: &Transaction<'_>, name: Option<&str>, member_ids: &[String], 
     for member in &members {
         insert.execute(params![id, member])?;
     }
-    Ok(Room { id, name: name.map(str::to_owned), member_ids: members, created_at: now.to_owned() })
+    Ok(Room {
+        id,
+        name: name.map(str::to_owned),
+        member_ids: members,
+        created_at: now.to_owned(),
+    })
 }
 
 fn current_position(tx: &Connection) -> Result<SyncPosition, StoreError> {
@@ -177,16 +218,29 @@ fn current_position(tx: &Connection) -> Result<SyncPosition, StoreError> {
         [],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
-    Ok(SyncPosition { message_id: m as u64, membership_seq: j as u64 })
+    Ok(SyncPosition {
+        message_id: m as u64,
+        membership_seq: j as u64,
+    })
 }
 
 /// The newest `limit` messages of a room with `after < id <= upto`, ascending, and whether older
 /// ones in that range were left out.
-fn newest_in_range(tx: &Connection, room_id: &str, after: u64, upto: u64, limit: u32) -> Result<RoomSync, StoreError> {
+fn newest_in_range(
+    tx: &Connection,
+    room_id: &str,
+    after: u64,
+    upto: u64,
+    limit: u32,
+) -> Result<RoomSync, StoreError> {
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND id > ?2 AND id <= ?3 ORDER BY id DESC LIMIT ?4"
     );
-    let mut messages = query_messages(tx, &sql, params![room_id, to_i64(after), to_i64(upto), limit as i64 + 1])?;
+    let mut messages = query_messages(
+        tx,
+        &sql,
+        params![room_id, to_i64(after), to_i64(upto), limit as i64 + 1],
+    )?;
     let limited = messages.len() > limit as usize;
     messages.truncate(limit as usize);
     messages.reverse();
@@ -209,12 +263,23 @@ impl Store for SqliteStore {
         self.with(|conn| {
             Ok(conn
                 .prepare_cached("SELECT id, name, avatar_url FROM users WHERE id = ?1")?
-                .query_row([user_id], |row| Ok(User { id: row.get(0)?, name: row.get(1)?, avatar_url: row.get(2)? }))
+                .query_row([user_id], |row| {
+                    Ok(User {
+                        id: row.get(0)?,
+                        name: row.get(1)?,
+                        avatar_url: row.get(2)?,
+                    })
+                })
                 .optional()?)
         })
     }
 
-    fn create_room(&self, name: Option<&str>, member_ids: &[String], now: &str) -> Result<Room, StoreError> {
+    fn create_room(
+        &self,
+        name: Option<&str>,
+        member_ids: &[String],
+        now: &str,
+    ) -> Result<Room, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let room = insert_room(&tx, name, member_ids, now, None)?;
@@ -228,14 +293,20 @@ impl Store for SqliteStore {
         let key = format!("{lo}\n{hi}");
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let existing: Option<String> =
-                tx.prepare_cached("SELECT id FROM rooms WHERE direct_key = ?1")?.query_row([&key], |row| row.get(0)).optional()?;
+            let existing: Option<String> = tx
+                .prepare_cached("SELECT id FROM rooms WHERE direct_key = ?1")?
+                .query_row([&key], |row| row.get(0))
+                .optional()?;
             let result = match existing {
                 Some(id) => {
-                    let room = load_room(&tx, &id)?.ok_or_else(|| StoreError::Corrupt(format!("room {id} vanished")))?;
+                    let room = load_room(&tx, &id)?
+                        .ok_or_else(|| StoreError::Corrupt(format!("room {id} vanished")))?;
                     (room, false)
                 }
-                None => (insert_room(&tx, None, &[lo.to_owned(), hi.to_owned()], now, Some(&key))?, true),
+                None => (
+                    insert_room(&tx, None, &[lo.to_owned(), hi.to_owned()], now, Some(&key))?,
+                    true,
+                ),
             };
             tx.commit()?;
             Ok(result)
@@ -320,14 +391,24 @@ impl Store for SqliteStore {
         })
     }
 
-    fn messages_after(&self, room_id: &str, after: u64, limit: u32) -> Result<Vec<Message>, StoreError> {
+    fn messages_after(
+        &self,
+        room_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
         self.with(|conn| {
             let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3");
             query_messages(conn, &sql, params![room_id, to_i64(after), limit as i64])
         })
     }
 
-    fn sync(&self, user_id: &str, since: Option<SyncPosition>, limit: u32) -> Result<SyncBatch, StoreError> {
+    fn sync(
+        &self,
+        user_id: &str,
+        since: Option<SyncPosition>,
+        limit: u32,
+    ) -> Result<SyncBatch, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction()?;
             let position = current_position(&tx)?;
@@ -417,7 +498,9 @@ mod tests {
     #[test]
     fn ids_increase_and_resend_is_idempotent() {
         let (_d, s) = store();
-        let room = s.create_room(None, &["alice".into(), "bob".into()], "t").unwrap();
+        let room = s
+            .create_room(None, &["alice".into(), "bob".into()], "t")
+            .unwrap();
         let a = send(&s, &room.id, "alice", "t1");
         let b = send(&s, &room.id, "alice", "t2");
         let again = send(&s, &room.id, "alice", "t1");
@@ -436,7 +519,9 @@ mod tests {
         assert_eq!(first.rooms[&r1.id].messages.len(), 1);
         let nothing = s.sync("alice", Some(first.position), 10).unwrap();
         assert!(nothing.rooms.is_empty());
-        let r2 = s.create_room(None, &["alice".into(), "bob".into()], "t").unwrap();
+        let r2 = s
+            .create_room(None, &["alice".into(), "bob".into()], "t")
+            .unwrap();
         let joined = s.sync("alice", Some(first.position), 10).unwrap();
         assert_eq!(joined.rooms.keys().collect::<Vec<_>>(), vec![&r2.id]);
         assert!(joined.rooms[&r2.id].messages.is_empty());
@@ -463,7 +548,13 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(SqliteStore::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
     }
 }

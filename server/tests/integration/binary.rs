@@ -23,7 +23,8 @@ fn run_to_end(args: &[&str], dir: &std::path::Path) -> (i32, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let status = wait_bounded(&mut child, Duration::from_secs(20)).expect("the binary exits by itself");
+    let status =
+        wait_bounded(&mut child, Duration::from_secs(20)).expect("the binary exits by itself");
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     (status.code().unwrap_or(-1), stderr)
@@ -48,7 +49,10 @@ fn assert_one_line_error(code: i32, stderr: &str, needle: &str) {
     assert_ne!(code, 0, "stderr: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "exactly one line, got: {stderr:?}");
-    assert!(lines[0].starts_with("chatsync-server: error: "), "{stderr:?}");
+    assert!(
+        lines[0].starts_with("chatsync-server: error: "),
+        "{stderr:?}"
+    );
     assert!(lines[0].contains(needle), "{needle:?} in {stderr:?}");
 }
 
@@ -72,10 +76,21 @@ fn bad_flags_are_one_line_and_exit_2() {
 #[test]
 fn help_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).arg("--help").current_dir(dir.path()).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--help")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for flag in ["--addr", "--db", "--auth", "--token-secret", "--token-ttl", "CHATSYNC_ADDR"] {
+    for flag in [
+        "--addr",
+        "--db",
+        "--auth",
+        "--token-secret",
+        "--token-ttl",
+        "CHATSYNC_ADDR",
+    ] {
         assert!(help.contains(flag), "{flag} in help");
     }
 }
@@ -93,7 +108,10 @@ fn a_port_in_use_is_one_line_and_non_zero() {
 fn an_unwritable_database_path_is_one_line_and_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a-file"), "x").unwrap();
-    let (code, stderr) = run_to_end(&["--addr", "127.0.0.1:0", "--db", "a-file/chat.db"], dir.path());
+    let (code, stderr) = run_to_end(
+        &["--addr", "127.0.0.1:0", "--db", "a-file/chat.db"],
+        dir.path(),
+    );
     assert_one_line_error(code, &stderr, "cannot open database a-file/chat.db");
     // A directory is not a database either.
     let (code, stderr) = run_to_end(&["--addr", "127.0.0.1:0", "--db", "."], dir.path());
@@ -123,17 +141,30 @@ impl Log {
     async fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
                 return line.clone();
             }
-            assert!(Instant::now() < deadline, "no log line with {needle:?}: {:#?}", self.lines.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}: {:#?}",
+                self.lines.lock().unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
     fn finish(self) -> Vec<String> {
         self.reader.join().unwrap();
-        std::sync::Arc::try_unwrap(self.lines).unwrap().into_inner().unwrap()
+        std::sync::Arc::try_unwrap(self.lines)
+            .unwrap()
+            .into_inner()
+            .unwrap()
     }
 }
 
@@ -153,34 +184,79 @@ async fn sigterm_answers_a_parked_long_poll_and_exits_0() {
         .unwrap();
     let log = Log::capture(&mut child);
     let listening = log.wait_for("listening").await;
-    let addr = listening.split_whitespace().find_map(|w| w.strip_prefix("addr=")).expect("addr= in the log line").to_owned();
+    let addr = listening
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .expect("addr= in the log line")
+        .to_owned();
     let url = format!("http://{addr}");
     let http = reqwest::Client::new();
-    let token: Value = http.post(format!("{url}/v1/token")).json(&json!({"user_id": "alice"})).send().await.unwrap().json().await.unwrap();
+    let token: Value = http
+        .post(format!("{url}/v1/token"))
+        .json(&json!({"user_id": "alice"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let token = token["access_token"].as_str().unwrap().to_owned();
-    let sync: Value = http.get(format!("{url}/v1/sync")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let sync: Value = http
+        .get(format!("{url}/v1/sync"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let since = sync["next_batch"].as_str().unwrap().to_owned();
     let poll = tokio::spawn({
         let (http, url, token) = (http.clone(), url.clone(), token.clone());
-        async move { http.get(format!("{url}/v1/sync?since={since}&timeout_ms=30000")).bearer_auth(token).send().await }
+        async move {
+            http.get(format!("{url}/v1/sync?since={since}&timeout_ms=30000"))
+                .bearer_auth(token)
+                .send()
+                .await
+        }
     });
     assert!(log.wait_for("long-poll parked").await.contains("alice"));
 
     let started = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let answer = tokio::time::timeout(Duration::from_secs(10), poll).await.expect("answered").unwrap().unwrap();
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let answer = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("answered")
+        .unwrap()
+        .unwrap();
     assert_eq!(answer.status(), 200);
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["rooms"], json!({}));
-    let exit = tokio::task::spawn_blocking(move || wait_bounded(&mut child, Duration::from_secs(15))).await.unwrap();
+    let exit =
+        tokio::task::spawn_blocking(move || wait_bounded(&mut child, Duration::from_secs(15)))
+            .await
+            .unwrap();
     assert!(exit.expect("exits after SIGTERM").success());
     assert!(started.elapsed() < Duration::from_secs(15));
     let lines = log.finish();
     assert!(lines.iter().any(|l| l.contains("SIGTERM")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("dev auth")), "dev mode is announced");
+    assert!(
+        lines.iter().any(|l| l.contains("dev auth")),
+        "dev mode is announced"
+    );
     let secret = std::fs::read_to_string(dir.path().join("chat.db.token-secret")).unwrap();
     for line in &lines {
-        assert!(!line.contains(&token), "a token leaked into the log: {line}");
-        assert!(!line.contains(secret.trim()), "the secret leaked into the log: {line}");
+        assert!(
+            !line.contains(&token),
+            "a token leaked into the log: {line}"
+        );
+        assert!(
+            !line.contains(secret.trim()),
+            "the secret leaked into the log: {line}"
+        );
     }
 }

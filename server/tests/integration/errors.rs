@@ -10,9 +10,23 @@ use crate::support::{answer, TestServer};
 async fn unknown_routes_are_json_404() {
     let t = TestServer::start().await;
     let alice = t.user("alice").await;
-    alice.get("/v1/nope").await.assert_error(StatusCode::NOT_FOUND, "not_found");
-    alice.get("/").await.assert_error(StatusCode::NOT_FOUND, "not_found");
-    answer(t.http.get(format!("{}/v2/sync", t.url)).send().await.unwrap()).await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    alice
+        .get("/v1/nope")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    alice
+        .get("/")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    answer(
+        t.http
+            .get(format!("{}/v2/sync", t.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test]
@@ -41,15 +55,47 @@ async fn malformed_json_bodies_are_400_never_500() {
     let alice = t.user("alice").await;
     let room = alice.create_room(&[]).await;
     let url = format!("{}/v1/rooms/{}/messages/t1", t.url, room.id);
-    for body in ["{", "not json", "", "[]", "{\"parts\": [1]}", "{\"parts\": [{\"type\": 5}]}", "\u{0}"] {
-        let r = t.http.put(&url).bearer_auth(&alice.token).header("content-type", "application/json").body(body).send().await.unwrap();
-        answer(r).await.assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    for body in [
+        "{",
+        "not json",
+        "",
+        "[]",
+        "{\"parts\": [1]}",
+        "{\"parts\": [{\"type\": 5}]}",
+        "\u{0}",
+    ] {
+        let r = t
+            .http
+            .put(&url)
+            .bearer_auth(&alice.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        answer(r)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "bad_request");
     }
     // Without a content type the body is still read as JSON.
-    let r = t.http.post(format!("{}/v1/token", t.url)).body(r#"{"user_id":"zed"}"#).send().await.unwrap();
+    let r = t
+        .http
+        .post(format!("{}/v1/token", t.url))
+        .body(r#"{"user_id":"zed"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = t.http.post(format!("{}/v1/token", t.url)).body(r#"{"user":"zed"}"#).send().await.unwrap();
-    answer(r).await.assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    let r = t
+        .http
+        .post(format!("{}/v1/token", t.url))
+        .body(r#"{"user":"zed"}"#)
+        .send()
+        .await
+        .unwrap();
+    answer(r)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "bad_request");
 }
 
 #[tokio::test]
@@ -57,15 +103,27 @@ async fn bodies_over_64_kib_are_json_413_on_every_route() {
     let t = TestServer::start().await;
     let alice = t.user("alice").await;
     let room = alice.create_room(&[]).await;
-    let big = format!("{{\"name\": \"{}\", \"member_ids\": []}}", "x".repeat(MAX_BODY_BYTES));
+    let big = format!(
+        "{{\"name\": \"{}\", \"member_ids\": []}}",
+        "x".repeat(MAX_BODY_BYTES)
+    );
     for (method, path) in [
         (Method::POST, "/v1/rooms".to_owned()),
         (Method::POST, "/v1/token".to_owned()),
         (Method::PUT, "/v1/users/alice".to_owned()),
         (Method::PUT, format!("/v1/rooms/{}/messages/big", room.id)),
     ] {
-        let r = t.http.request(method, format!("{}{path}", t.url)).bearer_auth(&alice.token).body(big.clone()).send().await.unwrap();
-        answer(r).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+        let r = t
+            .http
+            .request(method, format!("{}{path}", t.url))
+            .bearer_auth(&alice.token)
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        answer(r)
+            .await
+            .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     }
 }
 
@@ -75,17 +133,40 @@ async fn bad_path_ids_are_400() {
     let alice = t.user("alice").await;
     let room = alice.create_room(&[]).await;
     let long = "x".repeat(300);
-    alice.send_raw(&room.id, &long, serde_json::json!({"parts": [{"type": "text/plain", "content": "a"}]})).await.assert_error(StatusCode::BAD_REQUEST, "bad_request");
-    alice.get(&format!("/v1/users/{long}")).await.assert_error(StatusCode::BAD_REQUEST, "bad_request");
-    alice.get("/v1/users/a%20b").await.assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    alice
+        .send_raw(
+            &room.id,
+            &long,
+            serde_json::json!({"parts": [{"type": "text/plain", "content": "a"}]}),
+        )
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    alice
+        .get(&format!("/v1/users/{long}"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    alice
+        .get("/v1/users/a%20b")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "bad_request");
 }
 
 #[tokio::test]
 async fn health_answers_get_and_head_without_auth() {
     let t = TestServer::start().await;
-    let r = t.http.get(format!("{}/health", t.url)).send().await.unwrap();
+    let r = t
+        .http
+        .get(format!("{}/health", t.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = t.http.head(format!("{}/health", t.url)).send().await.unwrap();
+    let r = t
+        .http
+        .head(format!("{}/health", t.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.bytes().await.unwrap().is_empty());
 }

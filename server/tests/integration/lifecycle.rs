@@ -26,7 +26,14 @@ async fn restart(mut t: TestServer, graceful: bool) -> TestServer {
 async fn restart_keeps_everything(graceful: bool) {
     let t = TestServer::start().await;
     let alice = t.user("alice").await;
-    alice.call(reqwest::Method::PUT, "/v1/users/alice", Some(json!({"name": "Alice"}))).await.ok();
+    alice
+        .call(
+            reqwest::Method::PUT,
+            "/v1/users/alice",
+            Some(json!({"name": "Alice"})),
+        )
+        .await
+        .ok();
     let room = alice.create_room(&["bob"]).await;
     let sent = alice.send_many(&room.id, "t", 5).await;
     let sync_before = alice.get("/v1/sync").await.ok();
@@ -37,11 +44,23 @@ async fn restart_keeps_everything(graceful: bool) {
     assert_eq!(t.url, url);
     let alice = t.user("alice").await;
     assert_eq!(alice.get("/v1/users/alice").await.ok()["name"], "Alice");
-    assert_eq!(alice.get(&format!("/v1/rooms/{}", room.id)).await.ok()["member_ids"], json!(["alice", "bob"]));
-    let history = alice.get(&format!("/v1/rooms/{}/messages", room.id)).await.ok();
-    assert_eq!(ids(&history["messages"]), sent.iter().map(|m| m.id).collect::<Vec<_>>());
+    assert_eq!(
+        alice.get(&format!("/v1/rooms/{}", room.id)).await.ok()["member_ids"],
+        json!(["alice", "bob"])
+    );
+    let history = alice
+        .get(&format!("/v1/rooms/{}/messages", room.id))
+        .await
+        .ok();
+    assert_eq!(
+        ids(&history["messages"]),
+        sent.iter().map(|m| m.id).collect::<Vec<_>>()
+    );
     // The old sync token is still valid and there is nothing new.
-    assert_eq!(alice.get(&format!("/v1/sync?since={token}")).await.ok()["rooms"], json!({}));
+    assert_eq!(
+        alice.get(&format!("/v1/sync?since={token}")).await.ok()["rooms"],
+        json!({})
+    );
     // Idempotency survives too, and new ids keep increasing.
     assert_eq!(alice.send(&room.id, "t0", "again").await, sent[0]);
     assert!(alice.send(&room.id, "new", "new").await.id > sent[4].id);
@@ -62,54 +81,101 @@ async fn graceful_shutdown_answers_parked_long_polls() {
     let mut t = TestServer::start().await;
     let alice = t.user("alice").await;
     alice.create_room(&[]).await;
-    let since = alice.get("/v1/sync").await.ok()["next_batch"].as_str().unwrap().to_owned();
+    let since = alice.get("/v1/sync").await.ok()["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let poll = {
         let alice = alice.clone();
-        tokio::spawn(async move { alice.get(&format!("/v1/sync?since={since}&timeout_ms=30000")).await })
+        tokio::spawn(async move {
+            alice
+                .get(&format!("/v1/sync?since={since}&timeout_ms=30000"))
+                .await
+        })
     };
     wait_until_parked(&t, 1).await;
     let started = std::time::Instant::now();
     t.server.take().unwrap().shutdown().await;
-    let answer = tokio::time::timeout(Duration::from_secs(5), poll).await.unwrap().unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body["rooms"], json!({}));
     assert!(started.elapsed() < Duration::from_secs(5));
     // And the port is closed.
-    assert!(t.http.get(format!("{}/health", t.url)).send().await.is_err());
+    assert!(t
+        .http
+        .get(format!("{}/health", t.url))
+        .send()
+        .await
+        .is_err());
 }
 
 #[tokio::test]
 async fn kill_cuts_parked_requests_and_closes_the_port() {
     let mut t = TestServer::start().await;
     let alice = t.user("alice").await;
-    let since = alice.get("/v1/sync").await.ok()["next_batch"].as_str().unwrap().to_owned();
+    let since = alice.get("/v1/sync").await.ok()["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let poll = {
         let (http, url, token) = (t.http.clone(), t.url.clone(), alice.token.clone());
-        tokio::spawn(async move { http.get(format!("{url}/v1/sync?since={since}&timeout_ms=30000")).bearer_auth(token).send().await })
+        tokio::spawn(async move {
+            http.get(format!("{url}/v1/sync?since={since}&timeout_ms=30000"))
+                .bearer_auth(token)
+                .send()
+                .await
+        })
     };
     wait_until_parked(&t, 1).await;
     t.server.take().unwrap().kill().await;
-    let result = tokio::time::timeout(Duration::from_secs(5), poll).await.unwrap().unwrap();
-    assert!(result.is_err(), "the client sees a reset/EOF, not an answer: {result:?}");
-    assert!(t.http.get(format!("{}/health", t.url)).send().await.is_err());
+    let result = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        result.is_err(),
+        "the client sees a reset/EOF, not an answer: {result:?}"
+    );
+    assert!(t
+        .http
+        .get(format!("{}/health", t.url))
+        .send()
+        .await
+        .is_err());
 }
 
 #[test]
 fn runs_on_a_current_thread_runtime() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let t = TestServer::start().await;
         let alice = t.user("alice").await;
         let room = alice.create_room(&[]).await;
         alice.send(&room.id, "a", "hi").await;
-        let since = alice.get("/v1/sync").await.ok()["next_batch"].as_str().unwrap().to_owned();
+        let since = alice.get("/v1/sync").await.ok()["next_batch"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let poll = {
             let alice = alice.clone();
-            tokio::spawn(async move { alice.get(&format!("/v1/sync?since={since}&timeout_ms=10000")).await })
+            tokio::spawn(async move {
+                alice
+                    .get(&format!("/v1/sync?since={since}&timeout_ms=10000"))
+                    .await
+            })
         };
         wait_until_parked(&t, 1).await;
         let m = alice.send(&room.id, "b", "wake").await;
-        assert_eq!(ids(&poll.await.unwrap().body["rooms"][&room.id]["messages"]), vec![m.id]);
+        assert_eq!(
+            ids(&poll.await.unwrap().body["rooms"][&room.id]["messages"]),
+            vec![m.id]
+        );
         let mut t = t;
         t.server.take().unwrap().shutdown().await;
     });
@@ -121,11 +187,17 @@ async fn runs_on_a_paused_clock_without_spinning() {
     let alice = t.user("alice").await;
     let room = alice.create_room(&[]).await;
     alice.send(&room.id, "a", "hi").await;
-    let since = alice.get("/v1/sync").await.ok()["next_batch"].as_str().unwrap().to_owned();
+    let since = alice.get("/v1/sync").await.ok()["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // With time paused the long-poll's timer auto-advances once everything is idle: it answers
     // empty, quickly in real time.
     let started = std::time::Instant::now();
-    let body = alice.get(&format!("/v1/sync?since={since}&timeout_ms=30000")).await.ok();
+    let body = alice
+        .get(&format!("/v1/sync?since={since}&timeout_ms=30000"))
+        .await
+        .ok();
     assert_eq!(body["rooms"], json!({}));
     assert!(started.elapsed() < Duration::from_secs(10));
     let mut t = t;
@@ -139,7 +211,11 @@ async fn a_busy_port_and_a_bad_database_path_are_clear_errors() {
     let mut config = ServerConfig::for_tests(dir.path().join("other.db"));
     config.addr = t.server().addr();
     let err = chatsync_server::start(config).await.unwrap_err();
-    assert!(err.to_string().starts_with(&format!("cannot listen on {}", t.server().addr())), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot listen on {}", t.server().addr())),
+        "{err}"
+    );
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let mut config = ServerConfig::for_tests(file.join("db.sqlite"));

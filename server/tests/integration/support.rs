@@ -21,13 +21,24 @@ impl TestServer {
         Self::start_in(dir, |_| {}).await
     }
 
-    pub async fn start_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut ServerConfig)) -> Self {
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let mut config = ServerConfig::for_tests(dir.path().join("chat.db"));
         configure(&mut config);
         let server = chatsync_server::start(config).await.unwrap();
         let url = server.url();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap();
-        TestServer { server: Some(server), dir, url, http }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(40))
+            .build()
+            .unwrap();
+        TestServer {
+            server: Some(server),
+            dir,
+            url,
+            http,
+        }
     }
 
     pub fn server(&self) -> &RunningServer {
@@ -36,7 +47,13 @@ impl TestServer {
 
     /// A dev-mode token for `user`.
     pub async fn token(&self, user: &str) -> String {
-        let r = self.http.post(format!("{}/v1/token", self.url)).json(&json!({"user_id": user})).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}/v1/token", self.url))
+            .json(&json!({"user_id": user}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let body: Value = r.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
@@ -44,7 +61,11 @@ impl TestServer {
 
     /// A client acting as `user`.
     pub async fn user(&self, user: &str) -> Client {
-        Client { url: self.url.clone(), http: self.http.clone(), token: self.token(user).await }
+        Client {
+            url: self.url.clone(),
+            http: self.http.clone(),
+            token: self.token(user).await,
+        }
     }
 }
 
@@ -68,13 +89,29 @@ impl Answer {
     pub fn assert_error(&self, status: StatusCode, code: &str) {
         assert_eq!(self.status, status, "body: {}", self.body);
         assert_eq!(self.body["error"], code, "body: {}", self.body);
-        assert!(self.body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "body: {}", self.body);
-        assert_eq!(self.body.as_object().unwrap().len(), 2, "exactly error + error_description: {}", self.body);
+        assert!(
+            self.body["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.body.as_object().unwrap().len(),
+            2,
+            "exactly error + error_description: {}",
+            self.body
+        );
     }
 
     #[track_caller]
     pub fn ok(self) -> Value {
-        assert!(self.status.is_success(), "status {} body {}", self.status, self.body);
+        assert!(
+            self.status.is_success(),
+            "status {} body {}",
+            self.status,
+            self.body
+        );
         self.body
     }
 }
@@ -88,7 +125,10 @@ pub async fn answer(response: reqwest::Response) -> Answer {
 
 impl Client {
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let mut request = self.http.request(method, format!("{}{}", self.url, path)).bearer_auth(&self.token);
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.url, path))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -100,16 +140,31 @@ impl Client {
     }
 
     pub async fn create_room(&self, members: &[&str]) -> Room {
-        let body = self.call(Method::POST, "/v1/rooms", Some(json!({"name": "test room", "member_ids": members}))).await.ok();
+        let body = self
+            .call(
+                Method::POST,
+                "/v1/rooms",
+                Some(json!({"name": "test room", "member_ids": members})),
+            )
+            .await
+            .ok();
         serde_json::from_value(body).unwrap()
     }
 
     pub async fn send_raw(&self, room: &str, txn: &str, body: Value) -> Answer {
-        self.call(Method::PUT, &format!("/v1/rooms/{room}/messages/{txn}"), Some(body)).await
+        self.call(
+            Method::PUT,
+            &format!("/v1/rooms/{room}/messages/{txn}"),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn send(&self, room: &str, txn: &str, text: &str) -> Message {
-        let body = serde_json::to_value(SendMessageRequest { parts: vec![Part::text(text)] }).unwrap();
+        let body = serde_json::to_value(SendMessageRequest {
+            parts: vec![Part::text(text)],
+        })
+        .unwrap();
         serde_json::from_value(self.send_raw(room, txn, body).await.ok()).unwrap()
     }
 
@@ -117,12 +172,20 @@ impl Client {
     pub async fn send_many(&self, room: &str, prefix: &str, n: usize) -> Vec<Message> {
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
-            out.push(self.send(room, &format!("{prefix}{i}"), &format!("m{i}")).await);
+            out.push(
+                self.send(room, &format!("{prefix}{i}"), &format!("m{i}"))
+                    .await,
+            );
         }
         out
     }
 }
 
 pub fn ids(messages: &Value) -> Vec<u64> {
-    messages.as_array().unwrap().iter().map(|m| m["id"].as_u64().unwrap()).collect()
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
 }

@@ -26,15 +26,28 @@ async fn initial_sync_gives_the_newest_messages_of_every_room_with_limited() {
     let sent = alice.send_many(&busy.id, "b", 5).await;
     let q = alice.send(&quiet.id, "q", "only").await;
     let body = sync(&alice, "limit=3").await;
-    assert_eq!(ids(&body["rooms"][&busy.id]["messages"]), sent[2..5].iter().map(|m| m.id).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&body["rooms"][&busy.id]["messages"]),
+        sent[2..5].iter().map(|m| m.id).collect::<Vec<_>>()
+    );
     assert_eq!(body["rooms"][&busy.id]["limited"], true);
     assert_eq!(ids(&body["rooms"][&quiet.id]["messages"]), vec![q.id]);
     assert_eq!(body["rooms"][&quiet.id]["limited"], false);
-    assert_eq!(body["rooms"][&empty.id], json!({"messages": [], "limited": false}));
+    assert_eq!(
+        body["rooms"][&empty.id],
+        json!({"messages": [], "limited": false})
+    );
     // Bob sees only his room.
     let bob = t.user("bob").await;
     let body = sync(&bob, "").await;
-    assert_eq!(body["rooms"].as_object().unwrap().keys().collect::<Vec<_>>(), vec![&busy.id]);
+    assert_eq!(
+        body["rooms"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec![&busy.id]
+    );
 }
 
 #[tokio::test]
@@ -51,22 +64,37 @@ async fn incremental_sync_returns_only_what_is_new_and_limited_marks_a_gap() {
     assert_eq!(none["rooms"], json!({}));
     // A message in a room alice is not in does not show up.
     bob.send(&other.id, "x", "not for alice").await;
-    assert_eq!(sync(&alice, &format!("since={start}")).await["rooms"], json!({}));
+    assert_eq!(
+        sync(&alice, &format!("since={start}")).await["rooms"],
+        json!({})
+    );
     let new = bob.send(&room.id, "n1", "new").await;
     let body = sync(&alice, &format!("since={start}")).await;
     assert_eq!(ids(&body["rooms"][&room.id]["messages"]), vec![new.id]);
     assert_eq!(body["rooms"][&room.id]["limited"], false);
     // Following the token gives nothing more.
     let next = token(&body);
-    assert_eq!(sync(&alice, &format!("since={next}")).await["rooms"], json!({}));
+    assert_eq!(
+        sync(&alice, &format!("since={next}")).await["rooms"],
+        json!({})
+    );
     // More new messages than the limit: the newest `limit`, limited = true (a gap to fill).
     let burst = bob.send_many(&room.id, "burst", 5).await;
     let body = sync(&alice, &format!("since={next}&limit=2")).await;
-    assert_eq!(ids(&body["rooms"][&room.id]["messages"]), vec![burst[3].id, burst[4].id]);
+    assert_eq!(
+        ids(&body["rooms"][&room.id]["messages"]),
+        vec![burst[3].id, burst[4].id]
+    );
     assert_eq!(body["rooms"][&room.id]["limited"], true);
     // Exactly `limit` new messages: not limited.
     let body = sync(&alice, &format!("since={next}&limit=5")).await;
-    assert_eq!(body["rooms"][&room.id]["messages"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        body["rooms"][&room.id]["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
     assert_eq!(body["rooms"][&room.id]["limited"], false);
 }
 
@@ -78,16 +106,32 @@ async fn rooms_joined_since_the_token_appear_even_when_empty() {
     let before = token(&sync(&bob, "").await);
     let room = alice.create_room(&["bob"]).await;
     let body = sync(&bob, &format!("since={before}")).await;
-    assert_eq!(body["rooms"][&room.id], json!({"messages": [], "limited": false}));
+    assert_eq!(
+        body["rooms"][&room.id],
+        json!({"messages": [], "limited": false})
+    );
     // A room with history created before bob's token: joined later, it comes with its newest messages.
     let bob_now = token(&body);
-    let dm = alice.call(reqwest::Method::POST, "/v1/rooms/direct", Some(json!({"user_id": "carol"}))).await.ok();
+    let dm = alice
+        .call(
+            reqwest::Method::POST,
+            "/v1/rooms/direct",
+            Some(json!({"user_id": "carol"})),
+        )
+        .await
+        .ok();
     let dm_id = dm["id"].as_str().unwrap();
     alice.send(dm_id, "h", "history").await;
     let carol = t.user("carol").await;
     let body = sync(&carol, "").await;
-    assert_eq!(body["rooms"][dm_id]["messages"][0]["parts"][0]["content"], "history");
-    assert_eq!(sync(&bob, &format!("since={bob_now}")).await["rooms"], json!({}));
+    assert_eq!(
+        body["rooms"][dm_id]["messages"][0]["parts"][0]["content"],
+        "history"
+    );
+    assert_eq!(
+        sync(&bob, &format!("since={bob_now}")).await["rooms"],
+        json!({})
+    );
 }
 
 #[tokio::test]
@@ -110,9 +154,15 @@ async fn a_parked_long_poll_wakes_within_a_second_of_a_send_in_any_room() {
     wait_until_parked(&t, 1).await;
     let sent_at = Instant::now();
     let message = bob.send(&r2.id, "wake", "wake up").await;
-    let (body, _) = tokio::time::timeout(Duration::from_secs(5), poll).await.expect("long-poll answered").unwrap();
+    let (body, _) = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .expect("long-poll answered")
+        .unwrap();
     let woke_after = sent_at.elapsed();
-    assert!(woke_after < Duration::from_secs(1), "woke {woke_after:?} after the send");
+    assert!(
+        woke_after < Duration::from_secs(1),
+        "woke {woke_after:?} after the send"
+    );
     assert_eq!(ids(&body["rooms"][&r2.id]["messages"]), vec![message.id]);
 }
 
@@ -153,8 +203,20 @@ async fn a_message_for_someone_else_does_not_answer_the_long_poll() {
 async fn malformed_sync_queries_are_400() {
     let t = TestServer::start().await;
     let alice = t.user("alice").await;
-    for q in ["since=garbage", "since=s1", "since=s-1_0", "since=", "limit=0", "limit=x", "timeout_ms=-5", "since=s999999_0"] {
-        alice.get(&format!("/v1/sync?{q}")).await.assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    for q in [
+        "since=garbage",
+        "since=s1",
+        "since=s-1_0",
+        "since=",
+        "limit=0",
+        "limit=x",
+        "timeout_ms=-5",
+        "since=s999999_0",
+    ] {
+        alice
+            .get(&format!("/v1/sync?{q}"))
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "bad_request");
     }
     // Out-of-range values are clamped, not refused.
     let since = token(&sync(&alice, "").await);
@@ -171,25 +233,40 @@ async fn a_thousand_parked_long_polls_are_all_answered_by_one_send_each() {
     // One connection per waiter, like 1000 devices.
     let mut polls = Vec::new();
     for _ in 0..WAITERS {
-        let client = Client { http: reqwest::Client::new(), ..host.clone() };
+        let client = Client {
+            http: reqwest::Client::new(),
+            ..host.clone()
+        };
         let since = since.clone();
-        polls.push(tokio::spawn(async move { sync(&client, &format!("since={since}&timeout_ms=20000")).await }));
+        polls.push(tokio::spawn(async move {
+            sync(&client, &format!("since={since}&timeout_ms=20000")).await
+        }));
     }
     wait_until_parked(&t, WAITERS).await;
     let started = Instant::now();
     let m = host.send(&room.id, "all", "everyone").await;
     for poll in polls {
-        let body = tokio::time::timeout(Duration::from_secs(10), poll).await.unwrap().unwrap();
+        let body = tokio::time::timeout(Duration::from_secs(10), poll)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(ids(&body["rooms"][&room.id]["messages"]), vec![m.id]);
     }
-    eprintln!("{WAITERS} parked long-polls answered {:?} after the send", started.elapsed());
+    eprintln!(
+        "{WAITERS} parked long-polls answered {:?} after the send",
+        started.elapsed()
+    );
 }
 
 /// Waits (bounded) until `n` long-polls are parked in the server.
 pub async fn wait_until_parked(t: &TestServer, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while t.server().parked_long_polls() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} long-polls parked", t.server().parked_long_polls());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} long-polls parked",
+            t.server().parked_long_polls()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
