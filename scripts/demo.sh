@@ -70,18 +70,20 @@ stop_server() {
 
 step "Starting the reference server on $ADDR (database: $WORK/server.db)"
 start_server
-echo "server pid $SERVER_PID, log in $WORK/server.log"
+echo "server pid $SERVER_PID, log in $WORK/server.log; each user's device store is $WORK/<user> (--data)"
 
 # --- the two devices -------------------------------------------------------------------------
 # Each user has a device store of their own, as two phones would.
 OUT="$WORK/out"
+# Prints arguments as a shell would need them typed (quotes around those with spaces).
+show_args() { local a; for a in "$@"; do case "$a" in *[[:space:]]*|*\!*) printf " '%s'" "$a" ;; *) printf ' %s' "$a" ;; esac; done; }
 # run USER EXPECTED_EXIT ARGS...: prints the command and its output, checks the exit code.
 run() {
   local user="$1" expected="$2"; shift 2
-  printf '%s$ chatsync --user %s %s%s\n' "$dim" "$user" "$*" "$reset"
+  printf '%s$ chatsync --user %s' "$dim" "$user"; show_args "$@"; printf '%s\n' "$reset"
   local code=0
   "$BIN" --user "$user" --data "$WORK/$user" "$@" >"$OUT" 2>"$OUT.err" || code=$?
-  cat "$OUT"
+  [ "${QUIET:-0}" = 1 ] || cat "$OUT"
   if [ -s "$OUT.err" ]; then sed 's/^/  (stderr) /' "$OUT.err"; fi
   [ "$code" = "$expected" ] || fail "exit code $code, expected $expected"
 }
@@ -135,11 +137,13 @@ echo "(outbox empty)"
 
 step "alice syncs and gets it exactly once"
 run alice 0 sync
-run alice 0 messages --with bob --json
+QUIET=1 run alice 0 messages --with bob --json
 n="$(count '"text": "Sent from the tunnel, no network here."')"
 [ "$n" = 1 ] || fail "alice holds the message $n times, expected exactly once"
-echo "alice holds the offline message exactly once."
+echo "(JSON checked: alice holds the offline message exactly once)"
 run alice 0 messages --with bob
+
+step "Nothing is sent twice: bob syncs again"
 run bob 0 sync
 expect '"sent": 0'
 

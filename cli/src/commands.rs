@@ -20,8 +20,9 @@ fn io_error(e: std::io::Error) -> CliError {
 enum Delivery {
     /// The server answered: the sync ran.
     Online(SyncReport),
-    /// The server could not be reached; queued messages stay queued.
-    Offline(String),
+    /// The server could not be reached (with the core's reason when it gave one); queued
+    /// messages stay queued.
+    Offline(Option<String>),
     /// Another failure (unauthorized, protocol...); queued messages stay queued.
     Failed(CliError),
 }
@@ -33,10 +34,15 @@ async fn sync_and_flush(client: &ChatClient) -> Delivery {
     progress.finish();
     match result {
         Ok(report) if report.online => Delivery::Online(report),
-        Ok(_) => Delivery::Offline("the server could not be reached".to_owned()),
-        Err(ChatError::Offline(reason)) => Delivery::Offline(reason),
+        Ok(_) => Delivery::Offline(None),
+        Err(ChatError::Offline(reason)) => Delivery::Offline(Some(reason)),
         Err(e) => Delivery::Failed(CliError::from(e)),
     }
+}
+
+/// ` (reason)` when there is one.
+fn because(reason: &Option<String>) -> String {
+    reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
 }
 
 /// The report printed when the sync could not reach the server: the outbox as it stands.
@@ -63,8 +69,9 @@ pub async fn sync(client: &ChatClient, global: &GlobalArgs) -> Result<Exit, CliE
             let report = offline_report(client)?;
             print_json(&report).map_err(io_error)?;
             eprintln!(
-                "offline: {} is unreachable ({reason}); {} message(s) still queued",
+                "offline: {} is unreachable{}; {} message(s) still queued",
                 global.server,
+                because(&reason),
                 report.pending
             );
             Ok(Exit::Offline)
@@ -92,7 +99,7 @@ pub async fn send(client: &ChatClient, global: &GlobalArgs, args: SendArgs) -> R
     match delivery {
         Delivery::Online(_) => {}
         Delivery::Offline(reason) => {
-            eprintln!("queued: {} is unreachable ({reason}); `chatsync sync` delivers it later", global.server)
+            eprintln!("queued: {} is unreachable{}; `chatsync sync` delivers it later", global.server, because(&reason))
         }
         Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
     }
@@ -152,7 +159,7 @@ pub async fn retry(client: &ChatClient, global: &GlobalArgs, args: OutboxIdArgs)
     match delivery {
         Delivery::Online(_) => {}
         Delivery::Offline(reason) => {
-            eprintln!("queued: {} is unreachable ({reason}); `chatsync sync` delivers it later", global.server)
+            eprintln!("queued: {} is unreachable{}; `chatsync sync` delivers it later", global.server, because(&reason))
         }
         Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
     }
