@@ -137,6 +137,10 @@ async fn serve_connection(
         }
         _ = stop.wait_for(|s| *s != Stop::Running) => {}
     }
+    if *stop.borrow() == Stop::Kill {
+        // Dropping the connection closes the socket mid-request, like a killed process.
+        return;
+    }
     // Graceful: finish the request in flight (parked long-polls are being answered), then close.
     connection.as_mut().graceful_shutdown();
     let _ = connection.as_mut().await;
@@ -167,12 +171,11 @@ impl RunningServer {
 
     /// Abrupt, like SIGKILL: aborts every task and connection at once (clients see reset/EOF).
     pub async fn kill(mut self) {
+        // The accept loop reacts at once: it drops the listener, aborts every connection task and
+        // waits until they are gone, so no socket outlives this call.
         self.stop.send_replace(Stop::Kill);
-        if let Some(task) = &self.accept_task {
-            task.abort();
-        }
-        self.notifier.begin_shutdown();
         self.finish().await;
+        self.notifier.begin_shutdown();
     }
 
     async fn finish(&mut self) {
