@@ -223,36 +223,37 @@ fun main() {
         expect(theirs.withText("sent while offline").size == 1) { "bob: exactly one copy: $theirs" }
         expect(theirs.withText("hello from kotlin").size == 1) { "and the first one still once: $theirs" }
     }
-    r.test("a bad server URL is a typed error with a readable message") {
-        val e = expectThrows<ChatException.InvalidInput>("bad URL") {
-            runBlocking {
-                val c = ChatClient(config("not a url", File(work, "bad-url"), "alice"))
-                c.use { it.openDirectRoom("bob") }
-            }
+    r.test("a bad server URL is a typed error with a readable message, and creates no store") {
+        val dir = File(work, "bad-url")
+        val e = expectThrows<ChatException.InvalidInput>("bad URL") { ChatClient(config("not a url", dir, "alice")) }
+        expect(e.message!!.startsWith("invalid input") && e.message!!.contains("not a url")) { "message: ${e.message}" }
+        expect(!dir.exists()) { "no store was created for a bad URL" }
+        expectThrows<ChatException.InvalidInput>("plain http to a remote host") {
+            ChatClient(config("http://chat.example.com", File(work, "insecure"), "alice"))
         }
-        expect(e.message!!.startsWith("invalid input")) { "message: ${e.message}" }
         val offline = expectThrows<ChatException.Offline>("nothing listens") {
             runBlocking { ChatClient(config("http://127.0.0.1:1", File(work, "dead"), "alice")).use { it.openDirectRoom("bob") } }
         }
         expect(offline.message!!.startsWith("offline")) { "message: ${offline.message}" }
     }
-    r.test("a message the server rejects (over 16 KiB) fails with a reason, store intact") {
-        val big = "x".repeat(17 * 1024)
-        try {
-            val echo = alice.sendText(roomId, big)
-            expect(echo.pending) { "queued first: $echo" }
-            val failed = until("the big message fails", step = { alice.syncOnce(); alice.outbox() }) {
-                it.any { e -> e.localId == echo.localId && e.state == MessageState.FAILED }
-            }.first { it.localId == echo.localId }
-            expect(failed.failureReason != null) { "a reason: $failed" }
-            val shown = alice.messages(roomId, 50u, null).first { it.localId == echo.localId }
-            expect(shown.failed && shown.failureReason != null) { "shown as failed: $shown" }
-            alice.discard(echo.localId!!)
-        } catch (e: ChatException.InvalidInput) {
-            expect(e.message!!.isNotBlank()) { "readable: ${e.message}" }
-        } catch (e: ChatException.Rejected) {
-            expect(e.message!!.contains("413") || e.message!!.contains("large")) { "readable: ${e.message}" }
+    r.test("an oversized text (over 16 KiB) is a typed error and queues nothing") {
+        val before = alice.outbox()
+        val e = expectThrows<ChatException.InvalidInput>("17 KiB text") {
+            runBlocking { alice.sendText(roomId, "x".repeat(17 * 1024)) }
         }
+        expect(e.message!!.contains("limit")) { "readable: ${e.message}" }
+        expect(alice.outbox() == before) { "nothing queued: ${alice.outbox()}" }
+    }
+    r.test("a message the server rejects ends failed with its reason, store intact") {
+        val echo = alice.sendText("no-such-room", "to nowhere")
+        expect(echo.pending) { "queued first: $echo" }
+        val failed = until("the server rejects it", step = { alice.syncOnce(); alice.outbox() }) {
+            it.any { e -> e.localId == echo.localId && e.state == MessageState.FAILED }
+        }.first { it.localId == echo.localId }
+        expect(!failed.failureReason.isNullOrBlank()) { "a reason: $failed" }
+        val shown = alice.messages("no-such-room", 50u, null).first { it.localId == echo.localId }
+        expect(shown.failed && shown.state == MessageState.FAILED && shown.failureReason != null) { "shown as failed: $shown" }
+        alice.discard(echo.localId!!)
         expect(alice.outbox().isEmpty()) { "nothing left queued: ${alice.outbox()}" }
         expect(alice.messages(roomId, 50u, null).withText("sent while offline").size == 1) { "earlier messages intact" }
     }

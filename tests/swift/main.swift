@@ -288,38 +288,41 @@ await test("back online: sync delivers exactly one copy") {
     try expect(withText(theirs, "sent while offline").count == 1, "bob: exactly one copy: \(theirs)")
     try expect(withText(theirs, "hello from swift").count == 1, "and the first one still once: \(theirs)")
 }
-await test("a bad server URL is a typed error with a readable message") {
+await test("a bad server URL is a typed error with a readable message, and creates no store") {
+    let dir = work + "/bad-url"
     let bad = try await expectChatError("bad URL", { if case .InvalidInput = $0 { return true }; return false }) {
-        let c = try ChatClient(config: config("not a url", work + "/bad-url", "alice"))
-        _ = try await c.openDirectRoom(userId: "bob")
+        _ = try ChatClient(config: config("not a url", dir, "alice"))
     }
-    try expect(bad.message.hasPrefix("invalid input"), "message: \(bad.message)")
+    try expect(bad.message.hasPrefix("invalid input") && bad.message.contains("not a url"), "message: \(bad.message)")
+    try expect(!FileManager.default.fileExists(atPath: dir), "no store was created for a bad URL")
+    _ = try await expectChatError("plain http to a remote host", { if case .InvalidInput = $0 { return true }; return false }) {
+        _ = try ChatClient(config: config("http://chat.example.com", work + "/insecure", "alice"))
+    }
     let offline = try await expectChatError("nothing listens", { if case .Offline = $0 { return true }; return false }) {
         let c = try ChatClient(config: config("http://127.0.0.1:1", work + "/dead", "alice"))
         _ = try await c.openDirectRoom(userId: "bob")
     }
     try expect(offline.message.hasPrefix("offline"), "message: \(offline.message)")
 }
-await test("a message the server rejects (over 16 KiB) fails with a reason, store intact") {
-    let big = String(repeating: "x", count: 17 * 1024)
-    do {
-        let echo = try await alice.sendText(roomId: roomId, text: big)
-        try expect(echo.pending, "queued first: \(echo)")
-        let outbox = try await until("the big message fails", { _ = try await alice.syncOnce(); return try alice.outbox() }) { (entries: [OutboxEntry]) in
-            entries.contains { $0.localId == echo.localId && $0.state == .failed }
-        }
-        let entry = outbox.first { $0.localId == echo.localId }!
-        try expect(entry.failureReason != nil, "a reason: \(entry)")
-        let shown = try alice.messages(roomId: roomId, limit: 50, before: nil).first { $0.localId == echo.localId }
-        try expect(shown?.failed == true && shown?.failureReason != nil, "shown as failed: \(String(describing: shown))")
-        try await alice.discard(localId: echo.localId!)
-    } catch let error as ChatError {
-        switch error {
-        case .InvalidInput: try expect(!error.message.isEmpty, "readable")
-        case .Rejected: try expect(error.message.contains("413") || error.message.contains("large"), "readable: \(error.message)")
-        default: throw error
-        }
+await test("an oversized text (over 16 KiB) is a typed error and queues nothing") {
+    let before = try alice.outbox()
+    let e = try await expectChatError("17 KiB text", { if case .InvalidInput = $0 { return true }; return false }) {
+        _ = try await alice.sendText(roomId: roomId, text: String(repeating: "x", count: 17 * 1024))
     }
+    try expect(e.message.contains("limit"), "readable: \(e.message)")
+    try expect(try alice.outbox() == before, "nothing queued")
+}
+await test("a message the server rejects ends failed with its reason, store intact") {
+    let echo = try await alice.sendText(roomId: "no-such-room", text: "to nowhere")
+    try expect(echo.pending, "queued first: \(echo)")
+    let outbox = try await until("the server rejects it", { _ = try await alice.syncOnce(); return try alice.outbox() }) { (entries: [OutboxEntry]) in
+        entries.contains { $0.localId == echo.localId && $0.state == .failed }
+    }
+    let entry = outbox.first { $0.localId == echo.localId }!
+    try expect(!(entry.failureReason ?? "").isEmpty, "a reason: \(entry)")
+    let shown = try alice.messages(roomId: "no-such-room", limit: 50, before: nil).first { $0.localId == echo.localId }
+    try expect(shown?.failed == true && shown?.state == .failed && shown?.failureReason != nil, "shown as failed: \(String(describing: shown))")
+    try await alice.discard(localId: echo.localId!)
     try expect(try alice.outbox().isEmpty, "nothing left queued")
     try expect(withText(try alice.messages(roomId: roomId, limit: 50, before: nil), "sent while offline").count == 1, "earlier messages intact")
 }
