@@ -259,6 +259,7 @@ impl ChatClient {
     /// For the scheduler: one `/v1/sync` holding up to `timeout_ms` when nothing is new, its
     /// batch applied and flushed, listeners told. No outbox flush. A network failure is
     /// `ChatError::Offline`.
+    #[allow(dead_code)] // the scheduler currently calls `Engine::sync_request` directly (cancellable)
     pub(crate) async fn sync_with_timeout(&self, timeout_ms: u64) -> Result<SyncReport, ChatError> {
         let outcome = self.run(move |engine| async move { engine.sync_request(timeout_ms).await }).await?;
         let (pending, failed) = self.engine.outbox_counts()?;

@@ -35,19 +35,18 @@ impl Engine {
     pub async fn sync_request(&self, timeout_ms: u64) -> Result<SyncOutcome, ChatError> {
         let _one_batch = self.sync_lock.lock().await;
         let limit = self.config.page_size.clamp(1, SYNC_MAX_LIMIT);
-        let mut since = self.store.meta.sync_token()?;
+        let since = self.store.meta.sync_token()?;
         let response = match self.api.sync(since.as_deref(), timeout_ms, limit).await {
             // A token the server no longer understands: start over from the newest messages.
             // Held history stays; the initial page opens a gap where it cannot be joined.
             Err(ApiError::Rejected { status: 400, .. }) if since.is_some() => {
                 tracing::warn!("the server refused the sync token; starting a fresh sync");
                 self.store.meta.clear_sync_token()?;
-                since = None;
                 self.api.sync(None, timeout_ms, limit).await?
             }
             other => other?,
         };
-        let new_ids = self.store.apply_sync(&response, since.is_none())?;
+        let new_ids = self.store.apply_sync(&response)?;
         self.store.flush().await?;
 
         let mut changed: BTreeMap<String, Vec<u64>> = new_ids;

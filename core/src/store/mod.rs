@@ -15,6 +15,9 @@ pub(crate) mod outbox;
 pub(crate) mod rooms;
 pub(crate) mod users;
 
+#[cfg(test)]
+mod model_tests;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -220,7 +223,7 @@ impl Store {
 
     /// Applies one `/v1/sync` answer: every room's messages and state plus the new token, as
     /// one transaction. Idempotent. Returns the ids that were new, per room.
-    pub fn apply_sync(&self, response: &SyncResponse, initial: bool) -> Result<BTreeMap<String, Vec<u64>>, StoreError> {
+    pub fn apply_sync(&self, response: &SyncResponse) -> Result<BTreeMap<String, Vec<u64>>, StoreError> {
         // Reads that need range scans happen before the transaction; they are only used to
         // decide whether unsynced messages lie below a page, which nothing else changes concurrently
         // (the engine applies one batch at a time).
@@ -241,7 +244,6 @@ impl Store {
                         ids.push(m.id);
                     }
                 }
-                let _ = initial;
                 rec.note_sync_page(room.messages.first().map(|m| m.id), room.messages.last().map(|m| m.id), room.limited, below[room_id]);
                 tx_put(rooms, room_id.as_bytes(), &rec)?;
                 new_ids.insert(room_id.clone(), ids);
