@@ -156,8 +156,11 @@ mod tests {
     #[test]
     fn send_needs_exactly_one_target() {
         assert!(Cli::try_parse_from(["chatsync", "send", "hi"]).is_err());
-        assert!(Cli::try_parse_from(["chatsync", "send", "--room", "r", "--to", "bob", "hi"]).is_err());
-        let cli = Cli::try_parse_from(["chatsync", "--user", "alice", "send", "--to", "bob", "hi"]).unwrap();
+        assert!(
+            Cli::try_parse_from(["chatsync", "send", "--room", "r", "--to", "bob", "hi"]).is_err()
+        );
+        let cli = Cli::try_parse_from(["chatsync", "--user", "alice", "send", "--to", "bob", "hi"])
+            .unwrap();
         match cli.command {
             Command::Send(a) => {
                 assert_eq!(a.target.with.as_deref(), Some("bob"));
@@ -169,14 +172,25 @@ mod tests {
 
     #[test]
     fn global_flags_may_follow_the_subcommand() {
-        let cli = Cli::try_parse_from(["chatsync", "sync", "--user", "bob", "--server", "http://127.0.0.1:9"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "chatsync",
+            "sync",
+            "--user",
+            "bob",
+            "--server",
+            "http://127.0.0.1:9",
+        ])
+        .unwrap();
         assert_eq!(cli.global.user.as_deref(), Some("bob"));
         assert_eq!(cli.global.server, "http://127.0.0.1:9");
     }
 
     #[test]
     fn messages_with_is_an_alias_of_to() {
-        let cli = Cli::try_parse_from(["chatsync", "messages", "--with", "bob", "--limit", "5", "--json"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "chatsync", "messages", "--with", "bob", "--limit", "5", "--json",
+        ])
+        .unwrap();
         match cli.command {
             Command::Messages(a) => {
                 assert_eq!(a.target.with.as_deref(), Some("bob"));
@@ -189,6 +203,8 @@ mod tests {
 
     #[test]
     fn a_zero_limit_is_a_usage_error() {
-        assert!(Cli::try_parse_from(["chatsync", "messages", "--room", "r", "--limit", "0"]).is_err());
+        assert!(
+            Cli::try_parse_from(["chatsync", "messages", "--room", "r", "--limit", "0"]).is_err()
+        );
     }
 }

@@ -11,7 +11,9 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatsync_core::{AppState, ChatClient, ChatMessage, ClientEvent, ClientListener, MessageState, NetworkStatus};
+use chatsync_core::{
+    AppState, ChatClient, ChatMessage, ClientEvent, ClientListener, MessageState, NetworkStatus,
+};
 use tokio::sync::mpsc;
 
 use crate::args::{ChatArgs, GlobalArgs};
@@ -47,7 +49,10 @@ struct ChatView {
 }
 
 fn key_of(message: &ChatMessage) -> String {
-    message.local_id.clone().unwrap_or_else(|| message.id.clone())
+    message
+        .local_id
+        .clone()
+        .unwrap_or_else(|| message.id.clone())
 }
 
 /// `[06:00] Alice: hello (pending)`.
@@ -57,9 +62,16 @@ fn chat_line(message: &ChatMessage) -> String {
     let marker = match message.state {
         MessageState::Sent => String::new(),
         MessageState::Pending => " (pending)".to_owned(),
-        MessageState::Failed => format!(" (failed: {})", message.failure_reason.as_deref().unwrap_or("rejected")),
+        MessageState::Failed => format!(
+            " (failed: {})",
+            message.failure_reason.as_deref().unwrap_or("rejected")
+        ),
     };
-    format!("[{hhmm}] {}: {}{marker}", message.user.name, one_line(&message.text))
+    format!(
+        "[{hhmm}] {}: {}{marker}",
+        message.user.name,
+        one_line(&message.text)
+    )
 }
 
 impl ChatView {
@@ -83,13 +95,17 @@ impl ChatView {
             match self.shown.insert(key, message.state) {
                 None => lines.push(chat_line(message)),
                 Some(before) if before != message.state => match message.state {
-                    MessageState::Sent => lines.push(format!("  ✓ sent: {}", one_line(&message.text))),
+                    MessageState::Sent => {
+                        lines.push(format!("  ✓ sent: {}", one_line(&message.text)))
+                    }
                     MessageState::Failed => lines.push(format!(
                         "  ✗ failed ({}): {}",
                         message.failure_reason.as_deref().unwrap_or("rejected"),
                         one_line(&message.text)
                     )),
-                    MessageState::Pending => lines.push(format!("  … queued again: {}", one_line(&message.text))),
+                    MessageState::Pending => {
+                        lines.push(format!("  … queued again: {}", one_line(&message.text)))
+                    }
                 },
                 Some(_) => {}
             }
@@ -186,7 +202,11 @@ fn parse_input(line: &str) -> Input {
 }
 
 /// `chatsync chat --with USER`.
-pub async fn chat(client: &Arc<ChatClient>, global: &GlobalArgs, args: ChatArgs) -> Result<Exit, CliError> {
+pub async fn chat(
+    client: &Arc<ChatClient>,
+    global: &GlobalArgs,
+    args: ChatArgs,
+) -> Result<Exit, CliError> {
     let me = user_id(global)?;
     let room_id = direct_room(client, &me, &args.with).await?;
     let mut view = ChatView::new(room_id.clone());
@@ -217,7 +237,8 @@ pub async fn chat(client: &Arc<ChatClient>, global: &GlobalArgs, args: ChatArgs)
                 break;
             }
         }
-        let deadline = drain_deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let deadline = drain_deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             line = input.recv(), if input_open => match line.map(|l| parse_input(&l)) {
                 None | Some(Input::Quit) => {
@@ -291,7 +312,11 @@ mod tests {
             room_id: "r1".into(),
             text: text.into(),
             created_at: "2026-11-25T06:07:08.000Z".into(),
-            user: ChatUser { id: "bob".into(), name: "bob".into(), avatar: None },
+            user: ChatUser {
+                id: "bob".into(),
+                name: "bob".into(),
+                avatar: None,
+            },
             state,
             pending: state == MessageState::Pending,
             sent: state == MessageState::Sent,
@@ -304,28 +329,53 @@ mod tests {
     #[test]
     fn new_messages_print_once_oldest_first() {
         let mut view = ChatView::new("r1".into());
-        let page = vec![message("2", None, MessageState::Sent, "second"), message("1", None, MessageState::Sent, "first")];
-        assert_eq!(view.update(&page), vec!["[06:07] bob: first", "[06:07] bob: second"]);
+        let page = vec![
+            message("2", None, MessageState::Sent, "second"),
+            message("1", None, MessageState::Sent, "first"),
+        ];
+        assert_eq!(
+            view.update(&page),
+            vec!["[06:07] bob: first", "[06:07] bob: second"]
+        );
         assert!(view.update(&page).is_empty());
     }
 
     #[test]
     fn an_echo_that_gets_sent_prints_a_delivery_line_not_a_duplicate() {
         let mut view = ChatView::new("r1".into());
-        assert_eq!(view.update(&[message("txn", Some("txn"), MessageState::Pending, "hi")]), vec!["[06:07] bob: hi (pending)"]);
-        assert_eq!(view.update(&[message("9", Some("txn"), MessageState::Sent, "hi")]), vec!["  ✓ sent: hi"]);
+        assert_eq!(
+            view.update(&[message("txn", Some("txn"), MessageState::Pending, "hi")]),
+            vec!["[06:07] bob: hi (pending)"]
+        );
+        assert_eq!(
+            view.update(&[message("9", Some("txn"), MessageState::Sent, "hi")]),
+            vec!["  ✓ sent: hi"]
+        );
     }
 
     #[test]
     fn the_status_line_prints_only_on_change() {
         let mut view = ChatView::new("r1".into());
         assert_eq!(
-            view.apply(&ClientEvent::NetworkStatusChanged { status: NetworkStatus::Offline }).as_deref(),
+            view.apply(&ClientEvent::NetworkStatusChanged {
+                status: NetworkStatus::Offline
+            })
+            .as_deref(),
             Some("-- offline | 0 pending --")
         );
-        assert_eq!(view.apply(&ClientEvent::OutboxChanged { pending: 0, failed: 0 }), None);
         assert_eq!(
-            view.apply(&ClientEvent::OutboxChanged { pending: 2, failed: 1 }).as_deref(),
+            view.apply(&ClientEvent::OutboxChanged {
+                pending: 0,
+                failed: 0
+            }),
+            None
+        );
+        assert_eq!(
+            view.apply(&ClientEvent::OutboxChanged {
+                pending: 2,
+                failed: 1
+            })
+            .as_deref(),
             Some("-- offline | 2 pending | 1 failed --")
         );
     }

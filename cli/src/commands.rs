@@ -42,7 +42,10 @@ async fn sync_and_flush(client: &ChatClient) -> Delivery {
 
 /// ` (reason)` when there is one.
 fn because(reason: &Option<String>) -> String {
-    reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default()
 }
 
 /// The report printed when the sync could not reach the server: the outbox as it stands.
@@ -84,30 +87,51 @@ pub async fn sync(client: &ChatClient, global: &GlobalArgs) -> Result<Exit, CliE
 fn read_back(client: &ChatClient, sent: &ChatMessage) -> Result<Option<ChatMessage>, CliError> {
     let key = sent.local_id.as_deref().unwrap_or(&sent.id);
     let recent = client.messages(sent.room_id.clone(), READ_BACK_LIMIT, None)?;
-    Ok(recent.into_iter().find(|m| m.local_id.as_deref() == Some(key) || m.id == key))
+    Ok(recent
+        .into_iter()
+        .find(|m| m.local_id.as_deref() == Some(key) || m.id == key))
 }
 
 /// `chatsync send`: queues durably (exit 0 from then on, online or not), tries to deliver at
 /// once, prints the message as it then stands. Exit 4 only when the server rejected it.
-pub async fn send(client: &ChatClient, global: &GlobalArgs, args: SendArgs) -> Result<Exit, CliError> {
+pub async fn send(
+    client: &ChatClient,
+    global: &GlobalArgs,
+    args: SendArgs,
+) -> Result<Exit, CliError> {
     let me = user_id(global)?;
     let room = resolve_room(client, &me, &args.target).await?;
-    let echo = client.send_text(room, args.text).await.map_err(|e| CliError::from(e).context("cannot queue the message"))?;
+    let echo = client
+        .send_text(room, args.text)
+        .await
+        .map_err(|e| CliError::from(e).context("cannot queue the message"))?;
     let delivery = sync_and_flush(client).await;
     let shown = read_back(client, &echo)?.unwrap_or(echo);
     print_json(&shown).map_err(io_error)?;
     match delivery {
         Delivery::Online(_) => {}
         Delivery::Offline(reason) => {
-            eprintln!("queued: {} is unreachable{}; `chatsync sync` delivers it later", global.server, because(&reason))
+            eprintln!(
+                "queued: {} is unreachable{}; `chatsync sync` delivers it later",
+                global.server,
+                because(&reason)
+            )
         }
         Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
     }
-    Ok(if shown.state == MessageState::Failed { Exit::Refused } else { Exit::Ok })
+    Ok(if shown.state == MessageState::Failed {
+        Exit::Refused
+    } else {
+        Exit::Ok
+    })
 }
 
 /// `chatsync messages`: newest first, from the store.
-pub async fn messages(client: &ChatClient, global: &GlobalArgs, args: MessagesArgs) -> Result<Exit, CliError> {
+pub async fn messages(
+    client: &ChatClient,
+    global: &GlobalArgs,
+    args: MessagesArgs,
+) -> Result<Exit, CliError> {
     let me = user_id(global)?;
     let room = resolve_room(client, &me, &args.target).await?;
     let messages = client.messages(room, args.limit, args.before)?;
@@ -148,10 +172,20 @@ pub fn outbox(client: &ChatClient, args: JsonFlag) -> Result<Exit, CliError> {
 }
 
 /// `chatsync retry`: queues a failed message again and tries to deliver it, like `send`.
-pub async fn retry(client: &ChatClient, global: &GlobalArgs, args: OutboxIdArgs) -> Result<Exit, CliError> {
-    client.retry(args.local_id.clone()).await.map_err(|e| CliError::from(e).context(format!("cannot retry {}", args.local_id)))?;
+pub async fn retry(
+    client: &ChatClient,
+    global: &GlobalArgs,
+    args: OutboxIdArgs,
+) -> Result<Exit, CliError> {
+    client
+        .retry(args.local_id.clone())
+        .await
+        .map_err(|e| CliError::from(e).context(format!("cannot retry {}", args.local_id)))?;
     let delivery = sync_and_flush(client).await;
-    let still_queued = client.outbox()?.into_iter().find(|e| e.local_id == args.local_id);
+    let still_queued = client
+        .outbox()?
+        .into_iter()
+        .find(|e| e.local_id == args.local_id);
     match &still_queued {
         None => println!("{}  sent", args.local_id),
         Some(entry) => println!("{}", outbox_line(entry)),
@@ -159,7 +193,11 @@ pub async fn retry(client: &ChatClient, global: &GlobalArgs, args: OutboxIdArgs)
     match delivery {
         Delivery::Online(_) => {}
         Delivery::Offline(reason) => {
-            eprintln!("queued: {} is unreachable{}; `chatsync sync` delivers it later", global.server, because(&reason))
+            eprintln!(
+                "queued: {} is unreachable{}; `chatsync sync` delivers it later",
+                global.server,
+                because(&reason)
+            )
         }
         Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
     }

@@ -27,7 +27,8 @@ pub fn data_dir(global: &GlobalArgs, user_id: &str) -> Result<PathBuf, CliError>
         return Ok(dir.clone());
     }
     // The user id becomes a path component: refuse anything that could leave the parent folder.
-    if user_id.contains(['/', '\\']) || user_id == "." || user_id == ".." || user_id.contains('\0') {
+    if user_id.contains(['/', '\\']) || user_id == "." || user_id == ".." || user_id.contains('\0')
+    {
         return Err(CliError::usage(format!(
             "user id {user_id:?} cannot name a folder; pass --data DIR"
         )));
@@ -72,8 +73,9 @@ pub fn open(global: &GlobalArgs) -> Result<Arc<ChatClient>, CliError> {
     };
     let mut config = ClientConfig::new(global.server.trim_end_matches('/'), &dir, &user, token);
     config.allow_insecure_http = global.allow_insecure_http;
-    let client = ChatClient::new(config)
-        .map_err(|e| CliError::from(e).context(format!("cannot open the store in {}", dir.display())))?;
+    let client = ChatClient::new(config).map_err(|e| {
+        CliError::from(e).context(format!("cannot open the store in {}", dir.display()))
+    })?;
     Ok(client)
 }
 
@@ -106,23 +108,35 @@ pub fn is_direct_room(room: &RoomSummary, me: &str, other: &str) -> bool {
 
 /// The room id a `--room` / `--to` flag names. A direct room already on the device is found
 /// offline; otherwise the core gets or creates it on the server (and stores it).
-pub async fn resolve_room(client: &ChatClient, me: &str, target: &RoomTarget) -> Result<String, CliError> {
+pub async fn resolve_room(
+    client: &ChatClient,
+    me: &str,
+    target: &RoomTarget,
+) -> Result<String, CliError> {
     if let Some(room) = &target.room {
         return Ok(room.clone());
     }
-    let other = target.with.as_deref().ok_or_else(|| CliError::usage("pass --room ID or --to USER"))?;
+    let other = target
+        .with
+        .as_deref()
+        .ok_or_else(|| CliError::usage("pass --room ID or --to USER"))?;
     direct_room(client, me, other).await
 }
 
 /// The id of the direct room with `other`, from the store or else from the server.
 pub async fn direct_room(client: &ChatClient, me: &str, other: &str) -> Result<String, CliError> {
-    if let Some(room) = client.rooms()?.into_iter().find(|r| is_direct_room(r, me, other)) {
+    if let Some(room) = client
+        .rooms()?
+        .into_iter()
+        .find(|r| is_direct_room(r, me, other))
+    {
         return Ok(room.id);
     }
     match client.open_direct_room(other.to_owned()).await {
         Ok(room) => Ok(room.id),
-        Err(e @ ChatError::Offline(_)) => Err(CliError::from(e)
-            .context(format!("no room with {other} on this device yet, and the server is unreachable"))),
+        Err(e @ ChatError::Offline(_)) => Err(CliError::from(e).context(format!(
+            "no room with {other} on this device yet, and the server is unreachable"
+        ))),
         Err(e) => Err(CliError::from(e).context(format!("cannot open the room with {other}"))),
     }
 }
@@ -152,7 +166,11 @@ mod tests {
     fn direct_rooms_match_whatever_the_member_order() {
         assert!(is_direct_room(&room(&["bob", "alice"]), "alice", "bob"));
         assert!(is_direct_room(&room(&["alice", "bob"]), "alice", "bob"));
-        assert!(!is_direct_room(&room(&["alice", "bob", "carol"]), "alice", "bob"));
+        assert!(!is_direct_room(
+            &room(&["alice", "bob", "carol"]),
+            "alice",
+            "bob"
+        ));
         assert!(!is_direct_room(&room(&["alice"]), "alice", "bob"));
     }
 
@@ -168,7 +186,10 @@ mod tests {
         let g = global(&["--user", "../x"]);
         assert_eq!(data_dir(&g, "../x").unwrap_err().exit, Exit::Usage);
         let g = global(&["--user", "../x", "--data", "/tmp/somewhere"]);
-        assert_eq!(data_dir(&g, "../x").unwrap(), PathBuf::from("/tmp/somewhere"));
+        assert_eq!(
+            data_dir(&g, "../x").unwrap(),
+            PathBuf::from("/tmp/somewhere")
+        );
     }
 
     #[test]

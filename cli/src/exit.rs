@@ -38,12 +38,18 @@ pub struct CliError {
 impl CliError {
     /// A bad flag value or input the core would refuse.
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError { exit: Exit::Usage, message: message.into() }
+        CliError {
+            exit: Exit::Usage,
+            message: message.into(),
+        }
     }
 
     /// A failure that fits no other code.
     pub fn internal(message: impl Into<String>) -> Self {
-        CliError { exit: Exit::Internal, message: message.into() }
+        CliError {
+            exit: Exit::Internal,
+            message: message.into(),
+        }
     }
 
     /// The same error with `context` (what the command was doing) in front.
@@ -91,7 +97,13 @@ mod tests {
         let cases = [
             (ChatError::Offline("x".into()), 3),
             (ChatError::Unauthorized("x".into()), 4),
-            (ChatError::Rejected { code: "forbidden".into(), reason: "x".into() }, 4),
+            (
+                ChatError::Rejected {
+                    code: "forbidden".into(),
+                    reason: "x".into(),
+                },
+                4,
+            ),
             (ChatError::Storage("x".into()), 5),
             (ChatError::Busy("x".into()), 6),
             (ChatError::Protocol("x".into()), 7),

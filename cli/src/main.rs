@@ -59,7 +59,11 @@ fn report_usage_error(e: &clap::Error) {
 
 /// The one line of a rendered clap error: its first non-empty line, without the `error: ` prefix.
 fn usage_error_line(rendered: &str) -> String {
-    let first = rendered.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid arguments");
+    let first = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
     format!("{first} (see chatsync --help)")
 }
@@ -88,7 +92,10 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
     result
 }
 
-async fn run_device_command(client: &Arc<chatsync_core::ChatClient>, cli: Cli) -> Result<Exit, CliError> {
+async fn run_device_command(
+    client: &Arc<chatsync_core::ChatClient>,
+    cli: Cli,
+) -> Result<Exit, CliError> {
     let global = &cli.global;
     device::ensure_session(client, global).await?;
     match cli.command {
@@ -112,7 +119,10 @@ mod tests {
     fn a_usage_error_is_one_line() {
         let e = Cli::try_parse_from(["chatsync", "--bogus", "sync"]).unwrap_err();
         let line = usage_error_line(&e.render().to_string());
-        assert_eq!(line, "unexpected argument '--bogus' found (see chatsync --help)");
+        assert_eq!(
+            line,
+            "unexpected argument '--bogus' found (see chatsync --help)"
+        );
         assert_eq!(e.exit_code(), 2);
     }
 }

@@ -22,7 +22,8 @@ struct SyncProgress {
 impl ClientListener for SyncProgress {
     fn on_event(&self, event: ClientEvent) {
         if let ClientEvent::MessagesChanged { ids, .. } = event {
-            let stored = self.stored.fetch_add(ids.len() as u64, Ordering::Relaxed) + ids.len() as u64;
+            let stored =
+                self.stored.fetch_add(ids.len() as u64, Ordering::Relaxed) + ids.len() as u64;
             let mut last = self.last_draw.lock().unwrap_or_else(|p| p.into_inner());
             let due = match *last {
                 None => true,
@@ -48,11 +49,20 @@ impl ProgressGuard {
     /// Starts showing progress for `client` when stderr is a terminal; otherwise does nothing.
     pub fn start(client: &ChatClient) -> ProgressGuard {
         if !std::io::stderr().is_terminal() {
-            return ProgressGuard { subscription: None, progress: None };
+            return ProgressGuard {
+                subscription: None,
+                progress: None,
+            };
         }
-        let progress = Arc::new(SyncProgress { stored: AtomicU64::new(0), last_draw: Mutex::new(None) });
+        let progress = Arc::new(SyncProgress {
+            stored: AtomicU64::new(0),
+            last_draw: Mutex::new(None),
+        });
         let subscription = client.subscribe(progress.clone());
-        ProgressGuard { subscription: Some(subscription), progress: Some(progress) }
+        ProgressGuard {
+            subscription: Some(subscription),
+            progress: Some(progress),
+        }
     }
 
     /// Stops listening and clears the progress line if one was drawn.
@@ -65,7 +75,11 @@ impl ProgressGuard {
             subscription.cancel();
         }
         if let Some(progress) = self.progress.take() {
-            let drawn = progress.last_draw.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+            let drawn = progress
+                .last_draw
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some();
             if drawn {
                 let mut err = std::io::stderr().lock();
                 let _ = write!(err, "\r\x1b[2K");

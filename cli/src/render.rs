@@ -52,12 +52,20 @@ pub fn message_line(message: &ChatMessage) -> String {
 
 /// One room on one line: id, members, and the newest message held.
 pub fn room_line(room: &RoomSummary) -> String {
-    let name = room.name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+    let name = room
+        .name
+        .as_deref()
+        .map(|n| format!(" \"{n}\""))
+        .unwrap_or_default();
     let last = match &room.last_message {
         Some(m) => format!("  last: {}: {}", m.user.name, one_line(&m.text)),
         None => String::new(),
     };
-    format!("{}{name}  members: {}{last}", room.id, room.member_ids.join(","))
+    format!(
+        "{}{name}  members: {}{last}",
+        room.id,
+        room.member_ids.join(",")
+    )
 }
 
 /// One outbox entry on one line.
@@ -67,7 +75,11 @@ pub fn outbox_line(entry: &OutboxEntry) -> String {
         MessageState::Failed => "failed",
         MessageState::Sent => "sent",
     };
-    let reason = entry.failure_reason.as_deref().map(|r| format!("  ({r})")).unwrap_or_default();
+    let reason = entry
+        .failure_reason
+        .as_deref()
+        .map(|r| format!("  ({r})"))
+        .unwrap_or_default();
     format!(
         "{}  {state}  attempts={}  room={}  {}{reason}",
         entry.local_id,
@@ -89,13 +101,19 @@ mod tests {
 
     fn message(state: MessageState, server_id: Option<u64>) -> ChatMessage {
         ChatMessage {
-            id: server_id.map(|i| i.to_string()).unwrap_or_else(|| "txn-1".into()),
+            id: server_id
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "txn-1".into()),
             server_id,
             local_id: Some("txn-1".into()),
             room_id: "r1".into(),
             text: "hello\nworld".into(),
             created_at: "2026-11-25T06:00:00.123Z".into(),
-            user: ChatUser { id: "alice".into(), name: "Alice".into(), avatar: None },
+            user: ChatUser {
+                id: "alice".into(),
+                name: "Alice".into(),
+                avatar: None,
+            },
             state,
             pending: state == MessageState::Pending,
             sent: state == MessageState::Sent,
@@ -107,7 +125,10 @@ mod tests {
 
     #[test]
     fn message_lines_show_id_time_sender_text_and_state() {
-        assert_eq!(message_line(&message(MessageState::Sent, Some(12))), "#12 2026-11-25 06:00 Alice: hello⏎world");
+        assert_eq!(
+            message_line(&message(MessageState::Sent, Some(12))),
+            "#12 2026-11-25 06:00 Alice: hello⏎world"
+        );
         assert_eq!(
             message_line(&message(MessageState::Pending, None)),
             "(txn-1) 2026-11-25 06:00 Alice: hello⏎world  [pending]"

@@ -8,7 +8,11 @@ use crate::exit::{CliError, Exit};
 pub async fn serve(args: chatsync_server::ServeArgs) -> Result<Exit, CliError> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
     chatsync_server::run(args)
         .await
         .map(|()| Exit::Ok)

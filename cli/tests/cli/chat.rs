@@ -5,7 +5,12 @@ use crate::support::{ChatSession, Device, Server};
 
 fn texts_for(device: &Device, with: &str) -> Vec<String> {
     let messages = device.json(&["messages", "--with", with, "--json"]);
-    messages.as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect()
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -27,7 +32,14 @@ fn chat_shows_history_live_messages_and_sends_typed_lines() {
     chat.type_line("hello from bob's terminal");
     chat.wait_for("✓ sent: hello from bob's terminal");
     alice.json(&["sync"]);
-    assert_eq!(texts_for(&alice, "bob"), ["hello from bob's terminal", "live from alice", "before the chat"]);
+    assert_eq!(
+        texts_for(&alice, "bob"),
+        [
+            "hello from bob's terminal",
+            "live from alice",
+            "before the chat"
+        ]
+    );
 
     assert_eq!(chat.close(), 0);
 }
@@ -54,7 +66,11 @@ fn chat_keeps_working_offline_and_catches_up() {
     chat.wait_for("✓ sent: typed while offline");
     chat.wait_for("-- online | 0 pending");
     alice.json(&["sync"]);
-    assert_eq!(texts_for(&alice, "bob"), ["typed while offline", "are you there?"], "delivered exactly once");
+    assert_eq!(
+        texts_for(&alice, "bob"),
+        ["typed while offline", "are you there?"],
+        "delivered exactly once"
+    );
     assert_eq!(chat.count("typed while offline (pending)"), 1);
 
     assert_eq!(chat.close(), 0);

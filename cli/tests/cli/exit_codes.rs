@@ -22,8 +22,10 @@ fn bad_flags_are_usage_errors() {
     let line = dev.expect(2, &["--bogus", "sync"]).one_stderr_line();
     assert!(line.contains("--bogus"), "{line}");
     dev.expect(2, &["send", "hello"]).one_stderr_line(); // neither --room nor --to
-    dev.expect(2, &["send", "--room", "r", "--to", "bob", "hello"]).one_stderr_line();
-    dev.expect(2, &["messages", "--room", "r", "--limit", "zero"]).one_stderr_line();
+    dev.expect(2, &["send", "--room", "r", "--to", "bob", "hello"])
+        .one_stderr_line();
+    dev.expect(2, &["messages", "--room", "r", "--limit", "zero"])
+        .one_stderr_line();
     dev.expect(2, &["frobnicate"]).one_stderr_line();
     assert!(!dev.data.exists(), "a usage error must not create a store");
 }
@@ -48,7 +50,10 @@ fn help_lists_the_exit_codes() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("3  offline") && help.contains("5  storage"), "{help}");
+    assert!(
+        help.contains("3  offline") && help.contains("5  storage"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -59,11 +64,19 @@ fn an_unreachable_server_is_offline_and_reads_still_work() {
     let report = run.json();
     assert_eq!(report["online"], false, "{report}");
     assert_eq!(report["pending"], 0);
-    assert!(run.one_stderr_line().starts_with("offline"), "{}", run.describe());
+    assert!(
+        run.one_stderr_line().starts_with("offline"),
+        "{}",
+        run.describe()
+    );
 
     // No room with bob yet, and no server to create it: nothing is queued.
     let send = dev.expect(3, &["send", "--to", "bob", "hello?"]);
-    assert!(send.one_stderr_line().contains("bob"), "{}", send.describe());
+    assert!(
+        send.one_stderr_line().contains("bob"),
+        "{}",
+        send.describe()
+    );
     assert_eq!(dev.json(&["outbox", "--json"]), serde_json::json!([]));
     assert_eq!(dev.json(&["rooms", "--json"]), serde_json::json!([]));
 }
@@ -96,16 +109,29 @@ fn a_corrupt_store_is_a_storage_error_and_is_left_as_it_was() {
     let tmp = tempfile::tempdir().unwrap();
     let dev = Device::new(tmp.path(), "alice", &unreachable_server());
     dev.expect(0, &["outbox"]); // creates the store offline
-    assert!(corrupt_sled_conf(&dev.data) > 0, "no sled conf under {}", dev.data.display());
+    assert!(
+        corrupt_sled_conf(&dev.data) > 0,
+        "no sled conf under {}",
+        dev.data.display()
+    );
     let before = snapshot(&dev.data);
 
-    for args in [&["outbox"][..], &["sync"], &["send", "--room", "r1", "hi"], &["rooms", "--json"]] {
+    for args in [
+        &["outbox"][..],
+        &["sync"],
+        &["send", "--room", "r1", "hi"],
+        &["rooms", "--json"],
+    ] {
         let run = dev.run(args);
         assert_eq!(run.code(), 5, "{args:?}: {}", run.describe());
         run.one_stderr_line();
         assert!(run.stdout().is_empty(), "{}", run.describe());
     }
-    assert_eq!(snapshot(&dev.data), before, "a failed open must not touch the store");
+    assert_eq!(
+        snapshot(&dev.data),
+        before,
+        "a failed open must not touch the store"
+    );
 }
 
 /// Something on the port that is not a chatsync server: every request gets an HTML page.
@@ -129,7 +155,8 @@ impl ForeignServer {
                 match listener.accept() {
                     Ok((mut conn, _)) => {
                         conn.set_nonblocking(false).unwrap();
-                        conn.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                        conn.set_read_timeout(Some(Duration::from_millis(500)))
+                            .unwrap();
                         let mut buf = [0u8; 16 * 1024];
                         let _ = conn.read(&mut buf);
                         let body = "<html><body>It works!</body></html>";
@@ -143,7 +170,11 @@ impl ForeignServer {
                 }
             }
         });
-        ForeignServer { url, stop, thread: Some(thread) }
+        ForeignServer {
+            url,
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -163,7 +194,11 @@ fn a_server_speaking_something_else_is_a_protocol_error() {
     let dev = Device::new(tmp.path(), "alice", &foreign.url);
     let run = dev.run(&["sync"]);
     assert_eq!(run.code(), 7, "{}", run.describe());
-    assert!(run.one_stderr_line().contains("protocol"), "{}", run.describe());
+    assert!(
+        run.one_stderr_line().contains("protocol"),
+        "{}",
+        run.describe()
+    );
 
     // A send to a known room id is still queued (exit 0) and stays queued.
     let queued = dev.run(&["send", "--room", "r1", "kept"]);

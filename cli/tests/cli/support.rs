@@ -19,7 +19,11 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The reference server as a child process: `chatsync serve` on a fixed loopback port.
@@ -34,7 +38,12 @@ impl Server {
     /// Starts a server on a fresh port with its database in `dir`.
     pub fn start(dir: &Path) -> Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut server = Server { addr, db: dir.join("server.db"), log: dir.join("server.log"), child: None };
+        let mut server = Server {
+            addr,
+            db: dir.join("server.db"),
+            log: dir.join("server.log"),
+            child: None,
+        };
         server.restart();
         server
     }
@@ -47,7 +56,11 @@ impl Server {
     /// Starts it (again) on the same port and database; returns once it accepts connections.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(BIN)
             .args(["serve", "--addr", &self.addr.to_string(), "--db"])
             .arg(&self.db)
@@ -62,9 +75,16 @@ impl Server {
         let start = Instant::now();
         while TcpStream::connect(self.addr).is_err() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("server exited with {status}: {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                panic!(
+                    "server exited with {status}: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
-            assert!(start.elapsed() < DEADLINE, "server did not listen on {}", self.addr);
+            assert!(
+                start.elapsed() < DEADLINE,
+                "server did not listen on {}",
+                self.addr
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -93,7 +113,11 @@ pub struct Device {
 
 impl Device {
     pub fn new(root: &Path, user: &str, server: &str) -> Device {
-        Device { user: user.to_owned(), data: root.join(user), server: server.to_owned() }
+        Device {
+            user: user.to_owned(),
+            data: root.join(user),
+            server: server.to_owned(),
+        }
     }
 
     /// A `chatsync` command for this device with a clean environment (no CHATSYNC_* from the
@@ -118,7 +142,13 @@ impl Device {
     /// Runs a command that must exit with `code`; returns its output.
     pub fn expect(&self, code: i32, args: &[&str]) -> Run {
         let run = self.run(args);
-        assert_eq!(run.code(), code, "chatsync {args:?} as {}: {}", self.user, run.describe());
+        assert_eq!(
+            run.code(),
+            code,
+            "chatsync {args:?} as {}: {}",
+            self.user,
+            run.describe()
+        );
         run
     }
 
@@ -142,16 +172,27 @@ impl Run {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.describe()))
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.describe()))
     }
     pub fn describe(&self) -> String {
-        format!("exit {:?}\n--- stdout\n{}\n--- stderr\n{}", self.0.status.code(), self.stdout(), self.stderr())
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.0.status.code(),
+            self.stdout(),
+            self.stderr()
+        )
     }
     /// Asserts stderr is exactly one non-empty line and returns it.
     pub fn one_stderr_line(&self) -> String {
         let err = self.stderr();
         let lines: Vec<&str> = err.lines().collect();
-        assert_eq!(lines.len(), 1, "expected one line on stderr: {}", self.describe());
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one line on stderr: {}",
+            self.describe()
+        );
         assert!(!lines[0].trim().is_empty());
         lines[0].to_owned()
     }
@@ -186,7 +227,12 @@ impl ChatSession {
             }
         });
         let stdin = child.stdin.take();
-        ChatSession { child, stdin, lines, seen: Vec::new() }
+        ChatSession {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Types a line.
@@ -206,7 +252,10 @@ impl ChatSession {
             let left = DEADLINE.checked_sub(start.elapsed()).unwrap_or_default();
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.seen.push(line),
-                Err(_) => panic!("no line containing {needle:?} within {DEADLINE:?}; saw:\n{}", self.seen.join("\n")),
+                Err(_) => panic!(
+                    "no line containing {needle:?} within {DEADLINE:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
@@ -226,7 +275,10 @@ impl ChatSession {
             }
             if start.elapsed() > DEADLINE {
                 let _ = self.child.kill();
-                panic!("chat did not exit after end of input; saw:\n{}", self.seen.join("\n"));
+                panic!(
+                    "chat did not exit after end of input; saw:\n{}",
+                    self.seen.join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
