@@ -354,3 +354,50 @@ fn open_waiting(config: &ClientConfig) -> Result<Store, ChatError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::config::TokenSource;
+    use crate::outbox::{BACKOFF_BASE, BACKOFF_CAP};
+
+    /// A loopback port nothing listens on.
+    fn dead_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outbox_retries_back_off_exponentially_on_the_paused_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("http://127.0.0.1:{}", dead_port());
+        let config = ClientConfig::new(url, dir.path(), "alice", TokenSource::Fixed("t".into()));
+        let client = ChatClient::with_runtime(config, Handle::current()).unwrap();
+        assert_eq!(client.outbox_next_due(), None, "empty outbox: no work");
+        client.send_text("r1".into(), "hello".into()).await.unwrap();
+        assert!(client.outbox_next_due().unwrap() <= Instant::now(), "queued: due at once");
+
+        let mut ceiling = BACKOFF_BASE;
+        for attempt in 1..=9u32 {
+            let report = client.flush_outbox().await.unwrap();
+            assert!(matches!(report.stopped_by, Some(ChatError::Offline(_))), "{report:?}");
+            assert_eq!((report.sent, report.pending), (0, 1));
+            let now = Instant::now();
+            let due = client.outbox_next_due().unwrap();
+            let delay = due - now;
+            assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay:?} not in [{:?}, {ceiling:?}]", ceiling / 2);
+            // Not due a millisecond early, due on time.
+            tokio::time::advance(delay - Duration::from_millis(1)).await;
+            assert!(client.outbox_next_due().unwrap() > Instant::now());
+            tokio::time::advance(Duration::from_millis(1)).await;
+            assert!(client.outbox_next_due().unwrap() <= Instant::now());
+            assert_eq!(client.outbox().unwrap()[0].attempts, attempt);
+            ceiling = (ceiling * 2).min(BACKOFF_CAP);
+        }
+        assert_eq!(ceiling, BACKOFF_CAP, "the cap was reached");
+    }
+}

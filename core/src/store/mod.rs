@@ -35,6 +35,10 @@ use self::rooms::{RoomInfo, RoomRecord};
 use self::users::UsersTree;
 use crate::error::ChatError;
 
+/// A file beside sled's own, written once the store exists. When it is there but sled finds no
+/// data (its log was damaged beyond recovery), opening fails instead of silently starting empty.
+pub(crate) const MARKER_FILE: &str = "chatsync-store";
+
 /// Version of the on-disk format written by this build. Bump it (and add a migration) whenever a
 /// key encoding or a value's shape changes incompatibly.
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -149,11 +153,17 @@ impl Store {
             users: UsersTree(db.open_tree("users")?),
             db,
         };
-        store.check_format_version()?;
+        store.check_format_version(&dir.join(MARKER_FILE))?;
         Ok(store)
     }
 
-    fn check_format_version(&self) -> Result<(), StoreError> {
+    fn check_format_version(&self, marker: &Path) -> Result<(), StoreError> {
+        let write_marker = || -> Result<(), StoreError> {
+            let io = |e: std::io::Error| StoreError::Sled(sled::Error::Io(e));
+            let file = std::fs::File::create(marker).map_err(io)?;
+            std::io::Write::write_all(&mut &file, format!("chatsync store, format {FORMAT_VERSION}\n").as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)
+        };
         match self.meta.0.get(meta::FORMAT_VERSION_KEY)? {
             Some(v) => {
                 let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::UnknownFormat(format!("{} bytes", v.len())))?;
@@ -164,16 +174,24 @@ impl Store {
                 if found == 0 {
                     return Err(StoreError::UnknownFormat("version 0".into()));
                 }
+                if !marker.exists() {
+                    write_marker()?;
+                }
                 Ok(())
             }
             None => {
+                if marker.exists() {
+                    return Err(StoreError::Corrupt(
+                        "the store's data could not be read back (damaged files); refusing to start empty".into(),
+                    ));
+                }
                 let empty = self.meta.0.is_empty() && self.messages.0.is_empty() && self.rooms.is_empty() && self.outbox.0.is_empty();
                 if !empty {
                     return Err(StoreError::UnknownFormat("data without a version record".into()));
                 }
                 self.meta.0.insert(meta::FORMAT_VERSION_KEY, &FORMAT_VERSION.to_be_bytes())?;
                 self.db.flush()?;
-                Ok(())
+                write_marker()
             }
         }
     }

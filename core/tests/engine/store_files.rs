@@ -11,7 +11,17 @@ fn offline_config(dir: &Path) -> ClientConfig {
 }
 
 fn set_format_version(dir: &Path, value: &[u8]) {
-    let db = sled::Config::new().path(dir).cache_capacity(1 << 20).open().unwrap();
+    // sled's I/O threads may hold the file lock a moment after the client is dropped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        match sled::Config::new().path(dir).cache_capacity(1 << 20).open() {
+            Ok(db) => break db,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     db.open_tree("meta").unwrap().insert("format_version", value).unwrap();
     db.flush().unwrap();
 }
@@ -43,37 +53,61 @@ async fn an_unreadable_version_record_is_an_error() {
     assert!(matches!(ChatClient::new(offline_config(dir.path())), Err(ChatError::Storage(_))));
 }
 
+/// A store with a session and 20 queued messages, closed.
+async fn filled_store(dir: &Path) {
+    let client = ChatClient::new(offline_config(dir)).unwrap();
+    client.login("Alice".into(), None).await.unwrap();
+    for i in 0..20 {
+        client.send_text("r1".into(), format!("queued {i}")).await.unwrap();
+    }
+}
+
+/// Overwrites `len` bytes of `path` from `offset` with xorshift noise.
+fn scribble(path: &Path, offset: usize, len: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    bytes.resize(bytes.len().max(offset + len), 0);
+    for b in &mut bytes[offset..offset + len] {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        *b = rng as u8;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_store_is_a_storage_error_not_a_panic() {
+async fn a_damaged_store_is_a_storage_error_not_a_panic_nor_an_empty_store() {
     for victim in ["conf", "db"] {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let client = ChatClient::new(offline_config(dir.path())).unwrap();
-            client.login("Alice".into(), None).await.unwrap();
-            for i in 0..20 {
-                client.send_text("r1".into(), format!("queued {i}")).await.unwrap();
-            }
-        }
+        filled_store(dir.path()).await;
         let path = dir.path().join(victim);
         let len = std::fs::metadata(&path).unwrap().len() as usize;
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let garbage: Vec<u8> = (0..len.max(64))
-            .map(|_| {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                rng as u8
-            })
-            .collect();
-        std::fs::write(&path, garbage).unwrap();
+        scribble(&path, 0, len.max(64));
         match ChatClient::new(offline_config(dir.path())) {
             Err(ChatError::Storage(_)) => {}
             Err(e) => panic!("{victim}: expected Storage, got {e:?}"),
-            // sled may recover what its log still holds; then reads must still not panic.
-            Ok(client) => {
-                let _ = client.outbox();
-                let _ = client.messages("r1".into(), 10, None);
-            }
+            Ok(client) => panic!("{victim}: opened a destroyed store (session: {:?})", client.session()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_damaged_log_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    filled_store(dir.path()).await;
+    let path = dir.path().join("db");
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    scribble(&path, len / 2, (len / 4).max(1));
+    // sled may refuse the log or recover a consistent prefix of it; either way no panic, and
+    // whatever opens reads back without one.
+    match ChatClient::new(offline_config(dir.path())) {
+        Err(ChatError::Storage(_)) => {}
+        Err(e) => panic!("expected Storage, got {e:?}"),
+        Ok(client) => {
+            let _ = client.session();
+            let _ = client.outbox();
+            let _ = client.messages("r1".into(), 10, None);
         }
     }
 }
