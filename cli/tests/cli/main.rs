@@ -3,5 +3,6 @@
 
 mod chat;
 mod exit_codes;
+mod progress;
 mod support;
 mod walkthrough;
