@@ -35,4 +35,5 @@ pub use client::ChatClient;
 pub use config::{ClientConfig, ProbeConfig, ProbeMethod, TokenProvider, TokenSource};
 pub use error::ChatError;
 pub use events::{ClientEvent, ClientListener, Subscription};
+pub use lifecycle::background_sync_at;
 pub use model::*;

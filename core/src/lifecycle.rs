@@ -8,9 +8,9 @@
 //! - [`Lifecycle::note_server_backoff`] on a 429 / 503 answer (with its `Retry-After`),
 //! - [`Lifecycle::note_outbox_queued`] whenever something is queued (send, retry),
 //! - [`Lifecycle::is_shut_down`] before any request (none is made after `shutdown()`),
-//! - [`Lifecycle::set_sync_state`] to report sync state (deduplicated here).
+//! - [`Lifecycle::set_sync_state`] to report sync state (the event hub drops repeats).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,15 +23,13 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::client::ChatClient;
+use crate::engine::Engine;
 use crate::config::ClientConfig;
 use crate::error::ChatError;
 use crate::events::ClientEvent;
 use crate::model::*;
 use crate::network::{self, EventSink, NetworkMonitor, ProbeSettings};
 use crate::scheduler::{self, SchedulerCtx, SchedulerSettings, ServerHints, SyncEngine};
-
-/// Longest text shown in a notification preview, in characters.
-pub(crate) const PREVIEW_CHARS: usize = 100;
 
 /// Scheduler and network-monitor state held by every [`ChatClient`].
 pub(crate) struct Lifecycle {
@@ -47,7 +45,6 @@ pub(crate) struct Lifecycle {
     /// The client's runtime: tasks run there, and `background_sync` polls its timers there.
     runtime: Handle,
     http: reqwest::Client,
-    user_id: String,
     started: AtomicBool,
     /// Probe and scheduler tasks, aborted by `shutdown()`.
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -68,7 +65,6 @@ impl Lifecycle {
             scheduler: SchedulerSettings::from_config(config),
             runtime,
             http,
-            user_id: config.user_id.clone(),
             started: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
         }
@@ -100,19 +96,16 @@ impl Lifecycle {
         self.monitor.is_shut_down()
     }
 
-    /// Reports the sync state; emits `SyncStateChanged` only when it changes.
+    /// Reports the sync state. Forwarded every time (the event hub drops repeats, and the
+    /// engine reports `Syncing` / `Idle` to it directly too, so a local "unchanged" check could
+    /// go stale); nothing after `Stopped`.
     pub(crate) fn set_sync_state(&self, state: SyncState) {
         let mut current = self.sync_state.lock().unwrap_or_else(|p| p.into_inner());
-        if *current == state || *current == SyncState::Stopped {
+        if *current == SyncState::Stopped {
             return;
         }
         *current = state;
         (self.emit)(ClientEvent::SyncStateChanged { state });
-    }
-
-    /// The current sync state (for a new subscriber's first events).
-    pub(crate) fn sync_state(&self) -> SyncState {
-        *self.sync_state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current network status (for a new subscriber's first events).
@@ -120,15 +113,21 @@ impl Lifecycle {
         self.monitor.status()
     }
 
-    /// The current app state.
-    pub(crate) fn app_state(&self) -> AppState {
-        self.monitor.inputs().app_state
-    }
-
     /// Runs `future` so that its timers and sockets belong to the client's runtime, whatever
     /// executor awaits it (a foreign one through the bindings, or none of tokio's).
     pub(crate) fn on_runtime<F: Future>(&self, future: F) -> OnRuntime<F> {
         OnRuntime { runtime: self.runtime.clone(), future: Box::pin(future) }
+    }
+}
+
+impl Drop for Lifecycle {
+    /// A client dropped without `shutdown()` still stops its probe and scheduler: the probe
+    /// task holds the monitor, so it would otherwise probe forever while offline.
+    fn drop(&mut self) {
+        self.monitor.shut_down();
+        for task in self.tasks.get_mut().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
     }
 }
 
@@ -147,48 +146,54 @@ impl<F: Future> Future for OnRuntime<F> {
 }
 
 /// The scheduler's view of a client. Holds it weakly, so a client the app dropped without
-/// `shutdown()` is not kept alive by its own background task.
+/// `shutdown()` is not kept alive by its own background task; during a request only the engine
+/// is held.
 struct ClientEngine(Weak<ChatClient>);
 
 impl ClientEngine {
-    fn client(&self) -> Result<Arc<ChatClient>, ChatError> {
-        self.0.upgrade().ok_or(ChatError::ShutDown)
+    fn engine(&self) -> Result<Arc<Engine>, ChatError> {
+        let client = self.0.upgrade().ok_or(ChatError::ShutDown)?;
+        if client.lifecycle.is_shut_down() {
+            return Err(ChatError::ShutDown);
+        }
+        Ok(client.engine.clone())
     }
-}
 
-/// A success proves the server answered, whatever path it took (deduplicated, so a double
-/// report is harmless). Failures are reported by the api layer itself: only it can tell a
-/// transport failure from a 503 (both reach us as `ChatError::Offline`).
-fn note_outcome<T>(client: &ChatClient, result: &Result<T, ChatError>) {
-    if result.is_ok() {
-        client.lifecycle.note_request_result(true);
+    /// A success proves the server answered, whatever path it took (deduplicated, so a double
+    /// report is harmless). Failures are reported by the api layer itself: only it can tell a
+    /// transport failure from a 503 (both reach us as `ChatError::Offline`).
+    fn note_success(&self) {
+        if let Some(client) = self.0.upgrade() {
+            client.lifecycle.note_request_result(true);
+        }
     }
 }
 
 impl SyncEngine for ClientEngine {
+    /// Calls the engine directly (not `ChatClient::sync_with_timeout`, which spawns): dropping
+    /// this future must cancel the HTTP request, so going to the background ends the long-poll.
     fn sync(&self, long_poll: Duration) -> impl Future<Output = Result<(), ChatError>> + Send {
-        let client = self.client();
+        let engine = self.engine();
         async move {
-            let client = client?;
-            if client.lifecycle.is_shut_down() {
-                return Err(ChatError::ShutDown);
-            }
-            let result = client.sync_with_timeout(long_poll.as_millis() as u64).await.map(|_| ());
-            note_outcome(&client, &result);
-            result
+            engine?.sync_request(long_poll.as_millis() as u64).await?;
+            self.note_success();
+            Ok(())
         }
     }
 
+    /// One flush; a transient failure that stopped it is an error here, so the scheduler backs
+    /// off (the outbox's own backoff decides `outbox_next_due`).
+    ///
+    /// Through `ChatClient::flush_outbox` (spawned): a flush is not cut off by a change of
+    /// mode, so an accepted message is recorded as sent instead of being sent again later.
     fn flush(&self) -> impl Future<Output = Result<(), ChatError>> + Send {
-        let client = self.client();
+        let client = self.engine().and_then(|_| self.0.upgrade().ok_or(ChatError::ShutDown));
         async move {
-            let client = client?;
-            if client.lifecycle.is_shut_down() {
-                return Err(ChatError::ShutDown);
+            let report = client?.flush_outbox().await?;
+            match report.stopped_by {
+                Some(error) => Err(error),
+                None => Ok(()),
             }
-            let result = client.flush_outbox().await.map(|_| ());
-            note_outcome(&client, &result);
-            result
         }
     }
 
@@ -257,38 +262,44 @@ impl ChatClient {
 
     /// Time-boxed sync + flush for OS background tasks; always returns within `budget_ms`.
     /// The report lists new messages from other users (for local notifications), what was sent,
-    /// what is still pending or failed, and whether it finished or ran out of time.
+    /// what is still pending or failed, and whether it finished or ran out of time. Work cut
+    /// off by the budget is cancelled (a resend later reuses the same txn id).
     pub async fn background_sync(&self, budget_ms: u64) -> BackgroundSyncReport {
         let started = std::time::Instant::now();
         let lc = &self.lifecycle;
+        if lc.is_shut_down() {
+            return BackgroundSyncReport { error: Some(ChatError::ShutDown.to_string()), ..Default::default() };
+        }
+        let engine = self.engine.clone();
         lc.on_runtime(async move {
             let budget = Duration::from_millis(budget_ms);
-            // Leave a margin to build the report from the store after the work is cut off.
-            let work_budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(500)));
-            let mut report = BackgroundSyncReport { online: self.network_status() == NetworkStatus::Online, ..Default::default() };
-            if lc.is_shut_down() {
-                report.error = Some(ChatError::ShutDown.to_string());
-                return report;
+            // Leave a margin to read the outbox and build the report after a cut-off.
+            let work_budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(200)));
+            let mut report = BackgroundSyncReport::default();
+            let outbox_before: BTreeSet<String> = engine.outbox_entries().unwrap_or_default().into_iter().map(|e| e.local_id).collect();
+            lc.set_sync_state(SyncState::Syncing);
+            let work = async {
+                let outcome = engine.sync_request(0).await?;
+                report.online = true;
+                report.new_messages = outcome.previews;
+                engine.upload_profile_if_owed().await;
+                match engine.flush_outbox().await?.stopped_by {
+                    Some(error) => Err(error),
+                    None => Ok(()),
+                }
+            };
+            let result = tokio::time::timeout(work_budget, work).await;
+            lc.set_sync_state(SyncState::Idle);
+            match result {
+                Ok(Ok(())) => report.finished = true,
+                Ok(Err(error)) => report.error = Some(error.to_string()),
+                Err(_) => report.error = Some(format!("ran out of time after {} ms", started.elapsed().as_millis())),
             }
-            let newest_before = self.newest_server_ids();
-            let outbox_before: BTreeSet<String> = self.outbox().unwrap_or_default().into_iter().map(|e| e.local_id).collect();
-
-            match tokio::time::timeout(work_budget, self.sync_once()).await {
-                Ok(Ok(sync)) => {
-                    report.finished = true;
-                    report.online = true;
-                    report.new_messages = self.previews(&sync.new_messages, &newest_before);
-                }
-                Ok(Err(error)) => {
-                    report.online = self.network_status() == NetworkStatus::Online;
-                    report.error = Some(error.to_string());
-                }
-                Err(_) => {
-                    report.online = self.network_status() == NetworkStatus::Online;
-                    report.error = Some(format!("ran out of time after {} ms", started.elapsed().as_millis()));
-                }
+            if report.finished || report.online {
+                lc.note_request_result(true);
             }
-            let outbox_after = self.outbox().unwrap_or_default();
+            report.online = report.online || self.network_status() == NetworkStatus::Online;
+            let outbox_after = engine.outbox_entries().unwrap_or_default();
             report.sent = outbox_before.iter().filter(|id| !outbox_after.iter().any(|e| &e.local_id == *id)).count() as u32;
             report.pending = outbox_after.iter().filter(|e| e.state == MessageState::Pending).count() as u32;
             report.failed = outbox_after.iter().filter(|e| e.state == MessageState::Failed).count() as u32;
@@ -296,89 +307,37 @@ impl ChatClient {
         })
         .await
     }
+}
 
-    /// Newest server id held per room (before a sync), to tell new messages from old ones.
-    fn newest_server_ids(&self) -> BTreeMap<String, u64> {
-        let mut newest = BTreeMap::new();
-        for room in self.rooms().unwrap_or_default() {
-            let held = self.messages(room.id.clone(), 20, None).unwrap_or_default();
-            if let Some(id) = held.iter().filter_map(|m| m.server_id).max() {
-                newest.insert(room.id, id);
+/// One-shot background sync for a process the OS started just for it (Android JobScheduler,
+/// iOS BGAppRefreshTask): opens the store of `config`, runs [`ChatClient::background_sync`],
+/// and closes the store again, all within `budget_ms`. When another client (the app's UI
+/// process) holds the store, it waits for it up to half the budget, then reports `busy` in
+/// `error` without touching anything. Call it on a tokio runtime (the bindings do); the client
+/// runs on that runtime.
+pub async fn background_sync_at(config: ClientConfig, budget_ms: u64) -> BackgroundSyncReport {
+    let started = tokio::time::Instant::now();
+    let budget = Duration::from_millis(budget_ms);
+    let handle = Handle::current();
+    // Opening may wait (blocking) for a store held by another process: off this thread, and
+    // given up on after half the budget.
+    let open = tokio::task::spawn_blocking(move || ChatClient::with_runtime(config, handle));
+    let client = match tokio::time::timeout(budget / 2, open).await {
+        Ok(Ok(Ok(client))) => client,
+        Ok(Ok(Err(error))) => return BackgroundSyncReport { error: Some(error.to_string()), ..Default::default() },
+        Ok(Err(join_error)) => {
+            return BackgroundSyncReport { error: Some(format!("cannot open the store: {join_error}")), ..Default::default() }
+        }
+        Err(_) => {
+            return BackgroundSyncReport {
+                error: Some(ChatError::Busy("the store is held by another client".into()).to_string()),
+                ..Default::default()
             }
         }
-        newest
-    }
-
-    /// Notification previews of the messages a sync stored that other users sent.
-    fn previews(&self, new_per_room: &BTreeMap<String, u32>, newest_before: &BTreeMap<String, u64>) -> Vec<NewMessagePreview> {
-        let mut previews = Vec::new();
-        for (room_id, &count) in new_per_room {
-            if count == 0 {
-                continue;
-            }
-            let floor = newest_before.get(room_id).copied().unwrap_or(0);
-            let held = self.messages(room_id.clone(), count.min(100), None).unwrap_or_default();
-            let mut fresh: Vec<NewMessagePreview> = held
-                .into_iter()
-                .filter(|m| m.server_id.is_some_and(|id| id > floor) && m.user.id != self.lifecycle.user_id)
-                .map(|m| NewMessagePreview {
-                    room_id: room_id.clone(),
-                    message_id: m.server_id.unwrap_or_default(),
-                    sender_id: m.user.id.clone(),
-                    sender_name: m.user.name.clone(),
-                    preview: preview_of(&m.text),
-                })
-                .collect();
-            fresh.reverse(); // oldest first, the order notifications are posted in
-            previews.extend(fresh);
-        }
-        previews
-    }
+    };
+    let left = budget.saturating_sub(started.elapsed());
+    let report = client.background_sync(left.as_millis() as u64).await;
+    client.shutdown();
+    report
 }
 
-/// The text cut to [`PREVIEW_CHARS`] characters (on a character boundary), with an ellipsis
-/// when cut, and line breaks flattened for a one-line notification.
-pub(crate) fn preview_of(text: &str) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= PREVIEW_CHARS {
-        return flat;
-    }
-    let mut cut: String = flat.chars().take(PREVIEW_CHARS - 1).collect();
-    cut.push('…');
-    cut
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn previews_are_one_line_and_cut_on_a_char_boundary() {
-        assert_eq!(preview_of("hello\n  world"), "hello world");
-        let long = "é".repeat(300);
-        let p = preview_of(&long);
-        assert_eq!(p.chars().count(), PREVIEW_CHARS);
-        assert!(p.ends_with('…'));
-    }
-}
-
-/// Stand-ins until the engine's `pub(crate)` entry points land (inherent methods of the same
-/// names take precedence over these, so this trait goes unused as soon as they exist).
-#[allow(dead_code)]
-trait EngineEntryPoints {
-    async fn sync_with_timeout(&self, timeout_ms: u64) -> Result<SyncReport, ChatError>;
-    async fn flush_outbox(&self) -> Result<(), ChatError>;
-    fn outbox_next_due(&self) -> Option<tokio::time::Instant>;
-}
-
-impl EngineEntryPoints for ChatClient {
-    async fn sync_with_timeout(&self, _timeout_ms: u64) -> Result<SyncReport, ChatError> {
-        self.sync_once().await
-    }
-    async fn flush_outbox(&self) -> Result<(), ChatError> {
-        Ok(())
-    }
-    fn outbox_next_due(&self) -> Option<tokio::time::Instant> {
-        None
-    }
-}

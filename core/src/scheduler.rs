@@ -81,6 +81,7 @@ impl Backoff {
         self.failures = 0;
     }
 
+    #[cfg(test)]
     pub(crate) fn failures(&self) -> u32 {
         self.failures
     }

@@ -1,0 +1,309 @@
+//! Network status, app lifecycle and scheduling against the real reference server on loopback.
+//!
+//! Tests that count requests run on tokio's paused clock (`start_paused`): the server, a counting
+//! proxy and the client all live on the test's runtime, so a 60-second interval takes
+//! milliseconds and request counts and times are exact. Tests about wall-clock promises (a message
+//! within a second, a budget kept) run in real time with bounded waits on real conditions.
+
+mod lifecycle_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatsync_core::{AppState, ChatClient, ClientConfig, ClientEvent, NetworkStatus, TokenSource};
+use lifecycle_support::{silent_server, wait_until, CountingProxy, RawUser, Recorder};
+use tempfile::TempDir;
+use tokio::runtime::Handle;
+use tokio::time::Instant;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn start_server(db_dir: &TempDir) -> chatsync_server::RunningServer {
+    chatsync_server::start(chatsync_server::ServerConfig::for_tests(db_dir.path().join("server.db")))
+        .await
+        .expect("server starts")
+}
+
+fn config(server_url: &str, dir: &TempDir, user: &str) -> ClientConfig {
+    ClientConfig::new(server_url, dir.path().join(user), user, TokenSource::DevTokenRoute)
+}
+
+/// A client on the test's runtime (so it shares the paused clock when there is one).
+fn client(config: ClientConfig) -> Arc<ChatClient> {
+    ChatClient::with_runtime(config, Handle::current()).expect("client opens")
+}
+
+/// A logged-in client with the direct room to `friend` open; returns the room id.
+async fn logged_in(config: ClientConfig, friend: &str) -> (Arc<ChatClient>, String) {
+    let name = config.user_id.to_uppercase();
+    let c = client(config);
+    c.login(name, None).await.expect("login");
+    let room = c.open_direct_room(friend.to_owned()).await.expect("direct room");
+    (c, room.id)
+}
+
+/// Sends `text` from `sender` and makes sure the server stored it.
+async fn send_and_flush(sender: &ChatClient, room: &str, text: &str) {
+    sender.send_text(room.to_owned(), text.to_owned()).await.expect("queued");
+    let report = sender.sync_once().await.expect("flushed");
+    assert_eq!(report.pending, 0, "the message reached the server");
+}
+
+fn holds_text(c: &ChatClient, room: &str, text: &str) -> bool {
+    c.messages(room.to_owned(), 50, None).unwrap().iter().any(|m| m.text == text && m.server_id.is_some())
+}
+
+#[tokio::test]
+async fn foreground_message_from_another_user_reaches_the_listener_within_a_second() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(&dir).await;
+    let (alice, room) = logged_in(config(&server.url(), &dir, "alice"), "bob").await;
+    let (bob, bob_room) = logged_in(config(&server.url(), &dir, "bob"), "alice").await;
+    assert_eq!(room, bob_room);
+
+    let recorder = Arc::new(Recorder::default());
+    let _subscription = alice.subscribe(recorder.clone());
+    alice.set_app_state(AppState::Active);
+    alice.start();
+    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
+
+    for n in 0..3 {
+        let text = format!("live {n}");
+        send_and_flush(&bob, &room, &text).await;
+        let stored_at = Instant::now();
+        let arrived = wait_until(Duration::from_secs(1), || {
+            recorder.events().iter().any(|e| matches!(e, ClientEvent::MessagesChanged { room_id, .. } if room_id == &room))
+                && holds_text(&alice, &room, &text)
+        })
+        .await;
+        assert!(arrived, "message {n} did not reach alice within a second");
+        tracing::info!(took = ?stored_at.elapsed(), "delivered");
+    }
+    alice.shutdown();
+    server.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn background_makes_exactly_one_sync_per_interval_and_none_while_offline() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(&dir).await;
+    let proxy = CountingProxy::start(server.addr()).await;
+    let (alice, _room) = logged_in(config(&proxy.url(), &dir, "alice"), "bob").await;
+
+    alice.set_app_state(AppState::Background);
+    let before = proxy.requests().len();
+    let started = Instant::now();
+    alice.start();
+    assert!(wait_until(10 * MINUTE, || proxy.requests_to("/v1/sync").len() >= 6).await, "{:?}", proxy.requests());
+    let syncs: Vec<Instant> = proxy.requests_to("/v1/sync").iter().map(|r| r.at).collect();
+    assert!(syncs[0] - started < Duration::from_secs(1), "first sync (catch-up) at once");
+    for pair in syncs.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= MINUTE && gap < MINUTE + Duration::from_secs(1), "gap between syncs {gap:?}");
+    }
+    // Nothing else was requested: no probe while online, no flush with an empty outbox.
+    let all: Vec<_> = proxy.requests()[before..].to_vec();
+    assert!(all.iter().all(|r| r.path == "/v1/sync"), "unexpected requests: {all:?}");
+
+    // Offline (the platform says no network): not a single request, not even a probe.
+    alice.set_network_reachable(false);
+    assert_eq!(alice.network_status(), NetworkStatus::Offline);
+    let count = proxy.requests().len();
+    tokio::time::sleep(10 * MINUTE).await;
+    assert_eq!(proxy.requests().len(), count, "requests while offline: {:?}", &proxy.requests()[count..]);
+
+    // Reachable again: one probe, Online, and a catch-up sync at once.
+    alice.set_network_reachable(true);
+    let back = Instant::now();
+    assert!(wait_until(Duration::from_secs(5), || proxy.requests_to("/v1/sync").len() > syncs.len()).await);
+    assert!(back.elapsed() < Duration::from_secs(1), "catch-up took {:?}", back.elapsed());
+    assert_eq!(alice.network_status(), NetworkStatus::Online);
+    assert_eq!(proxy.requests_to("/health").len(), 1, "one probe for one real change");
+
+    alice.shutdown();
+    server.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn background_ends_the_long_poll_and_shutdown_stops_every_request() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(&dir).await;
+    let proxy = CountingProxy::start(server.addr()).await;
+    let (alice, room) = logged_in(config(&proxy.url(), &dir, "alice"), "bob").await;
+    let bob = RawUser::login(&server.url(), "bob").await;
+
+    alice.set_app_state(AppState::Active);
+    alice.start();
+    assert!(wait_until(MINUTE, || alice.network_status() == NetworkStatus::Online).await);
+    // Live: a message arrives through the long-poll without any timer.
+    bob.send(&room, "while live").await;
+    assert!(wait_until(Duration::from_secs(1), || holds_text(&alice, &room, "while live")).await);
+    assert!(wait_until(Duration::from_secs(10), || server.parked_long_polls() == 1).await, "the next long-poll is parked");
+
+    // Background: the long-poll ends, so a new message waits for the next interval sync.
+    alice.set_app_state(AppState::Background);
+    let backgrounded = Instant::now();
+    tokio::task::yield_now().await;
+    let log = |proxy: &CountingProxy| {
+        proxy.requests().iter().map(|r| (r.at.checked_duration_since(backgrounded), r.path.clone())).collect::<Vec<_>>()
+    };
+    bob.send(&room, "while away").await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(!holds_text(&alice, &room, "while away"), "a long-poll was still running in the background: {:?}", log(&proxy));
+    assert!(wait_until(2 * MINUTE, || holds_text(&alice, &room, "while away")).await);
+    let took = backgrounded.elapsed();
+    assert!(took >= MINUTE && took < MINUTE + Duration::from_secs(1), "delivered after {took:?}: {:?}", log(&proxy));
+
+    // Shutdown: nothing runs and nothing is requested any more, whatever happens next.
+    alice.shutdown();
+    let count = proxy.requests().len();
+    alice.set_app_state(AppState::Active);
+    alice.set_network_reachable(false);
+    alice.set_network_reachable(true);
+    alice.start();
+    tokio::time::sleep(30 * MINUTE).await;
+    let report = alice.background_sync(10_000).await;
+    assert!(!report.finished);
+    assert_eq!(proxy.requests().len(), count, "requests after shutdown: {:?}", &proxy.requests()[count..]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_killed_goes_offline_within_the_probe_timeout_and_back_online_flushes_the_queue() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(&dir).await;
+    let addr = server.addr();
+    let probe_timeout = Duration::from_millis(1_000);
+    let probe_interval = Duration::from_millis(200);
+    let mut alice_config = config(&server.url(), &dir, "alice");
+    alice_config.probe.timeout_ms = probe_timeout.as_millis() as u64;
+    alice_config.probe.interval_ms = probe_interval.as_millis() as u64;
+    let (alice, room) = logged_in(alice_config, "bob").await;
+    let recorder = Arc::new(Recorder::default());
+    let _subscription = alice.subscribe(recorder.clone());
+    alice.set_app_state(AppState::Active);
+    alice.start();
+    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
+
+    let killed = Instant::now();
+    server.kill().await;
+    assert!(
+        wait_until(probe_timeout, || alice.network_status() == NetworkStatus::Offline).await,
+        "still {:?} {:?} after the server died",
+        alice.network_status(),
+        killed.elapsed()
+    );
+
+    // Queued while the server is down.
+    let echo = alice.send_text(room.clone(), "sent while down".into()).await.expect("queued offline");
+    assert_eq!(alice.outbox().unwrap().len(), 1);
+
+    let server = chatsync_server::start(chatsync_server::ServerConfig { addr, ..chatsync_server::ServerConfig::for_tests(dir.path().join("server.db")) })
+        .await
+        .expect("server restarts on the same address");
+    let restarted = Instant::now();
+    // Online within one probe interval (plus the probe's own round trip).
+    assert!(
+        wait_until(probe_interval + Duration::from_millis(300), || alice.network_status() == NetworkStatus::Online).await,
+        "still offline {:?} after the server came back",
+        restarted.elapsed()
+    );
+    // And the queue flushed at once.
+    assert!(wait_until(Duration::from_secs(2), || alice.outbox().unwrap().is_empty()).await, "outbox not flushed");
+    let (bob, _) = logged_in(config(&server.url(), &dir, "bob"), "alice").await;
+    bob.sync_once().await.unwrap();
+    let delivered: Vec<_> = bob.messages(room.clone(), 50, None).unwrap().into_iter().filter(|m| m.text == "sent while down").collect();
+    assert_eq!(delivered.len(), 1, "delivered exactly once");
+    assert_ne!(delivered[0].id, echo.id, "bob sees the server's message, not alice's echo");
+
+    // Each change was reported once.
+    let statuses = recorder.statuses();
+    assert!(statuses.windows(2).all(|w| w[0] != w[1]), "repeated status events: {statuses:?}");
+    alice.shutdown();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn probe_always_notices_a_dead_server_within_the_timeout_with_nothing_else_running() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(&dir).await;
+    let mut alice_config = config(&server.url(), &dir, "alice");
+    alice_config.probe.only_while_offline = false;
+    alice_config.probe.in_background = true;
+    alice_config.probe.timeout_ms = 1_000;
+    alice_config.probe.interval_ms = 200;
+    let (alice, _room) = logged_in(alice_config, "bob").await;
+    // In the background nothing but the probe talks to the server between intervals.
+    alice.set_app_state(AppState::Background);
+    alice.start();
+    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
+    server.kill().await;
+    let killed = Instant::now();
+    assert!(wait_until(Duration::from_millis(1_200), || alice.network_status() == NetworkStatus::Offline).await);
+    assert!(killed.elapsed() <= Duration::from_millis(1_200));
+    alice.shutdown();
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_cannot_make_background_sync_overrun_its_budget() {
+    let dir = TempDir::new().unwrap();
+    let addr = silent_server().await;
+    let url = format!("http://{addr}");
+    let mut cfg = config(&url, &dir, "alice");
+    cfg.token = TokenSource::Fixed("token".into());
+    let alice = client(cfg);
+    // The session is stored at once; its upload hangs on the silent server, so do not wait.
+    let _ = tokio::time::timeout(Duration::from_millis(200), alice.login("Alice".into(), None)).await;
+
+    for budget_ms in [300u64, 1_500] {
+        let started = std::time::Instant::now();
+        let report = alice.background_sync(budget_ms).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(budget_ms), "budget {budget_ms} ms, took {took:?}");
+        assert!(!report.finished, "{report:?}");
+        assert!(report.error.as_deref().unwrap_or("").contains("ran out of time"), "{report:?}");
+    }
+    alice.shutdown();
+}
+
+#[tokio::test]
+async fn flapping_reachability_hints_produce_one_event_per_real_change() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(&dir).await;
+    let (alice, _room) = logged_in(config(&server.url(), &dir, "alice"), "bob").await;
+    alice.set_app_state(AppState::Active);
+    alice.start();
+    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
+    let recorder = Arc::new(Recorder::default());
+    let _subscription = alice.subscribe(recorder.clone());
+
+    for _ in 0..3 {
+        for _ in 0..4 {
+            alice.set_network_reachable(false);
+        }
+        assert_eq!(alice.network_status(), NetworkStatus::Offline);
+        for _ in 0..4 {
+            alice.set_network_reachable(true);
+        }
+        assert!(wait_until(Duration::from_secs(3), || alice.network_status() == NetworkStatus::Online).await);
+    }
+    // A burst that settles on "no network" and one that settles on "reachable".
+    for reachable in [false, true, false, true, false] {
+        alice.set_network_reachable(reachable);
+    }
+    assert_eq!(alice.network_status(), NetworkStatus::Offline);
+    alice.set_network_reachable(true);
+    assert!(wait_until(Duration::from_secs(3), || alice.network_status() == NetworkStatus::Online).await);
+    assert!(wait_until(Duration::from_secs(1), || recorder.statuses().last() == Some(&NetworkStatus::Online)).await);
+
+    use NetworkStatus::*;
+    let statuses = recorder.statuses();
+    assert!(statuses.windows(2).all(|w| w[0] != w[1]), "repeated status events: {statuses:?}");
+    // The subscription starts with the current status, then one event per real change: the
+    // burst may or may not have gone online in between, every other round did exactly once.
+    let expected_min = vec![Online, Offline, Online, Offline, Online, Offline, Online, Offline, Online];
+    assert!(statuses.len() == expected_min.len() || statuses.len() == expected_min.len() + 2, "{statuses:?}");
+    assert_eq!(&statuses[..7], &expected_min[..7]);
+    alice.shutdown();
+    server.shutdown().await;
+}
