@@ -119,11 +119,19 @@ pub async fn send(
         }
         Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
     }
-    Ok(if shown.state == MessageState::Failed {
-        Exit::Refused
-    } else {
-        Exit::Ok
-    })
+    if shown.state == MessageState::Failed {
+        report_rejected(&shown.id, shown.failure_reason.as_deref());
+        return Ok(Exit::Refused);
+    }
+    Ok(Exit::Ok)
+}
+
+/// The stderr line for a message the server refused for good, with what to do next.
+fn report_rejected(local_id: &str, reason: Option<&str>) {
+    eprintln!(
+        "rejected by the server: {}; `chatsync retry {local_id}` or `chatsync discard {local_id}`",
+        reason.unwrap_or("no reason given")
+    );
 }
 
 /// `chatsync messages`: newest first, from the store.
@@ -201,10 +209,13 @@ pub async fn retry(
         }
         Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
     }
-    Ok(match still_queued {
-        Some(entry) if entry.state == MessageState::Failed => Exit::Refused,
-        _ => Exit::Ok,
-    })
+    match still_queued {
+        Some(entry) if entry.state == MessageState::Failed => {
+            report_rejected(&entry.local_id, entry.failure_reason.as_deref());
+            Ok(Exit::Refused)
+        }
+        _ => Ok(Exit::Ok),
+    }
 }
 
 /// `chatsync discard`.

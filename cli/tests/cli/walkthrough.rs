@@ -190,3 +190,33 @@ fn rooms_and_messages_print_the_shapes_the_apps_get() {
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].ends_with("alice: three"), "{text}");
 }
+
+#[test]
+fn a_rejected_send_exits_4_and_can_be_retried_or_discarded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path());
+    let alice = Device::new(tmp.path(), "alice", &server.url());
+
+    // The server refuses a message to a room that does not exist: failed for good, exit 4.
+    let run = alice.expect(4, &["send", "--room", "rnosuchroom", "to nowhere"]);
+    let failed = run.json();
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed["failed"], true);
+    assert!(failed["failureReason"].is_string(), "{failed}");
+    let id = failed["localId"].as_str().unwrap();
+    assert!(run
+        .one_stderr_line()
+        .contains(&format!("chatsync retry {id}")));
+
+    let outbox = alice.json(&["outbox", "--json"]);
+    assert_eq!(outbox[0]["state"], "failed", "{outbox}");
+    assert_eq!(outbox[0]["attempts"], 1);
+
+    // Retrying sends it again; the server refuses again.
+    alice.expect(4, &["retry", id]).one_stderr_line();
+    assert_eq!(alice.json(&["outbox", "--json"])[0]["attempts"], 2);
+    alice.expect(8, &["retry", "no-such-id"]).one_stderr_line();
+
+    alice.expect(0, &["discard", id]);
+    assert_eq!(alice.json(&["outbox", "--json"]), serde_json::json!([]));
+}
