@@ -307,3 +307,112 @@ async fn flapping_reachability_hints_produce_one_event_per_real_change() {
     alice.shutdown();
     server.shutdown().await;
 }
+
+/// Times between consecutive requests in `requests`.
+fn gaps(requests: &[lifecycle_support::SeenRequest]) -> Vec<Duration> {
+    requests.windows(2).map(|w| w[1].at - w[0].at).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_state_change_resets() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(&dir).await;
+    let proxy = CountingProxy::start(server.addr()).await;
+    let (alice, _room) = logged_in(config(&proxy.url(), &dir, "alice"), "bob").await;
+    let recorder = Arc::new(Recorder::default());
+    let _subscription = alice.subscribe(recorder.clone());
+    alice.set_app_state(AppState::Active);
+    alice.start();
+    assert!(wait_until(MINUTE, || server.parked_long_polls() == 1).await);
+    let syncs = || proxy.requests_to("/v1/sync");
+    // Index of the first sync request after the faults below are armed.
+    let mut first = syncs().len();
+
+    // 503 with Retry-After: 30 -> the next attempt exactly 30 s later, and still Online.
+    proxy.fail_next("/v1/sync", 1, 503, Some(30));
+    assert!(wait_until(2 * MINUTE, || syncs().len() >= first + 2).await);
+    let s = syncs();
+    assert!(s[first].faulted && !s[first + 1].faulted);
+    let gap = s[first + 1].at - s[first].at;
+    assert!(gap >= Duration::from_secs(30) && gap < Duration::from_secs(31), "after 503 Retry-After 30: {gap:?}");
+    assert_eq!(alice.network_status(), NetworkStatus::Online, "a busy server is not offline");
+
+    // 429 without Retry-After -> the default pause (5 s).
+    first = syncs().len();
+    proxy.fail_next("/v1/sync", 1, 429, None);
+    assert!(wait_until(2 * MINUTE, || syncs().len() >= first + 2).await);
+    let gap = syncs()[first + 1].at - syncs()[first].at;
+    assert!(gap >= Duration::from_secs(5) && gap < Duration::from_secs(6), "after 429: {gap:?}");
+
+    // Five 500s: each wait doubles, jittered within [d/2, d], d = 1, 2, 4, 8, 16 s.
+    first = syncs().len();
+    proxy.fail_next("/v1/sync", 5, 500, None);
+    assert!(wait_until(5 * MINUTE, || syncs().len() >= first + 6).await);
+    let s = syncs();
+    assert!(s[first..first + 5].iter().all(|r| r.faulted) && !s[first + 5].faulted);
+    for (n, gap) in gaps(&s[first..first + 6]).into_iter().enumerate() {
+        let full = Duration::from_secs(1 << n);
+        assert!(gap >= full / 2 && gap <= full + Duration::from_millis(50), "wait {n}: {gap:?} not in [{:?}, {full:?}]", full / 2);
+    }
+
+    // Four 500s, then a trip to the background and back: the backoff starts over.
+    first = syncs().len();
+    proxy.fail_next("/v1/sync", 6, 500, None);
+    assert!(wait_until(5 * MINUTE, || syncs().len() >= first + 4).await);
+    alice.set_app_state(AppState::Background);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let back = Instant::now();
+    alice.set_app_state(AppState::Active);
+    assert!(wait_until(MINUTE, || syncs().len() >= first + 6).await);
+    let s = syncs();
+    assert_eq!(s.len(), first + 6, "nothing requested in the background within a second");
+    assert!(s[first + 4].at - back < Duration::from_millis(50), "active again: at once");
+    let gap = s[first + 5].at - s[first + 4].at;
+    assert!(gap >= Duration::from_millis(500) && gap <= Duration::from_secs(1), "backoff reset: {gap:?}");
+
+    assert!(!recorder.statuses().contains(&NetworkStatus::Offline), "server errors never meant offline");
+    alice.shutdown();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_sync_at_works_from_a_cold_start_and_reports_busy_while_another_client_holds_the_store() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(&dir).await;
+    let alice_config = config(&server.url(), &dir, "alice");
+    let (alice, room) = logged_in(alice_config.clone(), "bob").await;
+    alice.send_text(room.clone(), "queued by the app".into()).await.unwrap();
+    // The app's process goes away with one message still queued.
+    alice.shutdown();
+    drop(alice);
+
+    let bob = RawUser::login(&server.url(), "bob").await;
+    bob.send(&room, "are you there?").await;
+    bob.send(&room, &format!("a long one: {}", "x".repeat(500))).await;
+
+    // The OS starts a task: nothing is open, no runtime of the client's yet.
+    let started = std::time::Instant::now();
+    let report = chatsync_core::background_sync_at(alice_config.clone(), 10_000).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(report.finished && report.online, "{report:?}");
+    assert_eq!(report.sent, 1, "the queued message went out: {report:?}");
+    assert_eq!((report.pending, report.failed), (0, 0));
+    let previews: Vec<_> = report.new_messages.iter().map(|p| (p.sender_id.as_str(), p.preview.as_str())).collect();
+    assert_eq!(previews.len(), 2, "{report:?}");
+    assert_eq!(previews[0], ("bob", "are you there?"));
+    assert!(previews[1].1.starts_with("a long one: ") && previews[1].1.chars().count() <= 100, "cut to a preview");
+    assert!(report.new_messages.iter().all(|p| p.room_id == room && p.message_id > 0));
+
+    // The app is running and holds the store: the task reports busy within its budget.
+    let app = ChatClient::with_runtime(alice_config.clone(), Handle::current()).unwrap();
+    let started = std::time::Instant::now();
+    let report = chatsync_core::background_sync_at(alice_config.clone(), 1_000).await;
+    assert!(started.elapsed() < Duration::from_millis(1_000), "took {:?}", started.elapsed());
+    assert!(!report.finished);
+    assert!(report.error.as_deref().unwrap_or("").contains("busy"), "{report:?}");
+    // The store is intact and still the app's.
+    assert!(holds_text(&app, &room, "are you there?"));
+    app.shutdown();
+    drop(app);
+    server.shutdown().await;
+}

@@ -22,6 +22,18 @@ pub struct SeenRequest {
     pub at: Instant,
     pub method: String,
     pub path: String,
+    /// Answered by the proxy itself with an injected error (never reached the server).
+    pub faulted: bool,
+}
+
+/// An error answer the proxy gives instead of forwarding (a body-less request, e.g. a sync).
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub path_prefix: String,
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    /// How many matching requests still get it.
+    pub remaining: u32,
 }
 
 /// A TCP proxy on 127.0.0.1 that forwards to `upstream`, parses the HTTP/1.1 request heads
@@ -30,6 +42,7 @@ pub struct SeenRequest {
 pub struct CountingProxy {
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<SeenRequest>>>,
+    faults: Arc<Mutex<Vec<Fault>>>,
     cut_tx: watch::Sender<bool>,
 }
 
@@ -38,8 +51,10 @@ impl CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
+        let faults: Arc<Mutex<Vec<Fault>>> = Arc::new(Mutex::new(Vec::new()));
         let (cut_tx, cut_rx) = watch::channel(false);
         let task_log = log.clone();
+        let task_faults = faults.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if *cut_rx.borrow() {
@@ -47,17 +62,23 @@ impl CountingProxy {
                     continue;
                 }
                 let log = task_log.clone();
+                let faults = task_faults.clone();
                 let mut cut = cut_rx.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else { return };
                     tokio::select! {
-                        _ = pump(client, server, log) => {}
+                        _ = pump(client, server, log, faults) => {}
                         _ = cut.wait_for(|c| *c) => {}
                     }
                 });
             }
         });
-        CountingProxy { addr, log, cut_tx }
+        CountingProxy { addr, log, faults, cut_tx }
+    }
+
+    /// Answers the next `count` requests under `path_prefix` with `status` (and `Retry-After`).
+    pub fn fail_next(&self, path_prefix: &str, count: u32, status: u16, retry_after: Option<u64>) {
+        self.faults.lock().unwrap().push(Fault { path_prefix: path_prefix.to_owned(), status, retry_after, remaining: count });
     }
 
     pub fn url(&self) -> String {
@@ -79,9 +100,11 @@ impl CountingProxy {
     }
 }
 
-async fn pump(client: TcpStream, server: TcpStream, log: Arc<Mutex<Vec<SeenRequest>>>) {
-    let (mut client_read, mut client_write) = client.into_split();
+async fn pump(client: TcpStream, server: TcpStream, log: Arc<Mutex<Vec<SeenRequest>>>, faults: Arc<Mutex<Vec<Fault>>>) {
+    let (mut client_read, client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
+    let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
+    let answer_write = client_write.clone();
     let upstream = async move {
         let mut parser = RequestParser::default();
         let mut buf = vec![0u8; 16 * 1024];
@@ -90,8 +113,25 @@ async fn pump(client: TcpStream, server: TcpStream, log: Arc<Mutex<Vec<SeenReque
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            let mut injected = None;
             for (method, path) in parser.feed(&buf[..n]) {
-                log.lock().unwrap().push(SeenRequest { at: Instant::now(), method, path });
+                let fault = take_fault(&faults, &path);
+                log.lock().unwrap().push(SeenRequest { at: Instant::now(), method, path, faulted: fault.is_some() });
+                injected = injected.or(fault);
+            }
+            if let Some(fault) = injected {
+                // HTTP/1.1 without pipelining: this read held exactly that request; answer it here.
+                let body = r#"{"error":"unavailable","error_description":"injected by the test proxy"}"#;
+                let retry = fault.retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
+                let answer = format!(
+                    "HTTP/1.1 {} Injected\r\ncontent-type: application/json\r\n{retry}content-length: {}\r\n\r\n{body}",
+                    fault.status,
+                    body.len()
+                );
+                if answer_write.lock().await.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                continue;
             }
             if server_write.write_all(&buf[..n]).await.is_err() {
                 return;
@@ -99,13 +139,29 @@ async fn pump(client: TcpStream, server: TcpStream, log: Arc<Mutex<Vec<SeenReque
         }
     };
     let downstream = async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match server_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if client_write.lock().await.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
     };
     // Either direction closing ends the connection (both sockets are dropped).
     tokio::select! {
         _ = upstream => {}
         _ = downstream => {}
     }
+}
+
+fn take_fault(faults: &Mutex<Vec<Fault>>, path: &str) -> Option<Fault> {
+    let mut faults = faults.lock().unwrap();
+    let fault = faults.iter_mut().find(|f| f.remaining > 0 && path.starts_with(&f.path_prefix))?;
+    fault.remaining -= 1;
+    Some(fault.clone())
 }
 
 /// Incremental HTTP/1.1 request-head parser: yields (method, path) per complete head.
