@@ -96,6 +96,9 @@ stage "Kotlin: generated bindings, Android module (-no-jdk against android.jar),
 bindings_out="$root/target/rn-bindings"
 bindings/build.sh --out "$bindings_out"
 generated="$bindings_out/kotlin/dev/chatsync/chatsync.kt"
+# The library the bindings were generated from (build.sh copies it next to them).
+native_lib_dir="$bindings_out/lib"
+[ -f "$native_lib_dir/libchatsync.so" ] || native_lib_dir="$root/target/debug"
 
 # The generated bindings use java.lang.ref.Cleaner when present (a JDK API, found at run time by
 # reflection on Android), so they compile with the JDK; the module itself compiles without it.
@@ -118,8 +121,10 @@ echo "android module compiled against android.jar (API 23) + react-native $rn_ve
 for f in "${sources[@]}"; do echo "  compiled: $f"; done
 echo "  not compiled here (API 26+, replaced by android/src/compileCheck/NotificationChannelsApi23.kt): $excluded"
 
-# The plain-Kotlin files (no android.* import) run on the JVM with the real generated bindings.
-pure=("$module_src/ChatSyncOptions.kt" "$module_src/BridgeValues.kt" "$module_src/ErrorCodes.kt" "$module_src/NotificationContent.kt")
+# The plain-Kotlin files (no android.* import) run on the JVM with the real generated bindings,
+# the real core (libchatsync) and the real reference server on loopback.
+pure=("$module_src/ChatSyncOptions.kt" "$module_src/BridgeValues.kt" "$module_src/ErrorCodes.kt"
+      "$module_src/NotificationContent.kt" "$module_src/ChatSyncRuntime.kt" "$module_src/BackgroundSync.kt")
 for f in "${pure[@]}"; do
     if grep -q '^import android\.' "$f"; then echo "$f imports android.*: it cannot run in the JVM tests"; exit 1; fi
 done
@@ -127,7 +132,10 @@ test_classes="$work/test-classes"
 rm -rf "$test_classes"
 "$kotlinc" -nowarn -jvm-target 1.8 -cp "$bindings_classes:$coroutines:$jna" -d "$test_classes" \
     "${pure[@]}" android/src/test/java/dev/chatsync/reactnative/*.kt
-java -cp "$test_classes:$bindings_classes:$stdlib:$coroutines:$jna" dev.chatsync.reactnative.ModuleLogicTestsKt "$root"
+cargo build -q -p chatsync-server
+CHATSYNC_SERVER_BIN="$root/target/debug/chatsync-server" \
+    java -Djna.library.path="$native_lib_dir" -cp "$test_classes:$bindings_classes:$stdlib:$coroutines:$jna" \
+    dev.chatsync.reactnative.ModuleLogicTestsKt "$root"
 
 # ---------------------------------------------------------------------------------------------
 stage "Swift: the iOS module's platform-independent files with the generated Swift bindings"

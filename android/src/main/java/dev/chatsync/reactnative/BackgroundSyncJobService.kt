@@ -24,7 +24,7 @@ class BackgroundSyncJobService : JobService() {
             val outcome = BackgroundSyncRunner.run(applicationContext)
             // A periodic job comes back next period anyway; rescheduling early (backoff) only
             // helps when the store was busy for a moment.
-            jobFinished(params, outcome == BackgroundSyncRunner.Outcome.RETRY)
+            jobFinished(params, outcome == BackgroundSync.Outcome.RETRY)
         }
         return true // work continues on the coroutine
     }
@@ -41,43 +41,26 @@ class BackgroundSyncJobService : JobService() {
     }
 }
 
-/** The job's work, separate from the service so the module could trigger it too. */
+/** The job's work with the platform around it: stored settings, log, notifications. */
 object BackgroundSyncRunner {
-    /** How the run ended, for the job's reschedule decision. */
-    enum class Outcome { DONE, NOBODY_LOGGED_IN, RETRY }
-
-    /**
-     * Time budget of one run. JobScheduler allows minutes, but a phone's battery does not:
-     * the same ~25 s as iOS's app-refresh task keeps both platforms alike.
-     */
-    const val BUDGET_MS = 25_000L
-
     private const val TAG = "ChatSync"
 
-    /** Opens the store of the logged-in user, syncs within budget, notifies. Never throws. */
-    suspend fun run(context: Context): Outcome {
-        val client = try {
-            ChatSyncRuntime.restore(context)
-        } catch (t: Throwable) {
-            Log.w(TAG, "background sync: cannot open the store: ${ErrorCodes.of(t).second}")
-            return Outcome.RETRY
-        }
-        if (client == null) {
+    /** One run; cancels the job when nobody is logged in. Never throws. */
+    suspend fun run(context: Context): BackgroundSync.Outcome {
+        val settings = SettingsStore(context)
+        val options = settings.options()
+        val run = BackgroundSync.run(
+            open = { ChatSyncRuntime.restore(context.filesDir, options, settings.user()) },
+            notificationsEnabled = options?.notifications ?: true,
+            isForeground = { ChatSyncRuntime.isForeground },
+        )
+        when (run.outcome) {
             // Logged out (or never logged in) while the job survived, e.g. app data restored.
-            BackgroundSyncScheduler.cancel(context)
-            return Outcome.NOBODY_LOGGED_IN
+            BackgroundSync.Outcome.NOBODY_LOGGED_IN -> BackgroundSyncScheduler.cancel(context)
+            BackgroundSync.Outcome.RETRY -> Log.w(TAG, "background sync failed: ${run.error}")
+            BackgroundSync.Outcome.DONE -> Log.i(TAG, "background sync: ${run.report?.let(BridgeValues::backgroundReport)}")
         }
-        val report = try {
-            client.backgroundSync(BUDGET_MS.toULong())
-        } catch (t: Throwable) {
-            Log.w(TAG, "background sync failed: ${ErrorCodes.of(t).second}")
-            return Outcome.RETRY
-        }
-        Log.i(TAG, "background sync: ${BridgeValues.backgroundReport(report)}")
-        val notify = SettingsStore(context).options()?.notifications ?: true
-        if (notify && !ChatSyncRuntime.isForeground && report.newMessages.isNotEmpty()) {
-            NewMessageNotifier.post(context, NotificationContent.forPreviews(report.newMessages))
-        }
-        return Outcome.DONE
+        NewMessageNotifier.post(context, run.notifications)
+        return run.outcome
     }
 }

@@ -113,7 +113,7 @@ class ChatSyncModule(private val reactContext: ReactApplicationContext) :
 
     /** Opens the stored user's client, starts syncing, and makes sure the job is scheduled. */
     private fun openAndStart(options: ChatSyncOptions, user: StoredUser): ChatClient {
-        val client = ChatSyncRuntime.open(reactContext, options, user)
+        val client = ChatSyncRuntime.open(reactContext.filesDir, options, user)
         ChatSyncRuntime.start()
         BackgroundSyncScheduler.ensureScheduled(reactContext)
         return client
@@ -122,11 +122,9 @@ class ChatSyncModule(private val reactContext: ReactApplicationContext) :
     @ReactMethod
     fun configure(options: ReadableMap, promise: Promise) = settle(promise) {
         val parsed = ChatSyncOptions.fromJs(options.toHashMap())
-        val previous = settings.options()
         settings.saveOptions(parsed)
         val user = settings.user() ?: return@settle null
-        // New server settings apply to a fresh client.
-        if (previous != null && previous != parsed) ChatSyncRuntime.close()
+        // Changed options reopen the client (ChatSyncRuntime.open compares them).
         openAndStart(parsed, user).session()?.let(BridgeValues::session)
     }
 

@@ -1,9 +1,9 @@
 // The process-wide owner of the core client. It outlives React (the background job opens it in a
 // process the OS cold-started without any UI) and there is one per process, because the sled
-// store can be held by one client only.
+// store can be held by one client only. No Android types: the JVM scenario drives it against the
+// real server.
 package dev.chatsync.reactnative
 
-import android.content.Context
 import java.io.File
 import java.util.concurrent.CopyOnWriteArrayList
 import dev.chatsync.AppState
@@ -17,6 +17,7 @@ object ChatSyncRuntime {
     private val lock = Any()
     private var client: ChatClient? = null
     private var clientUser: StoredUser? = null
+    private var clientOptions: ChatSyncOptions? = null
     private var subscription: Subscription? = null
     private var started = false
 
@@ -58,14 +59,17 @@ object ChatSyncRuntime {
     /** The open client, or null when nobody is logged in in this process yet. */
     fun current(): ChatClient? = synchronized(lock) { client }
 
+    /** The store folder of [user] under the app's files folder [filesDir]. */
+    fun dataDir(filesDir: File, user: StoredUser): File = File(filesDir, "chatsync/${user.directoryName}")
+
     /**
      * The client for [user], opened on first use (disk I/O: never call on the UI thread). A
-     * client of another user is shut down first.
+     * client of another user, or of the same user with other options, is shut down first.
      */
-    fun open(context: Context, options: ChatSyncOptions, user: StoredUser): ChatClient = synchronized(lock) {
-        client?.let { existing -> if (clientUser == user) return existing }
+    fun open(filesDir: File, options: ChatSyncOptions, user: StoredUser): ChatClient = synchronized(lock) {
+        client?.let { existing -> if (clientUser == user && clientOptions == options) return existing }
         closeLocked()
-        val dir = File(context.applicationContext.filesDir, "chatsync/${user.directoryName}")
+        val dir = dataDir(filesDir, user)
         val opened = ChatClient(options.toClientConfig(user, dir.absolutePath))
         status = ClientStatus()
         subscription = opened.subscribe(listener)
@@ -73,6 +77,7 @@ object ChatSyncRuntime {
         opened.setAppState(appState)
         client = opened
         clientUser = user
+        clientOptions = options
         opened
     }
 
@@ -80,12 +85,9 @@ object ChatSyncRuntime {
      * The client of the stored user, opened from the stored settings: how the background job
      * gets one when the OS started the process for it. Null when nobody is logged in.
      */
-    fun restore(context: Context): ChatClient? {
-        current()?.let { return it }
-        val settings = SettingsStore(context)
-        val options = settings.options() ?: return null
-        val user = settings.user() ?: return null
-        return open(context, options, user)
+    fun restore(filesDir: File, options: ChatSyncOptions?, user: StoredUser?): ChatClient? {
+        if (options == null || user == null) return null
+        return open(filesDir, options, user)
     }
 
     /** Starts the foreground scheduler (long-poll, probe). The background job never calls it. */
@@ -109,6 +111,7 @@ object ChatSyncRuntime {
         subscription = null
         client = null
         clientUser = null
+        clientOptions = null
         started = false
         status = ClientStatus()
     }

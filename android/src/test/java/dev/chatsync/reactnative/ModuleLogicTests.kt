@@ -1,6 +1,7 @@
 // JVM tests of the module's plain-Kotlin logic (options, bridge shapes, error codes,
 // notification content), compiled with the generated bindings as they ship and run by
-// scripts/test-rn.sh. JUnit is not reachable here, so `main` runs each named test and prints
+// scripts/test-rn.sh, followed by ModuleScenario (the runtime and the background run against the
+// real server). JUnit is not reachable here, so `main` runs each named test and prints
 // "N passed, N failed". Pass the repository root as the first argument: the names shared with
 // the TypeScript side are checked against src/.
 package dev.chatsync.reactnative
@@ -20,16 +21,16 @@ import dev.chatsync.TokenSource
 import java.io.File
 import kotlin.system.exitProcess
 
-private class Failure(message: String) : AssertionError(message)
+internal class Failure(message: String) : AssertionError(message)
 
-private fun check(condition: Boolean, message: () -> String) {
+internal fun check(condition: Boolean, message: () -> String) {
     if (!condition) throw Failure(message())
 }
 
-private fun <T> eq(actual: T, expected: T, what: String = "value") =
+internal fun <T> eq(actual: T, expected: T, what: String = "value") =
     check(actual == expected) { "$what: expected <$expected>, got <$actual>" }
 
-private inline fun <reified E : Throwable> throws(block: () -> Unit): E {
+internal inline fun <reified E : Throwable> throws(block: () -> Unit): E {
     try {
         block()
     } catch (e: Throwable) {
@@ -58,7 +59,7 @@ private fun message(id: ULong?, localId: String? = null, state: MessageState = M
 )
 
 /** Every leaf must be a type Arguments.makeNativeMap accepts as JS would read it. */
-private fun assertBridgeSafe(value: Any?, path: String = "$") {
+internal fun assertBridgeSafe(value: Any?, path: String = "$") {
     when (value) {
         null, is Boolean, is Double, is String -> Unit
         is Map<*, *> -> value.forEach { (k, v) ->
@@ -79,7 +80,7 @@ private fun tsConstValues(file: String, objectName: String): Set<String> {
     return Regex("""^\s*\w+: '([^']+)',""", RegexOption.MULTILINE).findAll(body).map { it.groupValues[1] }.toSet()
 }
 
-private val tests: List<Pair<String, () -> Unit>> = listOf(
+private val logicTests: List<Pair<String, () -> Unit>> = listOf(
     "options: a full configure() map parses" to {
         val o = ChatSyncOptions.fromJs(
             mapOf(
@@ -270,6 +271,8 @@ fun main(args: Array<String>) {
     if (args.isNotEmpty()) repoRoot = File(args[0])
     var passed = 0
     var failed = 0
+    val scenario = ModuleScenario.fromEnvironment()
+    val tests = logicTests + scenario.tests
     for ((name, test) in tests) {
         try {
             test()
@@ -278,8 +281,10 @@ fun main(args: Array<String>) {
         } catch (e: Throwable) {
             failed += 1
             println("FAIL - $name: ${e.message ?: e}")
+            if (e !is Failure) e.printStackTrace(System.out)
         }
     }
+    scenario.close()
     println("android: $passed passed, $failed failed")
     exitProcess(if (failed == 0) 0 else 1)
 }
