@@ -189,3 +189,22 @@ pub fn ids(messages: &Value) -> Vec<u64> {
         .map(|m| m["id"].as_u64().unwrap())
         .collect()
 }
+
+/// Raises this process's open-file soft limit to at least `wanted` (bounded by the hard limit), so
+/// tests with many sockets do not depend on the shell's `ulimit -n`.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+pub fn raise_fd_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && limit.rlim_cur < wanted as libc::rlim_t
+        {
+            limit.rlim_cur = (wanted as libc::rlim_t).min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

@@ -228,6 +228,8 @@ async fn a_thousand_parked_long_polls_are_all_answered_by_one_send_each() {
     let t = TestServer::start().await;
     let host = t.user("host").await;
     const WAITERS: usize = 1000;
+    // Two sockets per waiter live in this process (client and server side).
+    crate::support::raise_fd_limit(4 * WAITERS as u64 + 256);
     let room = host.create_room(&[]).await;
     let since = token(&sync(&host, "").await);
     // One connection per waiter, like 1000 devices.
@@ -269,4 +271,74 @@ pub async fn wait_until_parked(t: &TestServer, n: usize) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_next_batch_during_concurrent_sends_sees_every_message_exactly_once() {
+    let t = TestServer::start().await;
+    let reader = t.user("reader").await;
+    const SENDERS: usize = 4;
+    const EACH: usize = 40;
+    let mut rooms = Vec::new();
+    for i in 0..SENDERS {
+        let sender = t.user(&format!("sender{i}")).await;
+        rooms.push((sender.clone(), sender.create_room(&["reader"]).await));
+    }
+    let mut since = token(&sync(&reader, "").await);
+    let senders: Vec<_> = rooms
+        .iter()
+        .cloned()
+        .map(|(client, room)| {
+            tokio::spawn(async move { client.send_many(&room.id, "c", EACH).await })
+        })
+        .collect();
+    // What a client does: remember the newest id held per room; on `limited`, page back from the
+    // oldest message of the batch until reaching what it holds.
+    let mut newest_held: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < SENDERS * EACH {
+        assert!(
+            Instant::now() < deadline,
+            "saw {} of {}",
+            seen.len(),
+            SENDERS * EACH
+        );
+        // A small per-room limit forces `limited` batches.
+        let body = sync(&reader, &format!("since={since}&timeout_ms=5000&limit=3")).await;
+        for (room_id, room) in body["rooms"].as_object().unwrap() {
+            let batch = ids(&room["messages"]);
+            let held = newest_held.get(room_id).copied().unwrap_or(0);
+            if room["limited"] == true {
+                let mut before = batch[0];
+                loop {
+                    let page = reader
+                        .get(&format!(
+                            "/v1/rooms/{room_id}/messages?initial_id={before}&limit=2"
+                        ))
+                        .await
+                        .ok();
+                    let page_ids = ids(&page["messages"]);
+                    let missing: Vec<u64> =
+                        page_ids.iter().copied().filter(|id| *id > held).collect();
+                    seen.extend(&missing);
+                    if missing.len() < page_ids.len() || !page["has_more"].as_bool().unwrap() {
+                        break;
+                    }
+                    before = page_ids[0];
+                }
+            }
+            newest_held.insert(room_id.clone(), *batch.last().unwrap());
+            seen.extend(batch);
+        }
+        since = token(&body);
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no message twice");
+    assert_eq!(sorted.len(), SENDERS * EACH, "every message once");
 }
