@@ -168,80 +168,87 @@ async fn background_ends_the_long_poll_and_shutdown_stops_every_request() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn server_killed_goes_offline_within_the_probe_timeout_and_back_online_flushes_the_queue() {
+#[tokio::test(start_paused = true)]
+async fn server_killed_goes_offline_at_once_and_back_online_within_one_probe_interval_flushing_the_queue() {
     let dir = TempDir::new().unwrap();
     let server = start_server(&dir).await;
     let addr = server.addr();
-    let probe_timeout = Duration::from_millis(1_000);
-    let probe_interval = Duration::from_millis(200);
-    let mut alice_config = config(&server.url(), &dir, "alice");
-    alice_config.probe.timeout_ms = probe_timeout.as_millis() as u64;
-    alice_config.probe.interval_ms = probe_interval.as_millis() as u64;
-    let (alice, room) = logged_in(alice_config, "bob").await;
+    let probe_interval = Duration::from_secs(1); // the defaults: interval 1 s, timeout 5 s
+    let (alice, room) = logged_in(config(&server.url(), &dir, "alice"), "bob").await;
     let recorder = Arc::new(Recorder::default());
     let _subscription = alice.subscribe(recorder.clone());
     alice.set_app_state(AppState::Active);
     alice.start();
-    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
+    assert!(wait_until(MINUTE, || server.parked_long_polls() == 1).await);
+    assert_eq!(alice.network_status(), NetworkStatus::Online);
 
+    // The parked long-poll's connection dies with the server: Offline without waiting for a probe.
     let killed = Instant::now();
     server.kill().await;
-    assert!(
-        wait_until(probe_timeout, || alice.network_status() == NetworkStatus::Offline).await,
-        "still {:?} {:?} after the server died",
-        alice.network_status(),
-        killed.elapsed()
-    );
+    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Offline).await);
+    assert!(killed.elapsed() < Duration::from_millis(100), "offline after {:?}", killed.elapsed());
 
-    // Queued while the server is down.
+    // Queued while the server is down, and probed for every second meanwhile.
     let echo = alice.send_text(room.clone(), "sent while down".into()).await.expect("queued offline");
+    tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(alice.outbox().unwrap().len(), 1);
+    assert_eq!(alice.network_status(), NetworkStatus::Offline);
 
     let server = chatsync_server::start(chatsync_server::ServerConfig { addr, ..chatsync_server::ServerConfig::for_tests(dir.path().join("server.db")) })
         .await
         .expect("server restarts on the same address");
     let restarted = Instant::now();
-    // Online within one probe interval (plus the probe's own round trip).
-    assert!(
-        wait_until(probe_interval + Duration::from_millis(300), || alice.network_status() == NetworkStatus::Online).await,
-        "still offline {:?} after the server came back",
-        restarted.elapsed()
-    );
-    // And the queue flushed at once.
-    assert!(wait_until(Duration::from_secs(2), || alice.outbox().unwrap().is_empty()).await, "outbox not flushed");
-    let (bob, _) = logged_in(config(&server.url(), &dir, "bob"), "alice").await;
-    bob.sync_once().await.unwrap();
-    let delivered: Vec<_> = bob.messages(room.clone(), 50, None).unwrap().into_iter().filter(|m| m.text == "sent while down").collect();
+    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
+    assert!(restarted.elapsed() <= probe_interval + Duration::from_millis(10), "online {:?} after the server came back", restarted.elapsed());
+    // The queue is flushed at once.
+    assert!(wait_until(Duration::from_secs(5), || alice.outbox().unwrap().is_empty()).await, "outbox not flushed");
+    assert!(restarted.elapsed() <= probe_interval + Duration::from_millis(100), "flushed after {:?}", restarted.elapsed());
+    let bob = RawUser::login(&server.url(), "bob").await;
+    let seen = bob.history(&room).await;
+    let delivered: Vec<_> = seen.iter().filter(|m| m.text() == Some("sent while down")).collect();
     assert_eq!(delivered.len(), 1, "delivered exactly once");
-    assert_ne!(delivered[0].id, echo.id, "bob sees the server's message, not alice's echo");
+    assert_eq!(delivered[0].user_id, "alice");
+    assert!(holds_text(&alice, &room, "sent while down"), "the echo became the server's message");
+    assert!(alice.messages(room.clone(), 50, None).unwrap().iter().all(|m| m.id != echo.id || m.server_id.is_some()));
 
     // Each change was reported once.
-    let statuses = recorder.statuses();
-    assert!(statuses.windows(2).all(|w| w[0] != w[1]), "repeated status events: {statuses:?}");
+    assert_eq!(recorder.statuses(), vec![NetworkStatus::Online, NetworkStatus::Offline, NetworkStatus::Online]);
     alice.shutdown();
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn probe_always_notices_a_dead_server_within_the_timeout_with_nothing_else_running() {
+#[tokio::test(start_paused = true)]
+async fn probe_reports_a_silent_server_offline_within_the_timeout_and_online_within_an_interval() {
     let dir = TempDir::new().unwrap();
     let server = start_server(&dir).await;
-    let mut alice_config = config(&server.url(), &dir, "alice");
+    let proxy = CountingProxy::start(server.addr()).await;
+    let mut alice_config = config(&proxy.url(), &dir, "alice");
     alice_config.probe.only_while_offline = false;
     alice_config.probe.in_background = true;
-    alice_config.probe.timeout_ms = 1_000;
-    alice_config.probe.interval_ms = 200;
+    let (timeout, interval) = (Duration::from_secs(5), Duration::from_secs(1));
     let (alice, _room) = logged_in(alice_config, "bob").await;
     // In the background nothing but the probe talks to the server between intervals.
     alice.set_app_state(AppState::Background);
     alice.start();
-    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
-    server.kill().await;
-    let killed = Instant::now();
-    assert!(wait_until(Duration::from_millis(1_200), || alice.network_status() == NetworkStatus::Offline).await);
-    assert!(killed.elapsed() <= Duration::from_millis(1_200));
+    assert!(wait_until(MINUTE, || alice.network_status() == NetworkStatus::Online).await);
+    assert!(wait_until(MINUTE, || proxy.requests_to("/health").len() >= 3).await, "probing always");
+    let probes = proxy.requests_to("/health");
+    assert!(gaps(&probes).iter().all(|g| *g >= interval && *g < interval + Duration::from_millis(50)), "{:?}", gaps(&probes));
+
+    // The server stops answering (accepts, never replies).
+    proxy.stall(true);
+    let stalled = Instant::now();
+    assert!(wait_until(MINUTE, || alice.network_status() == NetworkStatus::Offline).await);
+    let took = stalled.elapsed();
+    assert!(took >= timeout && took <= interval + timeout + Duration::from_millis(50), "offline after {took:?}");
+
+    // Answers again: Online within one probe interval (and the probe's round trip).
+    proxy.stall(false);
+    let resumed = Instant::now();
+    assert!(wait_until(MINUTE, || alice.network_status() == NetworkStatus::Online).await);
+    assert!(resumed.elapsed() <= interval + Duration::from_millis(50), "online after {:?}", resumed.elapsed());
     alice.shutdown();
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ pub struct CountingProxy {
     log: Arc<Mutex<Vec<SeenRequest>>>,
     faults: Arc<Mutex<Vec<Fault>>>,
     cut_tx: watch::Sender<bool>,
+    stall_tx: watch::Sender<bool>,
 }
 
 impl CountingProxy {
@@ -53,6 +54,7 @@ impl CountingProxy {
         let log = Arc::new(Mutex::new(Vec::new()));
         let faults: Arc<Mutex<Vec<Fault>>> = Arc::new(Mutex::new(Vec::new()));
         let (cut_tx, cut_rx) = watch::channel(false);
+        let (stall_tx, stall_rx) = watch::channel(false);
         let task_log = log.clone();
         let task_faults = faults.clone();
         tokio::spawn(async move {
@@ -64,16 +66,23 @@ impl CountingProxy {
                 let log = task_log.clone();
                 let faults = task_faults.clone();
                 let mut cut = cut_rx.clone();
+                let stall = stall_rx.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else { return };
                     tokio::select! {
-                        _ = pump(client, server, log, faults) => {}
+                        _ = pump(client, server, log, faults, stall) => {}
                         _ = cut.wait_for(|c| *c) => {}
                     }
                 });
             }
         });
-        CountingProxy { addr, log, faults, cut_tx }
+        CountingProxy { addr, log, faults, cut_tx, stall_tx }
+    }
+
+    /// Stalls (true) or resumes (false) traffic: while stalled, requests are logged but not
+    /// forwarded and nothing is answered (a server that accepts and never answers).
+    pub fn stall(&self, stall: bool) {
+        self.stall_tx.send_replace(stall);
     }
 
     /// Answers the next `count` requests under `path_prefix` with `status` (and `Retry-After`).
@@ -100,7 +109,13 @@ impl CountingProxy {
     }
 }
 
-async fn pump(client: TcpStream, server: TcpStream, log: Arc<Mutex<Vec<SeenRequest>>>, faults: Arc<Mutex<Vec<Fault>>>) {
+async fn pump(
+    client: TcpStream,
+    server: TcpStream,
+    log: Arc<Mutex<Vec<SeenRequest>>>,
+    faults: Arc<Mutex<Vec<Fault>>>,
+    mut stall: watch::Receiver<bool>,
+) {
     let (mut client_read, client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
@@ -132,6 +147,10 @@ async fn pump(client: TcpStream, server: TcpStream, log: Arc<Mutex<Vec<SeenReque
                     return;
                 }
                 continue;
+            }
+            // Stalled: hold the request until traffic resumes (the client gives up first).
+            if stall.wait_for(|s| !*s).await.is_err() {
+                return;
             }
             if server_write.write_all(&buf[..n]).await.is_err() {
                 return;
@@ -325,5 +344,24 @@ impl RawUser {
     fn http_txn(&self) -> u64 {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         NEXT.fetch_add(1, Ordering::SeqCst)
+    }
+}
+
+impl RawUser {
+    /// The newest messages of a room as the server holds them.
+    pub async fn history(&self, room_id: &str) -> Vec<chatsync_protocol::Message> {
+        let page: chatsync_protocol::HistoryResponse = self
+            .http
+            .get(format!("{}/v1/rooms/{room_id}/messages?limit=100", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page.messages
     }
 }
