@@ -283,6 +283,19 @@ fun main() {
         expect(report.finished && report.online && report.error == null) { "report: $report" }
         expect(report.newMessages.any { it.senderId == "bob" && it.preview.contains("ping") }) { "previews: ${report.newMessages}" }
     }
+    r.test("started: a message arrives live through the listener, without a sync call") {
+        bobEvents.drain() // only events from here on
+        bob.setAppState(AppState.ACTIVE)
+        bob.start()
+        alice.sendText(roomId, "live from kotlin")
+        until("alice's outbox is flushed", step = { alice.syncOnce(); alice.outbox() }) { it.isEmpty() }
+        val live = until("bob's scheduler stores it", step = { bob.messages(roomId, 50u, null) }) {
+            it.withText("live from kotlin").isNotEmpty()
+        }
+        expect(live.withText("live from kotlin").size == 1) { "once: $live" }
+        val id = live.withText("live from kotlin")[0].id
+        bobEvents.await("bob's listener hears of it") { it is ClientEvent.MessagesChanged && it.roomId == roomId && id in it.ids }
+    }
     r.test("a closed subscription gets no more events") {
         val closed = EventLog(alice, scope)
         val open = EventLog(alice, scope)

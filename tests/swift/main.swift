@@ -134,6 +134,12 @@ final class EventLog: @unchecked Sendable {
 
     func stop() { task?.cancel() }
 
+    /// Consumes every event delivered so far.
+    func skipAll() {
+        lock.lock(); defer { lock.unlock() }
+        consumed = events.count
+    }
+
     private func append(_ event: ClientEvent) {
         lock.lock(); defer { lock.unlock() }
         events.append(event)
@@ -347,6 +353,22 @@ await test("background_sync with a budget returns a report") {
     try expect(took < 6, "within the budget: \(took) s")
     try expect(report.finished && report.online && report.error == nil, "report: \(report)")
     try expect(report.newMessages.contains { $0.senderId == "bob" && $0.preview.contains("ping") }, "previews: \(report.newMessages)")
+}
+await test("started: a message arrives live through the listener, without a sync call") {
+    bobEvents.skipAll() // only events from here on
+    try bob.setAppState(state: .active)
+    try bob.start()
+    _ = try await alice.sendText(roomId: roomId, text: "live from swift")
+    _ = try await until("alice's outbox is flushed", { _ = try await alice.syncOnce(); return try alice.outbox() }) { $0.isEmpty }
+    let live = try await until("bob's scheduler stores it", { try bob.messages(roomId: roomId, limit: 50, before: nil) }) {
+        !withText($0, "live from swift").isEmpty
+    }
+    try expect(withText(live, "live from swift").count == 1, "once: \(live)")
+    let id = withText(live, "live from swift")[0].id
+    _ = try await bobEvents.await("bob's listener hears of it") {
+        if case let .messagesChanged(room, ids) = $0 { return room == roomId && ids.contains(id) }
+        return false
+    }
 }
 await test("a cancelled subscription gets no more events") {
     let closed = RecordingListener()
