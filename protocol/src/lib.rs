@@ -19,11 +19,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_TEXT_PART_BYTES: usize = 16 * 1024;
 /// Default and maximum `limit` of `/v1/rooms/{id}/messages`.
 pub const HISTORY_DEFAULT_LIMIT: u32 = 20;
+/// Largest `limit` of `/v1/rooms/{id}/messages` and of `GET /messages` (larger values are clamped).
 pub const HISTORY_MAX_LIMIT: u32 = 100;
 /// Default `limit` of the compatibility route `GET /messages`.
 pub const COMPAT_DEFAULT_LIMIT: u32 = 10;
 /// Default and maximum per-room `limit` of `/v1/sync`.
 pub const SYNC_DEFAULT_LIMIT: u32 = 50;
+/// Largest per-room `limit` of `/v1/sync` (larger values are clamped).
 pub const SYNC_MAX_LIMIT: u32 = 100;
 /// Longest long-poll the server holds, in milliseconds.
 pub const SYNC_MAX_TIMEOUT_MS: u64 = 30_000;
@@ -59,9 +61,13 @@ impl Part {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Message {
+    /// Server-assigned, strictly increasing across all rooms; never reused.
     pub id: u64,
+    /// The sender.
     pub user_id: String,
+    /// The room it was sent to.
     pub room_id: String,
+    /// At least one part, in the order sent.
     pub parts: Vec<Part>,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -80,6 +86,7 @@ impl Message {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct SendMessageRequest {
+    /// At least one part; a `text/plain` part at most [`MAX_TEXT_PART_BYTES`].
     pub parts: Vec<Part>,
 }
 
@@ -95,13 +102,21 @@ pub struct ErrorBody {
 
 /// The `error` codes the server uses.
 pub mod error_code {
+    /// 400: malformed input.
     pub const BAD_REQUEST: &str = "bad_request";
+    /// 401: missing, invalid or expired token.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// 403: not allowed (not a member, not yourself).
     pub const FORBIDDEN: &str = "forbidden";
+    /// 404: unknown route or resource.
     pub const NOT_FOUND: &str = "not_found";
+    /// 405: a method the route does not support.
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// 413: body over 64 KiB or a text part over 16 KiB.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// 500: a fault of the server, never caused by client input.
     pub const INTERNAL: &str = "internal_error";
+    /// 503: the server is shutting down (answers carry `Retry-After`).
     pub const UNAVAILABLE: &str = "unavailable";
 }
 
@@ -109,6 +124,7 @@ pub mod error_code {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct TokenRequest {
+    /// The user to issue a token for.
     pub user_id: String,
 }
 
@@ -116,6 +132,7 @@ pub struct TokenRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct TokenResponse {
+    /// The bearer token (an HS256 JWT).
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,
@@ -127,7 +144,9 @@ pub struct TokenResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PutUserRequest {
+    /// Display name.
     pub name: String,
+    /// Avatar image URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
 }
@@ -136,8 +155,11 @@ pub struct PutUserRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct User {
+    /// The user id (a token's `sub`).
     pub id: String,
+    /// Display name.
     pub name: String,
+    /// Avatar image URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
 }
@@ -146,8 +168,10 @@ pub struct User {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreateRoomRequest {
+    /// Optional room name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Other members; the caller is added anyway.
     pub member_ids: Vec<String>,
 }
 
@@ -155,6 +179,7 @@ pub struct CreateRoomRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct DirectRoomRequest {
+    /// The other user.
     pub user_id: String,
 }
 
@@ -162,7 +187,9 @@ pub struct DirectRoomRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Room {
+    /// Server-assigned room id.
     pub id: String,
+    /// Optional room name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Sorted.
@@ -175,6 +202,7 @@ pub struct Room {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct RoomList {
+    /// The caller's rooms, oldest membership first.
     pub rooms: Vec<Room>,
 }
 

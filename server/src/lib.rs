@@ -96,7 +96,7 @@ pub struct ServeArgs {
     /// `dev`: anyone gets a token from POST /v1/token. `secret`: tokens come from your backend.
     #[arg(long, env = "CHATSYNC_AUTH", value_enum, default_value_t = AuthMode::Dev)]
     pub auth: AuthMode,
-    /// HS256 token secret (default: generated once, kept in <db>.token-secret).
+    /// HS256 token secret (default: generated once, kept beside the database as DB.token-secret).
     #[arg(long, env = "CHATSYNC_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
     /// Lifetime of issued tokens, in seconds.
