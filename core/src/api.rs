@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chatsync_protocol::{
-    DirectRoomRequest, Direction, ErrorBody, HistoryResponse, Message, Part, PutUserRequest, Room, RoomList,
-    SendMessageRequest, SyncResponse, TokenRequest, TokenResponse, User,
+    DirectRoomRequest, Direction, ErrorBody, HistoryResponse, Message, Part, PutUserRequest, Room,
+    RoomList, SendMessageRequest, SyncResponse, TokenRequest, TokenResponse, User,
 };
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -31,7 +31,11 @@ pub(crate) enum ApiError {
     Network(String),
     /// An answer that says "later": 5xx, 408, 429. Transient.
     #[error("server busy ({status}): {reason}")]
-    Unavailable { status: u16, retry_after: Option<Duration>, reason: String },
+    Unavailable {
+        status: u16,
+        retry_after: Option<Duration>,
+        reason: String,
+    },
     /// 401 that a fresh token did not cure.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
@@ -40,7 +44,11 @@ pub(crate) enum ApiError {
     NotFound(String),
     /// Any other 4xx: permanent, with the server's code and description.
     #[error("rejected ({status} {code}): {reason}")]
-    Rejected { status: u16, code: String, reason: String },
+    Rejected {
+        status: u16,
+        code: String,
+        reason: String,
+    },
     /// The answer is not protocol v1.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -81,40 +89,65 @@ impl From<ApiError> for ChatError {
 /// Classifies a non-2xx answer. `retry_after` is the raw header, `body` the raw body.
 pub(crate) fn classify(status: u16, retry_after: Option<&str>, body: &str) -> ApiError {
     let parsed: Option<ErrorBody> = serde_json::from_str(body).ok();
-    let code = parsed.as_ref().map_or_else(|| format!("http_{status}"), |b| b.error.clone());
+    let code = parsed
+        .as_ref()
+        .map_or_else(|| format!("http_{status}"), |b| b.error.clone());
     let reason = parsed.map_or_else(|| format!("HTTP {status}"), |b| b.error_description);
     match status {
         401 => ApiError::Unauthorized(reason),
         404 => ApiError::NotFound(reason),
-        408 | 429 | 500..=599 => ApiError::Unavailable { status, retry_after: retry_after.and_then(parse_retry_after), reason },
-        _ => ApiError::Rejected { status, code, reason },
+        408 | 429 | 500..=599 => ApiError::Unavailable {
+            status,
+            retry_after: retry_after.and_then(parse_retry_after),
+            reason,
+        },
+        _ => ApiError::Rejected {
+            status,
+            code,
+            reason,
+        },
     }
 }
 
 /// Retry-After in its delta-seconds form (the HTTP-date form is ignored: no clock agreement).
 fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 /// Checks the server URL: https anywhere, plain http only to a loopback host unless allowed.
 pub(crate) fn validate_server_url(raw: &str, allow_insecure_http: bool) -> Result<Url, ChatError> {
-    let url = Url::parse(raw).map_err(|e| ChatError::InvalidInput(format!("server_url {raw:?}: {e}")))?;
+    let url =
+        Url::parse(raw).map_err(|e| ChatError::InvalidInput(format!("server_url {raw:?}: {e}")))?;
     match url.scheme() {
         "https" => {}
         "http" => {
             let host = url.host_str().unwrap_or("");
             let loopback = host.eq_ignore_ascii_case("localhost")
-                || host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
             if !loopback && !allow_insecure_http {
                 return Err(ChatError::InvalidInput(format!(
                     "server_url {raw:?} is plain http to a non-loopback host; use https or set allow_insecure_http"
                 )));
             }
         }
-        other => return Err(ChatError::InvalidInput(format!("server_url scheme {other:?} is not http or https"))),
+        other => {
+            return Err(ChatError::InvalidInput(format!(
+                "server_url scheme {other:?} is not http or https"
+            )))
+        }
     }
     if url.cannot_be_a_base() {
-        return Err(ChatError::InvalidInput(format!("server_url {raw:?} cannot be a base URL")));
+        return Err(ChatError::InvalidInput(format!(
+            "server_url {raw:?} cannot be a base URL"
+        )));
     }
     Ok(url)
 }
@@ -212,8 +245,18 @@ impl Api {
         let fresh = match &self.token_source {
             TokenSource::Fixed(t) => t.clone(),
             TokenSource::DevTokenRoute => {
-                let body = TokenRequest { user_id: self.user_id.clone() };
-                let answer: TokenResponse = self.send_json(Method::POST, self.url(&["v1", "token"]), None, Some(&body), None).await?;
+                let body = TokenRequest {
+                    user_id: self.user_id.clone(),
+                };
+                let answer: TokenResponse = self
+                    .send_json(
+                        Method::POST,
+                        self.url(&["v1", "token"]),
+                        None,
+                        Some(&body),
+                        None,
+                    )
+                    .await?;
                 answer.access_token
             }
             TokenSource::Provider(provider) => {
@@ -268,7 +311,11 @@ impl Api {
             }
         };
         let status = response.status();
-        let retry_after = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {
@@ -283,9 +330,14 @@ impl Api {
             }
         }
         if !status.is_success() {
-            return Err(classify(status.as_u16(), retry_after.as_deref(), &String::from_utf8_lossy(&bytes)));
+            return Err(classify(
+                status.as_u16(),
+                retry_after.as_deref(),
+                &String::from_utf8_lossy(&bytes),
+            ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol(format!("unexpected answer ({status}): {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Protocol(format!("unexpected answer ({status}): {e}")))
     }
 
     /// An authenticated request; after a 401 it gets a fresh token and tries once more.
@@ -297,76 +349,134 @@ impl Api {
         timeout: Option<Duration>,
     ) -> Result<T, ApiError> {
         let token = self.token().await?;
-        match self.send_json(method.clone(), url.clone(), Some(&token), body, timeout).await {
+        match self
+            .send_json(method.clone(), url.clone(), Some(&token), body, timeout)
+            .await
+        {
             Err(ApiError::Unauthorized(reason)) => {
                 if !self.drop_token(&token) {
                     return Err(ApiError::Unauthorized(reason));
                 }
                 let token = self.token().await?;
-                self.send_json(method, url, Some(&token), body, timeout).await
+                self.send_json(method, url, Some(&token), body, timeout)
+                    .await
             }
             other => other,
         }
     }
 
     pub async fn put_user(&self, name: &str, avatar_url: Option<&str>) -> Result<User, ApiError> {
-        let body = PutUserRequest { name: name.to_owned(), avatar_url: avatar_url.map(str::to_owned) };
-        self.call(Method::PUT, self.url(&["v1", "users", &self.user_id]), Some(&body), None).await
+        let body = PutUserRequest {
+            name: name.to_owned(),
+            avatar_url: avatar_url.map(str::to_owned),
+        };
+        self.call(
+            Method::PUT,
+            self.url(&["v1", "users", &self.user_id]),
+            Some(&body),
+            None,
+        )
+        .await
     }
 
     pub async fn get_user(&self, user_id: &str) -> Result<User, ApiError> {
-        self.call::<(), _>(Method::GET, self.url(&["v1", "users", user_id]), None, None).await
+        self.call::<(), _>(Method::GET, self.url(&["v1", "users", user_id]), None, None)
+            .await
     }
 
     pub async fn direct_room(&self, user_id: &str) -> Result<Room, ApiError> {
-        let body = DirectRoomRequest { user_id: user_id.to_owned() };
-        self.call(Method::POST, self.url(&["v1", "rooms", "direct"]), Some(&body), None).await
+        let body = DirectRoomRequest {
+            user_id: user_id.to_owned(),
+        };
+        self.call(
+            Method::POST,
+            self.url(&["v1", "rooms", "direct"]),
+            Some(&body),
+            None,
+        )
+        .await
     }
 
     pub async fn list_rooms(&self) -> Result<RoomList, ApiError> {
-        self.call::<(), _>(Method::GET, self.url(&["v1", "rooms"]), None, None).await
+        self.call::<(), _>(Method::GET, self.url(&["v1", "rooms"]), None, None)
+            .await
     }
 
     /// `PUT /v1/rooms/{room}/messages/{txn}`: idempotent per txn id.
-    pub async fn send_message(&self, room_id: &str, txn_id: &str, parts: &[Part]) -> Result<Message, ApiError> {
-        let body = SendMessageRequest { parts: parts.to_vec() };
-        let message: Message = self.call(Method::PUT, self.url(&["v1", "rooms", room_id, "messages", txn_id]), Some(&body), None).await?;
+    pub async fn send_message(
+        &self,
+        room_id: &str,
+        txn_id: &str,
+        parts: &[Part],
+    ) -> Result<Message, ApiError> {
+        let body = SendMessageRequest {
+            parts: parts.to_vec(),
+        };
+        let message: Message = self
+            .call(
+                Method::PUT,
+                self.url(&["v1", "rooms", room_id, "messages", txn_id]),
+                Some(&body),
+                None,
+            )
+            .await?;
         if message.room_id != room_id {
-            return Err(ApiError::Protocol(format!("sent to room {room_id} but the server stored it in {}", message.room_id)));
+            return Err(ApiError::Protocol(format!(
+                "sent to room {room_id} but the server stored it in {}",
+                message.room_id
+            )));
         }
         Ok(message)
     }
 
     /// One history page; checks that it is ascending and on the requested side of `initial_id`.
-    pub async fn history(&self, room_id: &str, initial_id: Option<u64>, direction: Direction, limit: u32) -> Result<HistoryResponse, ApiError> {
+    pub async fn history(
+        &self,
+        room_id: &str,
+        initial_id: Option<u64>,
+        direction: Direction,
+        limit: u32,
+    ) -> Result<HistoryResponse, ApiError> {
         let mut url = self.url(&["v1", "rooms", room_id, "messages"]);
         {
             let mut q = url.query_pairs_mut();
             if let Some(id) = initial_id {
                 q.append_pair("initial_id", &id.to_string());
             }
-            q.append_pair("direction", match direction {
-                Direction::Older => "older",
-                Direction::Newer => "newer",
-            });
+            q.append_pair(
+                "direction",
+                match direction {
+                    Direction::Older => "older",
+                    Direction::Newer => "newer",
+                },
+            );
             q.append_pair("limit", &limit.to_string());
         }
         let page: HistoryResponse = self.call::<(), _>(Method::GET, url, None, None).await?;
         check_ascending(room_id, &page.messages)?;
-        if let (Some(initial), Some(first), Some(last)) = (initial_id, page.messages.first(), page.messages.last()) {
+        if let (Some(initial), Some(first), Some(last)) =
+            (initial_id, page.messages.first(), page.messages.last())
+        {
             let ok = match direction {
                 Direction::Older => last.id < initial,
                 Direction::Newer => first.id > initial,
             };
             if !ok {
-                return Err(ApiError::Protocol(format!("history page of {room_id} crosses initial_id {initial}")));
+                return Err(ApiError::Protocol(format!(
+                    "history page of {room_id} crosses initial_id {initial}"
+                )));
             }
         }
         Ok(page)
     }
 
     /// `GET /v1/sync`; `timeout_ms` is the long-poll hold (0: answer at once).
-    pub async fn sync(&self, since: Option<&str>, timeout_ms: u64, limit: u32) -> Result<SyncResponse, ApiError> {
+    pub async fn sync(
+        &self,
+        since: Option<&str>,
+        timeout_ms: u64,
+        limit: u32,
+    ) -> Result<SyncResponse, ApiError> {
         let mut url = self.url(&["v1", "sync"]);
         {
             let mut q = url.query_pairs_mut();
@@ -377,7 +487,9 @@ impl Api {
             q.append_pair("limit", &limit.to_string());
         }
         let timeout = REQUEST_TIMEOUT + Duration::from_millis(timeout_ms);
-        let response: SyncResponse = self.call::<(), _>(Method::GET, url, None, Some(timeout)).await?;
+        let response: SyncResponse = self
+            .call::<(), _>(Method::GET, url, None, Some(timeout))
+            .await?;
         for (room_id, room) in &response.rooms {
             check_ascending(room_id, &room.messages)?;
         }
@@ -390,10 +502,16 @@ fn check_ascending(room_id: &str, messages: &[Message]) -> Result<(), ApiError> 
     let mut previous = None;
     for m in messages {
         if m.room_id != room_id {
-            return Err(ApiError::Protocol(format!("message {} of room {} listed under room {room_id}", m.id, m.room_id)));
+            return Err(ApiError::Protocol(format!(
+                "message {} of room {} listed under room {room_id}",
+                m.id, m.room_id
+            )));
         }
         if previous.is_some_and(|p| m.id <= p) {
-            return Err(ApiError::Protocol(format!("message ids of room {room_id} go backwards at {}", m.id)));
+            return Err(ApiError::Protocol(format!(
+                "message ids of room {room_id} go backwards at {}",
+                m.id
+            )));
         }
         previous = Some(m.id);
     }
@@ -431,26 +549,53 @@ mod tests {
         let body = r#"{"error":"forbidden","error_description":"not a member of r1"}"#;
         assert_eq!(
             classify(403, None, body),
-            ApiError::Rejected { status: 403, code: "forbidden".into(), reason: "not a member of r1".into() }
+            ApiError::Rejected {
+                status: 403,
+                code: "forbidden".into(),
+                reason: "not a member of r1".into()
+            }
         );
         assert!(!classify(413, None, "").is_transient());
         assert!(!classify(400, None, "").is_transient());
         assert!(matches!(classify(404, None, body), ApiError::NotFound(_)));
-        assert!(matches!(classify(401, None, body), ApiError::Unauthorized(_)));
+        assert!(matches!(
+            classify(401, None, body),
+            ApiError::Unauthorized(_)
+        ));
         for status in [408, 429, 500, 502, 503, 504] {
             assert!(classify(status, None, "").is_transient(), "{status}");
         }
-        assert_eq!(classify(429, Some("7"), "").retry_after(), Some(Duration::from_secs(7)));
-        assert_eq!(classify(503, Some("Wed, 21 Oct 2015 07:28:00 GMT"), "").retry_after(), None);
-        assert_eq!(classify(503, Some("99999999"), "").retry_after(), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            classify(429, Some("7"), "").retry_after(),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            classify(503, Some("Wed, 21 Oct 2015 07:28:00 GMT"), "").retry_after(),
+            None
+        );
+        assert_eq!(
+            classify(503, Some("99999999"), "").retry_after(),
+            Some(MAX_RETRY_AFTER)
+        );
         assert!(ApiError::Network("refused".into()).is_transient());
         assert!(!ApiError::Protocol("x".into()).is_transient());
     }
 
     #[test]
     fn rejected_keeps_the_servers_reason_for_the_app() {
-        let e: ChatError = classify(413, None, r#"{"error":"payload_too_large","error_description":"text part over 16 KiB"}"#).into();
-        assert_eq!(e, ChatError::Rejected { code: "payload_too_large".into(), reason: "text part over 16 KiB".into() });
+        let e: ChatError = classify(
+            413,
+            None,
+            r#"{"error":"payload_too_large","error_description":"text part over 16 KiB"}"#,
+        )
+        .into();
+        assert_eq!(
+            e,
+            ChatError::Rejected {
+                code: "payload_too_large".into(),
+                reason: "text part over 16 KiB".into()
+            }
+        );
     }
 
     #[test]
@@ -459,24 +604,54 @@ mod tests {
         assert!(validate_server_url("http://localhost:5000/", false).is_ok());
         assert!(validate_server_url("http://[::1]:5000", false).is_ok());
         assert!(validate_server_url("https://chat.example.com", false).is_ok());
-        assert!(matches!(validate_server_url("http://chat.example.com", false), Err(ChatError::InvalidInput(_))));
+        assert!(matches!(
+            validate_server_url("http://chat.example.com", false),
+            Err(ChatError::InvalidInput(_))
+        ));
         assert!(validate_server_url("http://chat.example.com", true).is_ok());
-        assert!(matches!(validate_server_url("ftp://x", true), Err(ChatError::InvalidInput(_))));
-        assert!(matches!(validate_server_url("not a url", true), Err(ChatError::InvalidInput(_))));
+        assert!(matches!(
+            validate_server_url("ftp://x", true),
+            Err(ChatError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            validate_server_url("not a url", true),
+            Err(ChatError::InvalidInput(_))
+        ));
     }
 
     #[test]
     fn path_segments_are_escaped_and_joined_under_the_base_path() {
-        let config = ClientConfig::new("http://127.0.0.1:1/api/", "/tmp/x", "a/b", TokenSource::DevTokenRoute);
+        let config = ClientConfig::new(
+            "http://127.0.0.1:1/api/",
+            "/tmp/x",
+            "a/b",
+            TokenSource::DevTokenRoute,
+        );
         let api = Api::new(&config).unwrap();
-        assert_eq!(api.url(&["v1", "users", "a/b"]).as_str(), "http://127.0.0.1:1/api/v1/users/a%2Fb");
+        assert_eq!(
+            api.url(&["v1", "users", "a/b"]).as_str(),
+            "http://127.0.0.1:1/api/v1/users/a%2Fb"
+        );
     }
 
     #[test]
     fn backwards_ids_are_a_protocol_error() {
-        let m = |id| Message { id, user_id: "u".into(), room_id: "r".into(), parts: vec![], created_at: String::new(), updated_at: String::new() };
+        let m = |id| Message {
+            id,
+            user_id: "u".into(),
+            room_id: "r".into(),
+            parts: vec![],
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
         assert!(check_ascending("r", &[m(1), m(2)]).is_ok());
-        assert!(matches!(check_ascending("r", &[m(2), m(2)]), Err(ApiError::Protocol(_))));
-        assert!(matches!(check_ascending("x", &[m(1)]), Err(ApiError::Protocol(_))));
+        assert!(matches!(
+            check_ascending("r", &[m(2), m(2)]),
+            Err(ApiError::Protocol(_))
+        ));
+        assert!(matches!(
+            check_ascending("x", &[m(1)]),
+            Err(ApiError::Protocol(_))
+        ));
     }
 }

@@ -57,7 +57,9 @@ struct LifecycleHooks(Weak<ChatClient>);
 
 impl RequestHooks for LifecycleHooks {
     fn may_send(&self) -> bool {
-        self.0.upgrade().is_some_and(|c| !c.lifecycle.is_shut_down())
+        self.0
+            .upgrade()
+            .is_some_and(|c| !c.lifecycle.is_shut_down())
     }
     fn request_result(&self, answered: bool) {
         if let Some(c) = self.0.upgrade() {
@@ -88,31 +90,54 @@ impl ChatClient {
 
     /// Like [`ChatClient::new`], but runs on the caller's runtime (tests on a paused clock,
     /// apps that already run tokio).
-    pub fn with_runtime(config: ClientConfig, handle: Handle) -> Result<Arc<ChatClient>, ChatError> {
+    pub fn with_runtime(
+        config: ClientConfig,
+        handle: Handle,
+    ) -> Result<Arc<ChatClient>, ChatError> {
         Self::build(config, OwnedRuntime(None), handle)
     }
 
-    fn build(config: ClientConfig, runtime: OwnedRuntime, handle: Handle) -> Result<Arc<ChatClient>, ChatError> {
+    fn build(
+        config: ClientConfig,
+        runtime: OwnedRuntime,
+        handle: Handle,
+    ) -> Result<Arc<ChatClient>, ChatError> {
         if config.user_id.is_empty() {
             return Err(ChatError::InvalidInput("user_id is empty".into()));
         }
         if config.page_size == 0 || config.max_messages_per_room == 0 {
-            return Err(ChatError::InvalidInput("page_size and max_messages_per_room must be at least 1".into()));
+            return Err(ChatError::InvalidInput(
+                "page_size and max_messages_per_room must be at least 1".into(),
+            ));
         }
         // Before touching the disk: a bad URL must not create a store.
         let api = {
             let _in_runtime = handle.enter(); // reqwest's client wants a runtime for its timers
             Api::new(&config)?
         };
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| ChatError::Storage(format!("cannot create {}: {e}", config.data_dir.display())))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ChatError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
         let store = open_waiting(&config)?;
         let http = api.http();
         let engine = Arc::new(Engine::new(config.clone(), store, api));
         let hub = engine.events.clone();
-        let lifecycle = Lifecycle::new(&config, handle.clone(), http, Arc::new(move |event| hub.emit(event)));
-        let client = Arc::new(ChatClient { lifecycle, engine, _runtime: runtime, handle });
-        client.engine.api.set_hooks(Arc::new(LifecycleHooks(Arc::downgrade(&client))));
+        let lifecycle = Lifecycle::new(
+            &config,
+            handle.clone(),
+            http,
+            Arc::new(move |event| hub.emit(event)),
+        );
+        let client = Arc::new(ChatClient {
+            lifecycle,
+            engine,
+            _runtime: runtime,
+            handle,
+        });
+        client
+            .engine
+            .api
+            .set_hooks(Arc::new(LifecycleHooks(Arc::downgrade(&client))));
         // Listeners subscribing before the first change still learn the outbox's state.
         client.engine.emit_outbox_counts();
         Ok(client)
@@ -128,21 +153,31 @@ impl ChatClient {
         match self.handle.spawn(work(self.engine.clone())).await {
             Ok(result) => result,
             Err(e) if e.is_cancelled() => Err(ChatError::ShutDown),
-            Err(e) => Err(ChatError::Storage(format!("internal error in the engine: {e}"))),
+            Err(e) => Err(ChatError::Storage(format!(
+                "internal error in the engine: {e}"
+            ))),
         }
     }
 
     // --- session ---
 
     /// Logs in as the configured user with a profile; stored at once, uploaded when online.
-    pub async fn login(&self, name: String, avatar_url: Option<String>) -> Result<Session, ChatError> {
+    pub async fn login(
+        &self,
+        name: String,
+        avatar_url: Option<String>,
+    ) -> Result<Session, ChatError> {
         if name.trim().is_empty() {
             return Err(ChatError::InvalidInput("name is empty".into()));
         }
         self.run(move |engine| async move {
             let previous = engine.store.meta.session()?;
             let session = Session {
-                user: ChatUser { id: engine.config.user_id.clone(), name, avatar: avatar_url },
+                user: ChatUser {
+                    id: engine.config.user_id.clone(),
+                    name,
+                    avatar: avatar_url,
+                },
                 friend_id: previous.as_ref().and_then(|s| s.friend_id.clone()),
                 room_id: previous.as_ref().and_then(|s| s.room_id.clone()),
             };
@@ -169,7 +204,9 @@ impl ChatClient {
         let friend = user_id.clone();
         let session = self
             .run(move |engine| async move {
-                let mut session = engine.store.meta.session()?.ok_or_else(|| ChatError::InvalidInput("log in before choosing a friend".into()))?;
+                let mut session = engine.store.meta.session()?.ok_or_else(|| {
+                    ChatError::InvalidInput("log in before choosing a friend".into())
+                })?;
                 if session.friend_id.as_deref() != Some(friend.as_str()) {
                     session.room_id = None;
                 }
@@ -197,19 +234,33 @@ impl ChatClient {
                 let mut members = vec![me.clone(), user_id.clone()];
                 members.sort();
                 members.dedup();
-                let held = engine.store.rooms()?.into_iter().find(|(_, r)| r.info.as_ref().is_some_and(|i| i.member_ids == members && i.name.is_none()));
+                let held = engine.store.rooms()?.into_iter().find(|(_, r)| {
+                    r.info
+                        .as_ref()
+                        .is_some_and(|i| i.member_ids == members && i.name.is_none())
+                });
                 let room_id = match held {
                     Some((id, _)) => id,
                     None => {
                         let room = engine.api.direct_room(&user_id).await?;
                         check_room_id(&room.id)?;
-                        engine.store.put_room_info(&room.id, crate::store::rooms::RoomInfo { name: room.name, member_ids: room.member_ids })?;
-                        engine.fetch_unknown_users([user_id.clone()].into_iter().collect()).await;
+                        engine.store.put_room_info(
+                            &room.id,
+                            crate::store::rooms::RoomInfo {
+                                name: room.name,
+                                member_ids: room.member_ids,
+                            },
+                        )?;
+                        engine
+                            .fetch_unknown_users([user_id.clone()].into_iter().collect())
+                            .await;
                         room.id
                     }
                 };
                 if let Some(mut session) = engine.store.meta.session()? {
-                    if session.friend_id.as_deref() == Some(user_id.as_str()) && session.room_id.as_deref() != Some(room_id.as_str()) {
+                    if session.friend_id.as_deref() == Some(user_id.as_str())
+                        && session.room_id.as_deref() != Some(room_id.as_str())
+                    {
                         session.room_id = Some(room_id.clone());
                         engine.store.meta.put_session(&session)?;
                     }
@@ -235,14 +286,24 @@ impl ChatClient {
     /// gap: what is returned is contiguous history. `limit` counts stored messages (at most
     /// 1,000); echoes whose place falls inside the page are added to it. Also sets where
     /// `load_older` continues: below the oldest message returned.
-    pub fn messages(&self, room_id: String, limit: u32, before: Option<u64>) -> Result<Vec<ChatMessage>, ChatError> {
+    pub fn messages(
+        &self,
+        room_id: String,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<Vec<ChatMessage>, ChatError> {
         self.engine.messages(&room_id, limit, before)
     }
 
     /// Older messages: from the store first, then from the server before the oldest held id.
     /// Continues below the oldest message `messages` or `load_older` last returned for the room.
-    pub async fn load_older(&self, room_id: String, limit: u32) -> Result<LoadOlderResult, ChatError> {
-        self.run(move |engine| async move { engine.load_older(&room_id, limit).await }).await
+    pub async fn load_older(
+        &self,
+        room_id: String,
+        limit: u32,
+    ) -> Result<LoadOlderResult, ChatError> {
+        self.run(move |engine| async move { engine.load_older(&room_id, limit).await })
+            .await
     }
 
     // --- sync ---
@@ -251,7 +312,9 @@ impl ChatClient {
     /// report says `online: false`.
     pub async fn sync_once(&self) -> Result<SyncReport, ChatError> {
         self.lifecycle.set_sync_state(SyncState::Syncing);
-        let result = self.run(|engine| async move { engine.sync_once().await }).await;
+        let result = self
+            .run(|engine| async move { engine.sync_once().await })
+            .await;
         self.lifecycle.set_sync_state(SyncState::Idle);
         result
     }
@@ -261,15 +324,24 @@ impl ChatClient {
     /// `ChatError::Offline`.
     #[allow(dead_code)] // the scheduler currently calls `Engine::sync_request` directly (cancellable)
     pub(crate) async fn sync_with_timeout(&self, timeout_ms: u64) -> Result<SyncReport, ChatError> {
-        let outcome = self.run(move |engine| async move { engine.sync_request(timeout_ms).await }).await?;
+        let outcome = self
+            .run(move |engine| async move { engine.sync_request(timeout_ms).await })
+            .await?;
         let (pending, failed) = self.engine.outbox_counts()?;
-        Ok(SyncReport { online: true, new_messages: outcome.new_messages, sent: 0, pending, failed })
+        Ok(SyncReport {
+            online: true,
+            new_messages: outcome.new_messages,
+            sent: 0,
+            pending,
+            failed,
+        })
     }
 
     /// For the scheduler: one flush of the outbox, in order per room. `Ok` with
     /// `stopped_by: Some(..)` when a transient failure stopped it (the backoff is armed).
     pub(crate) async fn flush_outbox(&self) -> Result<FlushReport, ChatError> {
-        self.run(|engine| async move { engine.flush_outbox().await }).await
+        self.run(|engine| async move { engine.flush_outbox().await })
+            .await
     }
 
     /// For the scheduler: `None` when nothing is sendable, else when the next attempt is due.
@@ -290,7 +362,9 @@ impl ChatClient {
 
     /// Queues a text message durably and returns its pending echo, online or not.
     pub async fn send_text(&self, room_id: String, text: String) -> Result<ChatMessage, ChatError> {
-        let echo = self.run(move |engine| async move { engine.send_text(&room_id, &text).await }).await?;
+        let echo = self
+            .run(move |engine| async move { engine.send_text(&room_id, &text).await })
+            .await?;
         self.lifecycle.note_outbox_queued();
         Ok(echo)
     }
@@ -303,7 +377,8 @@ impl ChatClient {
     /// Makes a failed message pending again; it (and the messages it held back) go out with the
     /// next flush.
     pub async fn retry(&self, local_id: String) -> Result<(), ChatError> {
-        self.run(move |engine| async move { engine.retry(&local_id).await }).await?;
+        self.run(move |engine| async move { engine.retry(&local_id).await })
+            .await?;
         self.lifecycle.note_outbox_queued();
         Ok(())
     }
@@ -311,7 +386,8 @@ impl ChatClient {
     /// Drops a queued message (failed, or still pending: a pending one may already have reached
     /// the server, and then arrives with the next sync).
     pub async fn discard(&self, local_id: String) -> Result<(), ChatError> {
-        self.run(move |engine| async move { engine.discard(&local_id).await }).await
+        self.run(move |engine| async move { engine.discard(&local_id).await })
+            .await
     }
 
     // --- events ---
@@ -379,17 +455,27 @@ mod tests {
         let client = ChatClient::with_runtime(config, Handle::current()).unwrap();
         assert_eq!(client.outbox_next_due(), None, "empty outbox: no work");
         client.send_text("r1".into(), "hello".into()).await.unwrap();
-        assert!(client.outbox_next_due().unwrap() <= Instant::now(), "queued: due at once");
+        assert!(
+            client.outbox_next_due().unwrap() <= Instant::now(),
+            "queued: due at once"
+        );
 
         let mut ceiling = BACKOFF_BASE;
         for attempt in 1..=9u32 {
             let report = client.flush_outbox().await.unwrap();
-            assert!(matches!(report.stopped_by, Some(ChatError::Offline(_))), "{report:?}");
+            assert!(
+                matches!(report.stopped_by, Some(ChatError::Offline(_))),
+                "{report:?}"
+            );
             assert_eq!((report.sent, report.pending), (0, 1));
             let now = Instant::now();
             let due = client.outbox_next_due().unwrap();
             let delay = due - now;
-            assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay:?} not in [{:?}, {ceiling:?}]", ceiling / 2);
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "attempt {attempt}: {delay:?} not in [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
             // Not due a millisecond early, due on time.
             tokio::time::advance(delay - Duration::from_millis(1)).await;
             assert!(client.outbox_next_due().unwrap() > Instant::now());

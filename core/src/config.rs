@@ -92,7 +92,12 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    pub fn new(server_url: impl Into<String>, data_dir: impl Into<PathBuf>, user_id: impl Into<String>, token: TokenSource) -> Self {
+    pub fn new(
+        server_url: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+        user_id: impl Into<String>,
+        token: TokenSource,
+    ) -> Self {
         ClientConfig {
             server_url: server_url.into(),
             data_dir: data_dir.into(),

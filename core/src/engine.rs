@@ -91,7 +91,12 @@ impl Engine {
             server_id: None,
             local_id: Some(record.local_id.clone()),
             room_id: record.room_id.clone(),
-            text: record.parts.iter().find(|p| p.mime_type == chatsync_protocol::TEXT_PLAIN).and_then(|p| p.content.clone()).unwrap_or_default(),
+            text: record
+                .parts
+                .iter()
+                .find(|p| p.mime_type == chatsync_protocol::TEXT_PLAIN)
+                .and_then(|p| p.content.clone())
+                .unwrap_or_default(),
             created_at: record.created_at.clone(),
             user: self.chat_user(&self.config.user_id)?,
             state: record.state,
@@ -111,22 +116,44 @@ impl Engine {
             }
         }
         Ok(match self.store.users.get(user_id)? {
-            Some(u) => ChatUser { id: u.id, name: u.name, avatar: u.avatar_url },
-            None => ChatUser { id: user_id.to_owned(), name: user_id.to_owned(), avatar: None },
+            Some(u) => ChatUser {
+                id: u.id,
+                name: u.name,
+                avatar: u.avatar_url,
+            },
+            None => ChatUser {
+                id: user_id.to_owned(),
+                name: user_id.to_owned(),
+                avatar: None,
+            },
         })
     }
 
     /// Up to `limit` stored messages of `room_id` below `before`, newest first, never reading
     /// across a gap.
-    pub fn store_page(&self, room_id: &str, limit: u32, before: Option<u64>) -> Result<StorePage, ChatError> {
+    pub fn store_page(
+        &self,
+        room_id: &str,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<StorePage, ChatError> {
         let Some(room) = self.store.room(room_id)? else {
-            return Ok(StorePage { messages: Vec::new(), hit_gap: false });
+            return Ok(StorePage {
+                messages: Vec::new(),
+                hit_gap: false,
+            });
         };
         let start = before.unwrap_or(u64::MAX);
         match room.visible_floor(start) {
-            VisibleFloor::Hole => Ok(StorePage { messages: Vec::new(), hit_gap: true }),
+            VisibleFloor::Hole => Ok(StorePage {
+                messages: Vec::new(),
+                hit_gap: true,
+            }),
             VisibleFloor::Visible(floor) => {
-                let messages = self.store.messages.page_desc(room_id, floor, start, limit as usize)?;
+                let messages =
+                    self.store
+                        .messages
+                        .page_desc(room_id, floor, start, limit as usize)?;
                 let hit_gap = floor > 0 && messages.len() < limit as usize;
                 Ok(StorePage { messages, hit_gap })
             }
@@ -135,11 +162,23 @@ impl Engine {
 
     /// The outbox entries of one room, in queue order.
     pub fn room_echoes(&self, room_id: &str) -> Result<Vec<(u64, OutboxRecord)>, ChatError> {
-        Ok(self.store.outbox.entries()?.into_iter().filter(|(_, r)| r.room_id == room_id).collect())
+        Ok(self
+            .store
+            .outbox
+            .entries()?
+            .into_iter()
+            .filter(|(_, r)| r.room_id == room_id)
+            .collect())
     }
 
     /// Merges a store page with the echoes that belong in its span (see `messages`).
-    pub fn merge_echoes(&self, room_id: &str, page: &StorePage, limit: u32, before: Option<u64>) -> Result<Vec<ChatMessage>, ChatError> {
+    pub fn merge_echoes(
+        &self,
+        room_id: &str,
+        page: &StorePage,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<Vec<ChatMessage>, ChatError> {
         let upper = before.unwrap_or(u64::MAX);
         let full = page.messages.len() >= limit as usize;
         let lower = match page.messages.last() {
@@ -161,20 +200,28 @@ impl Engine {
                 }
             }
         }
-        items.sort_by(|a, b| b.0.cmp(&a.0));
+        items.sort_by_key(|item| std::cmp::Reverse(item.0));
         Ok(items.into_iter().map(|(_, m)| m).collect())
     }
 
     /// `ChatClient::messages`: newest first, echoes merged in place. `limit` counts stored
     /// messages; echoes whose place falls inside the page come on top of it.
-    pub fn messages(&self, room_id: &str, limit: u32, before: Option<u64>) -> Result<Vec<ChatMessage>, ChatError> {
+    pub fn messages(
+        &self,
+        room_id: &str,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<Vec<ChatMessage>, ChatError> {
         check_room_id(room_id)?;
         let limit = check_limit(limit)?;
         let page = self.store_page(room_id, limit, before)?;
         let merged = self.merge_echoes(room_id, &page, limit, before)?;
         let oldest = page.messages.last().map(|m| m.message.id).or(before);
         if let Some(oldest) = oldest {
-            self.cursors.lock().unwrap_or_else(|p| p.into_inner()).insert(room_id.to_owned(), oldest);
+            self.cursors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(room_id.to_owned(), oldest);
         }
         Ok(merged)
     }
@@ -189,7 +236,12 @@ impl Engine {
                 Some(info) => (info.name, info.member_ids),
                 None => (None, Vec::new()),
             };
-            out.push(RoomSummary { id, name, member_ids, last_message });
+            out.push(RoomSummary {
+                id,
+                name,
+                member_ids,
+                last_message,
+            });
         }
         Ok(out)
     }
@@ -197,14 +249,19 @@ impl Engine {
     /// Pending and failed counts of the outbox.
     pub fn outbox_counts(&self) -> Result<(u32, u32), ChatError> {
         let entries = self.store.outbox.entries()?;
-        let failed = entries.iter().filter(|(_, r)| r.state == MessageState::Failed).count() as u32;
+        let failed = entries
+            .iter()
+            .filter(|(_, r)| r.state == MessageState::Failed)
+            .count() as u32;
         Ok((entries.len() as u32 - failed, failed))
     }
 
     /// Emits the outbox counts (the hub drops it when unchanged).
     pub fn emit_outbox_counts(&self) {
         match self.outbox_counts() {
-            Ok((pending, failed)) => self.events.emit(ClientEvent::OutboxChanged { pending, failed }),
+            Ok((pending, failed)) => self
+                .events
+                .emit(ClientEvent::OutboxChanged { pending, failed }),
             Err(e) => tracing::warn!("cannot count the outbox: {e}"),
         }
     }
@@ -212,7 +269,8 @@ impl Engine {
     /// Emits one `MessagesChanged` per room with something in `ids`.
     pub fn emit_changed(&self, changed: BTreeMap<String, Vec<String>>) {
         for (room_id, ids) in changed {
-            self.events.emit(ClientEvent::MessagesChanged { room_id, ids });
+            self.events
+                .emit(ClientEvent::MessagesChanged { room_id, ids });
         }
     }
 }
@@ -221,7 +279,11 @@ fn message_part(part: &Part) -> MessagePart {
     MessagePart {
         mime_type: part.mime_type.clone(),
         content: part.content.clone(),
-        extra_json: if part.extra.is_empty() { None } else { serde_json::to_string(&part.extra).ok() },
+        extra_json: if part.extra.is_empty() {
+            None
+        } else {
+            serde_json::to_string(&part.extra).ok()
+        },
     }
 }
 
@@ -230,7 +292,10 @@ pub(crate) fn check_room_id(room_id: &str) -> Result<(), ChatError> {
     if valid_room_id(room_id) {
         Ok(())
     } else {
-        Err(ChatError::InvalidInput(format!("room id must be 1 to 65535 bytes, got {} bytes", room_id.len())))
+        Err(ChatError::InvalidInput(format!(
+            "room id must be 1 to 65535 bytes, got {} bytes",
+            room_id.len()
+        )))
     }
 }
 

@@ -88,7 +88,9 @@ impl EventHub {
             ClientEvent::MessagesChanged { .. } => {}
         }
         // A send fails only when the listener's thread has ended: forget that listener.
-        state.listeners.retain(|(_, tx)| tx.send(event.clone()).is_ok());
+        state
+            .listeners
+            .retain(|(_, tx)| tx.send(event.clone()).is_ok());
     }
 
     /// Registers `listener`: it first receives the current network, sync and outbox state, then
@@ -99,9 +101,14 @@ impl EventHub {
         let id = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             // Current state first, queued under the lock so no change can slip in before it.
-            let _ = tx.send(ClientEvent::NetworkStatusChanged { status: state.network });
+            let _ = tx.send(ClientEvent::NetworkStatusChanged {
+                status: state.network,
+            });
             let _ = tx.send(ClientEvent::SyncStateChanged { state: state.sync });
-            let _ = tx.send(ClientEvent::OutboxChanged { pending: state.outbox.0, failed: state.outbox.1 });
+            let _ = tx.send(ClientEvent::OutboxChanged {
+                pending: state.outbox.0,
+                failed: state.outbox.1,
+            });
             let id = state.next_id;
             state.next_id += 1;
             state.listeners.push((id, tx));
@@ -117,7 +124,10 @@ impl EventHub {
                         break;
                     }
                     let listener = listener.clone();
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || listener.on_event(event)));
+                    let result =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                            listener.on_event(event)
+                        }));
                     if result.is_err() {
                         tracing::warn!("a chatsync listener panicked; it keeps receiving events");
                     }
@@ -126,7 +136,11 @@ impl EventHub {
         if let Err(e) = spawned {
             tracing::error!("cannot start a listener thread: {e}");
         }
-        Subscription { id, hub: Arc::downgrade(&self.state), cancelled }
+        Subscription {
+            id,
+            hub: Arc::downgrade(&self.state),
+            cancelled,
+        }
     }
 }
 
@@ -144,7 +158,10 @@ impl Subscription {
         self.cancelled.store(true, Ordering::Release);
         if let Some(hub) = self.hub.upgrade() {
             // Dropping the sender ends the listener's thread once its queue is drained.
-            hub.lock().unwrap_or_else(|p| p.into_inner()).listeners.retain(|(id, _)| *id != self.id);
+            hub.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .listeners
+                .retain(|(id, _)| *id != self.id);
         }
     }
 }
@@ -184,22 +201,48 @@ mod tests {
     }
 
     fn changed(id: &str) -> ClientEvent {
-        ClientEvent::MessagesChanged { room_id: "r".into(), ids: vec![id.into()] }
+        ClientEvent::MessagesChanged {
+            room_id: "r".into(),
+            ids: vec![id.into()],
+        }
     }
 
     #[test]
     fn current_state_comes_first_then_changes_in_order() {
         let hub = EventHub::default();
-        hub.emit(ClientEvent::NetworkStatusChanged { status: NetworkStatus::Online });
+        hub.emit(ClientEvent::NetworkStatusChanged {
+            status: NetworkStatus::Online,
+        });
         let rec = Arc::new(Recorder::default());
         let _sub = hub.subscribe(rec.clone());
         hub.emit(changed("1"));
         hub.emit(changed("2"));
-        assert!(wait_until(Duration::from_secs(5), || rec.events.lock().unwrap().len() == 5));
+        assert!(wait_until(Duration::from_secs(5), || rec
+            .events
+            .lock()
+            .unwrap()
+            .len()
+            == 5));
         let events = rec.events.lock().unwrap().clone();
-        assert_eq!(events[0], ClientEvent::NetworkStatusChanged { status: NetworkStatus::Online });
-        assert_eq!(events[1], ClientEvent::SyncStateChanged { state: SyncState::Idle });
-        assert_eq!(events[2], ClientEvent::OutboxChanged { pending: 0, failed: 0 });
+        assert_eq!(
+            events[0],
+            ClientEvent::NetworkStatusChanged {
+                status: NetworkStatus::Online
+            }
+        );
+        assert_eq!(
+            events[1],
+            ClientEvent::SyncStateChanged {
+                state: SyncState::Idle
+            }
+        );
+        assert_eq!(
+            events[2],
+            ClientEvent::OutboxChanged {
+                pending: 0,
+                failed: 0
+            }
+        );
         assert_eq!(&events[3..], &[changed("1"), changed("2")]);
     }
 
@@ -209,11 +252,28 @@ mod tests {
         let rec = Arc::new(Recorder::default());
         let _sub = hub.subscribe(rec.clone());
         for _ in 0..3 {
-            hub.emit(ClientEvent::NetworkStatusChanged { status: NetworkStatus::Offline });
+            hub.emit(ClientEvent::NetworkStatusChanged {
+                status: NetworkStatus::Offline,
+            });
         }
         hub.emit(changed("end"));
-        assert!(wait_until(Duration::from_secs(5), || rec.events.lock().unwrap().last() == Some(&changed("end"))));
-        let offline = rec.events.lock().unwrap().iter().filter(|e| **e == ClientEvent::NetworkStatusChanged { status: NetworkStatus::Offline }).count();
+        assert!(wait_until(Duration::from_secs(5), || rec
+            .events
+            .lock()
+            .unwrap()
+            .last()
+            == Some(&changed("end"))));
+        let offline = rec
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                **e == ClientEvent::NetworkStatusChanged {
+                    status: NetworkStatus::Offline,
+                }
+            })
+            .count();
         assert_eq!(offline, 1);
     }
 
@@ -239,7 +299,9 @@ mod tests {
     fn a_stuck_or_panicking_listener_blocks_nobody() {
         let hub = EventHub::default();
         let (open_gate, gate) = mpsc::channel();
-        let _stuck = hub.subscribe(Arc::new(Blocking { gate: Mutex::new(gate) }));
+        let _stuck = hub.subscribe(Arc::new(Blocking {
+            gate: Mutex::new(gate),
+        }));
         let _panics = hub.subscribe(Arc::new(Panicking));
         let rec = Arc::new(Recorder::default());
         let _ok = hub.subscribe(rec.clone());
@@ -247,7 +309,12 @@ mod tests {
         for i in 0..1000 {
             hub.emit(changed(&i.to_string()));
         }
-        assert!(wait_until(Duration::from_secs(5), || rec.events.lock().unwrap().len() == 1003));
+        assert!(wait_until(Duration::from_secs(5), || rec
+            .events
+            .lock()
+            .unwrap()
+            .len()
+            == 1003));
         drop(open_gate);
     }
 
@@ -256,14 +323,23 @@ mod tests {
         let hub = EventHub::default();
         let rec = Arc::new(Recorder::default());
         let sub = hub.subscribe(rec.clone());
-        assert!(wait_until(Duration::from_secs(5), || rec.events.lock().unwrap().len() == 3));
+        assert!(wait_until(Duration::from_secs(5), || rec
+            .events
+            .lock()
+            .unwrap()
+            .len()
+            == 3));
         sub.cancel();
         hub.emit(changed("after cancel"));
         let rec2 = Arc::new(Recorder::default());
         drop(hub.subscribe(rec2.clone()));
         hub.emit(changed("after drop"));
         assert_eq!(hub.state.lock().unwrap().listeners.len(), 0);
-        assert!(!rec.events.lock().unwrap().contains(&changed("after cancel")));
+        assert!(!rec
+            .events
+            .lock()
+            .unwrap()
+            .contains(&changed("after cancel")));
         assert!(!rec2.events.lock().unwrap().contains(&changed("after drop")));
     }
 }

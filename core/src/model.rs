@@ -177,7 +177,9 @@ pub enum SyncState {
 
 /// Now as RFC 3339 UTC with milliseconds (the server's format), for local echoes.
 pub(crate) fn now_rfc3339() -> String {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339_from_unix_millis(since_epoch.as_millis() as u64)
 }
 
@@ -212,8 +214,14 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(rfc3339_from_unix_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_from_unix_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339_from_unix_millis(1_795_586_400_000), "2026-11-25T06:00:00.000Z");
+        assert_eq!(
+            rfc3339_from_unix_millis(951_782_400_123),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            rfc3339_from_unix_millis(1_795_586_400_000),
+            "2026-11-25T06:00:00.000Z"
+        );
     }
 
     #[test]
@@ -225,7 +233,11 @@ mod tests {
             room_id: "r1".into(),
             text: "hi".into(),
             created_at: "2026-11-25T06:00:00.000Z".into(),
-            user: ChatUser { id: "alice".into(), name: "Alice".into(), avatar: None },
+            user: ChatUser {
+                id: "alice".into(),
+                name: "Alice".into(),
+                avatar: None,
+            },
             state: MessageState::Sent,
             pending: false,
             sent: true,

@@ -38,9 +38,16 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     /// Records a failure at `now`; returns the delay until the next attempt is due.
-    pub fn on_failure(&mut self, now: Instant, retry_after: Option<Duration>, rng: &mut fastrand::Rng) -> Duration {
+    pub fn on_failure(
+        &mut self,
+        now: Instant,
+        retry_after: Option<Duration>,
+        rng: &mut fastrand::Rng,
+    ) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        let exp = BACKOFF_BASE.saturating_mul(1u32 << (self.failures - 1).min(16)).min(BACKOFF_CAP);
+        let exp = BACKOFF_BASE
+            .saturating_mul(1u32 << (self.failures - 1).min(16))
+            .min(BACKOFF_CAP);
         // Jitter in [exp/2, exp], so many phones do not retry in lockstep.
         let half = exp / 2;
         let jitter = Duration::from_nanos(rng.u64(0..=half.as_nanos() as u64));
@@ -111,7 +118,10 @@ impl Engine {
         // Durable before the app is told it is queued.
         self.store.flush().await?;
         let echo = self.echo(&record)?;
-        self.emit_changed(BTreeMap::from([(room_id.to_owned(), vec![record.local_id.clone()])]));
+        self.emit_changed(BTreeMap::from([(
+            room_id.to_owned(),
+            vec![record.local_id.clone()],
+        )]));
         self.emit_outbox_counts();
         Ok(echo)
     }
@@ -124,7 +134,12 @@ impl Engine {
             .entries()?
             .into_iter()
             .map(|(_, r)| OutboxEntry {
-                text: r.parts.iter().find(|p| p.mime_type == chatsync_protocol::TEXT_PLAIN).and_then(|p| p.content.clone()).unwrap_or_default(),
+                text: r
+                    .parts
+                    .iter()
+                    .find(|p| p.mime_type == chatsync_protocol::TEXT_PLAIN)
+                    .and_then(|p| p.content.clone())
+                    .unwrap_or_default(),
                 local_id: r.local_id,
                 room_id: r.room_id,
                 created_at: r.created_at,
@@ -142,7 +157,11 @@ impl Engine {
         if self.sendable_count()? == 0 {
             return Ok(None);
         }
-        let due = self.backoff.lock().unwrap_or_else(|p| p.into_inner()).next_due();
+        let due = self
+            .backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_due();
         Ok(Some(due.unwrap_or_else(Instant::now)))
     }
 
@@ -176,22 +195,36 @@ impl Engine {
                 blocked.insert(record.room_id.clone());
                 continue;
             }
-            match self.api.send_message(&record.room_id, &record.local_id, &record.parts).await {
+            match self
+                .api
+                .send_message(&record.room_id, &record.local_id, &record.parts)
+                .await
+            {
                 Ok(message) => {
                     self.store.complete_send(seq, &record.local_id, &message)?;
                     self.store.flush().await?;
-                    self.backoff.lock().unwrap_or_else(|p| p.into_inner()).reset();
+                    self.backoff
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .reset();
                     report.sent += 1;
-                    self.emit_changed(BTreeMap::from([(record.room_id.clone(), vec![record.local_id.clone(), message.id.to_string()])]));
+                    self.emit_changed(BTreeMap::from([(
+                        record.room_id.clone(),
+                        vec![record.local_id.clone(), message.id.to_string()],
+                    )]));
                     self.emit_outbox_counts();
                 }
                 Err(e) if e.is_transient() || matches!(e, ApiError::Protocol(_)) => {
                     // A garbled answer may hide a stored message: resending the txn id is safe.
-                    self.store.update_outbox(seq, |r| r.attempts = r.attempts.saturating_add(1))?;
+                    self.store
+                        .update_outbox(seq, |r| r.attempts = r.attempts.saturating_add(1))?;
                     self.store.flush().await?;
                     let delay = {
                         let mut rng = fastrand::Rng::new();
-                        self.backoff.lock().unwrap_or_else(|p| p.into_inner()).on_failure(Instant::now(), e.retry_after(), &mut rng)
+                        self.backoff
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .on_failure(Instant::now(), e.retry_after(), &mut rng)
                     };
                     tracing::debug!("outbox flush stopped ({e}); next attempt in {delay:?}");
                     report.stopped_by = Some(e.into());
@@ -203,7 +236,9 @@ impl Engine {
                 }
                 Err(e) => {
                     let reason = match &e {
-                        ApiError::Rejected { reason, .. } | ApiError::NotFound(reason) => reason.clone(),
+                        ApiError::Rejected { reason, .. } | ApiError::NotFound(reason) => {
+                            reason.clone()
+                        }
                         other => other.to_string(),
                     };
                     self.store.update_outbox(seq, |r| {
@@ -213,7 +248,10 @@ impl Engine {
                     })?;
                     self.store.flush().await?;
                     blocked.insert(record.room_id.clone());
-                    self.emit_changed(BTreeMap::from([(record.room_id.clone(), vec![record.local_id.clone()])]));
+                    self.emit_changed(BTreeMap::from([(
+                        record.room_id.clone(),
+                        vec![record.local_id.clone()],
+                    )]));
                     self.emit_outbox_counts();
                 }
             }
@@ -237,7 +275,10 @@ impl Engine {
             r.failure_reason = None;
         })?;
         self.store.flush().await?;
-        self.backoff.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        self.backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset();
         self.emit_changed(BTreeMap::from([(record.room_id, vec![record.local_id])]));
         self.emit_outbox_counts();
         Ok(())
@@ -271,7 +312,11 @@ mod tests {
         for _ in 0..12 {
             let now = Instant::now();
             let delay = backoff.on_failure(now, None, &mut rng);
-            assert!(delay >= expected / 2 && delay <= expected, "{delay:?} outside [{:?}, {expected:?}]", expected / 2);
+            assert!(
+                delay >= expected / 2 && delay <= expected,
+                "{delay:?} outside [{:?}, {expected:?}]",
+                expected / 2
+            );
             assert_eq!(backoff.next_due(), Some(now + delay));
             expected = (expected * 2).min(BACKOFF_CAP);
         }

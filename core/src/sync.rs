@@ -57,7 +57,8 @@ impl Engine {
                 // Left recorded as a gap; readers stop above it.
                 Err(e) => tracing::debug!("gap in {room_id} left for later: {e}"),
             }
-            self.store.evict(room_id, u64::from(self.config.max_messages_per_room))?;
+            self.store
+                .evict(room_id, u64::from(self.config.max_messages_per_room))?;
         }
         self.store.flush().await?;
 
@@ -67,7 +68,9 @@ impl Engine {
             if ids.is_empty() {
                 continue;
             }
-            outcome.new_messages.insert(room_id.clone(), ids.len() as u32);
+            outcome
+                .new_messages
+                .insert(room_id.clone(), ids.len() as u32);
             for id in ids {
                 if let Some(stored) = self.store.messages.get(room_id, *id)? {
                     let m = stored.message;
@@ -89,16 +92,25 @@ impl Engine {
         for p in &mut outcome.previews {
             p.sender_name = self.chat_user(&p.sender_id)?.name;
         }
-        self.emit_changed(changed.into_iter().map(|(room, ids)| (room, ids.iter().map(u64::to_string).collect())).collect());
+        self.emit_changed(
+            changed
+                .into_iter()
+                .map(|(room, ids)| (room, ids.iter().map(u64::to_string).collect()))
+                .collect(),
+        );
         Ok(outcome)
     }
 
     /// `ChatClient::sync_once`: a sync, the profile upload if one is owed, an outbox flush.
     /// Offline is a report (`online: false`), not an error.
     pub async fn sync_once(&self) -> Result<SyncReport, ChatError> {
-        self.events.emit(ClientEvent::SyncStateChanged { state: SyncState::Syncing });
+        self.events.emit(ClientEvent::SyncStateChanged {
+            state: SyncState::Syncing,
+        });
         let result = self.sync_once_inner().await;
-        self.events.emit(ClientEvent::SyncStateChanged { state: SyncState::Idle });
+        self.events.emit(ClientEvent::SyncStateChanged {
+            state: SyncState::Idle,
+        });
         result
     }
 
@@ -132,8 +144,14 @@ impl Engine {
         if !owed {
             return;
         }
-        let Ok(Some(session)) = self.store.meta.session() else { return };
-        match self.api.put_user(&session.user.name, session.user.avatar.as_deref()).await {
+        let Ok(Some(session)) = self.store.meta.session() else {
+            return;
+        };
+        match self
+            .api
+            .put_user(&session.user.name, session.user.avatar.as_deref())
+            .await
+        {
             Ok(_) => {
                 if self.store.meta.set_profile_dirty(false).is_ok() {
                     let _ = self.store.flush().await;
@@ -157,7 +175,10 @@ impl Engine {
         match self.api.list_rooms().await {
             Ok(list) => {
                 for room in list.rooms {
-                    let info = RoomInfo { name: room.name, member_ids: room.member_ids };
+                    let info = RoomInfo {
+                        name: room.name,
+                        member_ids: room.member_ids,
+                    };
                     if let Err(e) = self.store.put_room_info(&room.id, info) {
                         tracing::warn!("cannot store room {}: {e}", room.id);
                     }
@@ -191,12 +212,27 @@ impl Engine {
     async fn fill_gaps(&self, room_id: &str) -> Result<Vec<u64>, ChatError> {
         let mut stored = Vec::new();
         for _ in 0..MAX_GAP_FILL_PAGES {
-            let Some(room) = self.store.room(room_id)? else { break };
-            let Some(gap) = room.gaps.last().copied() else { break };
-            let page = self.api.history(room_id, Some(gap.before), Direction::Older, HISTORY_MAX_LIMIT).await?;
+            let Some(room) = self.store.room(room_id)? else {
+                break;
+            };
+            let Some(gap) = room.gaps.last().copied() else {
+                break;
+            };
+            let page = self
+                .api
+                .history(
+                    room_id,
+                    Some(gap.before),
+                    Direction::Older,
+                    HISTORY_MAX_LIMIT,
+                )
+                .await?;
             stored.extend(self.store.apply_older_page(room_id, gap.before, &page)?);
             self.store.flush().await?;
-            let after = self.store.room(room_id)?.and_then(|r| r.gaps.last().copied());
+            let after = self
+                .store
+                .room(room_id)?
+                .and_then(|r| r.gaps.last().copied());
             if after == Some(gap) {
                 break; // no progress: leave it for later
             }
@@ -206,27 +242,50 @@ impl Engine {
 
     /// `ChatClient::load_older`: continues below the oldest message handed to the app, from
     /// the store while it holds a contiguous run there, else from the server.
-    pub async fn load_older(&self, room_id: &str, limit: u32) -> Result<LoadOlderResult, ChatError> {
+    pub async fn load_older(
+        &self,
+        room_id: &str,
+        limit: u32,
+    ) -> Result<LoadOlderResult, ChatError> {
         check_room_id(room_id)?;
         let limit = check_limit(limit)?;
-        let cursor = self.cursors.lock().unwrap_or_else(|p| p.into_inner()).get(room_id).copied();
+        let cursor = self
+            .cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room_id)
+            .copied();
         let page = self.store_page(room_id, limit, cursor)?;
         let room = self.store.room(room_id)?.unwrap_or_default();
-        if page.messages.is_empty() && !page.hit_gap && cursor.is_some() && !room.older_exists && !room.gaps.iter().any(|g| Some(g.after) < cursor) {
+        if page.messages.is_empty()
+            && !page.hit_gap
+            && cursor.is_some()
+            && !room.older_exists
+            && !room.gaps.iter().any(|g| Some(g.after) < cursor)
+        {
             // The start of the room's history is held and already shown: nothing to ask for.
-            return Ok(LoadOlderResult { messages: Vec::new(), has_more: false });
+            return Ok(LoadOlderResult {
+                messages: Vec::new(),
+                has_more: false,
+            });
         }
         let (messages, oldest) = if !page.messages.is_empty() {
             let merged = self.merge_echoes(room_id, &page, limit, cursor)?;
             (merged, page.messages.last().map(|m| m.message.id))
         } else {
             let server_limit = limit.min(HISTORY_MAX_LIMIT);
-            let history = self.api.history(room_id, cursor, Direction::Older, server_limit).await?;
+            let history = self
+                .api
+                .history(room_id, cursor, Direction::Older, server_limit)
+                .await?;
             let ids = match cursor {
                 Some(before) => self.store.apply_older_page(room_id, before, &history)?,
                 None => {
                     // Nothing held and nothing shown: this page is the newest history.
-                    let before = history.messages.last().map_or(0, |m| m.id.saturating_add(1));
+                    let before = history
+                        .messages
+                        .last()
+                        .map_or(0, |m| m.id.saturating_add(1));
                     self.store.apply_older_page(room_id, before, &history)?
                 }
             };
@@ -240,18 +299,30 @@ impl Engine {
                 }
             }
             if !ids.is_empty() {
-                self.emit_changed(BTreeMap::from([(room_id.to_owned(), ids.iter().map(u64::to_string).collect())]));
+                self.emit_changed(BTreeMap::from([(
+                    room_id.to_owned(),
+                    ids.iter().map(u64::to_string).collect(),
+                )]));
             }
             let oldest = history.messages.first().map(|m| m.id);
             if oldest.is_none() {
-                return Ok(LoadOlderResult { messages: out, has_more: history.has_more });
+                return Ok(LoadOlderResult {
+                    messages: out,
+                    has_more: history.has_more,
+                });
             }
             (out, oldest)
         };
         let Some(oldest) = oldest else {
-            return Ok(LoadOlderResult { messages, has_more: false });
+            return Ok(LoadOlderResult {
+                messages,
+                has_more: false,
+            });
         };
-        self.cursors.lock().unwrap_or_else(|p| p.into_inner()).insert(room_id.to_owned(), oldest);
+        self.cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(room_id.to_owned(), oldest);
         let room = self.store.room(room_id)?.unwrap_or_default();
         let has_more = room.older_exists || self.store.messages.any_below(room_id, oldest)?;
         Ok(LoadOlderResult { messages, has_more })

@@ -51,16 +51,35 @@ mod tests {
 
     #[test]
     fn message_keys_have_a_pinned_layout() {
-        assert_eq!(message_key("ab", 258), vec![0, 2, b'a', b'b', 0, 0, 0, 0, 0, 0, 1, 2]);
-        assert_eq!(message_id_of_key(&message_key("room", u64::MAX - 1)), Some(u64::MAX - 1));
+        assert_eq!(
+            message_key("ab", 258),
+            vec![0, 2, b'a', b'b', 0, 0, 0, 0, 0, 0, 1, 2]
+        );
+        assert_eq!(
+            message_id_of_key(&message_key("room", u64::MAX - 1)),
+            Some(u64::MAX - 1)
+        );
     }
 
     #[test]
     fn rooms_never_interleave_even_when_one_id_prefixes_another() {
         // Without the length prefix "a" ++ id could sort inside "ab"'s range.
-        let mut keys = vec![message_key("ab", 1), message_key("a", u64::MAX), message_key("a", 0), message_key("ab", 0)];
+        let mut keys = vec![
+            message_key("ab", 1),
+            message_key("a", u64::MAX),
+            message_key("a", 0),
+            message_key("ab", 0),
+        ];
         keys.sort();
-        assert_eq!(keys, vec![message_key("a", 0), message_key("a", u64::MAX), message_key("ab", 0), message_key("ab", 1)]);
+        assert_eq!(
+            keys,
+            vec![
+                message_key("a", 0),
+                message_key("a", u64::MAX),
+                message_key("ab", 0),
+                message_key("ab", 1)
+            ]
+        );
         assert!(!message_key("ab", 0).starts_with(&room_prefix("a")));
     }
 

@@ -10,14 +10,23 @@ use super::Store;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let meta = entry.metadata().unwrap();
-        total += if meta.is_dir() { dir_bytes(&entry.path()) } else { meta.len() };
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
     }
     total
 }
@@ -30,7 +39,10 @@ fn measure_sync_throughput_open_time_and_memory() {
         let store = Store::open(dir.path(), 4 << 20).unwrap();
         let rss_before = rss_kib();
         let start = Instant::now();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let mut id = 0;
         // Pages of 100 (the sync limit), flushed after each, as the engine does.
         while id < total {
@@ -48,7 +60,17 @@ fn measure_sync_throughput_open_time_and_memory() {
                     }
                 })
                 .collect();
-            let response = SyncResponse { next_batch: format!("s{id}"), rooms: [("room".to_owned(), RoomSync { messages, limited: false })].into() };
+            let response = SyncResponse {
+                next_batch: format!("s{id}"),
+                rooms: [(
+                    "room".to_owned(),
+                    RoomSync {
+                        messages,
+                        limited: false,
+                    },
+                )]
+                .into(),
+            };
             store.apply_sync(&response).unwrap();
             runtime.block_on(store.flush()).unwrap();
         }

@@ -22,7 +22,13 @@ pub(crate) struct MessagesTree(pub(super) sled::Tree);
 
 impl MessagesTree {
     /// Up to `limit` messages of `room_id` with `floor <= id < start`, newest first.
-    pub fn page_desc(&self, room_id: &str, floor: u64, start: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+    pub fn page_desc(
+        &self,
+        room_id: &str,
+        floor: u64,
+        start: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         if start <= floor || limit == 0 {
             return Ok(Vec::new());
         }
@@ -40,17 +46,29 @@ impl MessagesTree {
 
     /// Whether any message of `room_id` with an id below `id` is held.
     pub fn any_below(&self, room_id: &str, id: u64) -> Result<bool, StoreError> {
-        Ok(self.0.range(room_prefix(room_id)..message_key(room_id, id)).next().transpose()?.is_some())
+        Ok(self
+            .0
+            .range(room_prefix(room_id)..message_key(room_id, id))
+            .next()
+            .transpose()?
+            .is_some())
     }
 
     /// One message.
     pub fn get(&self, room_id: &str, id: u64) -> Result<Option<StoredMessage>, StoreError> {
-        self.0.get(message_key(room_id, id))?.map(|v| decode(&v)).transpose()
+        self.0
+            .get(message_key(room_id, id))?
+            .map(|v| decode(&v))
+            .transpose()
     }
 
     /// The keys of the `n` oldest messages of `room_id` and the id of the oldest one left after
     /// them (for eviction).
-    pub fn oldest_keys(&self, room_id: &str, n: usize) -> Result<(Vec<sled::IVec>, Option<u64>), StoreError> {
+    pub fn oldest_keys(
+        &self,
+        room_id: &str,
+        n: usize,
+    ) -> Result<(Vec<sled::IVec>, Option<u64>), StoreError> {
         let mut keys = Vec::with_capacity(n);
         let mut next_oldest = None;
         for item in self.0.scan_prefix(room_prefix(room_id)) {

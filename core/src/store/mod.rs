@@ -87,30 +87,47 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 /// Decodes a stored value; a value that does not decode is corruption, never a panic.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable value: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("undecodable value: {e}")))
 }
 
 fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(e)
 }
 
-fn tx_get<T: DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> Result<Option<T>, ConflictableTransactionError<StoreError>> {
+fn tx_get<T: DeserializeOwned>(
+    tree: &TransactionalTree,
+    key: &[u8],
+) -> Result<Option<T>, ConflictableTransactionError<StoreError>> {
     match tree.get(key)? {
         None => Ok(None),
         Some(v) => decode(&v).map(Some).map_err(abort),
     }
 }
 
-fn tx_put<T: Serialize>(tree: &TransactionalTree, key: &[u8], value: &T) -> Result<Option<sled::IVec>, ConflictableTransactionError<StoreError>> {
+fn tx_put<T: Serialize>(
+    tree: &TransactionalTree,
+    key: &[u8],
+    value: &T,
+) -> Result<Option<sled::IVec>, ConflictableTransactionError<StoreError>> {
     Ok(tree.insert(key, encode(value).map_err(abort)?)?)
 }
 
 /// Inserts a message, keeping the `local_id` an earlier copy carried. Returns whether it is new.
-fn tx_put_message(tree: &TransactionalTree, message: &Message, local_id: Option<&str>) -> Result<bool, ConflictableTransactionError<StoreError>> {
+fn tx_put_message(
+    tree: &TransactionalTree,
+    message: &Message,
+    local_id: Option<&str>,
+) -> Result<bool, ConflictableTransactionError<StoreError>> {
     let key = message_key(&message.room_id, message.id);
     let existing: Option<StoredMessage> = tx_get(tree, &key)?;
-    let local_id = local_id.map(str::to_owned).or_else(|| existing.as_ref().and_then(|e| e.local_id.clone()));
-    let stored = StoredMessage { message: message.clone(), local_id };
+    let local_id = local_id
+        .map(str::to_owned)
+        .or_else(|| existing.as_ref().and_then(|e| e.local_id.clone()));
+    let stored = StoredMessage {
+        message: message.clone(),
+        local_id,
+    };
     if existing.as_ref() == Some(&stored) {
         return Ok(false);
     }
@@ -145,7 +162,12 @@ impl Store {
                 return Err(StoreError::Busy(dir.display().to_string()))
             }
             Ok(Err(e)) => return Err(e.into()),
-            Err(_) => return Err(StoreError::Corrupt(format!("sled could not read the store at {}", dir.display()))),
+            Err(_) => {
+                return Err(StoreError::Corrupt(format!(
+                    "sled could not read the store at {}",
+                    dir.display()
+                )))
+            }
         };
         let store = Store {
             meta: MetaTree(db.open_tree("meta")?),
@@ -163,15 +185,25 @@ impl Store {
         let write_marker = || -> Result<(), StoreError> {
             let io = |e: std::io::Error| StoreError::Sled(sled::Error::Io(e));
             let file = std::fs::File::create(marker).map_err(io)?;
-            std::io::Write::write_all(&mut &file, format!("chatsync store, format {FORMAT_VERSION}\n").as_bytes()).map_err(io)?;
+            std::io::Write::write_all(
+                &mut &file,
+                format!("chatsync store, format {FORMAT_VERSION}\n").as_bytes(),
+            )
+            .map_err(io)?;
             file.sync_all().map_err(io)
         };
         match self.meta.0.get(meta::FORMAT_VERSION_KEY)? {
             Some(v) => {
-                let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::UnknownFormat(format!("{} bytes", v.len())))?;
+                let bytes: [u8; 4] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::UnknownFormat(format!("{} bytes", v.len())))?;
                 let found = u32::from_be_bytes(bytes);
                 if found > FORMAT_VERSION {
-                    return Err(StoreError::NewerFormat { found, supported: FORMAT_VERSION });
+                    return Err(StoreError::NewerFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
                 }
                 if found == 0 {
                     return Err(StoreError::UnknownFormat("version 0".into()));
@@ -187,11 +219,18 @@ impl Store {
                         "the store's data could not be read back (damaged files); refusing to start empty".into(),
                     ));
                 }
-                let empty = self.meta.0.is_empty() && self.messages.0.is_empty() && self.rooms.is_empty() && self.outbox.0.is_empty();
+                let empty = self.meta.0.is_empty()
+                    && self.messages.0.is_empty()
+                    && self.rooms.is_empty()
+                    && self.outbox.0.is_empty();
                 if !empty {
-                    return Err(StoreError::UnknownFormat("data without a version record".into()));
+                    return Err(StoreError::UnknownFormat(
+                        "data without a version record".into(),
+                    ));
                 }
-                self.meta.0.insert(meta::FORMAT_VERSION_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                self.meta
+                    .0
+                    .insert(meta::FORMAT_VERSION_KEY, &FORMAT_VERSION.to_be_bytes())?;
                 self.db.flush()?;
                 write_marker()
             }
@@ -206,7 +245,11 @@ impl Store {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| StoreError::Sled(sled::Error::Io(std::io::Error::other(format!("flush task failed: {e}")))))??;
+            .map_err(|e| {
+                StoreError::Sled(sled::Error::Io(std::io::Error::other(format!(
+                    "flush task failed: {e}"
+                ))))
+            })??;
         Ok(())
     }
 
@@ -218,7 +261,10 @@ impl Store {
     // --- rooms ---
 
     pub fn room(&self, room_id: &str) -> Result<Option<RoomRecord>, StoreError> {
-        self.rooms.get(room_id.as_bytes())?.map(|v| decode(&v)).transpose()
+        self.rooms
+            .get(room_id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
     }
 
     /// Every room with its record, in room id order.
@@ -226,7 +272,8 @@ impl Store {
         let mut out = Vec::new();
         for item in self.rooms.iter() {
             let (key, value) = item?;
-            let id = String::from_utf8(key.to_vec()).map_err(|_| StoreError::Corrupt("room id is not UTF-8".into()))?;
+            let id = String::from_utf8(key.to_vec())
+                .map_err(|_| StoreError::Corrupt("room id is not UTF-8".into()))?;
             out.push((id, decode(&value)?));
         }
         Ok(out)
@@ -235,7 +282,8 @@ impl Store {
     /// Records a room's metadata, creating its record when it is new.
     pub fn put_room_info(&self, room_id: &str, info: RoomInfo) -> Result<(), StoreError> {
         self.rooms.transaction(|rooms| {
-            let mut rec: RoomRecord = tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+            let mut rec: RoomRecord =
+                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
             if rec.info.as_ref() != Some(&info) {
                 rec.info = Some(info.clone());
                 tx_put(rooms, room_id.as_bytes(), &rec)?;
@@ -249,7 +297,10 @@ impl Store {
 
     /// Applies one `/v1/sync` answer: every room's messages and state plus the new token, as
     /// one transaction. Idempotent. Returns the ids that were new, per room.
-    pub fn apply_sync(&self, response: &SyncResponse) -> Result<BTreeMap<String, Vec<u64>>, StoreError> {
+    pub fn apply_sync(
+        &self,
+        response: &SyncResponse,
+    ) -> Result<BTreeMap<String, Vec<u64>>, StoreError> {
         // Reads that need range scans happen before the transaction; they are only used to
         // decide whether unsynced messages lie below a page, which nothing else changes concurrently
         // (the engine applies one batch at a time).
@@ -258,32 +309,46 @@ impl Store {
             let first = room.messages.first().map_or(u64::MAX, |m| m.id);
             below.insert(room_id.clone(), self.messages.any_below(room_id, first)?);
         }
-        let result = (&self.messages.0, &self.rooms, &self.meta.0).transaction(|(messages, rooms, meta)| {
-            let mut new_ids = BTreeMap::new();
-            for (room_id, room) in &response.rooms {
-                let mut rec: RoomRecord = tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
-                let mut ids = Vec::new();
-                for m in &room.messages {
-                    let new = tx_put_message(messages, m, None)?;
-                    rec.note_held(m.id, new);
-                    if new {
-                        ids.push(m.id);
+        let result = (&self.messages.0, &self.rooms, &self.meta.0).transaction(
+            |(messages, rooms, meta)| {
+                let mut new_ids = BTreeMap::new();
+                for (room_id, room) in &response.rooms {
+                    let mut rec: RoomRecord =
+                        tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+                    let mut ids = Vec::new();
+                    for m in &room.messages {
+                        let new = tx_put_message(messages, m, None)?;
+                        rec.note_held(m.id, new);
+                        if new {
+                            ids.push(m.id);
+                        }
                     }
+                    rec.note_sync_page(
+                        room.messages.first().map(|m| m.id),
+                        room.messages.last().map(|m| m.id),
+                        room.limited,
+                        below[room_id],
+                    );
+                    tx_put(rooms, room_id.as_bytes(), &rec)?;
+                    new_ids.insert(room_id.clone(), ids);
                 }
-                rec.note_sync_page(room.messages.first().map(|m| m.id), room.messages.last().map(|m| m.id), room.limited, below[room_id]);
-                tx_put(rooms, room_id.as_bytes(), &rec)?;
-                new_ids.insert(room_id.clone(), ids);
-            }
-            meta.insert(meta::SYNC_TOKEN_KEY, response.next_batch.as_bytes())?;
-            Ok(new_ids)
-        })?;
+                meta.insert(meta::SYNC_TOKEN_KEY, response.next_batch.as_bytes())?;
+                Ok(new_ids)
+            },
+        )?;
         Ok(result)
     }
 
     /// Applies a history page read going older from `before` (exclusive). Returns the new ids.
-    pub fn apply_older_page(&self, room_id: &str, before: u64, page: &HistoryResponse) -> Result<Vec<u64>, StoreError> {
+    pub fn apply_older_page(
+        &self,
+        room_id: &str,
+        before: u64,
+        page: &HistoryResponse,
+    ) -> Result<Vec<u64>, StoreError> {
         let result = (&self.messages.0, &self.rooms).transaction(|(messages, rooms)| {
-            let mut rec: RoomRecord = tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+            let mut rec: RoomRecord =
+                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
             let mut ids = Vec::new();
             for m in &page.messages {
                 let new = tx_put_message(messages, m, None)?;
@@ -292,7 +357,12 @@ impl Store {
                     ids.push(m.id);
                 }
             }
-            rec.note_older_page(before, page.messages.first().map(|m| m.id), page.messages.last().map(|m| m.id), page.has_more);
+            rec.note_older_page(
+                before,
+                page.messages.first().map(|m| m.id),
+                page.messages.last().map(|m| m.id),
+                page.has_more,
+            );
             tx_put(rooms, room_id.as_bytes(), &rec)?;
             Ok(ids)
         })?;
@@ -301,7 +371,9 @@ impl Store {
 
     /// Evicts the oldest messages of `room_id` beyond `cap`. Returns how many were removed.
     pub fn evict(&self, room_id: &str, cap: u64) -> Result<u64, StoreError> {
-        let Some(rec) = self.room(room_id)? else { return Ok(0) };
+        let Some(rec) = self.room(room_id)? else {
+            return Ok(0);
+        };
         if rec.count <= cap {
             return Ok(0);
         }
@@ -314,7 +386,8 @@ impl Store {
                     removed += 1;
                 }
             }
-            let mut rec: RoomRecord = tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+            let mut rec: RoomRecord =
+                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
             rec.note_evicted(removed, next_oldest);
             tx_put(rooms, room_id.as_bytes(), &rec)?;
             Ok(removed)
@@ -332,9 +405,15 @@ impl Store {
     }
 
     /// Replaces the entry `seq` (if still queued) with `f(entry)`.
-    pub fn update_outbox(&self, seq: u64, f: impl Fn(&mut OutboxRecord)) -> Result<Option<OutboxRecord>, StoreError> {
+    pub fn update_outbox(
+        &self,
+        seq: u64,
+        f: impl Fn(&mut OutboxRecord),
+    ) -> Result<Option<OutboxRecord>, StoreError> {
         let result = self.outbox.0.transaction(|outbox| {
-            let Some(mut rec): Option<OutboxRecord> = tx_get(outbox, &outbox_key(seq))? else { return Ok(None) };
+            let Some(mut rec): Option<OutboxRecord> = tx_get(outbox, &outbox_key(seq))? else {
+                return Ok(None);
+            };
             f(&mut rec);
             tx_put(outbox, &outbox_key(seq), &rec)?;
             Ok(Some(rec))
@@ -344,36 +423,70 @@ impl Store {
 
     /// Removes the entry `seq`; returns it when it was there.
     pub fn remove_outbox(&self, seq: u64) -> Result<Option<OutboxRecord>, StoreError> {
-        self.outbox.0.remove(outbox_key(seq))?.map(|v| decode(&v)).transpose()
+        self.outbox
+            .0
+            .remove(outbox_key(seq))?
+            .map(|v| decode(&v))
+            .transpose()
     }
 
     /// The server accepted the entry `seq` as `message`: drop it from the outbox and hold the
     /// message, in one transaction. Returns false when the message was already held.
-    pub fn complete_send(&self, seq: u64, local_id: &str, message: &Message) -> Result<bool, StoreError> {
-        let result = (&self.outbox.0, &self.messages.0, &self.rooms).transaction(|(outbox, messages, rooms)| {
-            outbox.remove(&outbox_key(seq))?;
-            let new = tx_put_message(messages, message, Some(local_id))?;
-            let mut rec: RoomRecord = tx_get(rooms, message.room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
-            rec.note_held(message.id, new);
-            tx_put(rooms, message.room_id.as_bytes(), &rec)?;
-            Ok(new)
-        })?;
+    pub fn complete_send(
+        &self,
+        seq: u64,
+        local_id: &str,
+        message: &Message,
+    ) -> Result<bool, StoreError> {
+        let result = (&self.outbox.0, &self.messages.0, &self.rooms).transaction(
+            |(outbox, messages, rooms)| {
+                outbox.remove(&outbox_key(seq))?;
+                let new = tx_put_message(messages, message, Some(local_id))?;
+                let mut rec: RoomRecord =
+                    tx_get(rooms, message.room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+                rec.note_held(message.id, new);
+                tx_put(rooms, message.room_id.as_bytes(), &rec)?;
+                Ok(new)
+            },
+        )?;
         Ok(result)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Reopens, waiting while sled's I/O threads still hold the lock of a dropped handle.
+    pub(crate) fn reopen(dir: &Path) -> Store {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Store::open(dir, 1 << 20) {
+                Err(StoreError::Busy(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => return other.unwrap(),
+            }
+        }
+    }
 
     #[test]
     fn a_fresh_store_records_the_format_version() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
-            assert_eq!(store.meta.0.get(meta::FORMAT_VERSION_KEY).unwrap().unwrap().as_ref(), &FORMAT_VERSION.to_be_bytes());
+            assert_eq!(
+                store
+                    .meta
+                    .0
+                    .get(meta::FORMAT_VERSION_KEY)
+                    .unwrap()
+                    .unwrap()
+                    .as_ref(),
+                &FORMAT_VERSION.to_be_bytes()
+            );
         }
-        Store::open(dir.path(), 1 << 20).unwrap();
+        reopen(dir.path());
     }
 
     #[test]

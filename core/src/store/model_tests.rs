@@ -37,13 +37,21 @@ struct Model {
 
 impl Model {
     fn room_ids(&self, room: &str) -> Vec<u64> {
-        self.messages.keys().filter(|(r, _)| r == room).map(|(_, id)| *id).collect()
+        self.messages
+            .keys()
+            .filter(|(r, _)| r == room)
+            .map(|(_, id)| *id)
+            .collect()
     }
 }
 
 /// Random ids of `room` in `lo..hi`, ascending, at most `n`.
 fn ids_for(rng: &mut fastrand::Rng, room: usize, lo: u64, hi: u64, n: usize) -> Vec<u64> {
-    let mut ids: Vec<u64> = (0..n).map(|_| rng.u64(lo..hi.max(lo + 1))).map(|id| id - id % 3 + room as u64).filter(|id| *id >= lo && *id < hi).collect();
+    let mut ids: Vec<u64> = (0..n)
+        .map(|_| rng.u64(lo..hi.max(lo + 1)))
+        .map(|id| id - id % 3 + room as u64)
+        .filter(|id| *id >= lo && *id < hi)
+        .collect();
     ids.sort();
     ids.dedup();
     ids
@@ -62,8 +70,12 @@ fn check(store: &Store, model: &Model, seed: u64, step: usize) {
                 (m.message.id, m.local_id)
             })
             .collect();
-        let mut expected: Vec<(u64, Option<String>)> =
-            model.messages.iter().filter(|((r, _), _)| r == room).map(|((_, id), local)| (*id, local.clone())).collect();
+        let mut expected: Vec<(u64, Option<String>)> = model
+            .messages
+            .iter()
+            .filter(|((r, _), _)| r == room)
+            .map(|((_, id), local)| (*id, local.clone()))
+            .collect();
         expected.reverse();
         assert_eq!(held, expected, "{ctx}: messages of {room}");
         let ids = model.room_ids(room);
@@ -71,17 +83,29 @@ fn check(store: &Store, model: &Model, seed: u64, step: usize) {
             Some(rec) => {
                 assert_eq!(rec.count, ids.len() as u64, "{ctx}: count of {room}");
                 if !ids.is_empty() {
-                    assert_eq!(rec.oldest_held, ids.first().copied(), "{ctx}: oldest of {room}");
-                    assert!(rec.newest_held >= ids.last().copied(), "{ctx}: newest of {room}");
+                    assert_eq!(
+                        rec.oldest_held,
+                        ids.first().copied(),
+                        "{ctx}: oldest of {room}"
+                    );
+                    assert!(
+                        rec.newest_held >= ids.last().copied(),
+                        "{ctx}: newest of {room}"
+                    );
                 }
                 // Gaps are disjoint and ascending.
-                assert!(rec.gaps.windows(2).all(|w| w[0].before <= w[1].after + 1), "{ctx}: gaps {:?}", rec.gaps);
+                assert!(
+                    rec.gaps.windows(2).all(|w| w[0].before <= w[1].after + 1),
+                    "{ctx}: gaps {:?}",
+                    rec.gaps
+                );
             }
             None => assert!(ids.is_empty(), "{ctx}: {room} has no record"),
         }
     }
     let outbox: Vec<(u64, OutboxRecord)> = store.outbox.entries().unwrap();
-    let expected: Vec<(u64, OutboxRecord)> = model.outbox.iter().map(|(s, r)| (*s, r.clone())).collect();
+    let expected: Vec<(u64, OutboxRecord)> =
+        model.outbox.iter().map(|(s, r)| (*s, r.clone())).collect();
     assert_eq!(outbox, expected, "{ctx}: outbox");
 }
 
@@ -104,18 +128,37 @@ fn run(seed: u64, steps: usize) {
                     let ids = ids_for(&mut rng, room, next_server_id, hi, n);
                     next_server_id = hi;
                     let messages = ids.iter().map(|id| message(*id)).collect();
-                    rooms.insert(ROOMS[room].to_owned(), RoomSync { messages, limited: rng.bool() });
+                    rooms.insert(
+                        ROOMS[room].to_owned(),
+                        RoomSync {
+                            messages,
+                            limited: rng.bool(),
+                        },
+                    );
                 }
                 token += 1;
-                let response = SyncResponse { next_batch: format!("s{token}"), rooms: rooms.clone() };
+                let response = SyncResponse {
+                    next_batch: format!("s{token}"),
+                    rooms: rooms.clone(),
+                };
                 store.apply_sync(&response).unwrap();
                 // Applying the same batch again changes nothing.
                 if rng.u8(0..4) == 0 {
-                    assert!(store.apply_sync(&response).unwrap().values().all(Vec::is_empty), "seed {seed}: re-apply");
+                    assert!(
+                        store
+                            .apply_sync(&response)
+                            .unwrap()
+                            .values()
+                            .all(Vec::is_empty),
+                        "seed {seed}: re-apply"
+                    );
                 }
                 for room in rooms.values() {
                     for m in &room.messages {
-                        model.messages.entry((m.room_id.clone(), m.id)).or_insert(None);
+                        model
+                            .messages
+                            .entry((m.room_id.clone(), m.id))
+                            .or_insert(None);
                     }
                 }
                 assert_eq!(store.meta.sync_token().unwrap(), Some(format!("s{token}")));
@@ -126,10 +169,16 @@ fn run(seed: u64, steps: usize) {
                 let before = rng.u64(3..next_server_id.max(4));
                 let n = rng.usize(0..10);
                 let ids = ids_for(&mut rng, room, before.saturating_sub(60), before, n);
-                let page = HistoryResponse { messages: ids.iter().map(|id| message(*id)).collect(), has_more: rng.bool() };
+                let page = HistoryResponse {
+                    messages: ids.iter().map(|id| message(*id)).collect(),
+                    has_more: rng.bool(),
+                };
                 store.apply_older_page(ROOMS[room], before, &page).unwrap();
                 for id in ids {
-                    model.messages.entry((ROOMS[room].to_owned(), id)).or_insert(None);
+                    model
+                        .messages
+                        .entry((ROOMS[room].to_owned(), id))
+                        .or_insert(None);
                 }
             }
             // Queue a message.
@@ -146,31 +195,45 @@ fn run(seed: u64, steps: usize) {
                     after_id: None,
                 };
                 let seq = store.enqueue(&record).unwrap();
-                assert!(model.outbox.keys().all(|s| *s < seq), "seed {seed}: sequence must grow");
+                assert!(
+                    model.outbox.keys().all(|s| *s < seq),
+                    "seed {seed}: sequence must grow"
+                );
                 model.outbox.insert(seq, record);
             }
             // The server accepts the oldest queued message of a room.
             65..=76 => {
-                if let Some((&seq, record)) = model.outbox.iter().nth(rng.usize(0..model.outbox.len().max(1))) {
+                if let Some((&seq, record)) = model
+                    .outbox
+                    .iter()
+                    .nth(rng.usize(0..model.outbox.len().max(1)))
+                {
                     let room = ROOMS.iter().position(|r| *r == record.room_id).unwrap();
                     let id = next_server_id - next_server_id % 3 + 3 + room as u64;
                     next_server_id = id + 1;
                     let local_id = record.local_id.clone();
                     store.complete_send(seq, &local_id, &message(id)).unwrap();
                     model.outbox.remove(&seq);
-                    model.messages.insert((record_room(room), id), Some(local_id));
+                    model
+                        .messages
+                        .insert((record_room(room), id), Some(local_id));
                 }
             }
             // Mark failed, or discard.
             77..=84 => {
-                if let Some(&seq) = model.outbox.keys().nth(rng.usize(0..model.outbox.len().max(1))) {
+                if let Some(&seq) = model
+                    .outbox
+                    .keys()
+                    .nth(rng.usize(0..model.outbox.len().max(1)))
+                {
                     if rng.bool() {
-                        store.update_outbox(seq, |r| {
-                            r.state = MessageState::Failed;
-                            r.attempts += 1;
-                            r.failure_reason = Some("no".into());
-                        })
-                        .unwrap();
+                        store
+                            .update_outbox(seq, |r| {
+                                r.state = MessageState::Failed;
+                                r.attempts += 1;
+                                r.failure_reason = Some("no".into());
+                            })
+                            .unwrap();
                         let r = model.outbox.get_mut(&seq).unwrap();
                         r.state = MessageState::Failed;
                         r.attempts += 1;
@@ -196,7 +259,7 @@ fn run(seed: u64, steps: usize) {
             // Close and reopen.
             _ => {
                 drop(store);
-                store = Store::open(dir.path(), 1 << 20).unwrap();
+                store = super::tests::reopen(dir.path());
             }
         }
         check(&store, &model, seed, step);

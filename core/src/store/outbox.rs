@@ -36,7 +36,8 @@ impl OutboxTree {
         let mut out = Vec::new();
         for item in self.0.iter() {
             let (key, value) = item?;
-            let seq = outbox_seq_of_key(&key).ok_or_else(|| StoreError::Corrupt("malformed outbox key".into()))?;
+            let seq = outbox_seq_of_key(&key)
+                .ok_or_else(|| StoreError::Corrupt("malformed outbox key".into()))?;
             out.push((seq, decode(&value)?));
         }
         Ok(out)
@@ -44,6 +45,9 @@ impl OutboxTree {
 
     /// The entry with txn id `local_id`.
     pub fn find(&self, local_id: &str) -> Result<Option<(u64, OutboxRecord)>, StoreError> {
-        Ok(self.entries()?.into_iter().find(|(_, r)| r.local_id == local_id))
+        Ok(self
+            .entries()?
+            .into_iter()
+            .find(|(_, r)| r.local_id == local_id))
     }
 }

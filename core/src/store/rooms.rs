@@ -30,12 +30,18 @@ impl Gap {
             return vec![self];
         }
         let mut left = Vec::new();
-        let below = Gap { after: self.after, before: from.min(self.before) };
+        let below = Gap {
+            after: self.after,
+            before: from.min(self.before),
+        };
         if !below.is_empty() {
             left.push(below);
         }
         // `to` itself is unknown: the covered range ends just below it.
-        let above = Gap { after: to.saturating_sub(1).max(self.after), before: self.before };
+        let above = Gap {
+            after: to.saturating_sub(1).max(self.after),
+            before: self.before,
+        };
         if !above.is_empty() {
             left.push(above);
         }
@@ -70,7 +76,10 @@ pub(crate) struct RoomRecord {
 impl RoomRecord {
     /// A room seen for the first time. Until a page says otherwise, older history may exist.
     pub fn new() -> Self {
-        RoomRecord { older_exists: true, ..Default::default() }
+        RoomRecord {
+            older_exists: true,
+            ..Default::default()
+        }
     }
 
     /// Notes that message `id` is now held (`new` when it was not held before).
@@ -84,7 +93,13 @@ impl RoomRecord {
 
     /// Applies the span of one sync page (ids ascending, already inserted with `note_held`).
     /// `had_messages_below` says whether the room held messages older than the page's first.
-    pub fn note_sync_page(&mut self, first: Option<u64>, last: Option<u64>, limited: bool, had_messages_below: bool) {
+    pub fn note_sync_page(
+        &mut self,
+        first: Option<u64>,
+        last: Option<u64>,
+        limited: bool,
+        had_messages_below: bool,
+    ) {
         let (Some(first), Some(last)) = (first, last) else {
             if !limited && self.synced_newest.is_none() && self.count == 0 {
                 // An empty, complete page for a room we hold nothing of: the room is empty.
@@ -93,13 +108,19 @@ impl RoomRecord {
             return;
         };
         match (limited, self.synced_newest) {
-            (true, Some(synced)) if first > synced => self.add_gap(Gap { after: synced, before: first }),
+            (true, Some(synced)) if first > synced => self.add_gap(Gap {
+                after: synced,
+                before: first,
+            }),
             (true, Some(_)) => {}
             (true, None) => {
                 self.older_exists = true;
                 if had_messages_below {
                     // Only send confirmations are held below: none of it is known to be contiguous.
-                    self.add_gap(Gap { after: 0, before: first });
+                    self.add_gap(Gap {
+                        after: 0,
+                        before: first,
+                    });
                 }
             }
             (false, None) => {
@@ -116,11 +137,20 @@ impl RoomRecord {
 
     /// Applies a history page going older from `before` (exclusive): every id in
     /// `[first, before)` is now held, or every id below `before` when `!has_more`.
-    pub fn note_older_page(&mut self, before: u64, first: Option<u64>, last: Option<u64>, has_more: bool) {
+    pub fn note_older_page(
+        &mut self,
+        before: u64,
+        first: Option<u64>,
+        last: Option<u64>,
+        has_more: bool,
+    ) {
         let from = if has_more { first.unwrap_or(before) } else { 0 };
         let gaps = std::mem::take(&mut self.gaps);
-        self.gaps = gaps.into_iter().flat_map(|g| g.minus(from, before)).collect();
-        let reaches_oldest = self.oldest_held.map_or(true, |o| from <= o);
+        self.gaps = gaps
+            .into_iter()
+            .flat_map(|g| g.minus(from, before))
+            .collect();
+        let reaches_oldest = !matches!(self.oldest_held, Some(o) if from > o);
         if reaches_oldest {
             self.older_exists = has_more;
         }

@@ -11,7 +11,10 @@ pub(crate) struct UsersTree(pub(super) sled::Tree);
 
 impl UsersTree {
     pub fn get(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        self.0.get(user_id.as_bytes())?.map(|v| decode(&v)).transpose()
+        self.0
+            .get(user_id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
     }
 
     pub fn put(&self, user: &User) -> Result<(), StoreError> {

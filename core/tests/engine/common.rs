@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chatsync_core::{ChatClient, ChatMessage, ClientConfig, ClientEvent, ClientListener, TokenSource};
+use chatsync_core::{
+    ChatClient, ChatMessage, ClientConfig, ClientEvent, ClientListener, TokenSource,
+};
 use chatsync_server::{RunningServer, ServerConfig};
 
 /// A reference server with its database in a temp dir, restartable on the same address.
@@ -19,8 +21,14 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let running = chatsync_server::start(ServerConfig::for_tests(dir.path().join("server.db"))).await.unwrap();
-        TestServer { addr: running.addr(), dir, running: Some(running) }
+        let running = chatsync_server::start(ServerConfig::for_tests(dir.path().join("server.db")))
+            .await
+            .unwrap();
+        TestServer {
+            addr: running.addr(),
+            dir,
+            running: Some(running),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -52,7 +60,12 @@ pub struct Device {
 }
 
 /// Logs `user` in and opens the direct room with `friend`; returns the device and room id.
-pub async fn device_with_room(server: &TestServer, root: &Path, user: &str, friend: &str) -> (Device, String) {
+pub async fn device_with_room(
+    server: &TestServer,
+    root: &Path,
+    user: &str,
+    friend: &str,
+) -> (Device, String) {
     device_with_config(config(&server.url(), root, user), friend).await
 }
 
@@ -68,7 +81,9 @@ pub async fn device_with_config(config: ClientConfig, friend: &str) -> (Device, 
 
 fn capitalized(user: &str) -> String {
     let mut c = user.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// Texts of `messages` in the order given.

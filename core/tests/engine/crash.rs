@@ -20,16 +20,24 @@ const KILL_AFTER: usize = 300;
 /// The child's side. A no-op in a normal test run (the env var is unset).
 #[test]
 fn child_role_for_sigkill_test() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let [dir, url, room]: [&str; 3] = spec.splitn(3, '\n').collect::<Vec<_>>().try_into().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut config = config(url, std::path::Path::new(dir), "alice");
     config.data_dir = dir.into();
     let client = ChatClient::new(config).unwrap();
     let stdout = std::io::stdout();
     runtime.block_on(async {
         for i in 0..MESSAGES {
-            client.send_text(room.to_owned(), format!("crash {i:04}")).await.unwrap();
+            client
+                .send_text(room.to_owned(), format!("crash {i:04}"))
+                .await
+                .unwrap();
             // Only after send_text returned is the message promised to the user.
             writeln!(stdout.lock(), "queued {i}").unwrap();
             if i % 25 == 24 {
@@ -50,8 +58,17 @@ async fn sigkill_during_a_send_loop_loses_nothing_and_duplicates_nothing() {
     drop(alice);
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash::child_role_for_sigkill_test", "--nocapture", "--test-threads", "1"])
-        .env(CHILD_ENV, format!("{}\n{}\n{}", alice_dir.display(), server.url(), room))
+        .args([
+            "--exact",
+            "crash::child_role_for_sigkill_test",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(
+            CHILD_ENV,
+            format!("{}\n{}\n{}", alice_dir.display(), server.url(), room),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -110,11 +127,18 @@ async fn sigkill_during_a_send_loop_loses_nothing_and_duplicates_nothing() {
     let duplicates: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(duplicates.is_empty(), "sent twice: {duplicates:?}");
     for i in &queued {
-        assert!(counts.contains_key(&format!("crash {i:04}")), "queued message {i} lost");
+        assert!(
+            counts.contains_key(&format!("crash {i:04}")),
+            "queued message {i} lost"
+        );
     }
     // The store agrees with the server, message for message.
     let in_store = alice.messages(room.clone(), 1_000, None).unwrap();
-    let ids = |ms: &[chatsync_core::ChatMessage]| ms.iter().map(|m| (m.server_id, m.text.clone())).collect::<BTreeSet<_>>();
+    let ids = |ms: &[chatsync_core::ChatMessage]| {
+        ms.iter()
+            .map(|m| (m.server_id, m.text.clone()))
+            .collect::<BTreeSet<_>>()
+    };
     assert_eq!(ids(&in_store), ids(&on_server));
     assert!(in_store.iter().all(|m| m.sent));
     assert!(alice.outbox().unwrap().is_empty());

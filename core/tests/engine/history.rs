@@ -8,7 +8,10 @@ use crate::common::*;
 /// Bob sends `n` messages "m000".. into the room and flushes.
 async fn bob_sends(bob: &Device, room: &str, n: usize) {
     for i in 0..n {
-        bob.client.send_text(room.to_owned(), format!("m{i:03}")).await.unwrap();
+        bob.client
+            .send_text(room.to_owned(), format!("m{i:03}"))
+            .await
+            .unwrap();
     }
     assert_eq!(bob.client.sync_once().await.unwrap().sent as usize, n);
 }
@@ -28,8 +31,14 @@ async fn load_older_reads_the_store_first_then_the_server() {
     cfg.page_size = 20; // initial sync: the newest 20, limited
     let (alice, _) = device_with_config(cfg, "bob").await;
     alice.client.sync_once().await.unwrap();
-    assert_eq!(texts(&alice.client.messages(room.clone(), 50, None).unwrap()), expected(40..60));
-    assert_eq!(texts(&alice.client.messages(room.clone(), 10, None).unwrap()), expected(50..60));
+    assert_eq!(
+        texts(&alice.client.messages(room.clone(), 50, None).unwrap()),
+        expected(40..60)
+    );
+    assert_eq!(
+        texts(&alice.client.messages(room.clone(), 10, None).unwrap()),
+        expected(50..60)
+    );
 
     // Store first: the 10 below the screen are held.
     let page = alice.client.load_older(room.clone(), 10).await.unwrap();
@@ -49,7 +58,10 @@ async fn load_older_reads_the_store_first_then_the_server() {
     drop(alice);
     server.kill().await;
     let alice = ChatClient::new(config(&server.url(), root.path(), "alice")).unwrap();
-    assert_eq!(texts(&alice.messages(room.clone(), 100, None).unwrap()), expected(0..60));
+    assert_eq!(
+        texts(&alice.messages(room.clone(), 100, None).unwrap()),
+        expected(0..60)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +75,10 @@ async fn the_per_room_cap_evicts_the_oldest_and_scrolling_fetches_them_again() {
     cfg.max_messages_per_room = 25;
     let (alice, _) = device_with_config(cfg, "bob").await;
     alice.client.sync_once().await.unwrap();
-    assert_eq!(texts(&alice.client.messages(room.clone(), 100, None).unwrap()), expected(5..30));
+    assert_eq!(
+        texts(&alice.client.messages(room.clone(), 100, None).unwrap()),
+        expected(5..30)
+    );
     bob_sends(&bob, &room, 10).await; // m000..m009 again as texts, newer ids
     alice.client.sync_once().await.unwrap();
     let shown = alice.client.messages(room.clone(), 100, None).unwrap();

@@ -7,7 +7,12 @@ use chatsync_core::{ChatClient, ChatError, ClientConfig, TokenSource};
 
 /// An offline config (nothing listens on port 9; no network I/O happens at open anyway).
 fn offline_config(dir: &Path) -> ClientConfig {
-    ClientConfig::new("http://127.0.0.1:9", dir, "alice", TokenSource::Fixed("t".into()))
+    ClientConfig::new(
+        "http://127.0.0.1:9",
+        dir,
+        "alice",
+        TokenSource::Fixed("t".into()),
+    )
 }
 
 fn set_format_version(dir: &Path, value: &[u8]) {
@@ -16,13 +21,19 @@ fn set_format_version(dir: &Path, value: &[u8]) {
     let db = loop {
         match sled::Config::new().path(dir).cache_capacity(1 << 20).open() {
             Ok(db) => break db,
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && e.to_string().contains("could not acquire lock") =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             Err(e) => panic!("{e}"),
         }
     };
-    db.open_tree("meta").unwrap().insert("format_version", value).unwrap();
+    db.open_tree("meta")
+        .unwrap()
+        .insert("format_version", value)
+        .unwrap();
     db.flush().unwrap();
 }
 
@@ -50,7 +61,10 @@ async fn an_unreadable_version_record_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     drop(ChatClient::new(offline_config(dir.path())).unwrap());
     set_format_version(dir.path(), b"garbage!");
-    assert!(matches!(ChatClient::new(offline_config(dir.path())), Err(ChatError::Storage(_))));
+    assert!(matches!(
+        ChatClient::new(offline_config(dir.path())),
+        Err(ChatError::Storage(_))
+    ));
 }
 
 /// A store with a session and 20 queued messages, closed.
@@ -58,7 +72,10 @@ async fn filled_store(dir: &Path) {
     let client = ChatClient::new(offline_config(dir)).unwrap();
     client.login("Alice".into(), None).await.unwrap();
     for i in 0..20 {
-        client.send_text("r1".into(), format!("queued {i}")).await.unwrap();
+        client
+            .send_text("r1".into(), format!("queued {i}"))
+            .await
+            .unwrap();
     }
 }
 
@@ -87,7 +104,10 @@ async fn a_damaged_store_is_a_storage_error_not_a_panic_nor_an_empty_store() {
         match ChatClient::new(offline_config(dir.path())) {
             Err(ChatError::Storage(_)) => {}
             Err(e) => panic!("{victim}: expected Storage, got {e:?}"),
-            Ok(client) => panic!("{victim}: opened a destroyed store (session: {:?})", client.session()),
+            Ok(client) => panic!(
+                "{victim}: opened a destroyed store (session: {:?})",
+                client.session()
+            ),
         }
     }
 }
@@ -116,7 +136,10 @@ async fn a_partly_damaged_log_never_panics() {
 async fn a_store_held_by_another_client_is_busy() {
     let dir = tempfile::tempdir().unwrap();
     let first = ChatClient::new(offline_config(dir.path())).unwrap();
-    assert!(matches!(ChatClient::new(offline_config(dir.path())), Err(ChatError::Busy(_))));
+    assert!(matches!(
+        ChatClient::new(offline_config(dir.path())),
+        Err(ChatError::Busy(_))
+    ));
     drop(first);
     ChatClient::new(offline_config(dir.path())).unwrap();
 }

@@ -16,8 +16,15 @@ async fn two_users_converge() {
     assert_eq!(room, bob_room, "one direct room whoever opens it");
 
     for i in 0..3 {
-        alice.client.send_text(room.clone(), format!("a{i}")).await.unwrap();
-        bob.client.send_text(room.clone(), format!("b{i}")).await.unwrap();
+        alice
+            .client
+            .send_text(room.clone(), format!("a{i}"))
+            .await
+            .unwrap();
+        bob.client
+            .send_text(room.clone(), format!("b{i}"))
+            .await
+            .unwrap();
     }
     // Each flushes its own outbox; a second round brings the other's messages.
     for _ in 0..2 {
@@ -27,9 +34,15 @@ async fn two_users_converge() {
     let a = alice.client.messages(room.clone(), 50, None).unwrap();
     let b = bob.client.messages(room.clone(), 50, None).unwrap();
     assert_eq!(a.len(), 6);
-    let ids = |ms: &[chatsync_core::ChatMessage]| ms.iter().map(|m| (m.id.clone(), m.text.clone(), m.user.id.clone())).collect::<Vec<_>>();
+    let ids = |ms: &[chatsync_core::ChatMessage]| {
+        ms.iter()
+            .map(|m| (m.id.clone(), m.text.clone(), m.user.id.clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&a), ids(&b));
-    assert!(a.iter().all(|m| m.sent && !m.pending && m.state == MessageState::Sent));
+    assert!(a
+        .iter()
+        .all(|m| m.sent && !m.pending && m.state == MessageState::Sent));
     // Newest first, by server id.
     let server_ids: Vec<u64> = a.iter().map(|m| m.server_id.unwrap()).collect();
     assert!(server_ids.windows(2).all(|w| w[0] > w[1]));
@@ -37,7 +50,10 @@ async fn two_users_converge() {
     let from_bob = a.iter().find(|m| m.user.id == "bob").unwrap();
     assert_eq!(from_bob.user.name, "Bob");
     // Alice's own messages keep the txn id of their echo.
-    assert!(a.iter().filter(|m| m.user.id == "alice").all(|m| m.local_id.is_some()));
+    assert!(a
+        .iter()
+        .filter(|m| m.user.id == "alice")
+        .all(|m| m.local_id.is_some()));
     assert!(alice.client.outbox().unwrap().is_empty());
 }
 
@@ -49,14 +65,23 @@ async fn a_limited_sync_leaves_no_visible_hole() {
     cfg.page_size = 5; // the sync limit per room
     let (alice, room) = device_with_config(cfg, "bob").await;
     let (bob, _) = device_with_room(&server, root.path(), "bob", "alice").await;
-    bob.client.send_text(room.clone(), "before".into()).await.unwrap();
+    bob.client
+        .send_text(room.clone(), "before".into())
+        .await
+        .unwrap();
     bob.client.sync_once().await.unwrap();
     alice.client.sync_once().await.unwrap();
-    assert_eq!(texts(&alice.client.messages(room.clone(), 50, None).unwrap()), vec!["before"]);
+    assert_eq!(
+        texts(&alice.client.messages(room.clone(), 50, None).unwrap()),
+        vec!["before"]
+    );
 
     // 40 new messages while alice is away: her next sync gets the newest 5, limited.
     for i in 0..40 {
-        bob.client.send_text(room.clone(), format!("m{i:02}")).await.unwrap();
+        bob.client
+            .send_text(room.clone(), format!("m{i:02}"))
+            .await
+            .unwrap();
     }
     assert_eq!(bob.client.sync_once().await.unwrap().sent, 40);
     let report = alice.client.sync_once().await.unwrap();
@@ -65,7 +90,11 @@ async fn a_limited_sync_leaves_no_visible_hole() {
     let shown = alice.client.messages(room.clone(), 100, None).unwrap();
     let mut expected: Vec<String> = (0..40).rev().map(|i| format!("m{i:02}")).collect();
     expected.push("before".into());
-    assert_eq!(texts(&shown), expected, "the gap was filled: every message, in order, none missing");
+    assert_eq!(
+        texts(&shown),
+        expected,
+        "the gap was filled: every message, in order, none missing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +104,10 @@ async fn rerunning_a_sync_duplicates_nothing() {
     let (alice, room) = device_with_room(&server, root.path(), "alice", "bob").await;
     let (bob, _) = device_with_room(&server, root.path(), "bob", "alice").await;
     for i in 0..5 {
-        bob.client.send_text(room.clone(), format!("m{i}")).await.unwrap();
+        bob.client
+            .send_text(room.clone(), format!("m{i}"))
+            .await
+            .unwrap();
     }
     bob.client.sync_once().await.unwrap();
     let first = alice.client.sync_once().await.unwrap();
@@ -85,7 +117,10 @@ async fn rerunning_a_sync_duplicates_nothing() {
         let again = alice.client.sync_once().await.unwrap();
         assert!(again.new_messages.values().all(|n| *n == 0), "{again:?}");
     }
-    assert_eq!(alice.client.messages(room.clone(), 100, None).unwrap(), before);
+    assert_eq!(
+        alice.client.messages(room.clone(), 100, None).unwrap(),
+        before
+    );
 
     // A fresh device for the same user: an initial sync over a store... and again after reopen.
     drop(alice);
@@ -101,10 +136,17 @@ async fn a_reopened_store_shows_the_same_history_with_the_server_unreachable() {
     let (alice, room) = device_with_room(&server, root.path(), "alice", "bob").await;
     let (bob, _) = device_with_room(&server, root.path(), "bob", "alice").await;
     for i in 0..10 {
-        bob.client.send_text(room.clone(), format!("b{i}")).await.unwrap();
+        bob.client
+            .send_text(room.clone(), format!("b{i}"))
+            .await
+            .unwrap();
     }
     bob.client.sync_once().await.unwrap();
-    alice.client.send_text(room.clone(), "from alice".into()).await.unwrap();
+    alice
+        .client
+        .send_text(room.clone(), "from alice".into())
+        .await
+        .unwrap();
     alice.client.sync_once().await.unwrap();
     let session = alice.client.session().unwrap();
     let history = alice.client.messages(room.clone(), 100, None).unwrap();
@@ -130,19 +172,40 @@ async fn listeners_hear_about_new_messages_and_the_outbox() {
     let (alice, room) = device_with_room(&server, root.path(), "alice", "bob").await;
     let recorder = Arc::new(Recorder::default());
     let subscription = alice.client.subscribe(recorder.clone());
-    let echo = alice.client.send_text(room.clone(), "hello".into()).await.unwrap();
+    let echo = alice
+        .client
+        .send_text(room.clone(), "hello".into())
+        .await
+        .unwrap();
     assert!(echo.pending && !echo.sent);
     alice.client.sync_once().await.unwrap();
     let expect_sent = |events: &[ClientEvent]| {
         events.iter().any(|e| matches!(e, ClientEvent::MessagesChanged { room_id, ids } if *room_id == room && ids.contains(&echo.id) && ids.len() == 2))
     };
-    assert!(wait_for(Duration::from_secs(5), || expect_sent(&recorder.snapshot())).await, "{:?}", recorder.snapshot());
+    assert!(
+        wait_for(Duration::from_secs(5), || expect_sent(&recorder.snapshot())).await,
+        "{:?}",
+        recorder.snapshot()
+    );
     let events = recorder.snapshot();
-    assert!(matches!(events[0], ClientEvent::NetworkStatusChanged { .. }), "current state first: {events:?}");
-    assert!(events.contains(&ClientEvent::OutboxChanged { pending: 1, failed: 0 }));
-    assert!(events.contains(&ClientEvent::OutboxChanged { pending: 0, failed: 0 }));
+    assert!(
+        matches!(events[0], ClientEvent::NetworkStatusChanged { .. }),
+        "current state first: {events:?}"
+    );
+    assert!(events.contains(&ClientEvent::OutboxChanged {
+        pending: 1,
+        failed: 0
+    }));
+    assert!(events.contains(&ClientEvent::OutboxChanged {
+        pending: 0,
+        failed: 0
+    }));
     subscription.cancel();
     let seen = recorder.snapshot().len();
-    alice.client.send_text(room.clone(), "unheard".into()).await.unwrap();
+    alice
+        .client
+        .send_text(room.clone(), "unheard".into())
+        .await
+        .unwrap();
     assert_eq!(recorder.snapshot().len(), seen, "nothing after cancel");
 }
