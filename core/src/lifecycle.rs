@@ -23,8 +23,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::client::ChatClient;
-use crate::engine::Engine;
 use crate::config::ClientConfig;
+use crate::engine::Engine;
 use crate::error::ChatError;
 use crate::events::ClientEvent;
 use crate::model::*;
@@ -37,7 +37,7 @@ pub(crate) struct Lifecycle {
     hints: Arc<ServerHints>,
     /// Woken by the engine when something is queued; the live flusher waits on it.
     outbox_wake: Arc<Notify>,
-    /// The last sync state reported, so each change is emitted once.
+    /// The last sync state reported by the scheduler; once `Stopped`, nothing more is reported.
     sync_state: Mutex<SyncState>,
     emit: EventSink,
     probe: ProbeSettings,
