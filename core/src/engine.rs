@@ -35,7 +35,7 @@ pub(crate) struct Engine {
     pub backoff: Mutex<Backoff>,
     /// One outbox flush at a time, so per-room order holds.
     pub flush_lock: tokio::sync::Mutex<()>,
-    /// One sync batch at a time, so batches apply in token order.
+    /// One sync batch applied (and its gaps filled) at a time.
     pub sync_lock: tokio::sync::Mutex<()>,
     /// Per room, the oldest server id handed to the app: where `load_older` continues.
     pub cursors: Mutex<HashMap<String, u64>>,

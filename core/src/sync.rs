@@ -33,20 +33,24 @@ impl Engine {
     /// One `/v1/sync` (holding up to `timeout_ms`), applied and flushed, gaps filled, rooms
     /// trimmed, listeners told. Network failures come back as `ChatError::Offline`.
     pub async fn sync_request(&self, timeout_ms: u64) -> Result<SyncOutcome, ChatError> {
-        let _one_batch = self.sync_lock.lock().await;
         let limit = self.config.page_size.clamp(1, SYNC_MAX_LIMIT);
-        let since = self.store.meta.sync_token()?;
+        let mut since = self.store.meta.sync_token()?;
+        // No lock across the request: a long-poll may hold it for its whole timeout, and an
+        // app's explicit sync must not wait behind it. Two batches from the same token are
+        // safe to apply in any order (idempotent); only the first moves the token.
         let response = match self.api.sync(since.as_deref(), timeout_ms, limit).await {
             // A token the server no longer understands: start over from the newest messages.
             // Held history stays; the initial page opens a gap where it cannot be joined.
             Err(ApiError::Rejected { status: 400, .. }) if since.is_some() => {
                 tracing::warn!("the server refused the sync token; starting a fresh sync");
                 self.store.meta.clear_sync_token()?;
+                since = None;
                 self.api.sync(None, timeout_ms, limit).await?
             }
             other => other?,
         };
-        let new_ids = self.store.apply_sync(&response)?;
+        let _one_batch = self.sync_lock.lock().await;
+        let new_ids = self.store.apply_sync(&response, since.as_deref())?;
         self.store.flush().await?;
 
         let mut changed: BTreeMap<String, Vec<u64>> = new_ids;

@@ -71,7 +71,8 @@ fn measure_sync_throughput_open_time_and_memory() {
                 )]
                 .into(),
             };
-            store.apply_sync(&response).unwrap();
+            let since = store.meta.sync_token().unwrap();
+            store.apply_sync(&response, since.as_deref()).unwrap();
             runtime.block_on(store.flush()).unwrap();
         }
         let elapsed = start.elapsed();

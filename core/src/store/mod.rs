@@ -296,10 +296,13 @@ impl Store {
     // --- sync and history ---
 
     /// Applies one `/v1/sync` answer: every room's messages and state plus the new token, as
-    /// one transaction. Idempotent. Returns the ids that were new, per room.
+    /// one transaction. Idempotent. The token moves only if it is still `since` (the token the
+    /// request was made from), so a batch that lost a race never moves it backwards. Returns the
+    /// ids that were new, per room.
     pub fn apply_sync(
         &self,
         response: &SyncResponse,
+        since: Option<&str>,
     ) -> Result<BTreeMap<String, Vec<u64>>, StoreError> {
         // Reads that need range scans happen before the transaction; they are only used to
         // decide whether unsynced messages lie below a page, which nothing else changes concurrently
@@ -332,7 +335,9 @@ impl Store {
                     tx_put(rooms, room_id.as_bytes(), &rec)?;
                     new_ids.insert(room_id.clone(), ids);
                 }
-                meta.insert(meta::SYNC_TOKEN_KEY, response.next_batch.as_bytes())?;
+                if meta.get(meta::SYNC_TOKEN_KEY)?.as_deref() == since.map(str::as_bytes) {
+                    meta.insert(meta::SYNC_TOKEN_KEY, response.next_batch.as_bytes())?;
+                }
                 Ok(new_ids)
             },
         )?;

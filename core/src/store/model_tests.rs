@@ -136,17 +136,18 @@ fn run(seed: u64, steps: usize) {
                         },
                     );
                 }
+                let since = (token > 0).then(|| format!("s{token}"));
                 token += 1;
                 let response = SyncResponse {
                     next_batch: format!("s{token}"),
                     rooms: rooms.clone(),
                 };
-                store.apply_sync(&response).unwrap();
+                store.apply_sync(&response, since.as_deref()).unwrap();
                 // Applying the same batch again changes nothing.
                 if rng.u8(0..4) == 0 {
                     assert!(
                         store
-                            .apply_sync(&response)
+                            .apply_sync(&response, since.as_deref())
                             .unwrap()
                             .values()
                             .all(Vec::is_empty),
@@ -161,6 +162,13 @@ fn run(seed: u64, steps: usize) {
                             .or_insert(None);
                     }
                 }
+                assert_eq!(store.meta.sync_token().unwrap(), Some(format!("s{token}")));
+                // A batch that lost a race (made from an older token) never moves it back.
+                let stale = SyncResponse {
+                    next_batch: "stale".into(),
+                    rooms: Default::default(),
+                };
+                store.apply_sync(&stale, Some("s0")).unwrap();
                 assert_eq!(store.meta.sync_token().unwrap(), Some(format!("s{token}")));
             }
             // An older history page below some id.
