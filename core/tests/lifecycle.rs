@@ -268,6 +268,7 @@ async fn a_server_that_never_answers_cannot_make_background_sync_overrun_its_bud
         let started = std::time::Instant::now();
         let report = alice.background_sync(budget_ms).await;
         let took = started.elapsed();
+        eprintln!("silent server: budget {budget_ms} ms, returned after {took:?}");
         assert!(took < Duration::from_millis(budget_ms), "budget {budget_ms} ms, took {took:?}");
         assert!(!report.finished, "{report:?}");
         assert!(report.error.as_deref().unwrap_or("").contains("ran out of time"), "{report:?}");
@@ -421,4 +422,49 @@ async fn background_sync_at_works_from_a_cold_start_and_reports_busy_while_anoth
     app.shutdown();
     drop(app);
     server.shutdown().await;
+}
+
+/// A minimal executor that is not tokio: polls on this thread, parks until woken.
+fn block_on_plain_thread<F: std::future::Future>(future: F) -> F::Output {
+    struct ThreadWaker(std::thread::Thread);
+    impl std::task::Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let mut future = std::pin::pin!(future);
+    let waker = std::task::Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn background_sync_works_on_the_clients_own_runtime_awaited_from_a_foreign_executor() {
+    // The server runs on a runtime of its own, as it would in another process.
+    let server_runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = TempDir::new().unwrap();
+    let server = server_runtime.block_on(start_server(&dir));
+    let url = server.url();
+    let bob = server_runtime.block_on(RawUser::login(&url, "bob"));
+
+    // As in a process the OS started cold: the client owns its runtime, the caller is no tokio.
+    let alice = ChatClient::new(config(&url, &dir, "alice")).unwrap();
+    block_on_plain_thread(alice.login("Alice".into(), None)).unwrap();
+    let room = block_on_plain_thread(alice.open_direct_room("bob".into())).unwrap().id;
+    server_runtime.block_on(bob.send(&room, "wake up"));
+
+    let started = std::time::Instant::now();
+    let report = block_on_plain_thread(alice.background_sync(5_000));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(report.finished, "{report:?}");
+    assert_eq!(report.new_messages.len(), 1, "{report:?}");
+    assert_eq!(report.new_messages[0].preview, "wake up");
+    alice.shutdown();
+    drop(alice);
+    server_runtime.block_on(server.shutdown());
 }
