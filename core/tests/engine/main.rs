@@ -4,6 +4,7 @@
 
 mod common;
 
+mod auth;
 mod crash;
 mod history;
 mod outbox;
