@@ -103,20 +103,15 @@ impl NetworkMonitor {
     /// work). "Reachable" only means a network path exists, not that the server answers: it
     /// wakes the probe, which decides. Repeating the same hint changes nothing.
     pub(crate) fn set_hint(&self, reachable: bool) {
-        let was_offline = self.status() != NetworkStatus::Online;
         self.inputs.send_if_modified(|i| {
-            if i.shut_down {
+            if i.shut_down || i.hint == Some(reachable) {
                 return false;
             }
-            let mut changed = false;
-            if i.hint != Some(reachable) {
-                i.hint = Some(reachable);
-                changed = true;
-            }
-            if reachable && was_offline && changed {
+            i.hint = Some(reachable);
+            if reachable && i.status != NetworkStatus::Online {
                 i.reachable_nudges += 1;
             }
-            changed
+            true
         });
         if !reachable {
             self.set_status(NetworkStatus::Offline);
