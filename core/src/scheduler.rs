@@ -151,7 +151,8 @@ pub(crate) struct SchedulerSettings {
 impl SchedulerSettings {
     pub(crate) fn from_config(config: &crate::config::ClientConfig) -> Self {
         SchedulerSettings {
-            long_poll: Duration::from_millis(config.long_poll_timeout_ms.min(chatsync_protocol::SYNC_MAX_TIMEOUT_MS)),
+            // At least a second: a zero hold would turn the live loop into a busy poll.
+            long_poll: Duration::from_millis(config.long_poll_timeout_ms.clamp(1_000, chatsync_protocol::SYNC_MAX_TIMEOUT_MS)),
             background_interval: Duration::from_millis(config.background_interval_ms.max(1_000)),
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(300),
@@ -398,5 +399,20 @@ mod tests {
         hints.note(503, None);
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(hints.take_remaining(), DEFAULT_UNAVAILABLE_DELAY - Duration::from_secs(2));
+    }
+
+    #[test]
+    fn settings_are_clamped_to_sane_bounds() {
+        let mut config = crate::config::ClientConfig::new("http://127.0.0.1:1", "/tmp/x", "a", crate::config::TokenSource::DevTokenRoute);
+        let defaults = SchedulerSettings::from_config(&config);
+        assert_eq!(defaults.long_poll, Duration::from_secs(25));
+        assert_eq!(defaults.background_interval, Duration::from_secs(60));
+        config.long_poll_timeout_ms = 0;
+        config.background_interval_ms = 0;
+        let low = SchedulerSettings::from_config(&config);
+        assert_eq!(low.long_poll, Duration::from_secs(1), "no busy long-poll loop");
+        assert_eq!(low.background_interval, Duration::from_secs(1));
+        config.long_poll_timeout_ms = 10 * 60_000;
+        assert_eq!(SchedulerSettings::from_config(&config).long_poll, Duration::from_millis(chatsync_protocol::SYNC_MAX_TIMEOUT_MS));
     }
 }
