@@ -110,7 +110,8 @@ native_lib_dir="$bindings_out/lib"
 # reflection on Android), so they compile with the JDK; the module itself compiles without it.
 bindings_classes="$work/bindings-classes"
 rm -rf "$bindings_classes"
-"$kotlinc" -nowarn -jvm-target 1.8 -cp "$jna:$coroutines" -d "$bindings_classes" "$generated" 2>&1 | grep -v '^warning:' || true
+# With the bindings' own Kotlin wrappers, as bindings/build-android.sh ships them to apps.
+"$kotlinc" -nowarn -jvm-target 1.8 -cp "$jna:$coroutines" -d "$bindings_classes" "$generated" bindings/kotlin/dev/chatsync/*.kt 2>&1 | grep -v '^warning:' || true
 [ -f "$bindings_classes/dev/chatsync/ChatClient.class" ] || { echo "the generated bindings did not compile"; exit 1; }
 
 module_src="android/src/main/java/dev/chatsync/reactnative"
@@ -164,7 +165,8 @@ swift_check() {
     cp "$native_lib_dir/libchatsync.so" "$w/lib/"
     cp "$server_copy" "$w/chatsync-server"
     cp "$bindings_out"/swift/Chatsync.swift "$bindings_out"/swift/chatsyncFFI.h "$bindings_out"/swift/chatsyncFFI.modulemap "$w/gen/"
-    cp ios/*.swift ios/Tests/main.swift "$w/src/"
+    # With the bindings' own Swift wrappers: bindings/build-ios.sh ships them into the same module.
+    cp ios/*.swift ios/Tests/main.swift bindings/swift/*.swift "$w/src/"
     cp src/errors.ts src/convert.ts "$w/repo/src/"
     if ! mountpoint -q "$swift_root/proc"; then mount -t proc proc "$swift_root/proc"; mounted=1; fi
     local sources=("$inner/gen/Chatsync.swift")
