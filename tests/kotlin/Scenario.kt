@@ -16,12 +16,14 @@ import java.nio.file.Files
 import java.util.concurrent.TimeUnit
 import kotlin.system.exitProcess
 import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
@@ -295,6 +297,24 @@ fun main() {
         expect(live.withText("live from kotlin").size == 1) { "once: $live" }
         val id = live.withText("live from kotlin")[0].id
         bobEvents.await("bob's listener hears of it") { it is ClientEvent.MessagesChanged && it.roomId == roomId && id in it.ids }
+    }
+    r.test("typed flows: the current status first, then a room's message changes") {
+        val status = withTimeout(DEADLINE_MS) { alice.networkStatusFlow().first() }
+        expect(status == alice.networkStatus()) { "first value is the current status: $status vs ${alice.networkStatus()}" }
+        withTimeout(DEADLINE_MS) { alice.syncStateFlow().first() }
+        val changes = Channel<List<String>>(Channel.UNLIMITED)
+        // Unconfined + undispatched: the flow subscribes before launch returns, so no change is missed.
+        val job = scope.launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
+            alice.messageChanges(roomId).collect { changes.send(it) }
+        }
+        val sent = bob.sendText(roomId, "for the flow")
+        until("bob's outbox is flushed", step = { bob.syncOnce(); bob.outbox() }) { it.isEmpty() }
+        val stored = until("alice has it", step = { alice.syncOnce(); alice.messages(roomId, 50u, null) }) {
+            it.withText("for the flow").isNotEmpty()
+        }.withText("for the flow")[0]
+        withTimeout(DEADLINE_MS) { while (stored.id !in changes.receive()) { } }
+        expect(sent.text == stored.text) { "same message" }
+        job.cancelAndJoin()
     }
     r.test("a closed subscription gets no more events") {
         val closed = EventLog(alice, scope)

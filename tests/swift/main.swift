@@ -157,6 +157,14 @@ final class EventLog: @unchecked Sendable {
     }
 }
 
+/// Ids collected from a stream, read from the test.
+final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ids: Set<String> = []
+    func add(_ more: [String]) { lock.lock(); ids.formUnion(more); lock.unlock() }
+    func contains(_ id: String) -> Bool { lock.lock(); defer { lock.unlock() }; return ids.contains(id) }
+}
+
 /// A listener that records what it gets, for the direct subscribe/cancel test.
 final class RecordingListener: ClientListener, @unchecked Sendable {
     private let lock = NSLock()
@@ -369,6 +377,24 @@ await test("started: a message arrives live through the listener, without a sync
         if case let .messagesChanged(room, ids) = $0 { return room == roomId && ids.contains(id) }
         return false
     }
+}
+await test("typed streams: the current status first, then a room's message changes") {
+    var statuses = try alice.networkStatusUpdates().makeAsyncIterator()
+    let status = await statuses.next()
+    try expect(status == (try alice.networkStatus()), "first value is the current status: \(String(describing: status))")
+    var states = try alice.syncStateUpdates().makeAsyncIterator()
+    try expect(await states.next() != nil, "a current sync state")
+    let changes = try alice.messageChanges(roomId: roomId)
+    let collected = Collected()
+    let task = Task { for await ids in changes { collected.add(ids) } }
+    _ = try await bob.sendText(roomId: roomId, text: "for the flow")
+    _ = try await until("bob's outbox is flushed", { _ = try await bob.syncOnce(); return try bob.outbox() }) { $0.isEmpty }
+    let stored = try await until("alice has it", { _ = try await alice.syncOnce(); return try alice.messages(roomId: roomId, limit: 50, before: nil) }) {
+        !withText($0, "for the flow").isEmpty
+    }
+    let id = withText(stored, "for the flow")[0].id
+    _ = try await until("the room's stream names it", { collected.contains(id) }) { $0 }
+    task.cancel()
 }
 await test("a cancelled subscription gets no more events") {
     let closed = RecordingListener()
