@@ -31,13 +31,16 @@ impl fmt::Debug for TokenSource {
 /// Implemented by the app (in Kotlin or Swift through the bindings) to hand out tokens.
 /// Called on a blocking thread, never on the app's main thread.
 pub trait TokenProvider: Send + Sync {
+    /// Returns a bearer token for `user_id`, or an error (`Unauthorized`, `Offline`) when none can be had.
     fn fetch_token(&self, user_id: String) -> Result<String, ChatError>;
 }
 
 /// How the connectivity probe asks the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbeMethod {
+    /// `HEAD` (no body; the default).
     Head,
+    /// `GET`, for probe URLs that do not answer `HEAD`.
     Get,
 }
 
@@ -46,11 +49,15 @@ pub enum ProbeMethod {
 pub struct ProbeConfig {
     /// URL to probe; `None` means the server's `/health`.
     pub url: Option<String>,
+    /// HTTP method of the probe.
     pub method: ProbeMethod,
+    /// How long a probe waits for an answer before counting as offline.
     pub timeout_ms: u64,
     /// Interval between probes while offline (and while online when `only_while_offline` is off).
     pub interval_ms: u64,
+    /// Probe only while offline (a success of any real request marks online anyway).
     pub only_while_offline: bool,
+    /// Keep probing while the app is in the background (costs battery; off by default).
     pub in_background: bool,
 }
 
@@ -74,7 +81,9 @@ pub struct ClientConfig {
     pub server_url: String,
     /// Directory of the on-device store (created if missing). One user per directory.
     pub data_dir: PathBuf,
+    /// The user this device acts as (one user per data directory).
     pub user_id: String,
+    /// Where bearer tokens come from.
     pub token: TokenSource,
     /// sled page cache in bytes. Small on purpose: sled's default is 1 GB.
     pub cache_capacity_bytes: u64,
@@ -82,6 +91,7 @@ pub struct ClientConfig {
     pub page_size: u32,
     /// Local history kept per room; older messages are evicted and fetched again on scroll.
     pub max_messages_per_room: u32,
+    /// Connectivity probe settings.
     pub probe: ProbeConfig,
     /// Interval of sync + flush while the app is in the background (and online).
     pub background_interval_ms: u64,
@@ -92,6 +102,8 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// A config with mobile defaults: 4 MiB cache, pages of 50, 20,000 messages kept per room,
+    /// 60 s background interval, 25 s long-poll, TLS or loopback only.
     pub fn new(
         server_url: impl Into<String>,
         data_dir: impl Into<PathBuf>,

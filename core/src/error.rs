@@ -15,7 +15,12 @@ pub enum ChatError {
     NotFound(String),
     /// The server refused the request for good (403, 413, 400, ...); `reason` is its description.
     #[error("rejected by server ({code}): {reason}")]
-    Rejected { code: String, reason: String },
+    Rejected {
+        /// The server's snake_case error code (`forbidden`, `payload_too_large`, ...).
+        code: String,
+        /// The server's human-readable description.
+        reason: String,
+    },
     /// The server answered something that is not protocol v1 (malformed JSON, wrong types,
     /// ids going backwards). Nothing from that answer was stored.
     #[error("protocol error: {0}")]

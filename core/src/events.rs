@@ -14,13 +14,29 @@ use crate::model::{NetworkStatus, SyncState};
 pub enum ClientEvent {
     /// Messages of a room were added, replaced (echo -> sent) or removed. `ids` are GiftedChat
     /// `_id`s (server ids as strings, local ids for echoes).
-    MessagesChanged { room_id: String, ids: Vec<String> },
+    MessagesChanged {
+        /// The room.
+        room_id: String,
+        /// The `_id`s that changed; an echo replaced by its sent message lists both.
+        ids: Vec<String>,
+    },
     /// The network monitor's status changed (sent once per real change).
-    NetworkStatusChanged { status: NetworkStatus },
+    NetworkStatusChanged {
+        /// The new status.
+        status: NetworkStatus,
+    },
     /// The sync engine's state changed (sent once per real change).
-    SyncStateChanged { state: SyncState },
+    SyncStateChanged {
+        /// The new state.
+        state: SyncState,
+    },
     /// The number of pending or failed outbox entries changed.
-    OutboxChanged { pending: u32, failed: u32 },
+    OutboxChanged {
+        /// Entries waiting to be sent.
+        pending: u32,
+        /// Entries rejected for good, waiting for retry or discard.
+        failed: u32,
+    },
 }
 
 /// Implemented by the app (in Kotlin or Swift through the bindings).

@@ -17,6 +17,8 @@
 //! - [`events`]: fan-out to listeners, never blocking the engine.
 //! - [`error`]: the public error the app sees.
 
+#![warn(missing_docs)]
+
 mod api;
 pub mod client;
 pub mod config;

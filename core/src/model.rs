@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatUser {
     #[serde(rename = "_id")]
+    /// User id.
     pub id: String,
     /// Display name; the user id when no profile is known.
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Avatar URL, when the user set one.
     pub avatar: Option<String>,
 }
 
@@ -33,8 +35,10 @@ pub enum MessageState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MessagePart {
     #[serde(rename = "type")]
+    /// MIME type, e.g. `text/plain`.
     pub mime_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Inline content (the text of a `text/plain` part).
     pub content: Option<String>,
     /// Other fields of the part as a JSON object string, when there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,37 +52,52 @@ pub struct ChatMessage {
     /// The server id as a string once sent; the local id (txn id) while pending or failed.
     #[serde(rename = "_id")]
     pub id: String,
+    /// The server's id once sent; `None` while pending or failed.
     pub server_id: Option<u64>,
     /// The client txn id, for messages sent from this device.
     pub local_id: Option<String>,
+    /// The room it belongs to.
     pub room_id: String,
     /// Text of the first text/plain part ("" when there is none).
     pub text: String,
     /// RFC 3339.
     pub created_at: String,
+    /// The sender, with the display name and avatar of their stored profile.
     pub user: ChatUser,
+    /// Delivery state; `pending`, `sent` and `failed` repeat it as GiftedChat's booleans.
     pub state: MessageState,
+    /// Queued, not yet accepted by the server (GiftedChat's clock icon).
     pub pending: bool,
+    /// Stored on the server (GiftedChat's tick).
     pub sent: bool,
+    /// Rejected for good; see `failure_reason`.
     pub failed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The server's reason, when failed.
     pub failure_reason: Option<String>,
+    /// Every part of the message, text or not, in order.
     pub parts: Vec<MessagePart>,
 }
 
 /// What the app remembers between launches: who is logged in, the friend, the open room.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// The logged-in user and the profile given at login.
     pub user: ChatUser,
+    /// The friend chosen with `set_friend`.
     pub friend_id: Option<String>,
+    /// The direct room with the friend, once opened.
     pub room_id: Option<String>,
 }
 
 /// A room as the device knows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoomSummary {
+    /// Room id.
     pub id: String,
+    /// Display name; `None` for direct rooms.
     pub name: Option<String>,
+    /// Member user ids, sorted.
     pub member_ids: Vec<String>,
     /// Newest message held on the device, if any.
     pub last_message: Option<ChatMessage>,
@@ -96,21 +115,28 @@ pub struct LoadOlderResult {
 /// Result of `sync_once` (and of the CLI's `sync`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncReport {
+    /// Whether the server answered the sync (offline is a report, not an error).
     pub online: bool,
     /// New messages stored, per room id.
     pub new_messages: BTreeMap<String, u32>,
     /// Outbox messages accepted by the server during this call.
     pub sent: u32,
+    /// Outbox messages still pending after this call.
     pub pending: u32,
+    /// Outbox messages failed (waiting for retry or discard).
     pub failed: u32,
 }
 
 /// A new message summarized for a local notification.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewMessagePreview {
+    /// Room of the message.
     pub room_id: String,
+    /// Server id of the message.
     pub message_id: u64,
+    /// User id of the sender.
     pub sender_id: String,
+    /// Display name of the sender (the id when no profile is known).
     pub sender_name: String,
     /// The text, cut to a notification-sized preview.
     pub preview: String,
@@ -121,11 +147,15 @@ pub struct NewMessagePreview {
 pub struct BackgroundSyncReport {
     /// False when the budget ran out before sync and flush completed.
     pub finished: bool,
+    /// Whether the server answered.
     pub online: bool,
     /// New messages from other users, for notifications.
     pub new_messages: Vec<NewMessagePreview>,
+    /// Outbox messages accepted by the server during this call.
     pub sent: u32,
+    /// Outbox messages still pending afterwards.
     pub pending: u32,
+    /// Outbox messages failed afterwards.
     pub failed: u32,
     /// Why it did not finish, when it did not (offline, busy store, unauthorized...).
     pub error: Option<String>,
@@ -134,12 +164,19 @@ pub struct BackgroundSyncReport {
 /// An entry of the outbox, as `outbox()` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
+    /// The client txn id, also the echo's `_id`.
     pub local_id: String,
+    /// Room it is sent to.
     pub room_id: String,
+    /// Text of its text/plain part.
     pub text: String,
+    /// RFC 3339, when it was queued.
     pub created_at: String,
+    /// `Pending` or `Failed`.
     pub state: MessageState,
+    /// Send attempts so far.
     pub attempts: u32,
+    /// The server's reason, when failed.
     pub failure_reason: Option<String>,
 }
 
@@ -149,7 +186,9 @@ pub struct OutboxEntry {
 pub enum NetworkStatus {
     /// Before the first answer.
     Unknown,
+    /// The server answers.
     Online,
+    /// The server cannot be reached.
     Offline,
 }
 
@@ -157,8 +196,11 @@ pub enum NetworkStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AppState {
+    /// In the foreground, interactive.
     Active,
+    /// In the foreground, not interactive (a call, the app switcher).
     Inactive,
+    /// In the background.
     Background,
 }
 
@@ -166,12 +208,15 @@ pub enum AppState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncState {
+    /// Nothing running.
     Idle,
+    /// A sync or flush is in progress.
     Syncing,
     /// Holding a live long-poll.
     Live,
     /// Waiting after failures before trying again.
     BackingOff,
+    /// Shut down: nothing runs any more.
     Stopped,
 }
 

@@ -475,6 +475,78 @@ pub(crate) mod tests {
         }
     }
 
+    /// The on-disk value shapes are a format: a change here needs a FORMAT_VERSION bump and a
+    /// migration, never an accident.
+    #[test]
+    fn stored_values_have_a_pinned_shape() {
+        use crate::model::{ChatUser, MessageState, Session};
+        let room = RoomRecord {
+            info: Some(RoomInfo {
+                name: None,
+                member_ids: vec!["alice".into(), "bob".into()],
+            }),
+            count: 2,
+            newest_held: Some(9),
+            oldest_held: Some(3),
+            synced_newest: Some(9),
+            older_exists: true,
+            gaps: vec![rooms::Gap {
+                after: 3,
+                before: 7,
+            }],
+        };
+        assert_eq!(
+            String::from_utf8(encode(&room).unwrap()).unwrap(),
+            r#"{"info":{"name":null,"member_ids":["alice","bob"]},"count":2,"newest_held":9,"oldest_held":3,"synced_newest":9,"older_exists":true,"gaps":[{"after":3,"before":7}]}"#
+        );
+        let entry = OutboxRecord {
+            local_id: "t1".into(),
+            room_id: "r".into(),
+            parts: vec![chatsync_protocol::Part::text("hi")],
+            created_at: "2026-11-25T06:00:00.000Z".into(),
+            state: MessageState::Failed,
+            attempts: 1,
+            failure_reason: Some("no".into()),
+            after_id: Some(5),
+        };
+        assert_eq!(
+            String::from_utf8(encode(&entry).unwrap()).unwrap(),
+            r#"{"local_id":"t1","room_id":"r","parts":[{"type":"text/plain","content":"hi"}],"created_at":"2026-11-25T06:00:00.000Z","state":"failed","attempts":1,"failure_reason":"no","after_id":5}"#
+        );
+        let stored = StoredMessage {
+            message: Message {
+                id: 5,
+                user_id: "bob".into(),
+                room_id: "r".into(),
+                parts: vec![chatsync_protocol::Part::text("yo")],
+                created_at: "c".into(),
+                updated_at: "u".into(),
+            },
+            local_id: Some("t0".into()),
+        };
+        assert_eq!(
+            String::from_utf8(encode(&stored).unwrap()).unwrap(),
+            r#"{"message":{"id":5,"user_id":"bob","room_id":"r","parts":[{"type":"text/plain","content":"yo"}],"created_at":"c","updated_at":"u"},"local_id":"t0"}"#
+        );
+        let session = Session {
+            user: ChatUser {
+                id: "alice".into(),
+                name: "Alice".into(),
+                avatar: None,
+            },
+            friend_id: Some("bob".into()),
+            room_id: None,
+        };
+        assert_eq!(
+            String::from_utf8(encode(&session).unwrap()).unwrap(),
+            r#"{"user":{"_id":"alice","name":"Alice"},"friend_id":"bob","room_id":null}"#
+        );
+        assert_eq!(
+            keys::message_key("r", 5),
+            [0, 1, b'r', 0, 0, 0, 0, 0, 0, 0, 5]
+        );
+    }
+
     #[test]
     fn a_fresh_store_records_the_format_version() {
         let dir = tempfile::tempdir().unwrap();
