@@ -114,7 +114,7 @@ impl ServerHints {
         let delay = retry_after.and_then(parse_retry_after).unwrap_or(DEFAULT_UNAVAILABLE_DELAY);
         let until = Instant::now() + delay;
         let mut slot = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none_or(|t| t < until) {
+        if !slot.is_some_and(|t| t >= until) {
             *slot = Some(until);
         }
     }
