@@ -468,3 +468,70 @@ fn background_sync_works_on_the_clients_own_runtime_awaited_from_a_foreign_execu
     drop(alice);
     server_runtime.block_on(server.shutdown());
 }
+
+/// Environment variable naming the store a child process of this test binary should hold.
+const HOLD_STORE_ENV: &str = "CHATSYNC_TEST_HOLD_STORE";
+
+/// Not a test: the body of the child process `background_sync_at_while_another_process_holds_the_store`
+/// starts (this binary, run with `--ignored --exact`). It opens the store as the app's process
+/// would, says so, and holds it until it is killed.
+#[test]
+#[ignore = "helper run as a child process by another test"]
+fn store_holding_child_process() {
+    let Ok(data_dir) = std::env::var(HOLD_STORE_ENV) else { return };
+    let config = ClientConfig::new("http://127.0.0.1:9", data_dir, "alice", TokenSource::DevTokenRoute);
+    let _client = ChatClient::new(config).expect("the child opens the store");
+    println!("holding");
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    // Until SIGKILL: reading stdin blocks (the parent never writes).
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_sync_at_reports_busy_while_another_process_holds_the_store_and_works_after_it_is_killed() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(&dir).await;
+    let alice_config = config(&server.url(), &dir, "alice");
+    let (alice, room) = logged_in(alice_config.clone(), "bob").await;
+    alice.send_text(room.clone(), "queued before the crash".into()).await.unwrap();
+    alice.shutdown();
+    drop(alice);
+    RawUser::login(&server.url(), "bob").await.send(&room, "ping").await;
+
+    // The app's process opens the store and holds it.
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "store_holding_child_process", "--nocapture"])
+        .env(HOLD_STORE_ENV, &alice_config.data_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.map(|l| l.contains("holding")).unwrap_or(false) {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).expect("the child holds the store");
+
+    let started = std::time::Instant::now();
+    let report = chatsync_core::background_sync_at(alice_config.clone(), 1_500).await;
+    assert!(started.elapsed() < Duration::from_millis(1_500), "took {:?}", started.elapsed());
+    assert!(!report.finished && report.error.as_deref().unwrap_or("").contains("busy"), "{report:?}");
+
+    // The holder dies hard; the next background task gets the store, intact.
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let report = chatsync_core::background_sync_at(alice_config.clone(), 10_000).await;
+    assert!(report.finished, "{report:?}");
+    assert_eq!(report.sent, 1, "{report:?}");
+    assert_eq!(report.new_messages.iter().map(|p| p.preview.as_str()).collect::<Vec<_>>(), vec!["ping"]);
+    server.shutdown().await;
+}
