@@ -15,12 +15,13 @@ fn offline_config(dir: &Path) -> ClientConfig {
     )
 }
 
-fn set_format_version(dir: &Path, value: &[u8]) {
+/// sled opened directly, as a stranger (or a damaged disk) would write it.
+fn raw_sled(dir: &Path) -> sled::Db {
     // sled's I/O threads may hold the file lock a moment after the client is dropped.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let db = loop {
+    loop {
         match sled::Config::new().path(dir).cache_capacity(1 << 20).open() {
-            Ok(db) => break db,
+            Ok(db) => return db,
             Err(e)
                 if std::time::Instant::now() < deadline
                     && e.to_string().contains("could not acquire lock") =>
@@ -29,7 +30,11 @@ fn set_format_version(dir: &Path, value: &[u8]) {
             }
             Err(e) => panic!("{e}"),
         }
-    };
+    }
+}
+
+fn set_format_version(dir: &Path, value: &[u8]) {
+    let db = raw_sled(dir);
     db.open_tree("meta")
         .unwrap()
         .insert("format_version", value)
@@ -142,4 +147,25 @@ async fn a_store_held_by_another_client_is_busy() {
     ));
     drop(first);
     ChatClient::new(offline_config(dir.path())).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_value_is_a_storage_error_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    filled_store(dir.path()).await;
+    {
+        let db = raw_sled(dir.path());
+        let outbox = db.open_tree("outbox").unwrap();
+        let (first, _) = outbox.first().unwrap().unwrap();
+        outbox.insert(first, &b"{not json"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let client = ChatClient::new(offline_config(dir.path())).unwrap();
+    assert!(matches!(client.outbox(), Err(ChatError::Storage(_))));
+    assert!(matches!(
+        client.messages("r1".into(), 10, None),
+        Err(ChatError::Storage(_))
+    ));
+    // What does decode is still readable.
+    assert_eq!(client.session().unwrap().unwrap().user.name, "Alice");
 }
