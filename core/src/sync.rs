@@ -14,8 +14,9 @@ use crate::events::ClientEvent;
 use crate::model::*;
 use crate::store::rooms::RoomInfo;
 
-/// History pages fetched per room and sync to close gaps; what is left stays recorded as a gap
-/// (never shown as complete) and is filled when the user scrolls there.
+/// History pages (of `page_size` messages, bounded batches) fetched per room and sync to close
+/// gaps; what is left stays recorded as a gap (never shown as complete) and is filled when the
+/// user scrolls there.
 const MAX_GAP_FILL_PAGES: u32 = 10;
 /// Characters of a notification preview.
 const PREVIEW_CHARS: usize = 100;
@@ -214,6 +215,7 @@ impl Engine {
     /// Pages back through the gaps of `room_id`, newest gap first, at most
     /// `MAX_GAP_FILL_PAGES` pages. Returns the ids it stored.
     async fn fill_gaps(&self, room_id: &str) -> Result<Vec<u64>, ChatError> {
+        let page_limit = self.config.page_size.clamp(1, HISTORY_MAX_LIMIT);
         let mut stored = Vec::new();
         for _ in 0..MAX_GAP_FILL_PAGES {
             let Some(room) = self.store.room(room_id)? else {
@@ -224,12 +226,7 @@ impl Engine {
             };
             let page = self
                 .api
-                .history(
-                    room_id,
-                    Some(gap.before),
-                    Direction::Older,
-                    HISTORY_MAX_LIMIT,
-                )
+                .history(room_id, Some(gap.before), Direction::Older, page_limit)
                 .await?;
             stored.extend(self.store.apply_older_page(room_id, gap.before, &page)?);
             self.store.flush().await?;

@@ -98,6 +98,55 @@ async fn a_limited_sync_leaves_no_visible_hole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_too_large_to_fill_at_once_is_never_shown_as_complete() {
+    let server = TestServer::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let mut cfg = config(&server.url(), root.path(), "alice");
+    cfg.page_size = 5; // sync limit 5 per room; gap filling: 10 pages of 5 per sync
+    let (alice, room) = device_with_config(cfg, "bob").await;
+    let (bob, _) = device_with_room(&server, root.path(), "bob", "alice").await;
+    bob.client
+        .send_text(room.clone(), "before".into())
+        .await
+        .unwrap();
+    bob.client.sync_once().await.unwrap();
+    alice.client.sync_once().await.unwrap();
+    for i in 0..80 {
+        bob.client
+            .send_text(room.clone(), format!("m{i:02}"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(bob.client.sync_once().await.unwrap().sent, 80);
+
+    // 5 from the sync + 50 from filling: m25..m79. m00..m24 are still a gap.
+    let report = alice.client.sync_once().await.unwrap();
+    assert_eq!(report.new_messages.get(&room), Some(&55));
+    let shown = alice.client.messages(room.clone(), 100, None).unwrap();
+    let expected: Vec<String> = (25..80).rev().map(|i| format!("m{i:02}")).collect();
+    assert_eq!(
+        texts(&shown),
+        expected,
+        "stops at the gap: \"before\" is not shown next to m25"
+    );
+
+    // Scrolling there fills it from the server; then the history is whole.
+    let older = alice.client.load_older(room.clone(), 100).await.unwrap();
+    let mut rest: Vec<String> = (0..25).rev().map(|i| format!("m{i:02}")).collect();
+    rest.push("before".into());
+    assert_eq!(texts(&older.messages), rest);
+    assert!(!older.has_more);
+    assert_eq!(
+        alice
+            .client
+            .messages(room.clone(), 200, None)
+            .unwrap()
+            .len(),
+        81
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerunning_a_sync_duplicates_nothing() {
     let server = TestServer::start().await;
     let root = tempfile::tempdir().unwrap();
