@@ -156,3 +156,48 @@ async fn bad_input_is_refused_before_anything_is_stored() {
     allowed.allow_insecure_http = true;
     assert!(ChatClient::new(allowed).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_syncs_and_sends_deliver_each_message_once_in_order() {
+    let server = TestServer::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let (alice, room) = device_with_room(&server, root.path(), "alice", "bob").await;
+    let (bob, _) = device_with_room(&server, root.path(), "bob", "alice").await;
+    let syncing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut syncers = Vec::new();
+    for _ in 0..3 {
+        let client = alice.client.clone();
+        let syncing = syncing.clone();
+        syncers.push(tokio::spawn(async move {
+            while syncing.load(std::sync::atomic::Ordering::Relaxed) {
+                client.sync_once().await.unwrap();
+            }
+        }));
+    }
+    for i in 0..40 {
+        alice
+            .client
+            .send_text(room.clone(), format!("c{i:02}"))
+            .await
+            .unwrap();
+    }
+    syncing.store(false, std::sync::atomic::Ordering::Relaxed);
+    for s in syncers {
+        s.await.unwrap();
+    }
+    alice.client.sync_once().await.unwrap();
+    assert!(alice.client.outbox().unwrap().is_empty());
+
+    bob.client.sync_once().await.unwrap();
+    let expected: Vec<String> = (0..40).rev().map(|i| format!("c{i:02}")).collect();
+    let at_bob = bob.client.messages(room.clone(), 100, None).unwrap();
+    assert_eq!(
+        texts(&at_bob),
+        expected,
+        "each once, in send order (server ids follow the queue)"
+    );
+    assert_eq!(
+        texts(&alice.client.messages(room.clone(), 100, None).unwrap()),
+        expected
+    );
+}
