@@ -487,3 +487,40 @@ mod tests {
         assert_eq!(ceiling, BACKOFF_CAP, "the cap was reached");
     }
 }
+
+#[cfg(test)]
+mod drop_tests {
+    use super::*;
+    use crate::config::TokenSource;
+
+    #[test]
+    fn the_last_handle_may_be_dropped_on_the_clients_own_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ClientConfig::new(
+            "http://127.0.0.1:9",
+            dir.path(),
+            "alice",
+            TokenSource::Fixed("t".into()),
+        );
+        let client = ChatClient::new(config).unwrap();
+        let handle = client.handle.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        // A task of the client's runtime ends up holding the last reference.
+        handle.spawn(async move {
+            tokio::task::yield_now().await;
+            drop(client);
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("dropped without panic or hang");
+        // The store was released: it opens again.
+        let config = ClientConfig::new(
+            "http://127.0.0.1:9",
+            dir.path(),
+            "alice",
+            TokenSource::Fixed("t".into()),
+        );
+        ChatClient::new(config).unwrap();
+    }
+}
