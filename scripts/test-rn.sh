@@ -36,12 +36,26 @@ npx tsc --noEmit -p tsconfig.json
 echo "tsc --noEmit: no errors"
 rm -rf .cache/js-test
 npx tsc -p tsconfig.json --noEmit false --outDir .cache/js-test
-node --test --test-reporter=spec .cache/js-test/__tests__/ 2>&1 | tee "$work/js-tests.log"
-# A closing line the CI's log reader counts in any language.
+status=0
+node --test --test-reporter=spec .cache/js-test/__tests__/ 2>&1 | tee "$work/js-tests.log" || status=1
 js_pass=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$work/js-tests.log")
 js_fail=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$work/js-tests.log")
 echo "js: ${js_pass:-0} passed, ${js_fail:-0} failed"
-[ "${js_fail:-1}" = 0 ] && [ "${js_pass:-0}" -gt 0 ]
+
+# Totals over the three runners: each prints "<name>: N passed, N failed"; a runner that did not
+# report counts as one failure.
+total_passed=0 total_failed=0
+tally() { # NAME LOG
+    local line p f
+    line="$(grep -E "^$1: [0-9]+ passed, [0-9]+ failed$" "$2" | tail -n1 || true)"
+    if [ -z "$line" ]; then echo "[$1] did not report its results" >&2; total_failed=$((total_failed + 1)); status=1; return; fi
+    read -r p f <<<"$(sed -E 's/^[a-z]+: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$line")"
+    total_passed=$((total_passed + p)) total_failed=$((total_failed + f))
+    [ "$f" = 0 ] || status=1
+}
+# node's own summary ("ℹ pass N") in the shared form, for tally.
+if [ -n "${js_pass:-}" ]; then echo "js: $js_pass passed, ${js_fail:-0} failed"; fi > "$work/js-summary.log"
+tally js "$work/js-summary.log"
 
 # ---------------------------------------------------------------------------------------------
 stage "Toolchains: kotlinc, JNA, android.jar (API 23), React Native 0.70.15 classes"
@@ -145,7 +159,8 @@ server_copy="$work/chatsync-server"
 cp "$root/target/debug/chatsync-server" "$server_copy"
 CHATSYNC_SERVER_BIN="$server_copy" \
     java -Djna.library.path="$native_lib_dir" -cp "$test_classes:$bindings_classes:$stdlib:$coroutines:$jna" \
-    dev.chatsync.reactnative.ModuleLogicTestsKt "$root"
+    dev.chatsync.reactnative.ModuleLogicTestsKt "$root" 2>&1 | tee "$work/android-tests.log" || status=1
+tally android "$work/android-tests.log"
 
 # ---------------------------------------------------------------------------------------------
 stage "Swift: the iOS module's platform-independent files with the generated Swift bindings"
@@ -177,7 +192,7 @@ swift_check() {
         swiftc -swift-version 5 -warnings-as-errors -module-name ChatSyncIOS \
         -I "$inner/gen" -Xcc -fmodule-map-file="$inner/gen/chatsyncFFI.modulemap" \
         -L "$inner/lib" -lchatsync -Xlinker -rpath -Xlinker "$inner/lib" \
-        "${sources[@]}" -o "$inner/ios-tests"
+        "${sources[@]}" -o "$inner/ios-tests" || { echo "the iOS module's Swift did not compile"; return 1; }
     for f in ios/*.swift; do
         if printf '%s\n' "${apple_only[@]}" | grep -qx "$f"; then
             echo "  fenced, compiled to nothing here (Apple frameworks): $f"
@@ -194,7 +209,10 @@ swift_check() {
 if [ "${CHATSYNC_RN_SKIP_SWIFT:-0}" = 1 ]; then
     echo "skipped (CHATSYNC_RN_SKIP_SWIFT=1)"
 else
-    swift_check
+    swift_check 2>&1 | tee "$work/ios-tests.log" || status=1
+    tally ios "$work/ios-tests.log"
 fi
 
-printf '\nreact native stage: done in %ss\n' "$(( $(date +%s) - t0 ))"
+printf '\n[rn] stage took %ss\n' "$(( $(date +%s) - t0 ))" >&2
+echo "rn: $total_passed passed, $total_failed failed"
+exit "$status"

@@ -7,9 +7,11 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 
 import { addEventListener, getMessages, getStatus, loadEarlier as loadEarlierPage } from './api';
+import { coalesce } from './coalesce';
 import { toChatSyncError } from './errors';
 import { initialMessagesState, messagesReducer, type MessagesState } from './messagesState';
 import {
+  affectsRoom,
   networkReducer,
   networkStateFromStatus,
   outboxReducer,
@@ -53,34 +55,22 @@ export function useMessages(roomId: string | null | undefined, options: UseMessa
     dispatch({ type: 'reset', roomId: room });
     if (!room) return undefined;
     let active = true;
-    let inFlight = false;
-    let again = false;
-    // Coalesces bursts of change events into at most one read in flight plus one queued.
-    const readWindow = async (): Promise<void> => {
-      if (inFlight) {
-        again = true;
-        return;
-      }
-      inFlight = true;
-      try {
-        do {
-          again = false;
-          const messages = await getMessages(room, { limit });
-          if (active) dispatch({ type: 'windowLoaded', roomId: room, messages, limit });
-        } while (again && active);
-      } catch (error) {
-        if (active) dispatch({ type: 'failed', roomId: room, error: toChatSyncError(error) });
-      } finally {
-        inFlight = false;
-      }
-    };
-    refreshRef.current = () => void readWindow();
+    // Bursts of change events become at most one read in flight plus one queued.
+    const reader = coalesce(
+      async () => {
+        const messages = await getMessages(room, { limit });
+        if (active) dispatch({ type: 'windowLoaded', roomId: room, messages, limit });
+      },
+      (error) => dispatch({ type: 'failed', roomId: room, error: toChatSyncError(error) }),
+    );
+    refreshRef.current = () => reader.trigger();
     const subscription = addEventListener('messagesChanged', (event) => {
-      if (event.roomId === room) void readWindow();
+      if (affectsRoom(event, room)) reader.trigger();
     });
-    void readWindow();
+    reader.trigger();
     return () => {
       active = false;
+      reader.cancel();
       refreshRef.current = () => undefined;
       subscription.remove();
     };
