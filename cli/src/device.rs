@@ -73,8 +73,15 @@ pub fn open(global: &GlobalArgs) -> Result<Arc<ChatClient>, CliError> {
     };
     let mut config = ClientConfig::new(global.server.trim_end_matches('/'), &dir, &user, token);
     config.allow_insecure_http = global.allow_insecure_http;
-    let client = ChatClient::new(config).map_err(|e| {
-        CliError::from(e).context(format!("cannot open the store in {}", dir.display()))
+    let client = ChatClient::new(config).map_err(|e| match e {
+        ChatError::Busy(_) => CliError {
+            exit: Exit::Busy,
+            message: format!(
+                "the store in {} is in use by another chatsync process (a running `chatsync chat`?); try again when it exits",
+                dir.display()
+            ),
+        },
+        e => CliError::from(e).context(format!("cannot open the store in {}", dir.display())),
     })?;
     Ok(client)
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{free_port, snapshot, Device, BIN};
+use crate::support::{free_port, snapshot, ChatSession, Device, Server, BIN};
 
 fn unreachable_server() -> String {
     format!("http://127.0.0.1:{}", free_port())
@@ -205,4 +205,19 @@ fn a_server_speaking_something_else_is_a_protocol_error() {
     assert_eq!(queued.code(), 0, "{}", queued.describe());
     let outbox = dev.json(&["outbox", "--json"]);
     assert_eq!(outbox[0]["text"], "kept", "{outbox}");
+}
+
+#[test]
+fn a_store_in_use_by_a_running_chat_is_busy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path());
+    let alice = Device::new(tmp.path(), "alice", &server.url());
+    alice.json(&["send", "--to", "bob", "hi"]);
+    let mut chat = ChatSession::start(&alice, "bob");
+    chat.wait_for("alice: hi");
+    let line = alice.expect(6, &["outbox"]).one_stderr_line();
+    assert!(line.contains("in use"), "{line}");
+    assert_eq!(chat.close(), 0);
+    // Free again once the chat has exited.
+    assert_eq!(alice.json(&["outbox", "--json"]), serde_json::json!([]));
 }
