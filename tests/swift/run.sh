@@ -13,11 +13,8 @@ repo="$(cd "$here/../.." && pwd)"
 # A private work folder inside the chroot, so concurrent runs do not collide.
 inner="/work/chatsync-swift-$$"
 work="$root$inner"
-mounted_proc=0
-cleanup() {
-    if [ "$mounted_proc" = 1 ]; then umount "$root/proc" || umount -l "$root/proc" || true; fi
-    rm -rf "$work"
-}
+in_root="$repo/scripts/toolchains/in-swift-root.sh"  # chroot with a private /proc
+cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 mkdir -p "$work/lib" "$work/gen" "$work/src"
 cp "$lib_dir/libchatsync.so" "$work/lib/"
@@ -25,21 +22,15 @@ cp "$server_bin" "$work/chatsync-server"
 cp "$generated"/Chatsync.swift "$generated"/chatsyncFFI.h "$generated"/chatsyncFFI.modulemap "$work/gen/"
 cp "$repo"/bindings/swift/*.swift "$here"/main.swift "$work/src/"
 
-# swiftc finds its own libraries through /proc/self/exe.
-if ! mountpoint -q "$root/proc"; then
-    mount -t proc proc "$root/proc"
-    mounted_proc=1
-fi
-
 sources=("$inner/gen/Chatsync.swift")
 for f in "$work"/src/*.swift; do sources+=("$inner/src/$(basename "$f")"); done
-echo "[swift] compiling ($(chroot "$root" swiftc --version 2>&1 | head -n1))" >&2
-chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root \
+echo "[swift] compiling ($("$in_root" "$root" swiftc --version 2>&1 | head -n1))" >&2
+"$in_root" "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root \
     swiftc -swift-version 6 -module-name ChatsyncScenario \
     -I "$inner/gen" -Xcc -fmodule-map-file="$inner/gen/chatsyncFFI.modulemap" \
     -L "$inner/lib" -lchatsync -Xlinker -rpath -Xlinker "$inner/lib" \
     "${sources[@]}" -o "$inner/scenario"
 echo "[swift] running the scenario" >&2
-chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root TMPDIR=/tmp \
+"$in_root" "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root TMPDIR=/tmp \
     CHATSYNC_SERVER_BIN="$inner/chatsync-server" CHATSYNC_TEST_PORT="$port" \
     "$inner/scenario"
