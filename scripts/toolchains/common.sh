@@ -14,6 +14,11 @@ mkdir -p "$CHATSYNC_TOOLCHAINS"
 
 log() { printf '[toolchains] %s\n' "$*" >&2; }
 
+# One installer at a time per cache (runs of different test stages may start together); the
+# lock is held until the installer process exits.
+exec 9>"$CHATSYNC_TOOLCHAINS/.install.lock"
+flock 9
+
 # Runs apt-get update once per installer process (apt needs fresh lists on a new machine).
 apt_updated=0
 apt_install() {
