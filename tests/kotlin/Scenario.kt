@@ -148,6 +148,14 @@ class RefusingTokenProvider : TokenProvider {
     override fun fetchToken(userId: String): String = throw TokenProviderException.Failed("signed out")
 }
 
+/** Counts the events it gets; subscribed directly, without the Flow wrapper. */
+class RecordingListener : ClientListener {
+    val count = java.util.concurrent.atomic.AtomicInteger()
+    override fun onEvent(event: ClientEvent) {
+        count.incrementAndGet()
+    }
+}
+
 fun List<ChatMessage>.withText(text: String) = filter { it.text == text }
 
 fun main() {
@@ -316,18 +324,26 @@ fun main() {
         expect(sent.text == stored.text) { "same message" }
         job.cancelAndJoin()
     }
-    r.test("a closed subscription gets no more events") {
-        val closed = EventLog(alice, scope)
+    r.test("cancelled and closed subscriptions get no more events") {
+        val cancelled = RecordingListener()
+        val dropped = RecordingListener()
+        val cancelledSub = alice.subscribe(cancelled)
+        val droppedSub = alice.subscribe(dropped)
         val open = EventLog(alice, scope)
-        closed.next(); open.next() // both subscribed (current state arrived)
-        closed.job.cancelAndJoin() // the Flow's awaitClose closes the subscription
-        closed.drain()
-        alice.sendText(roomId, "after close")
-        open.await("the open listener sees the send") { it is ClientEvent.OutboxChanged || it is ClientEvent.MessagesChanged }
-        expect(closed.drain().isEmpty()) { "the closed listener got nothing" }
+        open.next()
+        until("both got the current state", step = { cancelled.count.get() to dropped.count.get() }) {
+            it.first > 0 && it.second > 0
+        }
+        cancelledSub.cancel() // explicitly
+        droppedSub.close() // frees the handle; dropping it on the Rust side cancels
+        val before = cancelled.count.get() to dropped.count.get()
+        alice.sendText(roomId, "after cancel")
+        until("flushed", step = { alice.syncOnce(); alice.outbox() }) { it.isEmpty() }
+        val id = alice.messages(roomId, 50u, null).withText("after cancel")[0].id
+        open.await("the open listener sees it stored") { it is ClientEvent.MessagesChanged && id in it.ids }
+        val after = cancelled.count.get() to dropped.count.get()
+        expect(after == before) { "no events after cancel/close: before $before, after $after" }
         open.job.cancelAndJoin()
-        val outbox = until("flushed", step = { alice.syncOnce(); alice.outbox() }) { it.isEmpty() }
-        expect(outbox.isEmpty()) { "flushed" }
     }
     r.test("a panic inside the library becomes ChatException.Internal") {
         val e = expectThrows<ChatException.Internal>("sync panic") { selftestPanic("boom from kotlin") }

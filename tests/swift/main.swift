@@ -396,21 +396,28 @@ await test("typed streams: the current status first, then a room's message chang
     _ = try await until("the room's stream names it", { collected.contains(id) }) { $0 }
     task.cancel()
 }
-await test("a cancelled subscription gets no more events") {
-    let closed = RecordingListener()
-    let subscription = try alice.subscribe(listener: closed)
+await test("cancelled and released subscriptions get no more events") {
+    let cancelled = RecordingListener()
+    let dropped = RecordingListener()
+    let cancelledSub = try alice.subscribe(listener: cancelled)
+    var droppedSub: Subscription? = try alice.subscribe(listener: dropped)
     let open = try EventLog(alice)
     _ = try await open.await("current state")
-    _ = try await until("the first listener got the current state", { closed.count }) { $0 > 0 }
-    subscription.cancel()
-    let before = closed.count
+    _ = try await until("both got the current state", { cancelled.count > 0 && dropped.count > 0 }) { $0 }
+    cancelledSub.cancel() // explicitly
+    droppedSub = nil // the last reference: the Rust side drops the handle, which cancels
+    try expect(droppedSub == nil, "released")
+    let before = [cancelled.count, dropped.count]
     _ = try await alice.sendText(roomId: roomId, text: "after cancel")
-    _ = try await open.await("the open listener sees the send") {
-        switch $0 { case .outboxChanged, .messagesChanged: return true; default: return false }
-    }
-    try expect(closed.count == before, "the cancelled listener got nothing (\(closed.count - before) events)")
-    open.stop()
     _ = try await until("flushed", { _ = try await alice.syncOnce(); return try alice.outbox() }) { $0.isEmpty }
+    let id = withText(try alice.messages(roomId: roomId, limit: 50, before: nil), "after cancel")[0].id
+    _ = try await open.await("the open listener sees it stored") {
+        if case let .messagesChanged(_, ids) = $0 { return ids.contains(id) }
+        return false
+    }
+    let after = [cancelled.count, dropped.count]
+    try expect(after == before, "no events after cancel/release: before \(before), after \(after)")
+    open.stop()
 }
 await test("a panic inside the library becomes ChatError.Internal") {
     let e = try await expectChatError("sync panic", { if case .Internal = $0 { return true }; return false }) {

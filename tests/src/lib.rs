@@ -1,0 +1,16 @@
+//! chatsync-tests: the reliability and security harness (issue 9). It proves the promise
+//! "nothing lost, nothing sent twice, nobody reads what is not theirs" under faults, load and
+//! hostile input, with real parts only: the reference server on loopback, real sled stores, real
+//! child processes killed with SIGKILL.
+//!
+//! Modules:
+//! - [`proxy`]: a chaos TCP proxy (delay, drop, cut mid-response, refuse), on command or seeded.
+//! - [`soak`]: the convergence soak: clients as child processes, server kills, final checks.
+//! - [`hostile`]: a hostile HTTP server that answers the core with broken protocol v1.
+//! - [`http`]: a minimal protocol client for the harness itself (tokens, rooms, history).
+//!
+//! The test binaries are in tests/tests/; the command-line entry points in src/bin/
+//! (`chatsync-soak`, its child `chatsync-soak-client`, and `chatsync-park` for the long-poll
+//! load). docs/reliability.md says how to run each.
+
+pub mod proxy;
