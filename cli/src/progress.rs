@@ -54,9 +54,16 @@ impl ProgressGuard {
                 progress: None,
             };
         }
+        // Say at once that something is happening: events reach the listener asynchronously,
+        // so a short sync may be over before its first event is drawn.
+        {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\rsyncing…");
+            let _ = err.flush();
+        }
         let progress = Arc::new(SyncProgress {
             stored: AtomicU64::new(0),
-            last_draw: Mutex::new(None),
+            last_draw: Mutex::new(Some(Instant::now())),
         });
         let subscription = client.subscribe(progress.clone());
         ProgressGuard {

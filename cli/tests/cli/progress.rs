@@ -49,9 +49,9 @@ fn a_sync_shows_progress_on_a_terminal_and_nothing_in_a_pipe() {
     };
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
-    // The count drawn depends on how the core batches its events; the words do not.
+    // Drawn at once; the counts that follow depend on how fast the core's events arrive.
     assert!(
-        screen.contains("\rsyncing: ") && screen.contains(" messages stored"),
+        screen.contains("\rsyncing"),
         "no progress drawn: {screen:?}"
     );
     assert!(
