@@ -37,15 +37,21 @@ pub struct Server {
 impl Server {
     /// Starts a server on a fresh port with its database in `dir`.
     pub fn start(dir: &Path) -> Server {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut server = Server {
-            addr,
-            db: dir.join("server.db"),
-            log: dir.join("server.log"),
-            child: None,
-        };
-        server.restart();
-        server
+        // Another test may take the free port before our server binds it: try a few ports.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let mut server = Server {
+                addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+                db: dir.join("server.db"),
+                log: dir.join("server.log"),
+                child: None,
+            };
+            match server.try_start() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("the server did not start: {last_error}");
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -55,6 +61,12 @@ impl Server {
 
     /// Starts it (again) on the same port and database; returns once it accepts connections.
     pub fn restart(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("the server did not restart on {}: {e}", self.addr);
+        }
+    }
+
+    fn try_start(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -73,12 +85,14 @@ impl Server {
             .expect("spawn chatsync serve");
         self.child = Some(child);
         let start = Instant::now();
-        while TcpStream::connect(self.addr).is_err() {
+        loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "server exited with {status}: {}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
+                self.child = None;
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                return Err(format!("server exited with {status}: {log}"));
+            }
+            if TcpStream::connect(self.addr).is_ok() {
+                return Ok(());
             }
             assert!(
                 start.elapsed() < DEADLINE,
