@@ -20,6 +20,9 @@
 #![warn(missing_docs)]
 
 mod api;
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_internals;
 pub mod client;
 pub mod config;
 mod engine;

@@ -1,0 +1,103 @@
+//! Scenario 4, idle background wake: `background_sync` when nothing is new, through a counting
+//! loopback proxy (requests and bytes on the wire as the proxy saw them), with the wall and CPU
+//! time of the child process doing it. Two shapes: a client that stays open between wakes
+//! (`ChatClient::background_sync`), and the one-shot an OS background task runs in a process
+//! started for it (`background_sync_at`: open the store, sync, close).
+
+use std::time::{Duration, Instant};
+
+use chatsync_core::{background_sync_at, ChatClient, ClientConfig, TokenSource};
+
+use crate::process::{cpu_time, say, wait_for_parent, ChildProcess};
+use crate::proxy;
+use crate::report::{ms_since, Report};
+use crate::server::SeededServer;
+use crate::stats::Samples;
+use crate::Sizes;
+
+/// Budget handed to `background_sync` (what iOS gives a refresh task, roughly).
+const BUDGET_MS: u64 = 25_000;
+
+/// Runs scenario 4 against `server`.
+pub fn run(sizes: &Sizes, server: &SeededServer, runtime: &tokio::runtime::Runtime, report: &mut Report) {
+    let (proxy_addr, counters) = runtime.block_on(proxy::start(server.server.addr())).expect("start the proxy");
+    let proxy_url = format!("http://{proxy_addr}");
+    report.section(&format!(
+        "4. idle background wake: background_sync with nothing new ({} wakes per shape, through a counting proxy)",
+        sizes.wakes
+    ));
+    for mode in ["warm", "oneshot"] {
+        // A store that is up to date: one sync straight to the server.
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let config = ClientConfig::new(server.server.url(), dir.path(), "alice", TokenSource::Fixed(server.alice_token.clone()));
+            let client = ChatClient::new(config).expect("open the store");
+            let synced = runtime.block_on(client.sync_once()).expect("setup sync");
+            assert!(synced.online, "setup sync did not reach the server");
+            client.shutdown();
+        }
+        let mut child = ChildProcess::spawn(&[
+            "idle-wake".into(),
+            mode.into(),
+            proxy_url.clone(),
+            server.alice_token.clone(),
+            dir.path().display().to_string(),
+            sizes.wakes.to_string(),
+        ]);
+        child.expect_line("ready");
+        let before = counters.snapshot();
+        child.send_line("go");
+        child.expect_line("done");
+        let wire = counters.snapshot().since(before);
+        let result = child.finish();
+        let samples = |key: &str| {
+            Samples(result[key].as_array().expect(key).iter().map(|v| v.as_f64().expect("number")).collect())
+        };
+        let per_wake = |n: u64| n as f64 / sizes.wakes as f64;
+        let label = if mode == "warm" { "open client" } else { "one-shot (open, sync, close)" };
+        report.row(&format!("{label}: wall"), &samples("wall_ms"), "ms", None);
+        report.row(&format!("{label}: CPU (user+sys)"), &samples("cpu_ms"), "ms", None);
+        report.single(&format!("{label}: requests per wake"), per_wake(wire.requests), "", None);
+        report.single(&format!("{label}: bytes up per wake"), per_wake(wire.bytes_up), "bytes", None);
+        report.single(&format!("{label}: bytes down per wake"), per_wake(wire.bytes_down), "bytes", None);
+        report.single(&format!("{label}: TCP connections per wake"), per_wake(wire.connections), "", None);
+    }
+    report.note("requests and bytes are totals seen by the proxy over all wakes, divided by the wakes");
+}
+
+/// In the child: `idle-wake MODE URL TOKEN DIR WAKES`. Waits for `go`, wakes, says `done`.
+pub fn child(args: &[String]) -> serde_json::Value {
+    let [mode, url, token, dir, wakes] = args else {
+        panic!("idle-wake MODE URL TOKEN DIR WAKES, got {args:?}")
+    };
+    let wakes: usize = wakes.parse().expect("WAKES");
+    let config = ClientConfig::new(url.clone(), dir, "alice", TokenSource::Fixed(token.clone()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = (mode == "warm").then(|| ChatClient::new(config.clone()).expect("open the store"));
+    say("ready");
+    wait_for_parent("go");
+    let mut wall = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..wakes {
+        let (t, c) = (Instant::now(), cpu_time());
+        let report = match &client {
+            Some(client) => runtime.block_on(client.background_sync(BUDGET_MS)),
+            None => runtime.block_on(background_sync_at(config.clone(), BUDGET_MS)),
+        };
+        wall.push(ms_since(t));
+        cpu.push((cpu_time() - c).as_secs_f64() * 1_000.0);
+        assert!(report.finished && report.online, "wake did not finish: {report:?}");
+        assert!(report.error.is_none(), "wake failed: {report:?}");
+        assert!(report.new_messages.is_empty(), "an idle wake found new messages: {report:?}");
+    }
+    say("done");
+    if let Some(client) = client {
+        client.shutdown();
+    }
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    serde_json::json!({ "wall_ms": wall, "cpu_ms": cpu })
+}
