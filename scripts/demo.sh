@@ -9,7 +9,8 @@
 # Usage: scripts/demo.sh [--keep]
 #   --keep   leave the server and both device stores running/in place afterwards, and print the
 #            commands to chat interactively (`chatsync chat`); stop it with the printed kill.
-# Environment: CHATSYNC_DEMO_PORT picks the port (default: the first free one from 5000).
+# Environment: CHATSYNC_DEMO_PORT picks the port (default: the first free one from 5000);
+#   CHATSYNC_DEMO_BIN uses that chatsync binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ KEEP=0
 case "${1:-}" in
   --keep) KEEP=1 ;;
   "") ;;
-  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 esac
 
@@ -27,9 +28,13 @@ step() { printf '\n%s== %s%s\n' "$bold" "$*" "$reset"; }
 fail() { echo "demo.sh: FAILED: $*" >&2; exit 1; }
 
 # --- build -----------------------------------------------------------------------------------
-step "Building chatsync (cargo build -p chatsync-cli)"
-cargo build -p chatsync-cli
-BIN="$(pwd)/target/debug/chatsync"
+if [ -n "${CHATSYNC_DEMO_BIN:-}" ]; then
+  BIN="$CHATSYNC_DEMO_BIN"   # already built (the test suite runs the demo this way)
+else
+  step "Building chatsync (cargo build -p chatsync-cli)"
+  cargo build -p chatsync-cli
+  BIN="$(pwd)/target/debug/chatsync"
+fi
 [ -x "$BIN" ] || fail "no binary at $BIN"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/chatsync-demo.XXXXXX")"

@@ -2,6 +2,7 @@
 //! One test binary (faster to link), one module per concern.
 
 mod chat;
+mod demo;
 mod exit_codes;
 mod progress;
 mod support;
