@@ -221,3 +221,23 @@ fn a_store_in_use_by_a_running_chat_is_busy() {
     // Free again once the chat has exited.
     assert_eq!(alice.json(&["outbox", "--json"]), serde_json::json!([]));
 }
+
+#[test]
+fn a_bad_token_is_unauthorized_and_the_send_stays_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path());
+    let dev = Device::new(tmp.path(), "alice", &server.url());
+    let run = dev.run(&["--token", "not-a-token", "sync"]);
+    assert_eq!(run.code(), 4, "{}", run.describe());
+    assert!(
+        run.one_stderr_line().contains("unauthorized"),
+        "{}",
+        run.describe()
+    );
+
+    // Queued all the same (exit 0): nothing typed is lost while the token is bad.
+    let queued = dev.run(&["--token", "not-a-token", "send", "--room", "r1", "kept"]);
+    assert_eq!(queued.code(), 0, "{}", queued.describe());
+    assert_eq!(queued.json()["state"], "pending");
+    assert_eq!(dev.json(&["outbox", "--json"])[0]["text"], "kept");
+}
