@@ -159,7 +159,9 @@ async fn background_ends_the_long_poll_and_shutdown_stops_every_request() {
     // Background: the long-poll ends, so a new message waits for the next interval sync.
     alice.set_app_state(AppState::Background);
     let backgrounded = Instant::now();
-    tokio::task::yield_now().await;
+    // The long-poll's connection is closed at once, and the server lets go of it.
+    assert!(wait_real_time(Duration::from_secs(2), || server.parked_long_polls() == 0).await, "the long-poll is still parked");
+    eprintln!("long-poll released {:?} (virtual) after going to the background", backgrounded.elapsed());
     let log = |proxy: &CountingProxy| {
         proxy.requests().iter().map(|r| (r.at.checked_duration_since(backgrounded), r.path.clone())).collect::<Vec<_>>()
     };
