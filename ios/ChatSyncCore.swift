@@ -468,7 +468,11 @@ final class ChatSyncRuntime: @unchecked Sendable {
     /// The process-wide instance.
     static let shared = ChatSyncRuntime()
 
+    /// Guards the fields below; held only for short reads and writes, so the UI thread's
+    /// lifecycle and network hints never wait behind a slow open.
     private let lock = NSLock()
+    /// Serializes open/start/close, which may take a while (disk I/O, waiting for a store).
+    private let openLock = NSLock()
     private var client: ChatClient?
     private var clientUser: StoredUser?
     private var clientOptions: ChatSyncOptions?
@@ -529,20 +533,25 @@ final class ChatSyncRuntime: @unchecked Sendable {
     /// The client for `user` (disk I/O: not on the main thread). Another user's client, or one
     /// opened with other options, is shut down first.
     func open(baseDir: URL, options: ChatSyncOptions, user: StoredUser) throws -> ChatClient {
-        try locked {
-            if let existing = client, clientUser == user, clientOptions == options { return existing }
-            closeLocked()
-            let dir = Self.dataDir(baseDir: baseDir, user: user)
-            let opened = try ChatClient(config: options.clientConfig(user: user, dataDir: dir.path))
-            statusValue = ClientStatus()
-            subscription = try opened.subscribe(listener: listener)
-            if let reachable { try? opened.setNetworkReachable(reachable: reachable) }
-            try? opened.setAppState(state: appState)
+        openLock.lock()
+        defer { openLock.unlock() }
+        if let existing = locked({ client }), locked({ clientUser == user && clientOptions == options }) { return existing }
+        closeSerialized()
+        let dir = Self.dataDir(baseDir: baseDir, user: user)
+        let opened = try ChatClient(config: options.clientConfig(user: user, dataDir: dir.path))
+        locked { statusValue = ClientStatus() }
+        let openedSubscription = try opened.subscribe(listener: listener)
+        let (hint, state): (Bool?, AppState) = locked {
             client = opened
+            subscription = openedSubscription
             clientUser = user
             clientOptions = options
-            return opened
+            return (reachable, appState)
         }
+        // Replayed after publishing the client, so a hint arriving meanwhile is not lost.
+        if let hint { try? opened.setNetworkReachable(reachable: hint) }
+        try? opened.setAppState(state: state)
+        return opened
     }
 
     /// The stored user's client, opened from stored settings (the background launch). Nil when
@@ -554,25 +563,38 @@ final class ChatSyncRuntime: @unchecked Sendable {
 
     /// Starts the foreground scheduler. The background task never calls it.
     func start() {
-        locked {
-            guard let client, !started else { return }
-            try? client.start()
+        openLock.lock()
+        defer { openLock.unlock() }
+        let toStart: ChatClient? = locked {
+            guard let client, !started else { return nil }
             started = true
+            return client
         }
+        try? toStart?.start()
     }
 
     /// Shuts the client down (logout); the store stays on disk.
-    func close() { locked { closeLocked() } }
+    func close() {
+        openLock.lock()
+        defer { openLock.unlock() }
+        closeSerialized()
+    }
 
-    private func closeLocked() {
-        subscription?.cancel()
-        try? client?.shutdown()
-        subscription = nil
-        client = nil
-        clientUser = nil
-        clientOptions = nil
-        started = false
-        statusValue = ClientStatus()
+    /// Unpublishes the client first, so no new call reaches a client being shut down.
+    private func closeSerialized() {
+        let (closing, closingSubscription): (ChatClient?, Subscription?) = locked {
+            defer {
+                client = nil
+                subscription = nil
+                clientUser = nil
+                clientOptions = nil
+                started = false
+                statusValue = ClientStatus()
+            }
+            return (client, subscription)
+        }
+        closingSubscription?.cancel()
+        try? closing?.shutdown()
     }
 
     /// The platform's reachability hint, forwarded to the core (and to the next client).

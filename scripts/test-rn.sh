@@ -16,7 +16,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-source scripts/toolchains/common.sh
+# Not sourcing scripts/toolchains/common.sh: it takes the installers' lock for the life of the
+# sourcing process, and this script calls those installers. The same cache, our own lock below.
+CHATSYNC_TOOLCHAINS="${CHATSYNC_TOOLCHAINS:-/var/cache/chatsync-toolchains}"
+export CHATSYNC_TOOLCHAINS
+mkdir -p "$CHATSYNC_TOOLCHAINS"
+log() { printf '[toolchains] %s\n' "$*" >&2; }
 work="$root/target/rn-check"
 mkdir -p "$work"
 stage() { printf '\n== %s\n' "$*"; }
@@ -30,7 +35,9 @@ t0=$(date +%s)
 
 # ---------------------------------------------------------------------------------------------
 stage "JS: install, type-check, unit tests"
-command -v npm >/dev/null || apt_install nodejs npm
+if ! command -v npm >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
 npm ci --no-audit --no-fund --loglevel=error
 npx tsc --noEmit -p tsconfig.json
 echo "tsc --noEmit: no errors"
@@ -65,10 +72,17 @@ stdlib="$kotlin_home/lib/kotlin-stdlib.jar"
 coroutines="$kotlin_home/lib/kotlinx-coroutines-core-jvm.jar"
 jna=/usr/share/java/jna.jar
 
-# android.jar: Debian bullseye's libandroid-23-java, fetched with a private apt configuration so
-# the host's sources stay untouched.
 android_dir="$CHATSYNC_TOOLCHAINS/android-23"
 android_jar="$android_dir/usr/share/java/com.android.android-23.jar"
+rn_version=0.70.15
+rn_dir="$CHATSYNC_TOOLCHAINS/react-native-$rn_version"
+rn_jar="$rn_dir/classes.jar"
+# One installer at a time per cache (a parallel run of this script): a lock of our own, held by
+# this subshell only.
+(
+flock 8
+# android.jar: Debian bullseye's libandroid-23-java, fetched with a private apt configuration so
+# the host's sources stay untouched.
 if [ ! -f "$android_dir/.done" ]; then
     log "fetching libandroid-23-java from Debian bullseye"
     apt_dir="$CHATSYNC_TOOLCHAINS/apt-bullseye"
@@ -96,20 +110,19 @@ EOF
 fi
 
 # React Native's Android classes: the release AAR inside the npm package.
-rn_version=0.70.15
-rn_dir="$CHATSYNC_TOOLCHAINS/react-native-$rn_version"
-rn_jar="$rn_dir/classes.jar"
 if [ ! -f "$rn_dir/.done" ]; then
     log "fetching react-native@$rn_version's Android classes from npm"
     rm -rf "$rn_dir" && mkdir -p "$rn_dir"
     ( cd "$rn_dir" && npm pack --silent "react-native@$rn_version" >/dev/null )
     aar="package/android/com/facebook/react/react-native/$rn_version/react-native-$rn_version-release.aar"
     tar -xzf "$rn_dir/react-native-$rn_version.tgz" -C "$rn_dir" "$aar"
-    unzip -q -o "$rn_dir/$aar" classes.jar -d "$rn_dir"
+    ( cd "$rn_dir" && jar xf "$aar" classes.jar )
     rm -rf "$rn_dir/package" "$rn_dir/react-native-$rn_version.tgz"
     [ -f "$rn_jar" ] || { log "classes.jar missing from the React Native AAR"; exit 1; }
     touch "$rn_dir/.done"
 fi
+
+) 8>"$CHATSYNC_TOOLCHAINS/.rn-install.lock"
 
 # ---------------------------------------------------------------------------------------------
 stage "Kotlin: generated bindings, Android module (-no-jdk against android.jar), JVM tests"
@@ -167,15 +180,11 @@ stage "Swift: the iOS module's platform-independent files with the generated Swi
 # Apple-only files: fenced with #if canImport(...), so on Linux they compile to nothing.
 apple_only=(ios/ChatSyncModule.swift ios/ChatSyncBackgroundTasks.swift ios/ChatSyncNetworkMonitor.swift)
 swift_check() {
-    local swift_root inner w mounted=0 port
+    local swift_root inner w port
     swift_root="$(scripts/toolchains/swift.sh | tail -n1)"
     inner="/work/chatsync-rn-$$"
     w="$swift_root$inner"
-    cleanup_swift() {
-        if [ "$mounted" = 1 ]; then umount "$swift_root/proc" || umount -l "$swift_root/proc" || true; fi
-        rm -rf "$w"
-    }
-    trap cleanup_swift RETURN
+    trap 'rm -rf "$w"' RETURN
     mkdir -p "$w/lib" "$w/gen" "$w/src" "$w/repo/src"
     cp "$native_lib_dir/libchatsync.so" "$w/lib/"
     cp "$server_copy" "$w/chatsync-server"
@@ -183,13 +192,13 @@ swift_check() {
     # With the bindings' own Swift wrappers: bindings/build-ios.sh ships them into the same module.
     cp ios/*.swift ios/Tests/main.swift bindings/swift/*.swift "$w/src/"
     cp src/errors.ts src/convert.ts "$w/repo/src/"
-    if ! mountpoint -q "$swift_root/proc"; then mount -t proc proc "$swift_root/proc"; mounted=1; fi
     local sources=("$inner/gen/Chatsync.swift")
     for f in "$w"/src/*.swift; do sources+=("$inner/src/$(basename "$f")"); done
-    echo "compiling with $(chroot "$swift_root" swiftc --version 2>&1 | head -n1)"
+    # The root's own /proc, in a private mount namespace (the bindings stage may use the root too).
+    local in_root=(scripts/toolchains/in-swift-root.sh "$swift_root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root TMPDIR=/tmp)
+    echo "compiling with $("${in_root[@]}" swiftc --version 2>&1 | head -n1)"
     # Swift 5 language mode, as the podspec declares for the app's build.
-    chroot "$swift_root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root \
-        swiftc -swift-version 5 -warnings-as-errors -module-name ChatSyncIOS \
+    "${in_root[@]}" swiftc -swift-version 5 -warnings-as-errors -module-name ChatSyncIOS \
         -I "$inner/gen" -Xcc -fmodule-map-file="$inner/gen/chatsyncFFI.modulemap" \
         -L "$inner/lib" -lchatsync -Xlinker -rpath -Xlinker "$inner/lib" \
         "${sources[@]}" -o "$inner/ios-tests" || { echo "the iOS module's Swift did not compile"; return 1; }
@@ -202,8 +211,7 @@ swift_check() {
     done
     echo "  not compiled here (Objective-C export for React Native): ios/ChatSyncModule.m"
     port=$(free_port)
-    chroot "$swift_root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root TMPDIR=/tmp \
-        CHATSYNC_SERVER_BIN="$inner/chatsync-server" CHATSYNC_TEST_PORT="$port" CHATSYNC_REPO="$inner/repo" \
+    "${in_root[@]}" CHATSYNC_SERVER_BIN="$inner/chatsync-server" CHATSYNC_TEST_PORT="$port" CHATSYNC_REPO="$inner/repo" \
         "$inner/ios-tests"
 }
 if [ "${CHATSYNC_RN_SKIP_SWIFT:-0}" = 1 ]; then

@@ -14,8 +14,13 @@ import dev.chatsync.Subscription
 
 /** Holds the one [ChatClient] of the process and fans its events out to the React module. */
 object ChatSyncRuntime {
+    /**
+     * Serializes open/start/close, which may take a while (disk I/O, waiting for a store). The
+     * lifecycle and network hints never take it: they run on the UI thread and read [client].
+     */
     private val lock = Any()
-    private var client: ChatClient? = null
+
+    @Volatile private var client: ChatClient? = null
     private var clientUser: StoredUser? = null
     private var clientOptions: ChatSyncOptions? = null
     private var subscription: Subscription? = null
@@ -57,7 +62,7 @@ object ChatSyncRuntime {
     fun removeSink(sink: (ClientEvent) -> Unit) { sinks.remove(sink) }
 
     /** The open client, or null when nobody is logged in in this process yet. */
-    fun current(): ChatClient? = synchronized(lock) { client }
+    fun current(): ChatClient? = client
 
     /** The store folder of [user] under the app's files folder [filesDir]. */
     fun dataDir(filesDir: File, user: StoredUser): File = File(filesDir, "chatsync/${user.directoryName}")
@@ -73,11 +78,13 @@ object ChatSyncRuntime {
         val opened = ChatClient(options.toClientConfig(user, dir.absolutePath))
         status = ClientStatus()
         subscription = opened.subscribe(listener)
-        reachable?.let { opened.setNetworkReachable(it) }
-        opened.setAppState(appState)
         client = opened
         clientUser = user
         clientOptions = options
+        // Replayed after publishing the client, so a hint arriving meanwhile is not lost (a
+        // hint applied twice is harmless).
+        reachable?.let { opened.setNetworkReachable(it) }
+        opened.setAppState(appState)
         opened
     }
 
@@ -103,16 +110,19 @@ object ChatSyncRuntime {
     fun close() = synchronized(lock) { closeLocked() }
 
     private fun closeLocked() {
-        subscription?.let { s -> runCatching { s.close() } }
-        client?.let { c ->
-            runCatching { c.shutdown() }
-            runCatching { c.destroy() }
-        }
-        subscription = null
+        // Unpublish first, so no new call reaches a client being shut down.
+        val closing = client
+        val closingSubscription = subscription
         client = null
+        subscription = null
         clientUser = null
         clientOptions = null
         started = false
+        closingSubscription?.let { s -> runCatching { s.close() } }
+        closing?.let { c ->
+            runCatching { c.shutdown() }
+            runCatching { c.destroy() }
+        }
         status = ClientStatus()
     }
 
