@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod crash;
 mod history;
+mod measure;
 mod outbox;
 mod store_files;
 mod sync;
