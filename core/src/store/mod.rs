@@ -316,8 +316,9 @@ impl Store {
             |(messages, rooms, meta)| {
                 let mut new_ids = BTreeMap::new();
                 for (room_id, room) in &response.rooms {
-                    let mut rec: RoomRecord =
-                        tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+                    let held: Option<RoomRecord> = tx_get(rooms, room_id.as_bytes())?;
+                    let known_at_token = since.is_some() && held.is_some();
+                    let mut rec = held.unwrap_or_else(RoomRecord::new);
                     let mut ids = Vec::new();
                     for m in &room.messages {
                         let new = tx_put_message(messages, m, None)?;
@@ -331,6 +332,7 @@ impl Store {
                         room.messages.last().map(|m| m.id),
                         room.limited,
                         below[room_id],
+                        known_at_token,
                     );
                     tx_put(rooms, room_id.as_bytes(), &rec)?;
                     new_ids.insert(room_id.clone(), ids);

@@ -99,6 +99,7 @@ impl RoomRecord {
         last: Option<u64>,
         limited: bool,
         had_messages_below: bool,
+        known_at_token: bool,
     ) {
         let (Some(first), Some(last)) = (first, last) else {
             if !limited && self.synced_newest.is_none() && self.count == 0 {
@@ -115,8 +116,10 @@ impl RoomRecord {
             (true, Some(_)) => {}
             (true, None) => {
                 self.older_exists = true;
-                if had_messages_below {
-                    // Only send confirmations are held below: none of it is known to be contiguous.
+                // Only send confirmations are held below (none of it known to be contiguous),
+                // or the room was known and empty at the token, so everything below the page
+                // is new: either way a gap to fill, not merely older history.
+                if had_messages_below || known_at_token {
                     self.add_gap(Gap {
                         after: 0,
                         before: first,
@@ -224,22 +227,22 @@ mod tests {
     #[test]
     fn a_limited_page_above_synced_history_opens_a_gap() {
         let mut r = RoomRecord::new();
-        r.note_sync_page(Some(1), Some(10), false, false);
-        r.note_sync_page(Some(50), Some(60), true, true);
+        r.note_sync_page(Some(1), Some(10), false, false, false);
+        r.note_sync_page(Some(50), Some(60), true, true, false);
         assert_eq!(r.gaps, vec![gap(10, 50)]);
         assert_eq!(r.visible_floor(u64::MAX), VisibleFloor::Visible(50));
         assert_eq!(r.visible_floor(50), VisibleFloor::Hole);
         assert_eq!(r.visible_floor(11), VisibleFloor::Visible(0));
         // The same page again opens nothing new.
-        r.note_sync_page(Some(50), Some(60), true, true);
+        r.note_sync_page(Some(50), Some(60), true, true, false);
         assert_eq!(r.gaps, vec![gap(10, 50)]);
     }
 
     #[test]
     fn paging_back_closes_gaps_piece_by_piece() {
         let mut r = RoomRecord::new();
-        r.note_sync_page(Some(1), Some(10), false, false);
-        r.note_sync_page(Some(50), Some(60), true, true);
+        r.note_sync_page(Some(1), Some(10), false, false, false);
+        r.note_sync_page(Some(50), Some(60), true, true, false);
         r.note_older_page(50, Some(30), Some(49), true);
         assert_eq!(r.gaps, vec![gap(10, 30)]);
         r.note_older_page(30, Some(5), Some(29), true);
@@ -251,7 +254,7 @@ mod tests {
     fn the_end_of_history_closes_every_gap_below() {
         let mut r = RoomRecord::new();
         r.note_held(100, true);
-        r.note_sync_page(Some(200), Some(210), true, true);
+        r.note_sync_page(Some(200), Some(210), true, true, false);
         assert_eq!(r.gaps, vec![gap(0, 200)]);
         r.note_older_page(200, Some(150), Some(199), false);
         assert!(r.gaps.is_empty());
@@ -267,12 +270,24 @@ mod tests {
     }
 
     #[test]
+    fn a_limited_page_for_a_room_known_empty_at_the_token_is_a_gap() {
+        let mut r = RoomRecord::new();
+        r.note_sync_page(None, None, false, false, false);
+        r.note_sync_page(Some(500), Some(510), true, false, true);
+        assert_eq!(r.gaps, vec![gap(0, 500)]);
+        assert_eq!(r.visible_floor(u64::MAX), VisibleFloor::Visible(500));
+        r.note_older_page(500, Some(100), Some(499), false);
+        assert!(r.gaps.is_empty());
+        assert!(!r.older_exists);
+    }
+
+    #[test]
     fn initial_pages_set_older_exists_from_limited() {
         let mut r = RoomRecord::new();
-        r.note_sync_page(Some(5), Some(9), false, false);
+        r.note_sync_page(Some(5), Some(9), false, false, false);
         assert!(!r.older_exists);
         let mut r = RoomRecord::new();
-        r.note_sync_page(Some(5), Some(9), true, false);
+        r.note_sync_page(Some(5), Some(9), true, false, false);
         assert!(r.older_exists);
         assert!(r.gaps.is_empty());
     }
