@@ -86,4 +86,5 @@ pub fn run(sizes: &Sizes, runner: Option<&Path>, report: &mut Report) {
         result["per_call_us"].as_array().expect("per_call_us").iter().map(|v| v.as_f64().expect("number")).collect(),
     );
     report.row("Kotlin ChatClient.messages (JVM, UniFFI/JNA)", &kotlin, "us", Some(rust.summary().median));
+    report.note("the ratio is Kotlin's per-call time over the same call made from Rust in-process");
 }

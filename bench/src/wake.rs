@@ -54,7 +54,7 @@ pub fn run(sizes: &Sizes, server: &SeededServer, runtime: &tokio::runtime::Runti
             Samples(result[key].as_array().expect(key).iter().map(|v| v.as_f64().expect("number")).collect())
         };
         let per_wake = |n: u64| n as f64 / sizes.wakes as f64;
-        let label = if mode == "warm" { "open client" } else { "one-shot (open, sync, close)" };
+        let label = if mode == "warm" { "open client" } else { "one-shot (open+sync+close)" };
         report.row(&format!("{label}: wall"), &samples("wall_ms"), "ms", None);
         report.row(&format!("{label}: CPU (user+sys)"), &samples("cpu_ms"), "ms", None);
         report.single(&format!("{label}: requests per wake"), per_wake(wire.requests), "", None);
