@@ -12,7 +12,7 @@ use crate::engine::{check_limit, check_room_id, Engine};
 use crate::error::ChatError;
 use crate::events::ClientEvent;
 use crate::model::*;
-use crate::store::rooms::RoomInfo;
+use crate::store::rooms::{RoomInfo, RoomRecord};
 
 /// History pages (of `page_size` messages, bounded batches) fetched per room and sync to close
 /// gaps; what is left stays recorded as a gap (never shown as complete) and is filled when the
@@ -257,7 +257,10 @@ impl Engine {
             .get(room_id)
             .copied();
         let page = self.store_page(room_id, limit, cursor)?;
-        let room = self.store.room(room_id)?.unwrap_or_default();
+        let room = self
+            .store
+            .room(room_id)?
+            .unwrap_or_else(RoomRecord::first_seen);
         if page.messages.is_empty()
             && !page.hit_gap
             && cursor.is_some()
@@ -324,7 +327,10 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(room_id.to_owned(), oldest);
-        let room = self.store.room(room_id)?.unwrap_or_default();
+        let room = self
+            .store
+            .room(room_id)?
+            .unwrap_or_else(RoomRecord::first_seen);
         let has_more = room.older_exists || self.store.messages.any_below(room_id, oldest)?;
         Ok(LoadOlderResult { messages, has_more })
     }

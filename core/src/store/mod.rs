@@ -283,7 +283,7 @@ impl Store {
     pub fn put_room_info(&self, room_id: &str, info: RoomInfo) -> Result<(), StoreError> {
         self.rooms.transaction(|rooms| {
             let mut rec: RoomRecord =
-                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::first_seen);
             if rec.info.as_ref() != Some(&info) {
                 rec.info = Some(info.clone());
                 tx_put(rooms, room_id.as_bytes(), &rec)?;
@@ -318,7 +318,7 @@ impl Store {
                 for (room_id, room) in &response.rooms {
                     let held: Option<RoomRecord> = tx_get(rooms, room_id.as_bytes())?;
                     let known_at_token = since.is_some() && held.is_some();
-                    let mut rec = held.unwrap_or_else(RoomRecord::new);
+                    let mut rec = held.unwrap_or_else(RoomRecord::first_seen);
                     let mut ids = Vec::new();
                     for m in &room.messages {
                         let new = tx_put_message(messages, m, None)?;
@@ -355,7 +355,7 @@ impl Store {
     ) -> Result<Vec<u64>, StoreError> {
         let result = (&self.messages.0, &self.rooms).transaction(|(messages, rooms)| {
             let mut rec: RoomRecord =
-                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::first_seen);
             let mut ids = Vec::new();
             for m in &page.messages {
                 let new = tx_put_message(messages, m, None)?;
@@ -394,7 +394,7 @@ impl Store {
                 }
             }
             let mut rec: RoomRecord =
-                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::first_seen);
             rec.note_evicted(removed, next_oldest);
             tx_put(rooms, room_id.as_bytes(), &rec)?;
             Ok(removed)
@@ -449,8 +449,8 @@ impl Store {
             |(outbox, messages, rooms)| {
                 outbox.remove(&outbox_key(seq))?;
                 let new = tx_put_message(messages, message, Some(local_id))?;
-                let mut rec: RoomRecord =
-                    tx_get(rooms, message.room_id.as_bytes())?.unwrap_or_else(RoomRecord::new);
+                let mut rec: RoomRecord = tx_get(rooms, message.room_id.as_bytes())?
+                    .unwrap_or_else(RoomRecord::first_seen);
                 rec.note_held(message.id, new);
                 tx_put(rooms, message.room_id.as_bytes(), &rec)?;
                 Ok(new)

@@ -75,7 +75,7 @@ pub(crate) struct RoomRecord {
 
 impl RoomRecord {
     /// A room seen for the first time. Until a page says otherwise, older history may exist.
-    pub fn new() -> Self {
+    pub fn first_seen() -> Self {
         RoomRecord {
             older_exists: true,
             ..Default::default()
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_limited_page_above_synced_history_opens_a_gap() {
-        let mut r = RoomRecord::new();
+        let mut r = RoomRecord::first_seen();
         r.note_sync_page(Some(1), Some(10), false, false, false);
         r.note_sync_page(Some(50), Some(60), true, true, false);
         assert_eq!(r.gaps, vec![gap(10, 50)]);
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn paging_back_closes_gaps_piece_by_piece() {
-        let mut r = RoomRecord::new();
+        let mut r = RoomRecord::first_seen();
         r.note_sync_page(Some(1), Some(10), false, false, false);
         r.note_sync_page(Some(50), Some(60), true, true, false);
         r.note_older_page(50, Some(30), Some(49), true);
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn the_end_of_history_closes_every_gap_below() {
-        let mut r = RoomRecord::new();
+        let mut r = RoomRecord::first_seen();
         r.note_held(100, true);
         r.note_sync_page(Some(200), Some(210), true, true, false);
         assert_eq!(r.gaps, vec![gap(0, 200)]);
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_limited_page_for_a_room_known_empty_at_the_token_is_a_gap() {
-        let mut r = RoomRecord::new();
+        let mut r = RoomRecord::first_seen();
         r.note_sync_page(None, None, false, false, false);
         r.note_sync_page(Some(500), Some(510), true, false, true);
         assert_eq!(r.gaps, vec![gap(0, 500)]);
@@ -283,10 +283,10 @@ mod tests {
 
     #[test]
     fn initial_pages_set_older_exists_from_limited() {
-        let mut r = RoomRecord::new();
+        let mut r = RoomRecord::first_seen();
         r.note_sync_page(Some(5), Some(9), false, false, false);
         assert!(!r.older_exists);
-        let mut r = RoomRecord::new();
+        let mut r = RoomRecord::first_seen();
         r.note_sync_page(Some(5), Some(9), true, false, false);
         assert!(r.older_exists);
         assert!(r.gaps.is_empty());
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn eviction_drops_gaps_below_the_new_oldest() {
-        let mut r = RoomRecord::new();
+        let mut r = RoomRecord::first_seen();
         for id in [1, 2, 3, 50, 51] {
             r.note_held(id, true);
         }
