@@ -387,7 +387,10 @@ impl ChatClient {
     /// the server, and then arrives with the next sync).
     pub async fn discard(&self, local_id: String) -> Result<(), ChatError> {
         self.run(move |engine| async move { engine.discard(&local_id).await })
-            .await
+            .await?;
+        // Discarding a failed message unblocks the ones it held back.
+        self.lifecycle.note_outbox_queued();
+        Ok(())
     }
 
     // --- events ---
