@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::api::ApiError;
 use crate::engine::{check_room_id, Engine};
 use crate::error::ChatError;
+use crate::events::ClientEvent;
 use crate::model::*;
 use crate::store::outbox::OutboxRecord;
 
@@ -187,7 +188,15 @@ impl Engine {
         let _one_flush = self.flush_lock.lock().await;
         let mut report = FlushReport::default();
         let mut blocked = BTreeSet::new();
-        for (seq, record) in self.store.outbox.entries()? {
+        let entries = self.store.outbox.entries()?;
+        // Counted once and kept up to date here: rescanning the outbox after every message
+        // would make a long offline backlog quadratic. Recounted at the end.
+        let mut failed = entries
+            .iter()
+            .filter(|(_, r)| r.state == MessageState::Failed)
+            .count() as u32;
+        let mut pending = entries.len() as u32 - failed;
+        for (seq, record) in entries {
             if blocked.contains(&record.room_id) {
                 continue;
             }
@@ -208,11 +217,13 @@ impl Engine {
                         .unwrap_or_else(|p| p.into_inner())
                         .reset();
                     report.sent += 1;
+                    pending = pending.saturating_sub(1);
                     self.emit_changed(BTreeMap::from([(
                         record.room_id.clone(),
                         vec![record.local_id.clone(), message.id.to_string()],
                     )]));
-                    self.emit_outbox_counts();
+                    self.events
+                        .emit(ClientEvent::OutboxChanged { pending, failed });
                 }
                 Err(e) if e.is_transient() || matches!(e, ApiError::Protocol(_)) => {
                     // A garbled answer may hide a stored message: resending the txn id is safe.
@@ -248,15 +259,21 @@ impl Engine {
                     })?;
                     self.store.flush().await?;
                     blocked.insert(record.room_id.clone());
+                    pending = pending.saturating_sub(1);
+                    failed += 1;
                     self.emit_changed(BTreeMap::from([(
                         record.room_id.clone(),
                         vec![record.local_id.clone()],
                     )]));
-                    self.emit_outbox_counts();
+                    self.events
+                        .emit(ClientEvent::OutboxChanged { pending, failed });
                 }
             }
         }
+        // Exact again (messages may have been queued meanwhile).
         let (pending, failed) = self.outbox_counts()?;
+        self.events
+            .emit(ClientEvent::OutboxChanged { pending, failed });
         report.pending = pending;
         report.failed = failed;
         Ok(report)
