@@ -230,6 +230,7 @@ async fn listeners_hear_about_new_messages_and_the_outbox() {
     alice.client.sync_once().await.unwrap();
     let expect_sent = |events: &[ClientEvent]| {
         events.iter().any(|e| matches!(e, ClientEvent::MessagesChanged { room_id, ids } if *room_id == room && ids.contains(&echo.id) && ids.len() == 2))
+            && events.contains(&ClientEvent::OutboxChanged { pending: 0, failed: 0 })
     };
     assert!(
         wait_for(Duration::from_secs(5), || expect_sent(&recorder.snapshot())).await,
@@ -250,11 +251,29 @@ async fn listeners_hear_about_new_messages_and_the_outbox() {
         failed: 0
     }));
     subscription.cancel();
-    let seen = recorder.snapshot().len();
-    alice
+    // A second listener proves the next change was emitted and delivered; the cancelled one
+    // must not have received it.
+    let witness = Arc::new(Recorder::default());
+    let _witness_subscription = alice.client.subscribe(witness.clone());
+    let unheard = alice
         .client
         .send_text(room.clone(), "unheard".into())
         .await
         .unwrap();
-    assert_eq!(recorder.snapshot().len(), seen, "nothing after cancel");
+    let mentions_unheard = |events: &[ClientEvent]| {
+        events.iter().any(
+            |e| matches!(e, ClientEvent::MessagesChanged { ids, .. } if ids.contains(&unheard.id)),
+        )
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || mentions_unheard(
+            &witness.snapshot()
+        ))
+        .await
+    );
+    assert!(
+        !mentions_unheard(&recorder.snapshot()),
+        "nothing after cancel"
+    );
+    assert_eq!(recorder.snapshot().len(), seen);
 }
