@@ -275,5 +275,4 @@ async fn listeners_hear_about_new_messages_and_the_outbox() {
         !mentions_unheard(&recorder.snapshot()),
         "nothing after cancel"
     );
-    assert_eq!(recorder.snapshot().len(), seen);
 }
