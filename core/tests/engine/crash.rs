@@ -15,7 +15,7 @@ use crate::common::*;
 const CHILD_ENV: &str = "CHATSYNC_CRASH_CHILD";
 const MESSAGES: usize = 1_000;
 /// The parent kills the child once it has reported this many messages queued.
-const KILL_AFTER: usize = 300;
+const KILL_AFTER: usize = 150;
 
 /// The child's side. A no-op in a normal test run (the env var is unset).
 #[test]
