@@ -4,26 +4,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use chatsync_core::{ChatClient, ChatError, ClientConfig, TokenProvider, TokenSource};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
-
-/// A real token from the server's dev route, by hand (the test's own minimal HTTP client).
-async fn dev_token(server: &TestServer, user: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let body = format!(r#"{{"user_id":"{user}"}}"#);
-    let request = format!(
-        "POST /v1/token HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        server.addr,
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    let json = answer.split("\r\n\r\n").nth(1).unwrap();
-    let token: chatsync_protocol::TokenResponse = serde_json::from_str(json).unwrap();
-    token.access_token
-}
 
 /// Hands out a bogus token first, then the good one.
 struct Rotating {

@@ -120,3 +120,48 @@ impl Recorder {
         self.events.lock().unwrap().clone()
     }
 }
+
+/// One raw HTTP/1.1 request to the server (the test's own minimal client, independent of the
+/// core's). Returns the status and the body.
+pub async fn raw_request(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
+    )
+}
+
+/// A real token from the server's dev route.
+pub async fn dev_token(server: &TestServer, user: &str) -> String {
+    let (status, body) = raw_request(
+        server,
+        "POST",
+        "/v1/token",
+        None,
+        &format!(r#"{{"user_id":"{user}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<chatsync_protocol::TokenResponse>(&body)
+        .unwrap()
+        .access_token
+}

@@ -276,3 +276,35 @@ async fn listeners_hear_about_new_messages_and_the_outbox() {
         "nothing after cancel"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_messages_show_their_text_and_keep_every_part() {
+    let server = TestServer::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let (alice, room) = device_with_room(&server, root.path(), "alice", "bob").await;
+    // Bob's other app sends a multipart message straight through the protocol.
+    let token = dev_token(&server, "bob").await;
+    let body = r#"{"parts":[{"type":"image/png","url":"https://example.com/a.png","size":42},{"type":"text/plain","content":"look!"}]}"#;
+    let (status, answer) = raw_request(
+        &server,
+        "PUT",
+        &format!("/v1/rooms/{room}/messages/txn-1"),
+        Some(&token),
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    alice.client.sync_once().await.unwrap();
+    let shown = alice.client.messages(room.clone(), 10, None).unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].text, "look!");
+    assert_eq!(shown[0].parts.len(), 2);
+    assert_eq!(shown[0].parts[0].mime_type, "image/png");
+    let extra: serde_json::Value =
+        serde_json::from_str(shown[0].parts[0].extra_json.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        extra,
+        serde_json::json!({"url": "https://example.com/a.png", "size": 42})
+    );
+    assert_eq!(shown[0].parts[1].content.as_deref(), Some("look!"));
+}
