@@ -4,11 +4,12 @@
 //! client's runtime (spawned, then awaited through its `JoinHandle`), so any executor may await
 //! it: a foreign one through the bindings, a test's paused-clock runtime, or plain `block_on`.
 //!
-//! Entry points for the lifecycle half (issue 5), kept stable:
-//! - [`ChatClient::sync_with_timeout`]: one `/v1/sync` holding up to `timeout_ms`, applied;
-//! - [`ChatClient::flush_outbox`]: one flush of the outbox (sent, pending, failed);
-//! - [`ChatClient::outbox_next_due`]: when the outbox has due work;
-//! - [`ChatClient::emit`]: push an event to the listeners (never blocks);
+//! Crate-internal entry points for the lifecycle half (issue 5), kept stable:
+//! - `ChatClient::sync_with_timeout`: one `/v1/sync` holding up to `timeout_ms`, applied
+//!   (the scheduler calls `Engine::sync_request` directly, so dropping it cancels the request);
+//! - `ChatClient::flush_outbox`: one flush of the outbox (sent, pending, failed);
+//! - `ChatClient::outbox_next_due`: when the outbox has due work;
+//! - `ChatClient::emit`: push an event to the listeners (never blocks);
 //! - requests report to `Lifecycle::{note_request_result, note_server_backoff, is_shut_down}`
 //!   through `LifecycleHooks` below, and queueing calls `Lifecycle::note_outbox_queued`.
 
