@@ -150,6 +150,19 @@ class ModuleScenario private constructor(private val serverBin: String?) {
             eq((m["user"] as Map<*, *>)["name"], "Bob", "sender name")
             check(m["serverId"] is Double && m["_id"] == (m["serverId"] as Double).toLong().toString()) { "ids: $m" }
         },
+        "scenario: a full page (50) reads from the store and converts for the bridge (measured)" to {
+            runBlocking { repeat(59) { i -> bob.sendText(roomId, "filler $i") } }
+            until("bob's fillers accepted", { runBlocking { bob.syncOnce() } }) { it.pending == 0u && it.failed == 0u }
+            until("alice holds a full page", { runBlocking { aliceClient().syncOnce() }; aliceClient().messages(roomId, 50u, null) }) { it.size == 50 }
+            val reads = 200
+            val t0 = System.nanoTime()
+            var page: List<Any?> = emptyList()
+            repeat(reads) { page = BridgeValues.messages(aliceClient().messages(roomId, 50u, null)) }
+            val perRead = (System.nanoTime() - t0) / reads / 1000
+            eq(page.size, 50, "page")
+            eq((page.first() as Map<*, *>)["text"], "filler 58", "newest first")
+            println("measure: getMessages(50) = store read + bridge conversion: $perRead us per call (JVM, debug build of the core)")
+        },
         "scenario: a send while the server is down is a pending echo on the bridge, sent after restart" to {
             server.kill()
             ChatSyncRuntime.setReachable(false)
@@ -174,6 +187,7 @@ class ModuleScenario private constructor(private val serverBin: String?) {
             eq(ChatSyncRuntime.current(), null, "closed")
             bobSays("ping for the background")
             val stored = ChatSyncOptions.fromStored(options.toStored())
+            val t0 = System.nanoTime()
             val run = runBlocking {
                 BackgroundSync.run(
                     open = { ChatSyncRuntime.restore(filesDir, stored, alice) },
@@ -182,6 +196,7 @@ class ModuleScenario private constructor(private val serverBin: String?) {
                     isForeground = { ChatSyncRuntime.isForeground },
                 )
             }
+            println("measure: background run from a cold runtime (open store + sync + previews) took ${(System.nanoTime() - t0) / 1_000_000} ms")
             eq(run.outcome, BackgroundSync.Outcome.DONE, "outcome (${run.error})")
             eq(run.report?.finished, true, "finished within budget")
             eq(run.notifications.size, 1, "one notification")
