@@ -21,6 +21,18 @@ const MAX_GAP_FILL_PAGES: u32 = 10;
 /// Characters of a notification preview.
 const PREVIEW_CHARS: usize = 100;
 
+/// `text` as a one-line notification preview: whitespace runs flattened to one space, cut to
+/// `PREVIEW_CHARS` characters (on a character boundary) with an ellipsis when cut.
+pub(crate) fn preview_of(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= PREVIEW_CHARS {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(PREVIEW_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// What one sync request brought.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SyncOutcome {
@@ -87,7 +99,7 @@ impl Engine {
                             message_id: m.id,
                             sender_id: m.user_id.clone(),
                             sender_name: m.user_id.clone(),
-                            preview: text.chars().take(PREVIEW_CHARS).collect(),
+                            preview: preview_of(text),
                         });
                     }
                 }
@@ -333,5 +345,22 @@ impl Engine {
             .unwrap_or_else(RoomRecord::first_seen);
         let has_more = room.older_exists || self.store.messages.any_below(room_id, oldest)?;
         Ok(LoadOlderResult { messages, has_more })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_are_one_line_and_cut_on_a_char_boundary() {
+        assert_eq!(preview_of("hello\n  world "), "hello world");
+        let p = preview_of(&"é".repeat(300));
+        assert_eq!(p.chars().count(), PREVIEW_CHARS);
+        assert!(p.ends_with('…'));
+        assert_eq!(
+            preview_of(&"a".repeat(PREVIEW_CHARS)),
+            "a".repeat(PREVIEW_CHARS)
+        );
     }
 }
