@@ -93,6 +93,20 @@ export interface NativeChatMessage {
 }
 
 /**
+ * The fields react-native-gifted-chat's `IMessage` reads (its `_id`, `text`, `createdAt`, `user`,
+ * `pending`, `sent`), restated here so `tsc` proves {@link ChatMessage} fits without depending on
+ * GiftedChat's own types (which pull in reanimated and gesture-handler).
+ */
+export interface GiftedChatMessageShape {
+  _id: string | number;
+  text: string;
+  createdAt: Date | number;
+  user: { _id: string | number; name?: string; avatar?: string };
+  pending?: boolean;
+  sent?: boolean;
+}
+
+/**
  * A message in the shape react-native-gifted-chat renders (`_id`, `text`, `createdAt: Date`,
  * `user`, `pending`, `sent`), plus chatsync's own fields.
  */

@@ -3,12 +3,16 @@ import { describe, it } from 'node:test';
 
 import { NativeEventNames, parseNativeEvent, toChatMessage, toClientStatus, toRoomSummary } from '../convert';
 import { ChatSyncError, ErrorCodes, toChatSyncError } from '../errors';
+import type { ChatMessage, GiftedChatMessageShape } from '../types';
 import { nativeSent } from './builders';
+
+// Compile-time: a ChatMessage is what GiftedChat renders (tsc fails here otherwise).
+const giftedChatReady: (m: ChatMessage) => GiftedChatMessageShape = (m) => m;
 
 describe('bridge conversions', () => {
   it('turns createdAt into a Date and keeps every other field', () => {
     const raw = nativeSent(7);
-    const message = toChatMessage(raw);
+    const message = giftedChatReady(toChatMessage(raw)) as ChatMessage;
     assert.equal(message.createdAt.toISOString(), raw.createdAt);
     assert.equal(message._id, '7');
     assert.deepEqual(message.user, raw.user);
