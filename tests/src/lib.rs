@@ -13,4 +13,7 @@
 //! (`chatsync-soak`, its child `chatsync-soak-client`, and `chatsync-park` for the long-poll
 //! load). docs/reliability.md says how to run each.
 
+pub mod hostile;
+pub mod http;
 pub mod proxy;
+pub mod soak;

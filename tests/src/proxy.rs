@@ -303,6 +303,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Closes with a reset rather than a FIN, like a dead network path or a killed peer.
+#[allow(deprecated)] // linger 0 never blocks: it resets at once, which is the point
 fn reset(stream: TcpStream) {
     let _ = stream.set_linger(Some(Duration::ZERO));
     drop(stream);
@@ -352,6 +353,8 @@ async fn handle_connection(
             }
         }
         let _ = upstream_write.shutdown().await;
+        // A half-closed request side is normal HTTP: the answer side decides the end.
+        std::future::pending::<()>().await
     };
     let to_client = async {
         let mut buf = vec![0u8; CHUNK];
@@ -378,11 +381,12 @@ async fn handle_connection(
         let _ = client_write.shutdown().await;
         false
     };
-    // Either direction finishing ends the connection only when the answer side is done: a
-    // half-closed request side is normal HTTP.
+    // The connection ends when the answer side ends (upstream closed, or the cut).
     let both = async {
-        let (_, cut) = tokio::join!(to_upstream, to_client);
-        cut
+        tokio::select! {
+            cut = to_client => cut,
+            _ = to_upstream => false,
+        }
     };
     let outcome = tokio::select! {
         cut = both => if cut { Some("cut") } else { None },

@@ -1,1 +1,114 @@
-fn main() {}
+//! `chatsync-soak-client`: one device of the convergence soak, run as a child process so the
+//! soak can SIGKILL it at any instruction. Built on chatsync-core exactly as an app uses it:
+//! queue a message, sync, repeat; then keep syncing until killed.
+//!
+//! It prints one line per event on stdout (line-buffered, so a killed child never leaves half a
+//! line): `queued ROOM TEXT` once `send_text` has returned (the message is durably queued: from
+//! here on it must reach the server exactly once), `sync online|offline SENT PENDING FAILED`,
+//! `sync-error KIND TEXT`, `send-error TEXT`, and `done` when every send was queued.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chatsync_core::{ChatClient, ChatError, ClientConfig, TokenSource};
+use clap::Parser;
+
+/// One soak device.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Server (or proxy) base URL, loopback.
+    #[arg(long)]
+    server: String,
+    /// The device store.
+    #[arg(long)]
+    data: PathBuf,
+    /// The user.
+    #[arg(long)]
+    user: String,
+    /// Room ids to send to, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    rooms: Vec<String>,
+    /// Seed of this incarnation's choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Tag that makes texts unique across incarnations.
+    #[arg(long)]
+    tag: String,
+    /// Messages to queue (this incarnation).
+    #[arg(long, default_value_t = 20)]
+    sends: u32,
+    /// Pause between iterations, at most this many milliseconds (pacing, not synchronisation).
+    #[arg(long, default_value_t = 100)]
+    pause_ms: u64,
+}
+
+fn kind(e: &ChatError) -> &'static str {
+    match e {
+        ChatError::Offline(_) => "offline",
+        ChatError::Unauthorized(_) => "unauthorized",
+        ChatError::NotFound(_) => "not_found",
+        ChatError::Rejected { .. } => "rejected",
+        ChatError::Protocol(_) => "protocol",
+        ChatError::Storage(_) => "storage",
+        ChatError::InvalidInput(_) => "invalid_input",
+        ChatError::Busy(_) => "busy",
+        ChatError::ShutDown => "shut_down",
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut config = ClientConfig::new(
+        args.server.clone(),
+        args.data.clone(),
+        args.user.clone(),
+        TokenSource::DevTokenRoute,
+    );
+    config.cache_capacity_bytes = 1024 * 1024;
+    let client = match ChatClient::new(config) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("open-error {} {e}", kind(&e));
+            std::process::exit(5);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        if client.session().ok().flatten().is_none() {
+            if let Err(e) = client.login(args.user.clone(), None).await {
+                println!("login-error {} {e}", kind(&e));
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(args.seed);
+        let mut sent = 0;
+        loop {
+            if sent < args.sends && !args.rooms.is_empty() {
+                let room = &args.rooms[rng.usize(..args.rooms.len())];
+                let text = format!("{}/{}/{}", args.user, args.tag, sent);
+                match client.send_text(room.clone(), text.clone()).await {
+                    Ok(_) => println!("queued {room} {text}"),
+                    Err(e) => println!("send-error {} {e}", kind(&e)),
+                }
+                sent += 1;
+                if sent == args.sends {
+                    println!("done");
+                }
+            }
+            match client.sync_once().await {
+                Ok(r) => println!(
+                    "sync {} {} {} {}",
+                    if r.online { "online" } else { "offline" },
+                    r.sent,
+                    r.pending,
+                    r.failed
+                ),
+                Err(e) => println!("sync-error {} {e}", kind(&e)),
+            }
+            let pause = rng.u64(0..=args.pause_ms);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+    });
+}

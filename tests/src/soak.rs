@@ -1,0 +1,543 @@
+//! The convergence soak: K devices (child processes running `chatsync-soak-client`, built on
+//! chatsync-core) in several shared rooms send and sync through the chaos proxy for a bounded
+//! time, while the server is killed and restarted and devices are SIGKILLed and restarted.
+//! Then the faults stop, every store is drained against the real server, and the promise is
+//! checked:
+//! - every device's store holds exactly the server's messages of its rooms, in order, no gaps;
+//! - every message a device reported as queued is on the server exactly once (in its room, from
+//!   its sender), and no text is on the server twice;
+//! - no device shows a message the server never accepted (nothing left pending, nothing extra).
+//!
+//! The schedule of faults is drawn from one seed, so a failing run can be repeated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chatsync_core::{ChatClient, ClientConfig, MessageState, TokenSource};
+use chatsync_server::{RunningServer, ServerConfig};
+
+use crate::http::Harness;
+use crate::proxy::{ChaosProxy, FaultRates, ProxyStats};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct SoakConfig {
+    /// The `chatsync-soak-client` binary.
+    pub client_bin: PathBuf,
+    /// Devices (one user each).
+    pub clients: usize,
+    /// Shared rooms; each device is in all but one of them (all of them when there is one).
+    pub rooms: usize,
+    /// How long the faults go on.
+    pub duration: Duration,
+    /// Messages each device incarnation queues.
+    pub sends_per_client: u32,
+    /// Server kills (each followed by a restart on the same port and database).
+    pub server_kills: u32,
+    /// Device SIGKILLs (each followed by a restart on the same store).
+    pub client_kills: u32,
+    /// Windows during which the proxy refuses connections.
+    pub refusal_windows: u32,
+    /// Random faults of the proxy, per connection.
+    pub rates: FaultRates,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Pause between a device's iterations, at most (pacing).
+    pub pause_ms: u64,
+}
+
+impl SoakConfig {
+    /// The soak at a given size: size 1 is the short run of the test suite (about 20 s of
+    /// faults); each unit adds the same again (longer, more sends, more kills).
+    pub fn sized(client_bin: PathBuf, size: u32, seed: u64) -> SoakConfig {
+        let size = size.max(1);
+        SoakConfig {
+            client_bin,
+            clients: 8,
+            rooms: 3,
+            duration: Duration::from_secs(20 * u64::from(size)),
+            sends_per_client: 15 * size,
+            server_kills: 2 * size,
+            client_kills: 6 * size,
+            refusal_windows: 2 * size,
+            rates: FaultRates {
+                drop: 0.05,
+                cut: 0.08,
+                delay: 0.2,
+                max_delay: Duration::from_millis(40),
+                max_cut_after_bytes: 4_000,
+            },
+            seed,
+            pause_ms: 150,
+        }
+    }
+}
+
+/// What the soak did and found.
+#[derive(Clone, Debug, Default)]
+pub struct SoakReport {
+    /// Messages devices reported as durably queued.
+    pub queued: usize,
+    /// Messages the server holds at the end.
+    pub delivered: usize,
+    /// Device syncs that ended online / offline, and sync calls that returned an error.
+    pub syncs_online: usize,
+    /// Device syncs that found the server unreachable (each one a retry later).
+    pub syncs_offline: usize,
+    /// Syncs whose outbox flush was stopped with messages still pending (a retry later).
+    pub flushes_interrupted: usize,
+    /// Errors from `sync_once` by kind (`protocol`, `storage`, ...): should stay empty.
+    pub sync_errors: BTreeMap<String, usize>,
+    /// Errors from `send_text` (should be none).
+    pub send_errors: Vec<String>,
+    /// Proxy counters (faults by kind).
+    pub proxy: ProxyStats,
+    /// Server kills and restarts.
+    pub server_restarts: u32,
+    /// Device SIGKILLs and restarts.
+    pub client_restarts: u32,
+    /// Drain rounds needed at the end before every store converged.
+    pub drain_rounds: u32,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Broken promises; empty when the soak passed.
+    pub violations: Vec<String>,
+}
+
+impl std::fmt::Display for SoakReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.proxy;
+        writeln!(f, "soak finished in {:.1} s", self.elapsed.as_secs_f64())?;
+        writeln!(
+            f,
+            "  messages: {} queued by devices, {} held by the server",
+            self.queued, self.delivered
+        )?;
+        writeln!(
+            f,
+            "  device syncs: {} online, {} offline (retried), {} flushes interrupted (retried), errors {:?}",
+            self.syncs_online, self.syncs_offline, self.flushes_interrupted, self.sync_errors
+        )?;
+        writeln!(
+            f,
+            "  faults: {} connections, {} dropped, {} cut mid-stream, {} delayed, {} cut on command, {} refusal windows, {} upstream down",
+            p.connections, p.dropped, p.cut, p.delayed, p.cut_on_command, p.refusal_windows, p.upstream_unreachable
+        )?;
+        writeln!(
+            f,
+            "  restarts: {} server kills, {} device SIGKILLs; {} drain rounds to converge",
+            self.server_restarts, self.client_restarts, self.drain_rounds
+        )?;
+        if self.violations.is_empty() {
+            write!(f, "  result: converged, nothing lost, nothing duplicated")
+        } else {
+            writeln!(f, "  result: {} violations:", self.violations.len())?;
+            for v in self.violations.iter().take(20) {
+                writeln!(f, "    - {v}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The soak could not run (a setup step failed), as opposed to running and finding violations.
+#[derive(Debug, thiserror::Error)]
+#[error("soak setup: {0}")]
+pub struct SoakError(pub String);
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> SoakError + '_ {
+    move |e| SoakError(format!("{what}: {e}"))
+}
+
+/// One event of the fault schedule.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    KillServer { down: Duration },
+    KillClient(usize),
+    Refuse { window: Duration },
+    CutAll,
+}
+
+/// What the children printed, shared with their reader threads.
+#[derive(Default)]
+struct Tally {
+    /// (user, room, text) of every message reported queued.
+    queued: Vec<(String, String, String)>,
+    online: usize,
+    offline: usize,
+    interrupted: usize,
+    errors: BTreeMap<String, usize>,
+    send_errors: Vec<String>,
+}
+
+/// A device process and what it needs to be restarted.
+struct Device {
+    user: String,
+    data: PathBuf,
+    rooms: Vec<String>,
+    child: Child,
+    incarnation: u32,
+}
+
+async fn start_server(addr: SocketAddr, db: &Path) -> Result<RunningServer, SoakError> {
+    let mut config = ServerConfig::for_tests(db);
+    config.addr = addr;
+    // The port was just released by a kill; allow a bounded number of tries.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match chatsync_server::start(config.clone()).await {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(SoakError(format!("restart server: {e}"))),
+        }
+    }
+}
+
+fn spawn_device(
+    config: &SoakConfig,
+    proxy_url: &str,
+    device: &Device,
+    tally: &Arc<Mutex<Tally>>,
+) -> Result<Child, SoakError> {
+    let seed = config
+        .seed
+        .wrapping_mul(1_000_003)
+        .wrapping_add(u64::from(device.incarnation) * 7919)
+        .wrapping_add(device.user.len() as u64);
+    let mut child = Command::new(&config.client_bin)
+        .arg("--server")
+        .arg(proxy_url)
+        .arg("--data")
+        .arg(&device.data)
+        .arg("--user")
+        .arg(&device.user)
+        .arg("--rooms")
+        .arg(device.rooms.join(","))
+        .arg("--seed")
+        .arg(seed.to_string())
+        .arg("--tag")
+        .arg(device.incarnation.to_string())
+        .arg("--sends")
+        .arg(config.sends_per_client.to_string())
+        .arg("--pause-ms")
+        .arg(config.pause_ms.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(setup("spawn chatsync-soak-client"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let tally = tally.clone();
+    let user = device.user.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+            let mut words = line.splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("queued"), Some(room), Some(text)) => {
+                    t.queued.push((user.clone(), room.to_owned(), text.to_owned()))
+                }
+                (Some("sync"), Some("online"), Some(rest)) => {
+                    t.online += 1;
+                    let pending = rest.split(' ').nth(1).unwrap_or("0");
+                    if pending != "0" {
+                        t.interrupted += 1;
+                    }
+                }
+                (Some("sync"), Some("offline"), _) => t.offline += 1,
+                (Some("sync-error"), Some(kind), _) => {
+                    *t.errors.entry(kind.to_owned()).or_default() += 1
+                }
+                (Some("send-error" | "open-error" | "login-error"), _, _) => {
+                    t.send_errors.push(format!("{user}: {line}"))
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(child)
+}
+
+fn kill(child: &mut Child) {
+    // std's kill is SIGKILL on unix: no chance to flush or clean up.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs the soak in `work_dir` (server database and device stores go there).
+pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, SoakError> {
+    let started = Instant::now();
+    let mut rng = fastrand::Rng::with_seed(config.seed);
+    let db = work_dir.join("server.db");
+    let mut server = start_server(SocketAddr::from(([127, 0, 0, 1], 0)), &db).await?;
+    let server_addr = server.addr();
+    let harness = Harness::new(server.url());
+    let proxy = ChaosProxy::start(server_addr, config.seed)
+        .await
+        .map_err(setup("proxy"))?;
+
+    // The scene: users u0..uK, rooms each shared by most of them, made straight on the server.
+    let users: Vec<String> = (0..config.clients).map(|i| format!("u{i}")).collect();
+    let admin = harness.token("soak-admin").await.map_err(setup("token"))?;
+    let mut room_members: Vec<(String, Vec<String>)> = Vec::new();
+    for r in 0..config.rooms.max(1) {
+        let members: Vec<String> = users
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| config.rooms <= 1 || i % config.rooms != r)
+            .map(|(_, u)| u.clone())
+            .collect();
+        let room = harness
+            .create_room(&admin, &format!("soak {r}"), &members)
+            .await
+            .map_err(setup("create room"))?;
+        room_members.push((room.id, members));
+    }
+    let rooms_of = |user: &str| -> Vec<String> {
+        room_members
+            .iter()
+            .filter(|(_, m)| m.iter().any(|u| u == user))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut devices = Vec::new();
+    for user in &users {
+        let mut device = Device {
+            user: user.clone(),
+            data: work_dir.join(format!("device-{user}")),
+            rooms: rooms_of(user),
+            child: Command::new("true").spawn().map_err(setup("spawn true"))?,
+            incarnation: 0,
+        };
+        let _ = device.child.wait();
+        device.child = spawn_device(config, &proxy.url(), &device, &tally)?;
+        devices.push(device);
+    }
+    proxy.set_rates(config.rates);
+
+    // The fault schedule, drawn from the seed: times in the first 90% of the run.
+    let mut schedule: Vec<(Duration, Fault)> = Vec::new();
+    let span = config.duration.mul_f64(0.9);
+    let at = |rng: &mut fastrand::Rng| span.mul_f64(0.05 + 0.95 * rng.f64());
+    for _ in 0..config.server_kills {
+        let down = Duration::from_millis(rng.u64(200..=1_500));
+        schedule.push((at(&mut rng), Fault::KillServer { down }));
+    }
+    for _ in 0..config.client_kills {
+        let who = rng.usize(..devices.len());
+        schedule.push((at(&mut rng), Fault::KillClient(who)));
+    }
+    for _ in 0..config.refusal_windows {
+        let window = Duration::from_millis(rng.u64(300..=1_500));
+        schedule.push((at(&mut rng), Fault::Refuse { window }));
+        schedule.push((at(&mut rng), Fault::CutAll));
+    }
+    schedule.sort_by_key(|(t, _)| *t);
+
+    let mut report = SoakReport::default();
+    let chaos_start = tokio::time::Instant::now();
+    for (t, fault) in schedule {
+        // The schedule's own clock: waiting for the next planned fault, not for a condition.
+        tokio::time::sleep_until(chaos_start + t).await;
+        match fault {
+            Fault::KillServer { down } => {
+                server.kill().await;
+                tokio::time::sleep(down).await;
+                server = start_server(server_addr, &db).await?;
+                report.server_restarts += 1;
+            }
+            Fault::KillClient(i) => {
+                let device = &mut devices[i];
+                kill(&mut device.child);
+                device.incarnation += 1;
+                device.child = spawn_device(config, &proxy.url(), device, &tally)?;
+                report.client_restarts += 1;
+            }
+            Fault::Refuse { window } => {
+                proxy.refuse(true).await.map_err(setup("refuse"))?;
+                tokio::time::sleep(window).await;
+                proxy.refuse(false).await.map_err(setup("resume"))?;
+            }
+            Fault::CutAll => proxy.cut_all(),
+        }
+    }
+    tokio::time::sleep_until(chaos_start + config.duration).await;
+
+    // Faults stop; the devices are killed one last time (mid-whatever they were doing).
+    for device in &mut devices {
+        kill(&mut device.child);
+    }
+    proxy.set_rates(FaultRates::NONE);
+    report.proxy = proxy.stats();
+    {
+        let t = tally.lock().unwrap_or_else(|p| p.into_inner());
+        report.queued = t.queued.len();
+        report.syncs_online = t.online;
+        report.syncs_offline = t.offline;
+        report.flushes_interrupted = t.interrupted;
+        report.sync_errors = t.errors.clone();
+        report.send_errors = t.send_errors.clone();
+    }
+
+    // Drain: each store, reopened in this process, syncs straight with the server until its
+    // outbox is empty; then rounds over all of them until no one gets anything new.
+    let url = server.url();
+    let open = |device: &Device| -> Result<Arc<ChatClient>, SoakError> {
+        let mut c = ClientConfig::new(
+            url.clone(),
+            device.data.clone(),
+            device.user.clone(),
+            TokenSource::DevTokenRoute,
+        );
+        c.cache_capacity_bytes = 1024 * 1024;
+        ChatClient::new(c).map_err(setup("reopen a device store"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        report.drain_rounds += 1;
+        let mut quiet = true;
+        for device in &devices {
+            let client = open(device)?;
+            let r = client
+                .sync_once()
+                .await
+                .map_err(setup("drain sync"))?;
+            if !r.online || r.pending > 0 || r.failed > 0 || !r.new_messages.is_empty() || r.sent > 0 {
+                quiet = false;
+            }
+        }
+        if quiet {
+            break;
+        }
+        if Instant::now() > deadline {
+            report
+                .violations
+                .push("the stores did not converge within 60 s of draining".into());
+            break;
+        }
+    }
+
+    // The server's truth, room by room.
+    let mut truth: HashMap<String, Vec<chatsync_protocol::Message>> = HashMap::new();
+    for (room, members) in &room_members {
+        let token = harness.token(&members[0]).await.map_err(setup("token"))?;
+        let history = harness
+            .full_history(&token, room)
+            .await
+            .map_err(setup("history"))?;
+        truth.insert(room.clone(), history);
+    }
+    report.delivered = truth.values().map(Vec::len).sum();
+    check(&mut report, &truth, &room_members, &tally, &devices, open)?;
+    drop(proxy);
+    server.shutdown().await;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn check(
+    report: &mut SoakReport,
+    truth: &HashMap<String, Vec<chatsync_protocol::Message>>,
+    room_members: &[(String, Vec<String>)],
+    tally: &Arc<Mutex<Tally>>,
+    devices: &[Device],
+    open: impl Fn(&Device) -> Result<Arc<ChatClient>, SoakError>,
+) -> Result<(), SoakError> {
+    let v = &mut report.violations;
+    // No text twice on the server.
+    let mut on_server: HashMap<&str, Vec<(&str, &str, u64)>> = HashMap::new();
+    for (room, messages) in truth {
+        for m in messages {
+            on_server
+                .entry(m.text().unwrap_or(""))
+                .or_default()
+                .push((room.as_str(), m.user_id.as_str(), m.id));
+        }
+    }
+    for (text, copies) in &on_server {
+        if copies.len() > 1 {
+            v.push(format!("{text:?} is on the server {} times: {copies:?}", copies.len()));
+        }
+    }
+    // Every queued message is there, once, in its room, from its sender.
+    for (user, room, text) in &tally.lock().unwrap_or_else(|p| p.into_inner()).queued {
+        match on_server.get(text.as_str()).map(Vec::as_slice) {
+            Some([(r, u, _)]) if r == room && u == user => {}
+            Some(other) => v.push(format!("queued {text:?} ({user} in {room}) found as {other:?}")),
+            None => v.push(format!("queued {text:?} ({user} in {room}) never reached the server")),
+        }
+    }
+    // Every store equals the server, room by room.
+    for device in devices {
+        let client = open(device)?;
+        let outbox = client.outbox().map_err(setup("outbox"))?;
+        if !outbox.is_empty() {
+            v.push(format!("{}: {} messages left in the outbox", device.user, outbox.len()));
+        }
+        let held: Vec<String> = client
+            .rooms()
+            .map_err(setup("rooms"))?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        for room in &held {
+            if !room_members.iter().any(|(id, m)| id == room && m.contains(&device.user)) {
+                v.push(format!("{} holds room {room} it is not a member of", device.user));
+            }
+        }
+        for room in &device.rooms {
+            // Newest first, paged back until the start; `messages` never reads across a gap.
+            let mut shown = Vec::new();
+            let mut before = None;
+            loop {
+                let page = client
+                    .messages(room.clone(), 1_000, before)
+                    .map_err(setup("messages"))?;
+                let Some(last) = page.last() else { break };
+                before = last.server_id;
+                let n = page.len();
+                shown.extend(page);
+                if n < 1_000 || before.is_none() {
+                    break;
+                }
+            }
+            shown.reverse();
+            let expected = &truth[room];
+            let shown_keys: Vec<(Option<u64>, &str, &str, MessageState)> = shown
+                .iter()
+                .map(|m| (m.server_id, m.text.as_str(), m.user.id.as_str(), m.state))
+                .collect();
+            let expected_keys: Vec<(Option<u64>, &str, &str, MessageState)> = expected
+                .iter()
+                .map(|m| (Some(m.id), m.text().unwrap_or(""), m.user_id.as_str(), MessageState::Sent))
+                .collect();
+            if shown_keys != expected_keys {
+                let first_diff = shown_keys
+                    .iter()
+                    .zip(&expected_keys)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(shown_keys.len().min(expected_keys.len()));
+                v.push(format!(
+                    "{} room {room}: store shows {} messages, server holds {}; first difference at {first_diff}: {:?} vs {:?}",
+                    device.user,
+                    shown_keys.len(),
+                    expected_keys.len(),
+                    shown_keys.get(first_diff),
+                    expected_keys.get(first_diff)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
