@@ -143,39 +143,21 @@ pub async fn messages(
     let me = user_id(global)?;
     let room = resolve_room(client, &me, &args.target).await?;
     let messages = client.messages(room, args.limit, args.before)?;
-    if args.json {
-        print_json(&messages).map_err(io_error)?;
-    } else {
-        for m in &messages {
-            println!("{}", message_line(m));
-        }
-    }
+    print_list(&messages, args.json, message_line)?;
     Ok(Exit::Ok)
 }
 
 /// `chatsync rooms`.
 pub fn rooms(client: &ChatClient, args: JsonFlag) -> Result<Exit, CliError> {
     let rooms = client.rooms()?;
-    if args.json {
-        print_json(&rooms).map_err(io_error)?;
-    } else {
-        for r in &rooms {
-            println!("{}", room_line(r));
-        }
-    }
+    print_list(&rooms, args.json, room_line)?;
     Ok(Exit::Ok)
 }
 
 /// `chatsync outbox`.
 pub fn outbox(client: &ChatClient, args: JsonFlag) -> Result<Exit, CliError> {
     let entries = client.outbox()?;
-    if args.json {
-        print_json(&entries).map_err(io_error)?;
-    } else {
-        for e in &entries {
-            println!("{}", outbox_line(e));
-        }
-    }
+    print_list(&entries, args.json, outbox_line)?;
     Ok(Exit::Ok)
 }
 
@@ -226,4 +208,20 @@ pub async fn discard(client: &ChatClient, args: OutboxIdArgs) -> Result<Exit, Cl
         .map_err(|e| CliError::from(e).context(format!("cannot discard {}", args.local_id)))?;
     println!("{}  discarded", args.local_id);
     Ok(Exit::Ok)
+}
+
+/// Prints `items` as one JSON array (`--json`) or one human line each.
+fn print_list<T: serde::Serialize>(
+    items: &[T],
+    json: bool,
+    line: fn(&T) -> String,
+) -> Result<(), CliError> {
+    if json {
+        print_json(items).map_err(io_error)
+    } else {
+        for item in items {
+            println!("{}", line(item));
+        }
+        Ok(())
+    }
 }
