@@ -169,6 +169,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // A body announced over the limit is refused before reading a byte of it: otherwise a
+        // client that announces 10 GB and sends a few bytes holds the request open forever.
+        let announced = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|len| len > chatsync_protocol::MAX_BODY_BYTES as u64) {
+            return Err(ApiError::payload_too_large(format!(
+                "the request body is at most {} bytes",
+                chatsync_protocol::MAX_BODY_BYTES
+            )));
+        }
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
