@@ -1,0 +1,267 @@
+//! The device core against a hostile server (`chatsync_tests::hostile`): truncated JSON, wrong
+//! types, ids going backwards, duplicate ids, messages under the wrong room, short bodies,
+//! garbage instead of HTTP, huge bodies, slow drips, unknown part types. Every answer gives a
+//! typed error or a correct result, and a rejected batch leaves the store exactly as it was
+//! (a digest of everything the public API shows, before and after).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatsync_core::{ChatClient, ChatError, ClientConfig, TokenSource};
+use chatsync_tests::hostile::{HostileServer, Reply, Request, Responder};
+use serde_json::{json, Value};
+
+const ROOM: &str = "r1";
+
+fn message(id: u64, room: &str, text: &str) -> Value {
+    json!({
+        "id": id, "user_id": "bob", "room_id": room,
+        "parts": [{"type": "text/plain", "content": text}],
+        "created_at": "2026-11-25T06:00:00.000Z", "updated_at": "2026-11-25T06:00:00.000Z"
+    })
+}
+
+fn sync_body(next: &str, messages: Vec<Value>) -> String {
+    json!({"next_batch": next, "rooms": {ROOM: {"messages": messages, "limited": false}}}).to_string()
+}
+
+/// An honest server for everything but what `sync` (a `since` sync) answers. The initial sync
+/// holds messages 1..=3; sends are answered 503 so the outbox keeps one message.
+fn honest(sync: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Responder {
+    Arc::new(move |r: &Request| match (r.method.as_str(), r.path()) {
+        ("GET", "/v1/sync") if !r.has_query("since") => Reply::Json(
+            200,
+            sync_body("s3", (1..=3).map(|i| message(i, ROOM, &format!("m{i}"))).collect()),
+        ),
+        ("GET", "/v1/sync") => sync(r),
+        ("GET", "/v1/rooms") => Reply::Json(
+            200,
+            json!({"rooms": [{"id": ROOM, "member_ids": ["alice", "bob"], "created_at": "2026-11-25T06:00:00.000Z"}]})
+                .to_string(),
+        ),
+        ("GET", p) if p.starts_with("/v1/users/") => Reply::Json(
+            200,
+            json!({"id": "bob", "name": "Bob"}).to_string(),
+        ),
+        ("PUT", p) if p.starts_with("/v1/users/") => Reply::Json(
+            200,
+            json!({"id": "alice", "name": "Alice"}).to_string(),
+        ),
+        ("PUT", _) => Reply::Json(
+            503,
+            json!({"error": "unavailable", "error_description": "later"}).to_string(),
+        ),
+        ("GET", p) if p.ends_with("/messages") => {
+            Reply::Json(200, json!({"messages": [], "has_more": false}).to_string())
+        }
+        _ => Reply::Json(404, json!({"error": "not_found", "error_description": "no"}).to_string()),
+    })
+}
+
+/// A client holding messages 1..=3 of r1 and one queued message, against `server`.
+async fn seeded_client(server: &HostileServer, dir: &std::path::Path) -> Arc<ChatClient> {
+    let mut config = ClientConfig::new(server.url(), dir, "alice", TokenSource::Fixed("t".into()));
+    config.cache_capacity_bytes = 1024 * 1024;
+    let client = ChatClient::new(config).unwrap();
+    client.login("Alice".into(), None).await.unwrap();
+    let report = client.sync_once().await.unwrap();
+    assert!(report.online);
+    client.send_text(ROOM.into(), "queued while the server is down".into()).await.unwrap();
+    let held = client.messages(ROOM.into(), 100, None).unwrap();
+    assert_eq!(held.len(), 4, "3 messages and the pending echo: {held:?}");
+    client
+}
+
+/// What the public API shows of the store, but for the outbox's attempt counters (a flush
+/// after an accepted sync counts one more attempt against the 503 of the sends).
+fn digest_but_attempts(client: &ChatClient) -> String {
+    let mut d: Value = serde_json::from_str(&format!("[{}]", digest(client).replace("][", "],["))).unwrap();
+    for entry in d.as_array_mut().unwrap().last_mut().unwrap().as_array_mut().unwrap() {
+        entry.as_object_mut().unwrap().remove("attempts");
+    }
+    d.to_string()
+}
+
+/// Everything the public API shows of the store.
+fn digest(client: &ChatClient) -> String {
+    let rooms = client.rooms().unwrap();
+    let mut out = serde_json::to_string(&rooms).unwrap();
+    for room in &rooms {
+        out += &serde_json::to_string(&client.messages(room.id.clone(), 1_000, None).unwrap()).unwrap();
+    }
+    out + &serde_json::to_string(&client.outbox().unwrap()).unwrap()
+}
+
+fn is_protocol(r: &Result<chatsync_core::SyncReport, ChatError>) -> bool {
+    matches!(r, Err(ChatError::Protocol(_)))
+}
+
+fn is_offline(r: &Result<chatsync_core::SyncReport, ChatError>) -> bool {
+    matches!(r, Ok(report) if !report.online) || matches!(r, Err(ChatError::Offline(_)))
+}
+
+#[tokio::test]
+async fn rejected_sync_answers_leave_the_store_untouched() {
+    type Expect = fn(&Result<chatsync_core::SyncReport, ChatError>) -> bool;
+    let full = sync_body("s9", vec![message(4, ROOM, "m4"), message(5, ROOM, "m5")]);
+    let cases: Vec<(&str, Reply, Expect)> = vec![
+        ("truncated JSON", Reply::Json(200, full[..full.len() / 2].to_owned()), is_protocol),
+        (
+            "body shorter than its Content-Length",
+            Reply::ShortBody { body: full.clone(), sent: full.len() / 2 },
+            is_offline,
+        ),
+        ("next_batch of the wrong type", Reply::Json(200, full.replace("\"s9\"", "9")), is_protocol),
+        ("an id of the wrong type", Reply::Json(200, full.replace("\"id\":4", "\"id\":\"4\"")), is_protocol),
+        ("a negative id", Reply::Json(200, full.replace("\"id\":4", "\"id\":-4")), is_protocol),
+        ("parts that are not a list", Reply::Json(200, full.replace("[{\"content\":\"m4\",\"type\":\"text/plain\"}]", "\"m4\"")), is_protocol),
+        (
+            "ids going backwards",
+            Reply::Json(200, sync_body("s9", vec![message(5, ROOM, "m5"), message(4, ROOM, "m4")])),
+            is_protocol,
+        ),
+        (
+            "duplicate ids",
+            Reply::Json(200, sync_body("s9", vec![message(4, ROOM, "m4"), message(4, ROOM, "m4 again")])),
+            is_protocol,
+        ),
+        (
+            "a message listed under another room",
+            Reply::Json(200, sync_body("s9", vec![message(4, ROOM, "m4"), message(5, "r2", "m5")])),
+            is_protocol,
+        ),
+        ("HTML instead of JSON", Reply::Json(200, "<html>hello</html>".into()), is_protocol),
+        ("an empty body", Reply::Json(200, String::new()), is_protocol),
+        ("a JSON array", Reply::Json(200, "[1,2,3]".into()), is_protocol),
+        ("garbage instead of HTTP", Reply::Raw(b"\x00\x01garbage\r\n\r\n".to_vec()), is_offline),
+        ("a 500 with a garbage body", Reply::Json(500, "\u{1F4A5}".into()), is_offline),
+        (
+            "a huge body that is not JSON (16 MiB)",
+            Reply::Huge { prefix: String::new(), fill: b'x', suffix: String::new(), len: 16 << 20 },
+            is_protocol,
+        ),
+        (
+            "a drip that stops half way",
+            Reply::Drip { body: full.clone(), chunk: 16, every: Duration::from_millis(5), stop_after: Some(full.len() / 2) },
+            is_offline,
+        ),
+    ];
+    let server = HostileServer::start(honest(|_| Reply::Json(200, String::new()))).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = seeded_client(&server, dir.path()).await;
+    let before = digest(&client);
+    for (what, reply, expect) in cases {
+        server.set(honest(move |_| reply.clone()));
+        let started = Instant::now();
+        let result = client.sync_once().await;
+        assert!(expect(&result), "{what}: unexpected result {result:?}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}: took {:?}", started.elapsed());
+        assert_eq!(digest(&client), before, "{what}: the store changed");
+    }
+    // And after all that, an honest answer still applies.
+    server.set(honest(|_| Reply::Json(200, sync_body("s9", vec![message(4, ROOM, "m4")]))));
+    let report = client.sync_once().await.unwrap();
+    assert_eq!(report.new_messages.get(ROOM), Some(&1));
+    let texts: Vec<String> = client.messages(ROOM.into(), 10, None).unwrap().into_iter().map(|m| m.text).collect();
+    // The echo keeps its place: after the newest message held when it was queued.
+    assert_eq!(texts, ["m4", "queued while the server is down", "m3", "m2", "m1"]);
+}
+
+#[tokio::test]
+async fn odd_but_valid_answers_give_correct_results() {
+    let server = HostileServer::start(honest(|_| Reply::Json(200, String::new()))).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = seeded_client(&server, dir.path()).await;
+
+    // Unknown part types are kept with every field.
+    let poll = json!({
+        "id": 4, "user_id": "bob", "room_id": ROOM,
+        "parts": [{"type": "application/x-poll", "options": ["a", "b"], "meta": {"k": 1}}],
+        "created_at": "2026-11-25T06:00:00.000Z", "updated_at": "2026-11-25T06:00:00.000Z",
+        "reactions": {"future": "field"}
+    });
+    server.set(honest(move |_| Reply::Json(200, sync_body("s4", vec![poll.clone()]))));
+    client.sync_once().await.unwrap();
+    let newest = client.messages(ROOM.into(), 10, None).unwrap();
+    let m = newest.iter().find(|m| m.server_id == Some(4)).expect("message 4 stored");
+    assert_eq!(m.text, "");
+    assert_eq!(m.parts[0].mime_type, "application/x-poll");
+    let extra: Value = serde_json::from_str(m.parts[0].extra_json.as_deref().unwrap()).unwrap();
+    assert_eq!(extra, json!({"options": ["a", "b"], "meta": {"k": 1}}));
+
+    // A held batch sent again changes nothing.
+    let before = digest_but_attempts(&client);
+    server.set(honest(|_| {
+        Reply::Json(200, sync_body("s3", (1..=3).map(|i| message(i, ROOM, &format!("m{i}"))).collect()))
+    }));
+    let report = client.sync_once().await.unwrap();
+    assert!(report.new_messages.is_empty(), "{report:?}");
+    assert_eq!(digest_but_attempts(&client), before);
+
+    // A slow drip (the body 8 bytes every 5 ms) is read to the end and applied.
+    let body = sync_body("s5", vec![message(5, ROOM, "dripped")]);
+    server.set(honest(move |_| Reply::Drip {
+        body: body.clone(),
+        chunk: 8,
+        every: Duration::from_millis(5),
+        stop_after: None,
+    }));
+    let report = client.sync_once().await.unwrap();
+    assert_eq!(report.new_messages.get(ROOM), Some(&1));
+
+    // A huge but valid answer (unknown padding field, 8 MiB) is a correct, empty result.
+    server.set(honest(|_| Reply::Huge {
+        prefix: r#"{"next_batch":"s6","rooms":{},"padding":""#.into(),
+        fill: b' ',
+        suffix: "\"}".into(),
+        len: 8 << 20,
+    }));
+    let before = digest_but_attempts(&client);
+    let report = client.sync_once().await.unwrap();
+    assert!(report.online && report.new_messages.is_empty(), "{report:?}");
+    assert_eq!(digest_but_attempts(&client), before);
+}
+
+#[tokio::test]
+async fn garbled_send_answers_keep_the_message_queued_until_an_honest_one() {
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![])))).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = seeded_client(&server, dir.path()).await;
+    let local_id = client.outbox().unwrap()[0].local_id.clone();
+    let sends = |reply: Reply| -> Responder {
+        let base = honest(|_| Reply::Json(200, sync_body("s3", vec![])));
+        Arc::new(move |r: &Request| {
+            if r.method == "PUT" && r.path().starts_with("/v1/rooms/") {
+                reply.clone()
+            } else {
+                base(r)
+            }
+        })
+    };
+    let stored = message(10, ROOM, "queued while the server is down").to_string();
+    for (what, reply) in [
+        ("truncated", Reply::Json(200, stored[..20].to_owned())),
+        ("wrong types", Reply::Json(200, stored.replace("\"id\":10", "\"id\":true"))),
+        ("stored in another room", Reply::Json(200, stored.replace("\"room_id\":\"r1\"", "\"room_id\":\"r2\""))),
+        ("short body", Reply::ShortBody { body: stored.clone(), sent: 10 }),
+    ] {
+        server.set(sends(reply));
+        let report = client.sync_once().await.unwrap();
+        assert_eq!((report.sent, report.pending, report.failed), (0, 1, 0), "{what}: {report:?}");
+        let outbox = client.outbox().unwrap();
+        assert_eq!(outbox.len(), 1, "{what}");
+        assert_eq!(outbox[0].local_id, local_id, "{what}: same txn id, so a resend is idempotent");
+    }
+    // Every attempt used the same txn id.
+    let puts: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path().starts_with("/v1/rooms/"))
+        .map(|r| r.path().to_owned())
+        .collect();
+    assert!(puts.len() >= 4 && puts.iter().all(|p| p == &puts[0]), "{puts:?}");
+    server.set(sends(Reply::Json(200, stored.clone())));
+    let report = client.sync_once().await.unwrap();
+    assert_eq!((report.sent, report.pending), (1, 0));
+    assert_eq!(client.messages(ROOM.into(), 1, None).unwrap()[0].server_id, Some(10));
+}
