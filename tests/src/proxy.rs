@@ -33,6 +33,9 @@ pub struct FaultRates {
     pub max_delay: Duration,
     /// Largest number of response bytes passed before a cut.
     pub max_cut_after_bytes: usize,
+    /// Probability that any one chunk of an answer (on any connection, also a kept-alive one)
+    /// is cut part way, ending the connection: what hits pooled connections mid-response.
+    pub cut_chunk: f64,
 }
 
 impl FaultRates {
@@ -43,6 +46,7 @@ impl FaultRates {
         delay: 0.0,
         max_delay: Duration::ZERO,
         max_cut_after_bytes: 0,
+        cut_chunk: 0.0,
     };
 }
 
@@ -338,6 +342,7 @@ async fn handle_connection(
     let (mut client_read, mut client_write) = client.into_split();
     let (mut upstream_read, mut upstream_write) = upstream.into_split();
     let delay = plan.delay;
+    let chunk_rate = lock(&shared.rates).cut_chunk;
     let to_upstream = async {
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -367,7 +372,13 @@ async fn handle_connection(
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            if let Some(limit) = plan.cut_after_bytes {
+            let chunk_cut = if chunk_rate > 0.0 {
+                let mut rng = lock(&shared.rng);
+                (rng.f64() < chunk_rate).then(|| passed + rng.usize(0..n))
+            } else {
+                None
+            };
+            if let Some(limit) = plan.cut_after_bytes.or(chunk_cut) {
                 if passed + n > limit {
                     let _ = client_write.write_all(&buf[..limit - passed]).await;
                     return true;
@@ -486,6 +497,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn chunk_cuts_hit_answers_on_any_connection() {
+        let answer = body(50_000);
+        let proxy = ChaosProxy::start(upstream(answer.clone()).await, 3).await.unwrap();
+        proxy.set_rates(FaultRates { cut_chunk: 1.0, ..FaultRates::NONE });
+        let (got, _) = exchange(proxy.addr()).await.unwrap();
+        assert!(got.len() < answer.len() && got[..] == answer[..got.len()], "{}", got.len());
+        assert_eq!(proxy.stats().cut, 1);
+    }
+
+    #[tokio::test]
     async fn a_drop_resets_at_once_with_nothing_forwarded() {
         let proxy = ChaosProxy::start(upstream(body(10)).await, 1).await.unwrap();
         proxy.force_next(ConnectionPlan {
@@ -566,6 +587,7 @@ mod tests {
             delay: 0.3,
             max_delay: Duration::from_millis(40),
             max_cut_after_bytes: 5_000,
+            cut_chunk: 0.0,
         };
         let draw = |seed| {
             let mut rng = fastrand::Rng::with_seed(seed);

@@ -71,6 +71,7 @@ impl SoakConfig {
                 delay: 0.2,
                 max_delay: Duration::from_millis(40),
                 max_cut_after_bytes: 4_000,
+                cut_chunk: 0.01,
             },
             seed,
             pause_ms: 150,

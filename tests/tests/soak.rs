@@ -1,0 +1,30 @@
+//! The short convergence soak of the test suite: 8 devices as child processes, 3 shared rooms,
+//! about 20 s of proxy faults, server kills and device SIGKILLs, then the checks of
+//! `chatsync_tests::soak` (every store equals the server, every queued message once).
+//! The bigger runs: `chatsync-soak --size N` (docs/reliability.md).
+
+use std::path::PathBuf;
+
+use chatsync_tests::soak::{self, SoakConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_converge_with_nothing_lost_or_duplicated_under_faults() {
+    let seed = std::env::var("CHATSYNC_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_125);
+    let config = SoakConfig::sized(PathBuf::from(env!("CARGO_BIN_EXE_chatsync-soak-client")), 1, seed);
+    let dir = tempfile::tempdir().unwrap();
+    let report = soak::run(&config, dir.path()).await.unwrap();
+    println!("seed {seed}\n{report}");
+    assert!(report.violations.is_empty(), "seed {seed}\n{report}");
+    // The run did what it claims: real traffic and every kind of fault.
+    assert!(report.queued >= 8 * 5, "{report}");
+    assert_eq!(report.server_restarts, config.server_kills);
+    assert_eq!(report.client_restarts, config.client_kills);
+    assert!(report.proxy.refusal_windows > 0 && report.proxy.connections > 0);
+    assert!(report.send_errors.is_empty(), "{:?}", report.send_errors);
+    for kind in ["protocol", "storage"] {
+        assert!(!report.sync_errors.contains_key(kind), "{report}");
+    }
+}
