@@ -8,6 +8,7 @@
 //! - [`soak`]: the convergence soak: clients as child processes, server kills, final checks.
 //! - [`hostile`]: a hostile HTTP server that answers the core with broken protocol v1.
 //! - [`http`]: a minimal protocol client for the harness itself (tokens, rooms, history).
+//! - [`park`]: many parked long-polls woken by one send (the long-poll load check).
 //!
 //! The test binaries are in tests/tests/; the command-line entry points in src/bin/
 //! (`chatsync-soak`, its child `chatsync-soak-client`, and `chatsync-park` for the long-poll
@@ -15,5 +16,6 @@
 
 pub mod hostile;
 pub mod http;
+pub mod park;
 pub mod proxy;
 pub mod soak;
