@@ -63,7 +63,7 @@ impl AppState {
 #[openapi(
     info(title = "chatsync sync protocol", version = "1", description = "Sync protocol v1 of the chatsync reference server. See docs/protocol.md."),
     modifiers(&BearerAuth),
-    components(schemas(chatsync_protocol::ErrorBody))
+    components(schemas(chatsync_protocol::ErrorBody, chatsync_protocol::Direction))
 )]
 struct ApiDoc;
 

@@ -119,6 +119,7 @@ pub async fn list_rooms(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The room", body = Room),
+        (status = 400, description = "Malformed room id", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "Not a member", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),

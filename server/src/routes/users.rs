@@ -56,6 +56,7 @@ pub async fn put_user(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The profile", body = User),
+        (status = 400, description = "Malformed user id", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     )
