@@ -149,7 +149,7 @@ fn run(args: &[String]) {
         if quick { " --quick (small sizes: a smoke run, not the figures)" } else { "" },
         if cfg!(debug_assertions) { "DEBUG" } else { "release" },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "load unknown".into(), |l| format!("load average {}", l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))),
+        load_average(),
     );
     let mut report = Report::default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -165,8 +165,8 @@ fn run(args: &[String]) {
         let seed = Instant::now();
         let mut server = runtime.block_on(server::start_seeded(&dir.path().join("server.db"), sizes.sync_total, sizes.sync_rooms));
         eprintln!("[bench] server seeded with {} messages in {:.1} s", sizes.sync_total, seed.elapsed().as_secs_f64());
-        first_sync::run(&sizes, &mut server, &runtime, &mut report);
-        wake::run(&sizes, &server, &runtime, &mut report);
+        let synced_store = first_sync::run(&sizes, &mut server, &runtime, &mut report);
+        wake::run(&sizes, &server, synced_store.path(), &runtime, &mut report);
         runtime.block_on(server.server.shutdown());
     }
     match &cdylib {
@@ -177,5 +177,18 @@ fn run(args: &[String]) {
         }
     }
     ffi::run(&sizes, kotlin_runner.as_deref(), &mut report);
-    println!("\n{} figures in {:.0} s", report.rows, started.elapsed().as_secs_f64());
+    println!(
+        "\n{} figures in {:.0} s; {}",
+        report.rows,
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
+}
+
+/// The machine's 1, 5 and 15 minute load averages (other work sharing the CPUs).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "load unknown".into(),
+        |l| format!("load average {}", l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
+    )
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use chatsync_core::{background_sync_at, ChatClient, ClientConfig, TokenSource};
 
-use crate::process::{cpu_time, say, wait_for_parent, ChildProcess};
+
+use crate::process::{cpu_time, peak_rss_kib, say, wait_for_parent, ChildProcess};
 use crate::proxy;
 use crate::report::{ms_since, Report};
 use crate::server::SeededServer;
@@ -19,29 +20,27 @@ use crate::Sizes;
 const BUDGET_MS: u64 = 25_000;
 
 /// Runs scenario 4 against `server`.
-pub fn run(sizes: &Sizes, server: &SeededServer, runtime: &tokio::runtime::Runtime, report: &mut Report) {
+/// `store` is up to date with the server (the last store of scenario 3, holding its history).
+pub fn run(
+    sizes: &Sizes,
+    server: &SeededServer,
+    store: &std::path::Path,
+    runtime: &tokio::runtime::Runtime,
+    report: &mut Report,
+) {
     let (proxy_addr, counters) = runtime.block_on(proxy::start(server.server.addr())).expect("start the proxy");
     let proxy_url = format!("http://{proxy_addr}");
     report.section(&format!(
-        "4. idle background wake: background_sync with nothing new ({} wakes per shape, through a counting proxy)",
-        sizes.wakes
+        "4. idle background wake: background_sync with nothing new, store holding {} messages ({} wakes per shape, through a counting proxy)",
+        server.newest_id, sizes.wakes
     ));
     for mode in ["warm", "oneshot"] {
-        // A store that is up to date: one sync straight to the server.
-        let dir = tempfile::tempdir().expect("temp dir");
-        {
-            let config = ClientConfig::new(server.server.url(), dir.path(), "alice", TokenSource::Fixed(server.alice_token.clone()));
-            let client = ChatClient::new(config).expect("open the store");
-            let synced = runtime.block_on(client.sync_once()).expect("setup sync");
-            assert!(synced.online, "setup sync did not reach the server");
-            client.shutdown();
-        }
         let mut child = ChildProcess::spawn(&[
             "idle-wake".into(),
             mode.into(),
             proxy_url.clone(),
             server.alice_token.clone(),
-            dir.path().display().to_string(),
+            store.display().to_string(),
             sizes.wakes.to_string(),
         ]);
         child.expect_line("ready");
@@ -61,6 +60,7 @@ pub fn run(sizes: &Sizes, server: &SeededServer, runtime: &tokio::runtime::Runti
         report.single(&format!("{label}: bytes up per wake"), per_wake(wire.bytes_up), "bytes", None);
         report.single(&format!("{label}: bytes down per wake"), per_wake(wire.bytes_down), "bytes", None);
         report.single(&format!("{label}: TCP connections per wake"), per_wake(wire.connections), "", None);
+        report.single(&format!("{label}: peak RSS of the process"), result["peak_rss_kib"].as_f64().expect("peak_rss_kib") / 1024.0, "MiB", None);
     }
     report.note("requests and bytes are totals seen by the proxy over all wakes, divided by the wakes");
 }
@@ -99,5 +99,5 @@ pub fn child(args: &[String]) -> serde_json::Value {
         client.shutdown();
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
-    serde_json::json!({ "wall_ms": wall, "cpu_ms": cpu })
+    serde_json::json!({ "wall_ms": wall, "cpu_ms": cpu, "peak_rss_kib": peak_rss_kib() })
 }
