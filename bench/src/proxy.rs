@@ -37,6 +37,16 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Both together.
+    pub fn plus(self, other: Counts) -> Counts {
+        Counts {
+            connections: self.connections + other.connections,
+            bytes_up: self.bytes_up + other.bytes_up,
+            bytes_down: self.bytes_down + other.bytes_down,
+            requests: self.requests + other.requests,
+        }
+    }
+
     /// What happened between `earlier` and `self`.
     pub fn since(self, earlier: Counts) -> Counts {
         Counts {
