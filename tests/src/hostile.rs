@@ -214,12 +214,16 @@ async fn serve(
 async fn write_reply(stream: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
     match reply {
         Reply::Json(status, body) => {
-            stream.write_all(head(status, body.len()).as_bytes()).await?;
+            stream
+                .write_all(head(status, body.len()).as_bytes())
+                .await?;
             stream.write_all(body.as_bytes()).await
         }
         Reply::ShortBody { body, sent } => {
             stream.write_all(head(200, body.len()).as_bytes()).await?;
-            stream.write_all(&body.as_bytes()[..sent.min(body.len())]).await
+            stream
+                .write_all(&body.as_bytes()[..sent.min(body.len())])
+                .await
         }
         Reply::Huge {
             prefix,

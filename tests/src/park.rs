@@ -60,7 +60,7 @@ pub fn raise_fd_limit() -> u64 {
         lim.rlim_cur = lim.rlim_max;
         let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur as u64
+        lim.rlim_cur
     }
 }
 
@@ -103,7 +103,7 @@ pub async fn run(
     // Each user's position now, so the long-poll has nothing new and parks.
     let mut since = Vec::new();
     for token in &tokens {
-        let answer = request(addr, &format!("/v1/sync?timeout_ms=0"), token).await?;
+        let answer = request(addr, "/v1/sync?timeout_ms=0", token).await?;
         let body: serde_json::Value = serde_json::from_str(&answer).map_err(|e| err(&e))?;
         since.push(body["next_batch"].as_str().unwrap_or_default().to_owned());
     }
@@ -114,12 +114,19 @@ pub async fn run(
     let mut polls = Vec::with_capacity(n);
     for i in 0..n {
         let (token, since) = (tokens[i % users].clone(), since[i % users].clone());
-        let permit = connecting.clone().acquire_owned().await.map_err(|e| err(&e))?;
+        let permit = connecting
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| err(&e))?;
         let mut stream = TcpStream::connect(addr).await.map_err(|e| err(&e))?;
         let head = format!(
             "GET /v1/sync?since={since}&timeout_ms=30000 HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
         );
-        stream.write_all(head.as_bytes()).await.map_err(|e| err(&e))?;
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .map_err(|e| err(&e))?;
         drop(permit);
         polls.push(tokio::spawn(async move {
             let mut got = Vec::new();
@@ -201,7 +208,13 @@ async fn exchange(addr: SocketAddr, raw: String) -> Result<String, ParkError> {
     s.read_to_end(&mut got).await.map_err(|e| err(&e))?;
     let got = String::from_utf8_lossy(&got).to_string();
     if !got.starts_with("HTTP/1.1 200") {
-        return Err(ParkError(format!("unexpected answer: {}", &got[..got.len().min(300)])));
+        return Err(ParkError(format!(
+            "unexpected answer: {}",
+            &got[..got.len().min(300)]
+        )));
     }
-    Ok(got.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    Ok(got
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default())
 }

@@ -238,10 +238,8 @@ impl ChaosProxy {
                     return Err(e);
                 }
             };
-            *lock(&self.accept_task) = Some(tokio::spawn(accept_loop(
-                listener,
-                self.shared.clone(),
-            )));
+            *lock(&self.accept_task) =
+                Some(tokio::spawn(accept_loop(listener, self.shared.clone())));
         }
         Ok(())
     }
@@ -472,7 +470,9 @@ mod tests {
     #[tokio::test]
     async fn forwards_untouched_without_faults() {
         let answer = body(300_000);
-        let proxy = ChaosProxy::start(upstream(answer.clone()).await, 1).await.unwrap();
+        let proxy = ChaosProxy::start(upstream(answer.clone()).await, 1)
+            .await
+            .unwrap();
         let (got, errored) = exchange(proxy.addr()).await.unwrap();
         assert!(!errored);
         assert_eq!(got, answer);
@@ -483,7 +483,9 @@ mod tests {
     #[tokio::test]
     async fn a_cut_passes_exactly_the_given_bytes_then_breaks_the_connection() {
         let answer = body(200_000);
-        let proxy = ChaosProxy::start(upstream(answer.clone()).await, 1).await.unwrap();
+        let proxy = ChaosProxy::start(upstream(answer.clone()).await, 1)
+            .await
+            .unwrap();
         proxy.force_next(ConnectionPlan {
             cut_after_bytes: Some(12_345),
             ..ConnectionPlan::CLEAN
@@ -499,16 +501,27 @@ mod tests {
     #[tokio::test]
     async fn chunk_cuts_hit_answers_on_any_connection() {
         let answer = body(50_000);
-        let proxy = ChaosProxy::start(upstream(answer.clone()).await, 3).await.unwrap();
-        proxy.set_rates(FaultRates { cut_chunk: 1.0, ..FaultRates::NONE });
+        let proxy = ChaosProxy::start(upstream(answer.clone()).await, 3)
+            .await
+            .unwrap();
+        proxy.set_rates(FaultRates {
+            cut_chunk: 1.0,
+            ..FaultRates::NONE
+        });
         let (got, _) = exchange(proxy.addr()).await.unwrap();
-        assert!(got.len() < answer.len() && got[..] == answer[..got.len()], "{}", got.len());
+        assert!(
+            got.len() < answer.len() && got[..] == answer[..got.len()],
+            "{}",
+            got.len()
+        );
         assert_eq!(proxy.stats().cut, 1);
     }
 
     #[tokio::test]
     async fn a_drop_resets_at_once_with_nothing_forwarded() {
-        let proxy = ChaosProxy::start(upstream(body(10)).await, 1).await.unwrap();
+        let proxy = ChaosProxy::start(upstream(body(10)).await, 1)
+            .await
+            .unwrap();
         proxy.force_next(ConnectionPlan {
             drop: true,
             ..ConnectionPlan::CLEAN
@@ -516,7 +529,10 @@ mod tests {
         match exchange(proxy.addr()).await {
             Ok((got, _)) => assert!(got.is_empty()),
             Err(e) => assert!(
-                matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe),
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ),
                 "{e}"
             ),
         }
@@ -525,7 +541,9 @@ mod tests {
 
     #[tokio::test]
     async fn refusing_closes_the_port_and_resuming_reopens_it() {
-        let proxy = ChaosProxy::start(upstream(body(10)).await, 1).await.unwrap();
+        let proxy = ChaosProxy::start(upstream(body(10)).await, 1)
+            .await
+            .unwrap();
         proxy.refuse(true).await.unwrap();
         assert!(proxy.is_refusing());
         let e = TcpStream::connect(proxy.addr()).await.unwrap_err();
@@ -538,7 +556,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_delay_holds_each_chunk_back() {
-        let proxy = ChaosProxy::start(upstream(body(100)).await, 1).await.unwrap();
+        let proxy = ChaosProxy::start(upstream(body(100)).await, 1)
+            .await
+            .unwrap();
         proxy.force_next(ConnectionPlan {
             delay: Duration::from_millis(150),
             ..ConnectionPlan::CLEAN
@@ -547,7 +567,11 @@ mod tests {
         let (got, _) = exchange(proxy.addr()).await.unwrap();
         assert_eq!(got, body(100));
         // One delay on the request chunk, one on the answer chunk.
-        assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(proxy.stats().delayed, 1);
     }
 
@@ -573,9 +597,14 @@ mod tests {
         }
         proxy.cut_all();
         let mut buf = [0u8; 64];
-        let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap();
         assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
-        tokio::time::timeout(Duration::from_secs(5), held).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), held)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(proxy.stats().cut_on_command, 1);
     }
 
@@ -591,7 +620,9 @@ mod tests {
         };
         let draw = |seed| {
             let mut rng = fastrand::Rng::with_seed(seed);
-            (0..500).map(|_| ConnectionPlan::draw(&mut rng, &rates)).collect::<Vec<_>>()
+            (0..500)
+                .map(|_| ConnectionPlan::draw(&mut rng, &rates))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
@@ -604,7 +635,9 @@ mod tests {
         assert!(plans.iter().all(|p| p.delay <= rates.max_delay));
         let none: Vec<_> = {
             let mut rng = fastrand::Rng::with_seed(7);
-            (0..100).map(|_| ConnectionPlan::draw(&mut rng, &FaultRates::NONE)).collect()
+            (0..100)
+                .map(|_| ConnectionPlan::draw(&mut rng, &FaultRates::NONE))
+                .collect()
         };
         assert!(none.iter().all(|p| *p == ConnectionPlan::CLEAN));
     }

@@ -245,7 +245,8 @@ fn spawn_device(
             let mut words = line.splitn(3, ' ');
             match (words.next(), words.next(), words.next()) {
                 (Some("queued"), Some(room), Some(text)) => {
-                    t.queued.push((user.clone(), room.to_owned(), text.to_owned()))
+                    t.queued
+                        .push((user.clone(), room.to_owned(), text.to_owned()))
                 }
                 (Some("sync"), Some("online"), Some(rest)) => {
                     t.online += 1;
@@ -410,11 +411,13 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
         let mut quiet = true;
         for device in &devices {
             let client = open(device)?;
-            let r = client
-                .sync_once()
-                .await
-                .map_err(setup("drain sync"))?;
-            if !r.online || r.pending > 0 || r.failed > 0 || !r.new_messages.is_empty() || r.sent > 0 {
+            let r = client.sync_once().await.map_err(setup("drain sync"))?;
+            if !r.online
+                || r.pending > 0
+                || r.failed > 0
+                || !r.new_messages.is_empty()
+                || r.sent > 0
+            {
                 quiet = false;
             }
         }
@@ -460,23 +463,31 @@ fn check(
     let mut on_server: HashMap<&str, Vec<(&str, &str, u64)>> = HashMap::new();
     for (room, messages) in truth {
         for m in messages {
-            on_server
-                .entry(m.text().unwrap_or(""))
-                .or_default()
-                .push((room.as_str(), m.user_id.as_str(), m.id));
+            on_server.entry(m.text().unwrap_or("")).or_default().push((
+                room.as_str(),
+                m.user_id.as_str(),
+                m.id,
+            ));
         }
     }
     for (text, copies) in &on_server {
         if copies.len() > 1 {
-            v.push(format!("{text:?} is on the server {} times: {copies:?}", copies.len()));
+            v.push(format!(
+                "{text:?} is on the server {} times: {copies:?}",
+                copies.len()
+            ));
         }
     }
     // Every queued message is there, once, in its room, from its sender.
     for (user, room, text) in &tally.lock().unwrap_or_else(|p| p.into_inner()).queued {
         match on_server.get(text.as_str()).map(Vec::as_slice) {
             Some([(r, u, _)]) if r == room && u == user => {}
-            Some(other) => v.push(format!("queued {text:?} ({user} in {room}) found as {other:?}")),
-            None => v.push(format!("queued {text:?} ({user} in {room}) never reached the server")),
+            Some(other) => v.push(format!(
+                "queued {text:?} ({user} in {room}) found as {other:?}"
+            )),
+            None => v.push(format!(
+                "queued {text:?} ({user} in {room}) never reached the server"
+            )),
         }
     }
     // Every store equals the server, room by room.
@@ -484,7 +495,11 @@ fn check(
         let client = open(device)?;
         let outbox = client.outbox().map_err(setup("outbox"))?;
         if !outbox.is_empty() {
-            v.push(format!("{}: {} messages left in the outbox", device.user, outbox.len()));
+            v.push(format!(
+                "{}: {} messages left in the outbox",
+                device.user,
+                outbox.len()
+            ));
         }
         let held: Vec<String> = client
             .rooms()
@@ -493,8 +508,14 @@ fn check(
             .map(|r| r.id)
             .collect();
         for room in &held {
-            if !room_members.iter().any(|(id, m)| id == room && m.contains(&device.user)) {
-                v.push(format!("{} holds room {room} it is not a member of", device.user));
+            if !room_members
+                .iter()
+                .any(|(id, m)| id == room && m.contains(&device.user))
+            {
+                v.push(format!(
+                    "{} holds room {room} it is not a member of",
+                    device.user
+                ));
             }
         }
         for room in &device.rooms {
@@ -521,7 +542,14 @@ fn check(
                 .collect();
             let expected_keys: Vec<(Option<u64>, &str, &str, MessageState)> = expected
                 .iter()
-                .map(|m| (Some(m.id), m.text().unwrap_or(""), m.user_id.as_str(), MessageState::Sent))
+                .map(|m| {
+                    (
+                        Some(m.id),
+                        m.text().unwrap_or(""),
+                        m.user_id.as_str(),
+                        MessageState::Sent,
+                    )
+                })
                 .collect();
             if shown_keys != expected_keys {
                 let first_diff = shown_keys

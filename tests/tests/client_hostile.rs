@@ -22,13 +22,15 @@ fn message(id: u64, room: &str, text: &str) -> Value {
 }
 
 fn sync_body(next: &str, messages: Vec<Value>) -> String {
-    json!({"next_batch": next, "rooms": {ROOM: {"messages": messages, "limited": false}}}).to_string()
+    json!({"next_batch": next, "rooms": {ROOM: {"messages": messages, "limited": false}}})
+        .to_string()
 }
 
 /// An honest server for everything but what `sync` (a `since` sync) answers. The initial sync
 /// holds messages 1..=3; sends are answered 503 so the outbox keeps one message.
 fn honest(sync: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Responder {
-    Arc::new(move |r: &Request| match (r.method.as_str(), r.path()) {
+    Arc::new(move |r: &Request| {
+        match (r.method.as_str(), r.path()) {
         ("GET", "/v1/sync") if !r.has_query("since") => Reply::Json(
             200,
             sync_body("s3", (1..=3).map(|i| message(i, ROOM, &format!("m{i}"))).collect()),
@@ -55,6 +57,7 @@ fn honest(sync: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Responder
             Reply::Json(200, json!({"messages": [], "has_more": false}).to_string())
         }
         _ => Reply::Json(404, json!({"error": "not_found", "error_description": "no"}).to_string()),
+    }
     })
 }
 
@@ -66,7 +69,10 @@ async fn seeded_client(server: &HostileServer, dir: &std::path::Path) -> Arc<Cha
     client.login("Alice".into(), None).await.unwrap();
     let report = client.sync_once().await.unwrap();
     assert!(report.online);
-    client.send_text(ROOM.into(), "queued while the server is down".into()).await.unwrap();
+    client
+        .send_text(ROOM.into(), "queued while the server is down".into())
+        .await
+        .unwrap();
     let held = client.messages(ROOM.into(), 100, None).unwrap();
     assert_eq!(held.len(), 4, "3 messages and the pending echo: {held:?}");
     client
@@ -75,8 +81,16 @@ async fn seeded_client(server: &HostileServer, dir: &std::path::Path) -> Arc<Cha
 /// What the public API shows of the store, but for the outbox's attempt counters (a flush
 /// after an accepted sync counts one more attempt against the 503 of the sends).
 fn digest_but_attempts(client: &ChatClient) -> String {
-    let mut d: Value = serde_json::from_str(&format!("[{}]", digest(client).replace("][", "],["))).unwrap();
-    for entry in d.as_array_mut().unwrap().last_mut().unwrap().as_array_mut().unwrap() {
+    let mut d: Value =
+        serde_json::from_str(&format!("[{}]", digest(client).replace("][", "],["))).unwrap();
+    for entry in d
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap()
+        .as_array_mut()
+        .unwrap()
+    {
         entry.as_object_mut().unwrap().remove("attempts");
     }
     d.to_string()
@@ -87,7 +101,8 @@ fn digest(client: &ChatClient) -> String {
     let rooms = client.rooms().unwrap();
     let mut out = serde_json::to_string(&rooms).unwrap();
     for room in &rooms {
-        out += &serde_json::to_string(&client.messages(room.id.clone(), 1_000, None).unwrap()).unwrap();
+        out += &serde_json::to_string(&client.messages(room.id.clone(), 1_000, None).unwrap())
+            .unwrap();
     }
     out + &serde_json::to_string(&client.outbox().unwrap()).unwrap()
 }
@@ -105,48 +120,118 @@ async fn rejected_sync_answers_leave_the_store_untouched() {
     type Expect = fn(&Result<chatsync_core::SyncReport, ChatError>) -> bool;
     let full = sync_body("s9", vec![message(4, ROOM, "m4"), message(5, ROOM, "m5")]);
     let cases: Vec<(&str, Reply, Expect)> = vec![
-        ("truncated JSON", Reply::Json(200, full[..full.len() / 2].to_owned()), is_protocol),
+        (
+            "truncated JSON",
+            Reply::Json(200, full[..full.len() / 2].to_owned()),
+            is_protocol,
+        ),
         (
             "body shorter than its Content-Length",
-            Reply::ShortBody { body: full.clone(), sent: full.len() / 2 },
+            Reply::ShortBody {
+                body: full.clone(),
+                sent: full.len() / 2,
+            },
             is_offline,
         ),
-        ("next_batch of the wrong type", Reply::Json(200, full.replace("\"s9\"", "9")), is_protocol),
-        ("an id of the wrong type", Reply::Json(200, full.replace("\"id\":4", "\"id\":\"4\"")), is_protocol),
-        ("a negative id", Reply::Json(200, full.replace("\"id\":4", "\"id\":-4")), is_protocol),
-        ("parts that are not a list", Reply::Json(200, full.replace("[{\"content\":\"m4\",\"type\":\"text/plain\"}]", "\"m4\"")), is_protocol),
+        (
+            "next_batch of the wrong type",
+            Reply::Json(200, full.replace("\"s9\"", "9")),
+            is_protocol,
+        ),
+        (
+            "an id of the wrong type",
+            Reply::Json(200, full.replace("\"id\":4", "\"id\":\"4\"")),
+            is_protocol,
+        ),
+        (
+            "a negative id",
+            Reply::Json(200, full.replace("\"id\":4", "\"id\":-4")),
+            is_protocol,
+        ),
+        (
+            "parts that are not a list",
+            Reply::Json(
+                200,
+                full.replace("[{\"content\":\"m4\",\"type\":\"text/plain\"}]", "\"m4\""),
+            ),
+            is_protocol,
+        ),
         (
             "ids going backwards",
-            Reply::Json(200, sync_body("s9", vec![message(5, ROOM, "m5"), message(4, ROOM, "m4")])),
+            Reply::Json(
+                200,
+                sync_body("s9", vec![message(5, ROOM, "m5"), message(4, ROOM, "m4")]),
+            ),
             is_protocol,
         ),
         (
             "duplicate ids",
-            Reply::Json(200, sync_body("s9", vec![message(4, ROOM, "m4"), message(4, ROOM, "m4 again")])),
+            Reply::Json(
+                200,
+                sync_body(
+                    "s9",
+                    vec![message(4, ROOM, "m4"), message(4, ROOM, "m4 again")],
+                ),
+            ),
             is_protocol,
         ),
         (
             "a message listed under another room",
-            Reply::Json(200, sync_body("s9", vec![message(4, ROOM, "m4"), message(5, "r2", "m5")])),
+            Reply::Json(
+                200,
+                sync_body("s9", vec![message(4, ROOM, "m4"), message(5, "r2", "m5")]),
+            ),
             is_protocol,
         ),
-        ("HTML instead of JSON", Reply::Json(200, "<html>hello</html>".into()), is_protocol),
-        ("an empty body", Reply::Json(200, String::new()), is_protocol),
-        ("a JSON array", Reply::Json(200, "[1,2,3]".into()), is_protocol),
-        ("garbage instead of HTTP", Reply::Raw(b"\x00\x01garbage\r\n\r\n".to_vec()), is_offline),
-        ("a 500 with a garbage body", Reply::Json(500, "\u{1F4A5}".into()), is_offline),
+        (
+            "HTML instead of JSON",
+            Reply::Json(200, "<html>hello</html>".into()),
+            is_protocol,
+        ),
+        (
+            "an empty body",
+            Reply::Json(200, String::new()),
+            is_protocol,
+        ),
+        (
+            "a JSON array",
+            Reply::Json(200, "[1,2,3]".into()),
+            is_protocol,
+        ),
+        (
+            "garbage instead of HTTP",
+            Reply::Raw(b"\x00\x01garbage\r\n\r\n".to_vec()),
+            is_offline,
+        ),
+        (
+            "a 500 with a garbage body",
+            Reply::Json(500, "\u{1F4A5}".into()),
+            is_offline,
+        ),
         (
             "a huge body that is not JSON (16 MiB)",
-            Reply::Huge { prefix: String::new(), fill: b'x', suffix: String::new(), len: 16 << 20 },
+            Reply::Huge {
+                prefix: String::new(),
+                fill: b'x',
+                suffix: String::new(),
+                len: 16 << 20,
+            },
             is_protocol,
         ),
         (
             "a drip that stops half way",
-            Reply::Drip { body: full.clone(), chunk: 16, every: Duration::from_millis(5), stop_after: Some(full.len() / 2) },
+            Reply::Drip {
+                body: full.clone(),
+                chunk: 16,
+                every: Duration::from_millis(5),
+                stop_after: Some(full.len() / 2),
+            },
             is_offline,
         ),
     ];
-    let server = HostileServer::start(honest(|_| Reply::Json(200, String::new()))).await.unwrap();
+    let server = HostileServer::start(honest(|_| Reply::Json(200, String::new())))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let client = seeded_client(&server, dir.path()).await;
     let before = digest(&client);
@@ -155,21 +240,37 @@ async fn rejected_sync_answers_leave_the_store_untouched() {
         let started = Instant::now();
         let result = client.sync_once().await;
         assert!(expect(&result), "{what}: unexpected result {result:?}");
-        assert!(started.elapsed() < Duration::from_secs(20), "{what}: took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: took {:?}",
+            started.elapsed()
+        );
         assert_eq!(digest(&client), before, "{what}: the store changed");
     }
     // And after all that, an honest answer still applies.
-    server.set(honest(|_| Reply::Json(200, sync_body("s9", vec![message(4, ROOM, "m4")]))));
+    server.set(honest(|_| {
+        Reply::Json(200, sync_body("s9", vec![message(4, ROOM, "m4")]))
+    }));
     let report = client.sync_once().await.unwrap();
     assert_eq!(report.new_messages.get(ROOM), Some(&1));
-    let texts: Vec<String> = client.messages(ROOM.into(), 10, None).unwrap().into_iter().map(|m| m.text).collect();
+    let texts: Vec<String> = client
+        .messages(ROOM.into(), 10, None)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
     // The echo keeps its place: after the newest message held when it was queued.
-    assert_eq!(texts, ["m4", "queued while the server is down", "m3", "m2", "m1"]);
+    assert_eq!(
+        texts,
+        ["m4", "queued while the server is down", "m3", "m2", "m1"]
+    );
 }
 
 #[tokio::test]
 async fn odd_but_valid_answers_give_correct_results() {
-    let server = HostileServer::start(honest(|_| Reply::Json(200, String::new()))).await.unwrap();
+    let server = HostileServer::start(honest(|_| Reply::Json(200, String::new())))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let client = seeded_client(&server, dir.path()).await;
 
@@ -180,10 +281,15 @@ async fn odd_but_valid_answers_give_correct_results() {
         "created_at": "2026-11-25T06:00:00.000Z", "updated_at": "2026-11-25T06:00:00.000Z",
         "reactions": {"future": "field"}
     });
-    server.set(honest(move |_| Reply::Json(200, sync_body("s4", vec![poll.clone()]))));
+    server.set(honest(move |_| {
+        Reply::Json(200, sync_body("s4", vec![poll.clone()]))
+    }));
     client.sync_once().await.unwrap();
     let newest = client.messages(ROOM.into(), 10, None).unwrap();
-    let m = newest.iter().find(|m| m.server_id == Some(4)).expect("message 4 stored");
+    let m = newest
+        .iter()
+        .find(|m| m.server_id == Some(4))
+        .expect("message 4 stored");
     assert_eq!(m.text, "");
     assert_eq!(m.parts[0].mime_type, "application/x-poll");
     let extra: Value = serde_json::from_str(m.parts[0].extra_json.as_deref().unwrap()).unwrap();
@@ -192,7 +298,15 @@ async fn odd_but_valid_answers_give_correct_results() {
     // A held batch sent again changes nothing.
     let before = digest_but_attempts(&client);
     server.set(honest(|_| {
-        Reply::Json(200, sync_body("s3", (1..=3).map(|i| message(i, ROOM, &format!("m{i}"))).collect()))
+        Reply::Json(
+            200,
+            sync_body(
+                "s3",
+                (1..=3)
+                    .map(|i| message(i, ROOM, &format!("m{i}")))
+                    .collect(),
+            ),
+        )
     }));
     let report = client.sync_once().await.unwrap();
     assert!(report.new_messages.is_empty(), "{report:?}");
@@ -218,13 +332,18 @@ async fn odd_but_valid_answers_give_correct_results() {
     }));
     let before = digest_but_attempts(&client);
     let report = client.sync_once().await.unwrap();
-    assert!(report.online && report.new_messages.is_empty(), "{report:?}");
+    assert!(
+        report.online && report.new_messages.is_empty(),
+        "{report:?}"
+    );
     assert_eq!(digest_but_attempts(&client), before);
 }
 
 #[tokio::test]
 async fn garbled_send_answers_keep_the_message_queued_until_an_honest_one() {
-    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![])))).await.unwrap();
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let client = seeded_client(&server, dir.path()).await;
     let local_id = client.outbox().unwrap()[0].local_id.clone();
@@ -241,16 +360,38 @@ async fn garbled_send_answers_keep_the_message_queued_until_an_honest_one() {
     let stored = message(10, ROOM, "queued while the server is down").to_string();
     for (what, reply) in [
         ("truncated", Reply::Json(200, stored[..20].to_owned())),
-        ("wrong types", Reply::Json(200, stored.replace("\"id\":10", "\"id\":true"))),
-        ("stored in another room", Reply::Json(200, stored.replace("\"room_id\":\"r1\"", "\"room_id\":\"r2\""))),
-        ("short body", Reply::ShortBody { body: stored.clone(), sent: 10 }),
+        (
+            "wrong types",
+            Reply::Json(200, stored.replace("\"id\":10", "\"id\":true")),
+        ),
+        (
+            "stored in another room",
+            Reply::Json(
+                200,
+                stored.replace("\"room_id\":\"r1\"", "\"room_id\":\"r2\""),
+            ),
+        ),
+        (
+            "short body",
+            Reply::ShortBody {
+                body: stored.clone(),
+                sent: 10,
+            },
+        ),
     ] {
         server.set(sends(reply));
         let report = client.sync_once().await.unwrap();
-        assert_eq!((report.sent, report.pending, report.failed), (0, 1, 0), "{what}: {report:?}");
+        assert_eq!(
+            (report.sent, report.pending, report.failed),
+            (0, 1, 0),
+            "{what}: {report:?}"
+        );
         let outbox = client.outbox().unwrap();
         assert_eq!(outbox.len(), 1, "{what}");
-        assert_eq!(outbox[0].local_id, local_id, "{what}: same txn id, so a resend is idempotent");
+        assert_eq!(
+            outbox[0].local_id, local_id,
+            "{what}: same txn id, so a resend is idempotent"
+        );
     }
     // Every attempt used the same txn id.
     let puts: Vec<String> = server
@@ -259,9 +400,15 @@ async fn garbled_send_answers_keep_the_message_queued_until_an_honest_one() {
         .filter(|r| r.method == "PUT" && r.path().starts_with("/v1/rooms/"))
         .map(|r| r.path().to_owned())
         .collect();
-    assert!(puts.len() >= 4 && puts.iter().all(|p| p == &puts[0]), "{puts:?}");
+    assert!(
+        puts.len() >= 4 && puts.iter().all(|p| p == &puts[0]),
+        "{puts:?}"
+    );
     server.set(sends(Reply::Json(200, stored.clone())));
     let report = client.sync_once().await.unwrap();
     assert_eq!((report.sent, report.pending), (1, 0));
-    assert_eq!(client.messages(ROOM.into(), 1, None).unwrap()[0].server_id, Some(10));
+    assert_eq!(
+        client.messages(ROOM.into(), 1, None).unwrap()[0].server_id,
+        Some(10)
+    );
 }

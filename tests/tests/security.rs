@@ -14,7 +14,11 @@ use chatsync_tests::http::Harness;
 #[test]
 fn plain_http_to_a_non_loopback_host_is_refused_unless_opted_in() {
     // `.invalid` never resolves; no request is made by a constructor anyway.
-    for url in ["http://chat.invalid", "http://chat.invalid:80/api", "http://CHAT.invalid./x"] {
+    for url in [
+        "http://chat.invalid",
+        "http://chat.invalid:80/api",
+        "http://CHAT.invalid./x",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");
         let config = ClientConfig::new(url, &store, "alice", TokenSource::Fixed("t".into()));
@@ -28,7 +32,12 @@ fn plain_http_to_a_non_loopback_host_is_refused_unless_opted_in() {
         opted_in.allow_insecure_http = true;
         assert!(ChatClient::new(opted_in).is_ok(), "{url}: opting in works");
     }
-    for url in ["https://chat.invalid", "http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"] {
+    for url in [
+        "https://chat.invalid",
+        "http://127.0.0.1:9",
+        "http://localhost:9",
+        "http://[::1]:9",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let config = ClientConfig::new(url, dir.path(), "alice", TokenSource::Fixed("t".into()));
         assert!(ChatClient::new(config).is_ok(), "{url}");
@@ -68,17 +77,33 @@ async fn tokens_and_secrets_never_reach_the_logs() {
     let bob = h.token("bob").await.unwrap();
     let room = h.create_room(&token, "r", &["bob".into()]).await.unwrap();
 
-    let mut c = ClientConfig::new(server.url(), dir.path().join("alice"), "alice", TokenSource::Fixed(token.clone()));
+    let mut c = ClientConfig::new(
+        server.url(),
+        dir.path().join("alice"),
+        "alice",
+        TokenSource::Fixed(token.clone()),
+    );
     c.cache_capacity_bytes = 1 << 20;
     let client = ChatClient::new(c).unwrap();
     client.login("Alice".into(), None).await.unwrap();
-    client.send_text(room.id.clone(), "hello".into()).await.unwrap();
+    client
+        .send_text(room.id.clone(), "hello".into())
+        .await
+        .unwrap();
     assert_eq!(client.sync_once().await.unwrap().sent, 1);
     // A refused token too: the 401 path logs, but not the token.
-    let mut c = ClientConfig::new(server.url(), dir.path().join("eve"), "eve", TokenSource::Fixed(format!("{token}x")));
+    let mut c = ClientConfig::new(
+        server.url(),
+        dir.path().join("eve"),
+        "eve",
+        TokenSource::Fixed(format!("{token}x")),
+    );
     c.cache_capacity_bytes = 1 << 20;
     let eve = ChatClient::new(c).unwrap();
-    assert!(matches!(eve.sync_once().await, Err(ChatError::Unauthorized(_))));
+    assert!(matches!(
+        eve.sync_once().await,
+        Err(ChatError::Unauthorized(_))
+    ));
     drop((client, eve));
     server.shutdown().await;
 

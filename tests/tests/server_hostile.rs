@@ -27,14 +27,21 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> Raw {
     s.write_all(request).await.unwrap();
     let mut got = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got)).await;
-    assert!(read.is_ok(), "no answer within 20 s to {:?}", String::from_utf8_lossy(&request[..request.len().min(200)]));
+    assert!(
+        read.is_ok(),
+        "no answer within 20 s to {:?}",
+        String::from_utf8_lossy(&request[..request.len().min(200)])
+    );
     let text = String::from_utf8_lossy(&got).to_string();
     let status = text
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not HTTP: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Raw { status, body }
 }
 
@@ -45,7 +52,10 @@ fn request(method: &str, target: &str, token: Option<&str>, body: Option<&[u8]>)
     }
     let mut bytes = match body {
         Some(b) => {
-            r += &format!("content-type: application/json\r\ncontent-length: {}\r\n\r\n", b.len());
+            r += &format!(
+                "content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                b.len()
+            );
             let mut v = r.into_bytes();
             v.extend_from_slice(b);
             v
@@ -71,9 +81,16 @@ fn documented(status: u16) -> Option<&'static str> {
 
 /// Asserts a documented error answer whose status is one of `allowed`.
 fn assert_documented(what: &str, a: &Raw, allowed: &[u16]) {
-    assert!(allowed.contains(&a.status), "{what}: status {} not in {allowed:?}: {}", a.status, a.body);
-    let code = documented(a.status).unwrap_or_else(|| panic!("{what}: undocumented status {}", a.status));
-    let body: Value = serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{what}: body not JSON ({e}): {:?}", a.body));
+    assert!(
+        allowed.contains(&a.status),
+        "{what}: status {} not in {allowed:?}: {}",
+        a.status,
+        a.body
+    );
+    let code =
+        documented(a.status).unwrap_or_else(|| panic!("{what}: undocumented status {}", a.status));
+    let body: Value = serde_json::from_str(&a.body)
+        .unwrap_or_else(|e| panic!("{what}: body not JSON ({e}): {:?}", a.body));
     assert_eq!(body["error"], code, "{what}: {body}");
     assert!(body["error_description"].is_string(), "{what}: {body}");
 }
@@ -87,11 +104,22 @@ struct Scene {
 
 async fn scene() -> Scene {
     let dir = tempfile::tempdir().unwrap();
-    let server = chatsync_server::start(ServerConfig::for_tests(dir.path().join("s.db"))).await.unwrap();
+    let server = chatsync_server::start(ServerConfig::for_tests(dir.path().join("s.db")))
+        .await
+        .unwrap();
     let h = Harness::new(server.url());
     let alice = h.token("alice").await.unwrap();
-    let room = h.create_room(&alice, "r", &["bob".into()]).await.unwrap().id;
-    Scene { server, alice, room, _dir: dir }
+    let room = h
+        .create_room(&alice, "r", &["bob".into()])
+        .await
+        .unwrap()
+        .id;
+    Scene {
+        server,
+        alice,
+        room,
+        _dir: dir,
+    }
 }
 
 async fn assert_alive(s: &Scene, after: &str) {
@@ -106,8 +134,16 @@ async fn path_tricks_are_documented_errors() {
     let room = &s.room;
     let cases: Vec<(String, &str, &[u16])> = vec![
         ("/v1/rooms/../rooms".into(), "GET", &[400, 403, 404]),
-        ("/v1/rooms/%2e%2e/%2e%2e/v1/rooms".into(), "GET", &[400, 404]),
-        ("/v1/rooms/..%2F..%2Fetc%2Fpasswd/messages".into(), "GET", &[400, 404]),
+        (
+            "/v1/rooms/%2e%2e/%2e%2e/v1/rooms".into(),
+            "GET",
+            &[400, 404],
+        ),
+        (
+            "/v1/rooms/..%2F..%2Fetc%2Fpasswd/messages".into(),
+            "GET",
+            &[400, 404],
+        ),
         ("/v1/users/..".into(), "GET", &[400, 404]),
         ("/v1/users/%2e%2e".into(), "GET", &[400, 404]),
         ("/v1/users/a%2Fb".into(), "GET", &[400, 404]),
@@ -117,8 +153,16 @@ async fn path_tricks_are_documented_errors() {
         (format!("/v1/users/{long}"), "GET", &[400, 404]),
         (format!("/v1/rooms/{long}"), "GET", &[400, 404]),
         (format!("/v1/rooms/{long}/messages"), "GET", &[400, 404]),
-        (format!("/v1/rooms/{room}/messages/{long}"), "PUT", &[400, 404]),
-        (format!("/v1/rooms/{room}/messages/..%2F..%2Fx"), "PUT", &[400, 404]),
+        (
+            format!("/v1/rooms/{room}/messages/{long}"),
+            "PUT",
+            &[400, 404],
+        ),
+        (
+            format!("/v1/rooms/{room}/messages/..%2F..%2Fx"),
+            "PUT",
+            &[400, 404],
+        ),
         (format!("/v1/rooms/{room}/messages/%20"), "PUT", &[400, 404]),
         ("//v1//rooms".into(), "GET", &[404]),
         ("/v1/rooms/".into(), "GET", &[404]),
@@ -129,7 +173,11 @@ async fn path_tricks_are_documented_errors() {
     let body = json!({"parts": [{"type": "text/plain", "content": "x"}]}).to_string();
     for (target, method, allowed) in cases {
         let b = (method == "PUT").then_some(body.as_bytes());
-        let a = raw(s.server.addr(), &request(method, &target, Some(&s.alice), b)).await;
+        let a = raw(
+            s.server.addr(),
+            &request(method, &target, Some(&s.alice), b),
+        )
+        .await;
         let what = format!("{method} {}", &target[..target.len().min(80)]);
         assert_documented(&what, &a, allowed);
     }
@@ -160,7 +208,11 @@ async fn huge_and_odd_query_values_are_400_or_clamped() {
         "/messages".to_owned(),
     ];
     for target in &bad {
-        let a = raw(s.server.addr(), &request("GET", target, Some(&s.alice), None)).await;
+        let a = raw(
+            s.server.addr(),
+            &request("GET", target, Some(&s.alice), None),
+        )
+        .await;
         assert_documented(&target[..target.len().min(80)], &a, &[400, 404]);
     }
     // Huge but well-formed values are clamped, not errors.
@@ -170,7 +222,11 @@ async fn huge_and_odd_query_values_are_400_or_clamped() {
         "/v1/sync?limit=4294967295&timeout_ms=0".to_owned(),
         format!("/messages?room_id={room}&limit=4294967295&initial_id=18446744073709551615"),
     ] {
-        let a = raw(s.server.addr(), &request("GET", &target, Some(&s.alice), None)).await;
+        let a = raw(
+            s.server.addr(),
+            &request("GET", &target, Some(&s.alice), None),
+        )
+        .await;
         assert_eq!(a.status, 200, "{target}: {}", a.body);
     }
     // The largest timeout is clamped: a request for a day's long-poll does not hold a day.
@@ -184,30 +240,86 @@ async fn odd_json_bodies_are_400_or_413() {
     let room = &s.room;
     let target = format!("/v1/rooms/{room}/messages/t1");
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let deep_object = format!("{{\"parts\":{}1{}}}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
+    let deep_object = format!(
+        "{{\"parts\":{}1{}}}",
+        "{\"a\":".repeat(5_000),
+        "}".repeat(5_000)
+    );
     let cases: Vec<(&str, Vec<u8>, &[u16])> = vec![
         ("deeply nested arrays", deep.into_bytes(), &[400, 413]),
-        ("deeply nested objects", deep_object.into_bytes(), &[400, 413]),
-        ("invalid UTF-8", b"{\"parts\":[{\"type\":\"text/plain\",\"content\":\"\xff\xfe\"}]}".to_vec(), &[400]),
-        ("a lone surrogate", br#"{"parts":[{"type":"text/plain","content":"\ud800"}]}"#.to_vec(), &[400]),
-        ("a number for the parts", br#"{"parts":1e999}"#.to_vec(), &[400]),
+        (
+            "deeply nested objects",
+            deep_object.into_bytes(),
+            &[400, 413],
+        ),
+        (
+            "invalid UTF-8",
+            b"{\"parts\":[{\"type\":\"text/plain\",\"content\":\"\xff\xfe\"}]}".to_vec(),
+            &[400],
+        ),
+        (
+            "a lone surrogate",
+            br#"{"parts":[{"type":"text/plain","content":"\ud800"}]}"#.to_vec(),
+            &[400],
+        ),
+        (
+            "a number for the parts",
+            br#"{"parts":1e999}"#.to_vec(),
+            &[400],
+        ),
         ("null parts", br#"{"parts":null}"#.to_vec(), &[400]),
         ("no parts", br#"{"parts":[]}"#.to_vec(), &[400]),
-        ("33 parts", json!({"parts": vec![json!({"type":"text/plain","content":"x"}); 33]}).to_string().into_bytes(), &[400, 413]),
-        ("a text part without content", br#"{"parts":[{"type":"text/plain"}]}"#.to_vec(), &[400]),
-        ("an empty part type", br#"{"parts":[{"type":""}]}"#.to_vec(), &[400]),
-        ("a 20 KiB text part", json!({"parts":[{"type":"text/plain","content":"x".repeat(20_000)}]}).to_string().into_bytes(), &[413]),
-        ("trailing garbage", br#"{"parts":[{"type":"text/plain","content":"x"}]} trailing"#.to_vec(), &[400]),
-        ("a BOM", b"\xef\xbb\xbf{\"parts\":[{\"type\":\"text/plain\",\"content\":\"x\"}]}".to_vec(), &[400]),
+        (
+            "33 parts",
+            json!({"parts": vec![json!({"type":"text/plain","content":"x"}); 33]})
+                .to_string()
+                .into_bytes(),
+            &[400, 413],
+        ),
+        (
+            "a text part without content",
+            br#"{"parts":[{"type":"text/plain"}]}"#.to_vec(),
+            &[400],
+        ),
+        (
+            "an empty part type",
+            br#"{"parts":[{"type":""}]}"#.to_vec(),
+            &[400],
+        ),
+        (
+            "a 20 KiB text part",
+            json!({"parts":[{"type":"text/plain","content":"x".repeat(20_000)}]})
+                .to_string()
+                .into_bytes(),
+            &[413],
+        ),
+        (
+            "trailing garbage",
+            br#"{"parts":[{"type":"text/plain","content":"x"}]} trailing"#.to_vec(),
+            &[400],
+        ),
+        (
+            "a BOM",
+            b"\xef\xbb\xbf{\"parts\":[{\"type\":\"text/plain\",\"content\":\"x\"}]}".to_vec(),
+            &[400],
+        ),
     ];
     for (what, body, allowed) in cases {
-        let a = raw(s.server.addr(), &request("PUT", &target, Some(&s.alice), Some(&body))).await;
+        let a = raw(
+            s.server.addr(),
+            &request("PUT", &target, Some(&s.alice), Some(&body)),
+        )
+        .await;
         assert_documented(what, &a, allowed);
     }
     // A body that announces 10 GB: refused at once, not read.
     let mut r = format!("PUT {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {}\r\ncontent-length: 10000000000\r\n\r\n{{", s.alice).into_bytes();
     r.extend_from_slice(b"\"parts\":");
-    assert_documented("a 10 GB content-length", &raw(s.server.addr(), &r).await, &[413]);
+    assert_documented(
+        "a 10 GB content-length",
+        &raw(s.server.addr(), &r).await,
+        &[413],
+    );
     // Nothing was stored by any of it.
     let h = Harness::new(s.server.url());
     assert!(h.full_history(&s.alice, room).await.unwrap().is_empty());
@@ -219,7 +331,11 @@ fn b64(bytes: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -229,7 +345,10 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[tokio::test]
@@ -239,14 +358,26 @@ async fn forged_tokens_are_401_on_every_route() {
     let real = &s.alice;
     let (h, _p, sig) = {
         let mut it = real.split('.');
-        (it.next().unwrap().to_owned(), it.next().unwrap().to_owned(), it.next().unwrap().to_owned())
+        (
+            it.next().unwrap().to_owned(),
+            it.next().unwrap().to_owned(),
+            it.next().unwrap().to_owned(),
+        )
     };
     let claims = |sub: &str, exp: u64| b64(json!({"sub": sub, "exp": exp}).to_string().as_bytes());
     let forged = [
         // alg none, no signature.
-        format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), claims("alice", now() + 3600)),
+        format!(
+            "{}.{}.",
+            b64(br#"{"alg":"none","typ":"JWT"}"#),
+            claims("alice", now() + 3600)
+        ),
         // Another algorithm announced, the real signature reused.
-        format!("{}.{}.{sig}", b64(br#"{"alg":"HS512","typ":"JWT"}"#), claims("alice", now() + 3600)),
+        format!(
+            "{}.{}.{sig}",
+            b64(br#"{"alg":"HS512","typ":"JWT"}"#),
+            claims("alice", now() + 3600)
+        ),
         // The real header and signature over other claims (a different user).
         format!("{h}.{}.{sig}", claims("mallory", now() + 3600)),
         // Expired long ago, with a signature that cannot match anyway.
@@ -277,7 +408,11 @@ async fn forged_tokens_are_401_on_every_route() {
                 _ => Some(br#"{"parts":[{"type":"text/plain","content":"x"}],"member_ids":[],"user_id":"bob","name":"n"}"#.as_slice()),
             };
             let a = raw(s.server.addr(), &request(method, target, Some(token), body)).await;
-            assert_documented(&format!("{method} {target} with {}", &token[..token.len().min(40)]), &a, &[401]);
+            assert_documented(
+                &format!("{method} {target} with {}", &token[..token.len().min(40)]),
+                &a,
+                &[401],
+            );
         }
     }
     // Header tricks: another scheme, no space, two tokens, a huge header.
@@ -289,11 +424,19 @@ async fn forged_tokens_are_401_on_every_route() {
     ] {
         let r = format!("GET /v1/rooms HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: {header}\r\n\r\n");
         let a = raw(s.server.addr(), r.as_bytes()).await;
-        assert!(a.status == 401 || a.status == 431 || a.status == 400, "{}: {}", &header[..20], a.status);
+        assert!(
+            a.status == 401 || a.status == 431 || a.status == 400,
+            "{}: {}",
+            &header[..20],
+            a.status
+        );
         assert_ne!(a.status, 500);
     }
     let h = Harness::new(s.server.url());
-    assert!(h.full_history(real, room).await.unwrap().is_empty(), "no forged write got through");
+    assert!(
+        h.full_history(real, room).await.unwrap().is_empty(),
+        "no forged write got through"
+    );
     assert_alive(&s, "forged tokens").await;
 }
 
@@ -318,9 +461,21 @@ async fn rooms_are_private_on_every_route() {
     for (method, target, body) in [
         ("GET", format!("/v1/rooms/{room}"), None),
         ("GET", format!("/v1/rooms/{room}/messages"), None),
-        ("GET", format!("/v1/rooms/{room}/messages?direction=newer"), None),
-        ("PUT", format!("/v1/rooms/{room}/messages/e1"), Some(br#"{"parts":[{"type":"text/plain","content":"hi"}]}"#.as_slice())),
-        ("PUT", format!("/v1/rooms/{room}/messages/t1"), Some(br#"{"parts":[{"type":"text/plain","content":"hi"}]}"#.as_slice())),
+        (
+            "GET",
+            format!("/v1/rooms/{room}/messages?direction=newer"),
+            None,
+        ),
+        (
+            "PUT",
+            format!("/v1/rooms/{room}/messages/e1"),
+            Some(br#"{"parts":[{"type":"text/plain","content":"hi"}]}"#.as_slice()),
+        ),
+        (
+            "PUT",
+            format!("/v1/rooms/{room}/messages/t1"),
+            Some(br#"{"parts":[{"type":"text/plain","content":"hi"}]}"#.as_slice()),
+        ),
         ("GET", format!("/messages?room_id={room}"), None),
     ] {
         let a = raw(s.server.addr(), &request(method, &target, Some(&eve), body)).await;
@@ -331,7 +486,11 @@ async fn rooms_are_private_on_every_route() {
     for target in ["/v1/sync", "/v1/rooms"] {
         let a = raw(s.server.addr(), &request("GET", target, Some(&eve), None)).await;
         assert_eq!(a.status, 200);
-        assert!(!a.body.contains(room.as_str()) && !a.body.contains("secret"), "{target}: {}", a.body);
+        assert!(
+            !a.body.contains(room.as_str()) && !a.body.contains("secret"),
+            "{target}: {}",
+            a.body
+        );
     }
     // Eve's txn id "t1" is hers: reusing alice's id neither reads nor overwrites alice's message.
     let history = h.full_history(&s.alice, room).await.unwrap();
@@ -347,9 +506,21 @@ async fn the_dev_token_route_is_off_in_secret_mode_and_secrets_stay_out_of_answe
     config.token_secret = Some("s3cr3t-value-that-must-not-leak".into());
     let server = chatsync_server::start(config).await.unwrap();
     for (method, target, body) in [
-        ("POST", "/v1/token", Some(br#"{"user_id":"alice"}"#.as_slice())),
-        ("POST", "/v1/token/", Some(br#"{"user_id":"alice"}"#.as_slice())),
-        ("POST", "/v1/token?dev=1", Some(br#"{"user_id":"alice"}"#.as_slice())),
+        (
+            "POST",
+            "/v1/token",
+            Some(br#"{"user_id":"alice"}"#.as_slice()),
+        ),
+        (
+            "POST",
+            "/v1/token/",
+            Some(br#"{"user_id":"alice"}"#.as_slice()),
+        ),
+        (
+            "POST",
+            "/v1/token?dev=1",
+            Some(br#"{"user_id":"alice"}"#.as_slice()),
+        ),
         ("GET", "/v1/openapi.json", None),
         ("GET", "/health", None),
     ] {

@@ -13,7 +13,11 @@ async fn devices_converge_with_nothing_lost_or_duplicated_under_faults() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_261_125);
-    let config = SoakConfig::sized(PathBuf::from(env!("CARGO_BIN_EXE_chatsync-soak-client")), 1, seed);
+    let config = SoakConfig::sized(
+        PathBuf::from(env!("CARGO_BIN_EXE_chatsync-soak-client")),
+        1,
+        seed,
+    );
     let dir = tempfile::tempdir().unwrap();
     let report = soak::run(&config, dir.path()).await.unwrap();
     println!("seed {seed}\n{report}");

@@ -14,7 +14,12 @@ use chatsync_core::{ChatClient, ChatError, ClientConfig, TokenSource};
 
 /// Loopback, nothing listens there: everything stays queued (no network I/O at open anyway).
 fn offline_config(dir: &Path) -> ClientConfig {
-    let mut c = ClientConfig::new("http://127.0.0.1:9", dir, "alice", TokenSource::Fixed("t".into()));
+    let mut c = ClientConfig::new(
+        "http://127.0.0.1:9",
+        dir,
+        "alice",
+        TokenSource::Fixed("t".into()),
+    );
     c.cache_capacity_bytes = 1024 * 1024;
     c
 }
@@ -64,13 +69,19 @@ fn read_everything(client: &ChatClient) -> Option<Vec<String>> {
         }
     }
     let _ = client.messages("r1".into(), 1_000, None);
-    client.outbox().ok().map(|o| o.into_iter().map(|e| e.text).collect())
+    client
+        .outbox()
+        .ok()
+        .map(|o| o.into_iter().map(|e| e.text).collect())
 }
+
+/// How many bytes of a file of the given length survive.
+type Keep = fn(u64) -> u64;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_store_files_are_typed_errors_never_panics() {
     // Which file and how much of it survives.
-    let variants: &[(&str, fn(u64) -> u64)] = &[
+    let variants: &[(&str, Keep)] = &[
         ("largest", |_| 0),
         ("largest", |l| 1.min(l)),
         ("largest", |l| l / 2),
@@ -97,21 +108,35 @@ async fn truncated_store_files_are_typed_errors_never_panics() {
         };
         let new_len = keep(len);
         // sled may hold its lock a moment after the client is dropped; opening below waits.
-        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(new_len).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(new_len)
+            .unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         match open(dir.path()) {
-            Err(ChatError::Storage(m)) => outcomes.push(format!("{name} {len}->{new_len}: storage error ({m})")),
+            Err(ChatError::Storage(m)) => {
+                outcomes.push(format!("{name} {len}->{new_len}: storage error ({m})"))
+            }
             Err(ChatError::Busy(m)) => panic!("{name}: busy after close: {m}"),
             Err(e) => panic!("{name} {len}->{new_len}: untyped outcome {e:?}"),
             Ok(client) => {
                 let outbox = read_everything(&client);
                 // Opened: whatever it shows must be what was written, never invented.
                 if let Some(outbox) = &outbox {
-                    assert!(outbox.iter().all(|t| texts.contains(t)), "{name}: {outbox:?}");
+                    assert!(
+                        outbox.iter().all(|t| texts.contains(t)),
+                        "{name}: {outbox:?}"
+                    );
                 }
                 outcomes.push(format!(
                     "{name} {len}->{new_len}: opened, outbox {}",
-                    outbox.map_or("unreadable".into(), |o| format!("{} of {}", o.len(), texts.len()))
+                    outbox.map_or("unreadable".into(), |o| format!(
+                        "{} of {}",
+                        o.len(),
+                        texts.len()
+                    ))
                 ));
             }
         }
@@ -134,7 +159,10 @@ impl Tmpfs {
             .output()
             .map_err(|e| format!("cannot run mount: {e}"))?;
         if !out.status.success() {
-            return Err(format!("mount refused: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "mount refused: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         Ok(Tmpfs { dir })
     }
@@ -156,7 +184,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -186,7 +217,11 @@ async fn a_read_only_file_system_is_a_storage_error_and_the_data_survives() {
     }
     fs.remount("rw");
     let client = open(&store).unwrap();
-    assert_eq!(read_everything(&client), Some(texts), "everything queued survived");
+    assert_eq!(
+        read_everything(&client),
+        Some(texts),
+        "everything queued survived"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,13 +261,24 @@ async fn a_full_disk_is_a_storage_error_and_acknowledged_sends_survive() {
         failure
     };
     let failure = failure.expect("the disk filled up within 5,000 messages of 4 KB");
-    assert!(matches!(failure, ChatError::Storage(_)), "a full disk: {failure:?}");
+    assert!(
+        matches!(failure, ChatError::Storage(_)),
+        "a full disk: {failure:?}"
+    );
     println!("full disk after {} messages: {failure}", acknowledged.len());
     std::fs::remove_file(&ballast).unwrap();
     let client = open(&store).unwrap();
     let outbox = read_everything(&client).expect("outbox readable after the disk was freed");
     // Every acknowledged message is there, in order; at most the failed one may be extra.
-    assert!(outbox.len() >= acknowledged.len(), "{} < {}", outbox.len(), acknowledged.len());
+    assert!(
+        outbox.len() >= acknowledged.len(),
+        "{} < {}",
+        outbox.len(),
+        acknowledged.len()
+    );
     assert_eq!(outbox[..acknowledged.len()], acknowledged[..]);
-    client.send_text("r1".into(), "works again".into()).await.unwrap();
+    client
+        .send_text("r1".into(), "works again".into())
+        .await
+        .unwrap();
 }

@@ -64,7 +64,11 @@ fn main() {
     match result {
         Ok(report) => {
             println!("{report}");
-            std::process::exit(if report.answered_with_message == args.polls { 0 } else { 1 });
+            std::process::exit(if report.answered_with_message == args.polls {
+                0
+            } else {
+                1
+            });
         }
         Err(e) => {
             eprintln!("chatsync-park: {e}");

@@ -31,7 +31,10 @@ struct Args {
 
 fn client_bin() -> PathBuf {
     let me = std::env::current_exe().expect("current exe");
-    me.with_file_name(format!("chatsync-soak-client{}", std::env::consts::EXE_SUFFIX))
+    me.with_file_name(format!(
+        "chatsync-soak-client{}",
+        std::env::consts::EXE_SUFFIX
+    ))
 }
 
 fn main() {
@@ -52,7 +55,10 @@ fn main() {
         "soak: seed {seed}, size {}, {} devices, {} rooms, {:?} of faults",
         args.size, config.clients, config.rooms, config.duration
     );
-    let dir = tempfile::Builder::new().prefix("chatsync-soak-").tempdir().expect("temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("chatsync-soak-")
+        .tempdir()
+        .expect("temp dir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let result = runtime.block_on(soak::run(&config, dir.path()));
     if args.keep {
