@@ -167,8 +167,8 @@ enum Fault {
 /// What the children printed, shared with their reader threads.
 #[derive(Default)]
 struct Tally {
-    /// (user, room, text) of every message reported queued.
-    queued: Vec<(String, String, String)>,
+    /// Every message reported queued.
+    queued: Vec<Queued>,
     online: usize,
     offline: usize,
     interrupted: usize,
@@ -176,11 +176,31 @@ struct Tally {
     send_errors: Vec<String>,
 }
 
+/// A device's store, as the checks see it.
+#[derive(Clone, Debug)]
+pub struct DeviceStore {
+    /// The user of the device.
+    pub user: String,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// The rooms it is a member of.
+    pub rooms: Vec<String>,
+}
+
+/// A message a device reported as durably queued (`send_text` returned).
+#[derive(Clone, Debug)]
+pub struct Queued {
+    /// The sender.
+    pub user: String,
+    /// The room.
+    pub room: String,
+    /// Its text (unique across the run).
+    pub text: String,
+}
+
 /// A device process and what it needs to be restarted.
 struct Device {
-    user: String,
-    data: PathBuf,
-    rooms: Vec<String>,
+    store: DeviceStore,
     child: Child,
     incarnation: u32,
 }
@@ -212,16 +232,16 @@ fn spawn_device(
         .seed
         .wrapping_mul(1_000_003)
         .wrapping_add(u64::from(device.incarnation) * 7919)
-        .wrapping_add(device.user.len() as u64);
+        .wrapping_add(device.store.user.len() as u64);
     let mut child = Command::new(&config.client_bin)
         .arg("--server")
         .arg(proxy_url)
         .arg("--data")
-        .arg(&device.data)
+        .arg(&device.store.data)
         .arg("--user")
-        .arg(&device.user)
+        .arg(&device.store.user)
         .arg("--rooms")
-        .arg(device.rooms.join(","))
+        .arg(device.store.rooms.join(","))
         .arg("--seed")
         .arg(seed.to_string())
         .arg("--tag")
@@ -237,17 +257,18 @@ fn spawn_device(
         .map_err(setup("spawn chatsync-soak-client"))?;
     let stdout = child.stdout.take().expect("piped stdout");
     let tally = tally.clone();
-    let user = device.user.clone();
+    let user = device.store.user.clone();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
             let mut words = line.splitn(3, ' ');
             match (words.next(), words.next(), words.next()) {
-                (Some("queued"), Some(room), Some(text)) => {
-                    t.queued
-                        .push((user.clone(), room.to_owned(), text.to_owned()))
-                }
+                (Some("queued"), Some(room), Some(text)) => t.queued.push(Queued {
+                    user: user.clone(),
+                    room: room.to_owned(),
+                    text: text.to_owned(),
+                }),
                 (Some("sync"), Some("online"), Some(rest)) => {
                     t.online += 1;
                     let pending = rest.split(' ').nth(1).unwrap_or("0");
@@ -316,9 +337,11 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
     let mut devices = Vec::new();
     for user in &users {
         let mut device = Device {
-            user: user.clone(),
-            data: work_dir.join(format!("device-{user}")),
-            rooms: rooms_of(user),
+            store: DeviceStore {
+                user: user.clone(),
+                data: work_dir.join(format!("device-{user}")),
+                rooms: rooms_of(user),
+            },
             child: Command::new("true").spawn().map_err(setup("spawn true"))?,
             incarnation: 0,
         };
@@ -395,22 +418,13 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
     // Drain: each store, reopened in this process, syncs straight with the server until its
     // outbox is empty; then rounds over all of them until no one gets anything new.
     let url = server.url();
-    let open = |device: &Device| -> Result<Arc<ChatClient>, SoakError> {
-        let mut c = ClientConfig::new(
-            url.clone(),
-            device.data.clone(),
-            device.user.clone(),
-            TokenSource::DevTokenRoute,
-        );
-        c.cache_capacity_bytes = 1024 * 1024;
-        ChatClient::new(c).map_err(setup("reopen a device store"))
-    };
+    let stores: Vec<DeviceStore> = devices.iter().map(|d| d.store.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         report.drain_rounds += 1;
         let mut quiet = true;
-        for device in &devices {
-            let client = open(device)?;
+        for store in &stores {
+            let client = open_store(&url, store)?;
             let r = client.sync_once().await.map_err(setup("drain sync"))?;
             if !r.online
                 || r.pending > 0
@@ -431,10 +445,44 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
             break;
         }
     }
+    let queued = tally
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .queued
+        .clone();
+    let (delivered, violations) = verify(&url, &room_members, &queued, &stores).await?;
+    report.delivered = delivered;
+    report.violations.extend(violations);
+    drop(proxy);
+    server.shutdown().await;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
 
-    // The server's truth, room by room.
+/// Opens a device store in this process against `server_url` (dev tokens).
+pub fn open_store(server_url: &str, store: &DeviceStore) -> Result<Arc<ChatClient>, SoakError> {
+    let mut c = ClientConfig::new(
+        server_url,
+        store.data.clone(),
+        store.user.clone(),
+        TokenSource::DevTokenRoute,
+    );
+    c.cache_capacity_bytes = 1024 * 1024;
+    ChatClient::new(c).map_err(setup("open a device store"))
+}
+
+/// Reads the server's truth (every room of `room_members`, via a member's dev token) and checks
+/// the promises against the `queued` reports and the device `stores`. Returns the number of
+/// messages on the server and the broken promises (empty: all kept).
+pub async fn verify(
+    server_url: &str,
+    room_members: &[(String, Vec<String>)],
+    queued: &[Queued],
+    stores: &[DeviceStore],
+) -> Result<(usize, Vec<String>), SoakError> {
+    let harness = Harness::new(server_url);
     let mut truth: HashMap<String, Vec<chatsync_protocol::Message>> = HashMap::new();
-    for (room, members) in &room_members {
+    for (room, members) in room_members {
         let token = harness.token(&members[0]).await.map_err(setup("token"))?;
         let history = harness
             .full_history(&token, room)
@@ -442,26 +490,11 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
             .map_err(setup("history"))?;
         truth.insert(room.clone(), history);
     }
-    report.delivered = truth.values().map(Vec::len).sum();
-    check(&mut report, &truth, &room_members, &tally, &devices, open)?;
-    drop(proxy);
-    server.shutdown().await;
-    report.elapsed = started.elapsed();
-    Ok(report)
-}
-
-fn check(
-    report: &mut SoakReport,
-    truth: &HashMap<String, Vec<chatsync_protocol::Message>>,
-    room_members: &[(String, Vec<String>)],
-    tally: &Arc<Mutex<Tally>>,
-    devices: &[Device],
-    open: impl Fn(&Device) -> Result<Arc<ChatClient>, SoakError>,
-) -> Result<(), SoakError> {
-    let v = &mut report.violations;
+    let delivered = truth.values().map(Vec::len).sum();
+    let mut v = Vec::new();
     // No text twice on the server.
     let mut on_server: HashMap<&str, Vec<(&str, &str, u64)>> = HashMap::new();
-    for (room, messages) in truth {
+    for (room, messages) in &truth {
         for m in messages {
             on_server.entry(m.text().unwrap_or("")).or_default().push((
                 room.as_str(),
@@ -479,7 +512,7 @@ fn check(
         }
     }
     // Every queued message is there, once, in its room, from its sender.
-    for (user, room, text) in &tally.lock().unwrap_or_else(|p| p.into_inner()).queued {
+    for Queued { user, room, text } in queued {
         match on_server.get(text.as_str()).map(Vec::as_slice) {
             Some([(r, u, _)]) if r == room && u == user => {}
             Some(other) => v.push(format!(
@@ -491,8 +524,8 @@ fn check(
         }
     }
     // Every store equals the server, room by room.
-    for device in devices {
-        let client = open(device)?;
+    for device in stores {
+        let client = open_store(server_url, device)?;
         let outbox = client.outbox().map_err(setup("outbox"))?;
         if !outbox.is_empty() {
             v.push(format!(
@@ -535,7 +568,7 @@ fn check(
                 }
             }
             shown.reverse();
-            let expected = &truth[room];
+            let expected = truth.get(room).map(Vec::as_slice).unwrap_or(&[]);
             let shown_keys: Vec<(Option<u64>, &str, &str, MessageState)> = shown
                 .iter()
                 .map(|m| (m.server_id, m.text.as_str(), m.user.id.as_str(), m.state))
@@ -568,5 +601,5 @@ fn check(
             }
         }
     }
-    Ok(())
+    Ok((delivered, v))
 }
