@@ -205,6 +205,13 @@ struct Device {
     incarnation: u32,
 }
 
+impl Drop for Device {
+    /// A soak that stops early (a setup error, a panic) leaves no device running.
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
 async fn start_server(addr: SocketAddr, db: &Path) -> Result<RunningServer, SoakError> {
     let mut config = ServerConfig::for_tests(db);
     config.addr = addr;
