@@ -49,6 +49,9 @@ pub struct SoakConfig {
     pub seed: u64,
     /// Pause between a device's iterations, at most (pacing).
     pub pause_ms: u64,
+    /// Every n-th device (u0, u{n}, ...) runs live on the core's scheduler; the others loop
+    /// over `sync_once`. 0: none live.
+    pub live_every: usize,
 }
 
 impl SoakConfig {
@@ -75,6 +78,7 @@ impl SoakConfig {
             },
             seed,
             pause_ms: 150,
+            live_every: 2,
         }
     }
 }
@@ -102,6 +106,8 @@ pub struct SoakReport {
     pub server_restarts: u32,
     /// Device SIGKILLs and restarts.
     pub client_restarts: u32,
+    /// Devices that ran live on the core's scheduler.
+    pub live_devices: usize,
     /// Drain rounds needed at the end before every store converged.
     pub drain_rounds: u32,
     /// Wall time.
@@ -131,8 +137,8 @@ impl std::fmt::Display for SoakReport {
         )?;
         writeln!(
             f,
-            "  restarts: {} server kills, {} device SIGKILLs; {} drain rounds to converge",
-            self.server_restarts, self.client_restarts, self.drain_rounds
+            "  restarts: {} server kills, {} device SIGKILLs; {} devices live on the scheduler; {} drain rounds to converge",
+            self.server_restarts, self.client_restarts, self.live_devices, self.drain_rounds
         )?;
         if self.violations.is_empty() {
             write!(f, "  result: converged, nothing lost, nothing duplicated")
@@ -203,6 +209,8 @@ struct Device {
     store: DeviceStore,
     child: Child,
     incarnation: u32,
+    /// Runs the core's scheduler (`--live`).
+    live: bool,
 }
 
 impl Drop for Device {
@@ -257,6 +265,7 @@ fn spawn_device(
         .arg(config.sends_per_client.to_string())
         .arg("--pause-ms")
         .arg(config.pause_ms.to_string())
+        .args(device.live.then_some("--live"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -342,7 +351,7 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
 
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut devices = Vec::new();
-    for user in &users {
+    for (i, user) in users.iter().enumerate() {
         let mut device = Device {
             store: DeviceStore {
                 user: user.clone(),
@@ -351,12 +360,14 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
             },
             child: Command::new("true").spawn().map_err(setup("spawn true"))?,
             incarnation: 0,
+            live: config.live_every > 0 && i % config.live_every == 0,
         };
         let _ = device.child.wait();
         device.child = spawn_device(config, &proxy.url(), &device, &tally)?;
         devices.push(device);
     }
     proxy.set_rates(config.rates);
+    let live_devices = devices.iter().filter(|d| d.live).count();
 
     // The fault schedule, drawn from the seed: times in the first 90% of the run.
     let mut schedule: Vec<(Duration, Fault)> = Vec::new();
@@ -377,7 +388,10 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
     }
     schedule.sort_by_key(|(t, _)| *t);
 
-    let mut report = SoakReport::default();
+    let mut report = SoakReport {
+        live_devices,
+        ..SoakReport::default()
+    };
     let chaos_start = tokio::time::Instant::now();
     for (t, fault) in schedule {
         // The schedule's own clock: waiting for the next planned fault, not for a condition.

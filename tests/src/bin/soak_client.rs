@@ -1,6 +1,7 @@
 //! `chatsync-soak-client`: one device of the convergence soak, run as a child process so the
 //! soak can SIGKILL it at any instruction. Built on chatsync-core exactly as an app uses it:
-//! queue a message, sync, repeat; then keep syncing until killed.
+//! queue a message, sync, repeat; then keep syncing until killed. With `--live` it runs the
+//! core's scheduler instead (live long-poll, flush on queueing) and only queues messages.
 //!
 //! It prints one line per event on stdout (line-buffered, so a killed child never leaves half a
 //! line): `queued ROOM TEXT` once `send_text` has returned (the message is durably queued: from
@@ -10,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chatsync_core::{ChatClient, ChatError, ClientConfig, TokenSource};
+use chatsync_core::{AppState, ChatClient, ChatError, ClientConfig, TokenSource};
 use clap::Parser;
 
 /// One soak device.
@@ -40,6 +41,10 @@ struct Args {
     /// Pause between iterations, at most this many milliseconds (pacing, not synchronisation).
     #[arg(long, default_value_t = 100)]
     pause_ms: u64,
+    /// Run as a foreground app does: the core's scheduler delivers (live long-poll, outbox
+    /// flushes on queueing) and this loop only queues messages.
+    #[arg(long)]
+    live: bool,
 }
 
 fn kind(e: &ChatError) -> &'static str {
@@ -82,6 +87,10 @@ fn main() {
                 println!("login-error {} {e}", kind(&e));
             }
         }
+        if args.live {
+            client.set_app_state(AppState::Active);
+            client.start();
+        }
         let mut rng = fastrand::Rng::with_seed(args.seed);
         let mut sent = 0;
         loop {
@@ -96,6 +105,12 @@ fn main() {
                 if sent == args.sends {
                     println!("done");
                 }
+            }
+            if args.live {
+                // The scheduler syncs and flushes; this loop only paces the sends.
+                let pause = rng.u64(0..=args.pause_ms * 2);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                continue;
             }
             match client.sync_once().await {
                 Ok(r) => println!(
