@@ -97,7 +97,10 @@ impl SqliteBaseline {
     }
 
     /// Inserts many messages in one transaction (seeding).
-    pub fn insert_many(&mut self, messages: impl IntoIterator<Item = Message>) -> rusqlite::Result<()> {
+    pub fn insert_many(
+        &mut self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(INSERT)?;
@@ -123,7 +126,11 @@ impl SqliteBaseline {
         let rows = stmt.query_map(params![room_id, limit], |r| {
             let parts: String = r.get(3)?;
             let parts: Vec<Part> = serde_json::from_str(&parts).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
             })?;
             Ok(Message {
                 id: r.get::<_, i64>(0)? as u64,
@@ -139,7 +146,9 @@ impl SqliteBaseline {
 
     /// Number of stored messages.
     pub fn count(&self) -> rusqlite::Result<u64> {
-        self.conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+        self.conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
     }
 }
 
@@ -178,10 +187,14 @@ mod tests {
     fn sqlite_reads_the_newest_page_of_one_room() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = SqliteBaseline::open(&dir.path().join("m.db")).unwrap();
-        db.insert_many((1..=100).map(|i| message(&room_id((i % 2) as usize), i))).unwrap();
+        db.insert_many((1..=100).map(|i| message(&room_id((i % 2) as usize), i)))
+            .unwrap();
         db.persist_one(&message(&room_id(0), 102)).unwrap();
         let page = db.newest(&room_id(0), 3).unwrap();
-        assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), vec![102, 100, 98]);
+        assert_eq!(
+            page.iter().map(|m| m.id).collect::<Vec<_>>(),
+            vec![102, 100, 98]
+        );
         assert_eq!(page[0], message(&room_id(0), 102));
         assert_eq!(db.count().unwrap(), 101);
     }

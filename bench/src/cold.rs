@@ -22,7 +22,13 @@ use crate::Sizes;
 /// Messages on the first screen.
 const FIRST_SCREEN: usize = 50;
 /// The contenders, in the order each run starts them.
-const KINDS: [&str; 5] = ["empty", "chatsync-empty-store", "chatsync", "redux-persist", "sqlite"];
+const KINDS: [&str; 5] = [
+    "empty",
+    "chatsync-empty-store",
+    "chatsync",
+    "redux-persist",
+    "sqlite",
+];
 /// Index of chatsync in [`KINDS`] (the ratios' base).
 const CHATSYNC: usize = 2;
 
@@ -32,7 +38,8 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
     let dir = tempfile::tempdir().expect("temp dir");
     let build = Instant::now();
     {
-        let mut store = BenchStore::open(&dir.path().join("chatsync"), MOBILE_CACHE_BYTES).expect("open chatsync");
+        let mut store = BenchStore::open(&dir.path().join("chatsync"), MOBILE_CACHE_BYTES)
+            .expect("open chatsync");
         let all: Vec<_> = history(total, rooms).collect();
         for chunk in all.chunks(10_000) {
             store.apply_sync_batch(chunk).expect("seed chatsync");
@@ -46,7 +53,10 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
             db.insert_many(chunk.iter().cloned()).expect("seed SQLite");
         }
     }
-    eprintln!("[bench] cold start: stores of {total} messages built in {:.1} s", build.elapsed().as_secs_f64());
+    eprintln!(
+        "[bench] cold start: stores of {total} messages built in {:.1} s",
+        build.elapsed().as_secs_f64()
+    );
 
     let room = rooms / 2;
     let mut time: Vec<Samples> = vec![Samples::default(); KINDS.len()];
@@ -71,12 +81,29 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
     let base_t = time[CHATSYNC].summary().median;
     let base_m = rss[CHATSYNC].summary().median;
     report.row("process floor (opens nothing): time", &time[0], "ms", None);
-    report.row("process floor (opens nothing): peak RSS", &rss[0], "MiB", None);
+    report.row(
+        "process floor (opens nothing): peak RSS",
+        &rss[0],
+        "MiB",
+        None,
+    );
     for i in 1..KINDS.len() {
-        report.row(&format!("{}: time", KINDS[i]), &time[i], "ms", (i > CHATSYNC).then_some(base_t));
-        report.row(&format!("{}: peak RSS", KINDS[i]), &rss[i], "MiB", (i > CHATSYNC).then_some(base_m));
+        report.row(
+            &format!("{}: time", KINDS[i]),
+            &time[i],
+            "ms",
+            (i > CHATSYNC).then_some(base_t),
+        );
+        report.row(
+            &format!("{}: peak RSS", KINDS[i]),
+            &rss[i],
+            "MiB",
+            (i > CHATSYNC).then_some(base_m),
+        );
     }
-    report.note("time runs from the child's main() to the checked first screen; the OS file cache is warm");
+    report.note(
+        "time runs from the child's main() to the checked first screen; the OS file cache is warm",
+    );
 }
 
 /// In the child: `cold-start KIND DIR TOTAL ROOMS ROOM`. Prints `{"ms", "peak_rss_kib"}`.
@@ -92,7 +119,11 @@ pub fn child(started: Instant, args: &[String]) -> serde_json::Value {
     let page: Vec<(u64, String)> = match kind.as_str() {
         "empty" => Vec::new(),
         "chatsync" | "chatsync-empty-store" => {
-            let store = if kind == "chatsync" { dir.join("chatsync") } else { dir.join("empty-chatsync") };
+            let store = if kind == "chatsync" {
+                dir.join("chatsync")
+            } else {
+                dir.join("empty-chatsync")
+            };
             let config = ClientConfig::new(
                 "http://127.0.0.1:9",
                 store,
@@ -100,18 +131,29 @@ pub fn child(started: Instant, args: &[String]) -> serde_json::Value {
                 TokenSource::Fixed("unused: no network in this scenario".into()),
             );
             let client = ChatClient::new(config).expect("open the chatsync store");
-            let page = client.messages(room, FIRST_SCREEN as u32, None).expect("read the first screen");
-            page.into_iter().map(|m| (m.server_id.expect("a synced message"), m.text)).collect()
+            let page = client
+                .messages(room, FIRST_SCREEN as u32, None)
+                .expect("read the first screen");
+            page.into_iter()
+                .map(|m| (m.server_id.expect("a synced message"), m.text))
+                .collect()
         }
         "redux-persist" => {
             let state = ReduxPersist::load(&dir.join("redux.json")).expect("rehydrate");
             let messages = &state[&room];
-            messages.iter().rev().take(FIRST_SCREEN).map(|m| (m.id, m.text().unwrap_or("").to_owned())).collect()
+            messages
+                .iter()
+                .rev()
+                .take(FIRST_SCREEN)
+                .map(|m| (m.id, m.text().unwrap_or("").to_owned()))
+                .collect()
         }
         "sqlite" => {
             let db = SqliteBaseline::open(&dir.join("messages.db")).expect("open SQLite");
             let page = db.newest(&room, FIRST_SCREEN as u32).expect("read SQLite");
-            page.iter().map(|m| (m.id, m.text().unwrap_or("").to_owned())).collect()
+            page.iter()
+                .map(|m| (m.id, m.text().unwrap_or("").to_owned()))
+                .collect()
         }
         other => panic!("unknown kind {other}"),
     };

@@ -76,7 +76,9 @@ mod tests {
 
     #[test]
     fn a_message_is_about_230_bytes_of_json() {
-        let len = serde_json::to_vec(&message(&room_id(7), 123_456)).unwrap().len();
+        let len = serde_json::to_vec(&message(&room_id(7), 123_456))
+            .unwrap()
+            .len();
         assert!((210..=250).contains(&len), "{len} bytes");
     }
 
@@ -89,7 +91,11 @@ mod tests {
                     .map(|m| m.id)
                     .max()
                     .unwrap();
-                assert_eq!(newest_id_of_room(total, rooms, r), newest, "{total} {rooms} {r}");
+                assert_eq!(
+                    newest_id_of_room(total, rooms, r),
+                    newest,
+                    "{total} {rooms} {r}"
+                );
             }
         }
     }

@@ -39,10 +39,22 @@ pub fn run(sizes: &Sizes, runner: Option<&Path>, report: &mut Report) {
 
     // Rust, in-process: the same public call the bindings wrap.
     let rust = {
-        let config = ClientConfig::new("http://127.0.0.1:9", &store_dir, "alice", TokenSource::Fixed("unused".into()));
+        let config = ClientConfig::new(
+            "http://127.0.0.1:9",
+            &store_dir,
+            "alice",
+            TokenSource::Fixed("unused".into()),
+        );
         let client = ChatClient::new(config).expect("open the store");
-        let page = |client: &ChatClient| client.messages(room.clone(), 50, None).expect("read a page");
-        let first: Vec<(u64, String)> = page(&client).into_iter().map(|m| (m.server_id.expect("id"), m.text)).collect();
+        let page = |client: &ChatClient| {
+            client
+                .messages(room.clone(), 50, None)
+                .expect("read a page")
+        };
+        let first: Vec<(u64, String)> = page(&client)
+            .into_iter()
+            .map(|m| (m.server_id.expect("id"), m.text))
+            .collect();
         check_newest_page(&first, ROOM_MESSAGES, 1, 0, 50).expect("Rust read the wrong page");
         for _ in 0..sizes.ffi_warmup {
             std::hint::black_box(page(&client));
@@ -61,7 +73,10 @@ pub fn run(sizes: &Sizes, runner: Option<&Path>, report: &mut Report) {
     report.row("Rust ChatClient::messages (in-process)", &rust, "us", None);
 
     let Some(runner) = runner else {
-        report.not_measured("Kotlin/JVM through the UniFFI bindings", "no Kotlin runner given (--kotlin-runner)");
+        report.not_measured(
+            "Kotlin/JVM through the UniFFI bindings",
+            "no Kotlin runner given (--kotlin-runner)",
+        );
         return;
     };
     let output = Command::new("bash")
@@ -78,13 +93,27 @@ pub fn run(sizes: &Sizes, runner: Option<&Path>, report: &mut Report) {
         .output()
         .expect("start the Kotlin runner");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "the Kotlin runner failed ({}): {stdout}", output.status);
-    let line = stdout.lines().last().unwrap_or_default();
-    let result: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("Kotlin runner printed {line:?}, not JSON: {e}"));
-    let kotlin = Samples(
-        result["per_call_us"].as_array().expect("per_call_us").iter().map(|v| v.as_f64().expect("number")).collect(),
+    assert!(
+        output.status.success(),
+        "the Kotlin runner failed ({}): {stdout}",
+        output.status
     );
-    report.row("Kotlin ChatClient.messages (JVM, UniFFI/JNA)", &kotlin, "us", Some(rust.summary().median));
+    let line = stdout.lines().last().unwrap_or_default();
+    let result: serde_json::Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("Kotlin runner printed {line:?}, not JSON: {e}"));
+    let kotlin = Samples(
+        result["per_call_us"]
+            .as_array()
+            .expect("per_call_us")
+            .iter()
+            .map(|v| v.as_f64().expect("number"))
+            .collect(),
+    );
+    report.row(
+        "Kotlin ChatClient.messages (JVM, UniFFI/JNA)",
+        &kotlin,
+        "us",
+        Some(rust.summary().median),
+    );
     report.note("the ratio is Kotlin's per-call time over the same call made from Rust in-process");
 }

@@ -58,7 +58,12 @@ pub fn run(
         full.push(full_ms);
         rate.push(expected as f64 / (full_ms / 1_000.0));
         incremental.push(result["incremental_ms"].as_f64().expect("incremental_ms"));
-        rss_sync.push(result["peak_rss_sync_kib"].as_f64().expect("peak_rss_sync_kib") / 1024.0);
+        rss_sync.push(
+            result["peak_rss_sync_kib"]
+                .as_f64()
+                .expect("peak_rss_sync_kib")
+                / 1024.0,
+        );
         rss.push(result["peak_rss_kib"].as_f64().expect("peak_rss_kib") / 1024.0);
         last_dir = Some(dir);
     }
@@ -67,18 +72,47 @@ pub fn run(
         sizes.sync_total,
         server.rooms.len()
     ));
-    report.row("initial /v1/sync (newest 50 per room)", &initial, "ms", None);
-    report.row("all history in the store (sync + load_older)", &full, "ms", None);
+    report.row(
+        "initial /v1/sync (newest 50 per room)",
+        &initial,
+        "ms",
+        None,
+    );
+    report.row(
+        "all history in the store (sync + load_older)",
+        &full,
+        "ms",
+        None,
+    );
     report.row("throughput", &rate, "msg/s", None);
-    report.row(&format!("incremental sync of {} new messages", sizes.sync_incremental), &incremental, "ms", None);
-    report.section("5. memory: peak RSS of the process doing scenario 3 (mobile settings: 4 MiB sled cache)");
+    report.row(
+        &format!(
+            "incremental sync of {} new messages",
+            sizes.sync_incremental
+        ),
+        &incremental,
+        "ms",
+        None,
+    );
+    report.section(
+        "5. memory: peak RSS of the process doing scenario 3 (mobile settings: 4 MiB sled cache)",
+    );
     report.row("at the end of the first sync", &rss_sync, "MiB", None);
-    report.row("at the end (+ read-back check, incremental sync)", &rss, "MiB", None);
+    report.row(
+        "at the end (+ read-back check, incremental sync)",
+        &rss,
+        "MiB",
+        None,
+    );
     let median = rss_sync.summary().median;
     report.note(&format!(
         "iOS notification extension budget: 24 MiB; this is {:.0}% of it{}",
         median / 24.0 * 100.0,
-        if median > 24.0 { " (OVER the budget)" } else { "" }
+        if median > 24.0 {
+            " (OVER the budget)"
+        } else {
+            ""
+        }
     ));
     last_dir.expect("at least one run")
 }
@@ -91,7 +125,10 @@ pub fn child(args: &[String]) -> serde_json::Value {
     let expected: u64 = expected.parse().expect("EXPECTED");
     let incremental: u32 = incremental.parse().expect("INCREMENTAL");
     let config = ClientConfig::new(url.clone(), dir, "alice", TokenSource::Fixed(token.clone()));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let client = ChatClient::new(config).expect("open an empty store");
 
     let started = Instant::now();
@@ -101,7 +138,9 @@ pub fn child(args: &[String]) -> serde_json::Value {
     let rooms = client.rooms().expect("rooms");
     assert!(!rooms.is_empty(), "the initial sync brought no room");
     for room in &rooms {
-        client.messages(room.id.clone(), 50, None).expect("first screen");
+        client
+            .messages(room.id.clone(), 50, None)
+            .expect("first screen");
         loop {
             let page = runtime
                 .block_on(client.load_older(room.id.clone(), BACKFILL_PAGE))
@@ -109,24 +148,46 @@ pub fn child(args: &[String]) -> serde_json::Value {
             if !page.has_more {
                 break;
             }
-            assert!(!page.messages.is_empty(), "load_older says more but brought nothing");
+            assert!(
+                !page.messages.is_empty(),
+                "load_older says more but brought nothing"
+            );
         }
     }
     let full_ms = ms_since(started);
     // Before the bench's own read-back check, which a device would not do.
     let peak_after_sync = peak_rss_kib();
-    let held = check_store(&client, &rooms.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
-    assert_eq!(held, (1..=expected).collect::<BTreeSet<_>>(), "the store does not hold exactly the server's messages");
+    let held = check_store(
+        &client,
+        &rooms.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        held,
+        (1..=expected).collect::<BTreeSet<_>>(),
+        "the store does not hold exactly the server's messages"
+    );
 
     say("synced");
     wait_for_parent("go");
     let started = Instant::now();
-    let report = runtime.block_on(client.sync_once()).expect("incremental sync");
+    let report = runtime
+        .block_on(client.sync_once())
+        .expect("incremental sync");
     let incremental_ms = ms_since(started);
     let new: u32 = report.new_messages.values().sum();
-    assert_eq!(new, incremental, "the incremental sync stored {new} new messages: {report:?}");
-    let held = check_store(&client, &rooms.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
-    assert_eq!(held.len() as u64, expected + u64::from(incremental), "incremental sync: wrong total");
+    assert_eq!(
+        new, incremental,
+        "the incremental sync stored {new} new messages: {report:?}"
+    );
+    let held = check_store(
+        &client,
+        &rooms.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        held.len() as u64,
+        expected + u64::from(incremental),
+        "incremental sync: wrong total"
+    );
     serde_json::json!({
         "initial_ms": initial_ms,
         "full_ms": full_ms,
@@ -143,7 +204,9 @@ fn check_store(client: &ChatClient, rooms: &[String]) -> BTreeSet<u64> {
     for room in rooms {
         let mut before = None;
         loop {
-            let page = client.messages(room.clone(), 1_000, before).expect("read the store");
+            let page = client
+                .messages(room.clone(), 1_000, before)
+                .expect("read the store");
             let Some(last) = page.last() else { break };
             before = last.server_id;
             for m in &page {

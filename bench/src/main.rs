@@ -135,7 +135,9 @@ fn run(args: &[String]) {
         match arg.as_str() {
             "--quick" => quick = true,
             "--cdylib" => cdylib = Some(it.next().expect("--cdylib PATH").into()),
-            "--kotlin-runner" => kotlin_runner = Some(it.next().expect("--kotlin-runner PATH").into()),
+            "--kotlin-runner" => {
+                kotlin_runner = Some(it.next().expect("--kotlin-runner PATH").into())
+            }
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -146,13 +148,21 @@ fn run(args: &[String]) {
     let started = Instant::now();
     println!(
         "chatsync-bench{}{}: {} build, {} CPUs, {}",
-        if quick { " --quick (small sizes: a smoke run, not the figures)" } else { "" },
+        if quick {
+            " --quick (small sizes: a smoke run, not the figures)"
+        } else {
+            ""
+        },
         if cfg!(feature = "sled-lazy-histograms") {
             " WITH sled-lazy-histograms (a what-if, not what the apps ship)"
         } else {
             ""
         },
-        if cfg!(debug_assertions) { "DEBUG" } else { "release" },
+        if cfg!(debug_assertions) {
+            "DEBUG"
+        } else {
+            "release"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average(),
     );
@@ -168,8 +178,16 @@ fn run(args: &[String]) {
     {
         let dir = tempfile::tempdir().expect("temp dir");
         let seed = Instant::now();
-        let mut server = runtime.block_on(server::start_seeded(&dir.path().join("server.db"), sizes.sync_total, sizes.sync_rooms));
-        eprintln!("[bench] server seeded with {} messages in {:.1} s", sizes.sync_total, seed.elapsed().as_secs_f64());
+        let mut server = runtime.block_on(server::start_seeded(
+            &dir.path().join("server.db"),
+            sizes.sync_total,
+            sizes.sync_rooms,
+        ));
+        eprintln!(
+            "[bench] server seeded with {} messages in {:.1} s",
+            sizes.sync_total,
+            seed.elapsed().as_secs_f64()
+        );
         let synced_store = first_sync::run(&sizes, &mut server, &runtime, &mut report);
         wake::run(&sizes, &server, synced_store.path(), &runtime, &mut report);
         runtime.block_on(server.server.shutdown());
@@ -178,7 +196,10 @@ fn run(args: &[String]) {
         Some(path) => size::run(path, &mut report),
         None => {
             report.section("7. size: release cdylib of chatsync-ffi");
-            report.not_measured("libchatsync.so", "no --cdylib given (scripts/bench.sh builds and passes it)");
+            report.not_measured(
+                "libchatsync.so",
+                "no --cdylib given (scripts/bench.sh builds and passes it)",
+            );
         }
     }
     ffi::run(&sizes, kotlin_runner.as_deref(), &mut report);
@@ -194,6 +215,11 @@ fn run(args: &[String]) {
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or_else(
         |_| "load unknown".into(),
-        |l| format!("load average {}", l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
+        |l| {
+            format!(
+                "load average {}",
+                l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+            )
+        },
     )
 }

@@ -25,35 +25,56 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
     let mut disk = None;
     for &n in &sizes.persist_ns {
         let dir = tempfile::tempdir().expect("temp dir");
-        let samples = if n >= 100_000 { sizes.persist_samples_large } else { sizes.persist_samples };
+        let samples = if n >= 100_000 {
+            sizes.persist_samples_large
+        } else {
+            sizes.persist_samples
+        };
 
         // chatsync
         let store_dir = dir.path().join("chatsync");
-        let mut store = BenchStore::open(&store_dir, MOBILE_CACHE_BYTES).expect("open the chatsync store");
+        let mut store =
+            BenchStore::open(&store_dir, MOBILE_CACHE_BYTES).expect("open the chatsync store");
         let seed: Vec<_> = history(n, 1).collect();
         for chunk in seed.chunks(1_000) {
-            store.apply_sync_batch(chunk).expect("seed the chatsync store");
+            store
+                .apply_sync_batch(chunk)
+                .expect("seed the chatsync store");
             store.flush().expect("flush the chatsync store");
         }
         let mut chatsync = Samples::default();
         for k in 1..=samples as u64 {
             let m = message(&room, n + k);
             let t = Instant::now();
-            let new = store.apply_sync_batch(std::slice::from_ref(&m)).expect("persist one message");
+            let new = store
+                .apply_sync_batch(std::slice::from_ref(&m))
+                .expect("persist one message");
             store.flush().expect("flush");
             chatsync.push(ms_since(t));
             assert_eq!(new, 1, "the message was not new to the store");
         }
         let newest = store.newest(&room, samples).expect("read back");
         let expected: Vec<u64> = (n + 1..=n + samples as u64).rev().collect();
-        assert_eq!(newest.iter().map(|m| m.id).collect::<Vec<_>>(), expected, "chatsync store lost a message");
-        assert_eq!(newest[0], message(&room, n + samples as u64), "chatsync store changed a message");
+        assert_eq!(
+            newest.iter().map(|m| m.id).collect::<Vec<_>>(),
+            expected,
+            "chatsync store lost a message"
+        );
+        assert_eq!(
+            newest[0],
+            message(&room, n + samples as u64),
+            "chatsync store changed a message"
+        );
         drop(store);
 
         // redux-persist, as the app did (no fsync), and fsynced
         let mut redux_samples = Vec::new();
         for fsync in [false, true] {
-            let path = dir.path().join(if fsync { "redux-fsync.json" } else { "redux.json" });
+            let path = dir.path().join(if fsync {
+                "redux-fsync.json"
+            } else {
+                "redux.json"
+            });
             let mut redux = ReduxPersist::new(&path, fsync);
             redux.extend(history(n, 1));
             redux.write().expect("write the redux state");
@@ -65,8 +86,15 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
                 s.push(ms_since(t));
             }
             let loaded = ReduxPersist::load(&path).expect("read the redux state back");
-            assert_eq!(loaded[&room].len() as u64, n + samples as u64, "redux state lost a message");
-            assert_eq!(loaded[&room].last(), Some(&message(&room, n + samples as u64)));
+            assert_eq!(
+                loaded[&room].len() as u64,
+                n + samples as u64,
+                "redux state lost a message"
+            );
+            assert_eq!(
+                loaded[&room].last(),
+                Some(&message(&room, n + samples as u64))
+            );
             redux_samples.push(s);
         }
 
@@ -81,17 +109,39 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
             db.persist_one(&m).expect("insert into SQLite");
             sqlite.push(ms_since(t));
         }
-        assert_eq!(db.count().expect("count"), n + samples as u64, "SQLite lost a message");
-        assert_eq!(db.newest(&room, 1).expect("read SQLite")[0], message(&room, n + samples as u64));
+        assert_eq!(
+            db.count().expect("count"),
+            n + samples as u64,
+            "SQLite lost a message"
+        );
+        assert_eq!(
+            db.newest(&room, 1).expect("read SQLite")[0],
+            message(&room, n + samples as u64)
+        );
         drop(db);
 
         let label = format!("1. persist one received message, room holding N={n}: ms per message");
         report.section(&label);
         let base = chatsync.summary().median;
         report.row("chatsync (sled txn + flush)", &chatsync, "ms", None);
-        report.row("redux-persist (whole JSON, no fsync)", &redux_samples[0], "ms", Some(base));
-        report.row("redux-persist (whole JSON, fsync)", &redux_samples[1], "ms", Some(base));
-        report.row("SQLite (WAL, synchronous=FULL, 1 row)", &sqlite, "ms", Some(base));
+        report.row(
+            "redux-persist (whole JSON, no fsync)",
+            &redux_samples[0],
+            "ms",
+            Some(base),
+        );
+        report.row(
+            "redux-persist (whole JSON, fsync)",
+            &redux_samples[1],
+            "ms",
+            Some(base),
+        );
+        report.row(
+            "SQLite (WAL, synchronous=FULL, 1 row)",
+            &sqlite,
+            "ms",
+            Some(base),
+        );
 
         let held = n + samples as u64;
         disk = Some((
@@ -113,6 +163,16 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
     ));
     let per_100k = |bytes: u64| bytes as f64 * 100_000.0 / held as f64;
     report.single("chatsync (sled dir)", per_100k(chatsync), "bytes", None);
-    report.single("redux-persist (JSON file)", per_100k(redux), "bytes", Some(per_100k(chatsync)));
-    report.single("SQLite (db + wal + shm)", per_100k(sqlite), "bytes", Some(per_100k(chatsync)));
+    report.single(
+        "redux-persist (JSON file)",
+        per_100k(redux),
+        "bytes",
+        Some(per_100k(chatsync)),
+    );
+    report.single(
+        "SQLite (db + wal + shm)",
+        per_100k(sqlite),
+        "bytes",
+        Some(per_100k(chatsync)),
+    );
 }

@@ -67,13 +67,22 @@ impl ChildProcess {
             .expect("start a child bench process");
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("child stdout"));
-        ChildProcess { child, stdin, stdout, what: args.join(" ") }
+        ChildProcess {
+            child,
+            stdin,
+            stdout,
+            what: args.join(" "),
+        }
     }
 
     /// Reads the next line; fails loudly when the child ended or says something else.
     pub fn expect_line(&mut self, expected: &str) {
         let line = self.read_line();
-        assert_eq!(line, expected, "child `{}` said {line:?}, expected {expected:?}", self.what);
+        assert_eq!(
+            line, expected,
+            "child `{}` said {line:?}, expected {expected:?}",
+            self.what
+        );
     }
 
     fn read_line(&mut self) -> String {
@@ -89,7 +98,9 @@ impl ChildProcess {
     /// Writes one line to the child's stdin.
     pub fn send_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("child stdin");
-        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).expect("write to child");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .expect("write to child");
     }
 
     /// Reads the child's JSON result line and waits for a successful exit.
@@ -97,7 +108,11 @@ impl ChildProcess {
         let line = self.read_line();
         drop(self.stdin.take());
         let status = self.child.wait().expect("wait for child");
-        assert!(status.success(), "child `{}` failed ({status}); last line {line:?}", self.what);
+        assert!(
+            status.success(),
+            "child `{}` failed ({status}); last line {line:?}",
+            self.what
+        );
         serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("child `{}` printed {line:?}, not JSON: {e}", self.what))
     }
@@ -111,13 +126,17 @@ pub fn run_child(args: &[String]) -> serde_json::Value {
 /// In a child: prints a handshake line at once.
 pub fn say(line: &str) {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").and_then(|()| out.flush()).expect("write to parent");
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .expect("write to parent");
 }
 
 /// In a child: waits for the parent's next line.
 pub fn wait_for_parent(expected: &str) {
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).expect("read from parent");
+    std::io::stdin()
+        .read_line(&mut line)
+        .expect("read from parent");
     assert_eq!(line.trim_end(), expected, "parent said {line:?}");
 }
 
@@ -130,7 +149,12 @@ mod tests {
         let before = peak_rss_kib();
         let block = vec![1u8; 64 << 20];
         assert!(block.iter().step_by(4096).all(|&b| b == 1));
-        assert!(peak_rss_kib() >= before + (60 << 10), "{} -> {}", before, peak_rss_kib());
+        assert!(
+            peak_rss_kib() >= before + (60 << 10),
+            "{} -> {}",
+            before,
+            peak_rss_kib()
+        );
     }
 
     #[test]
@@ -139,7 +163,10 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let mut x = 0u64;
         while cpu_time() - before < Duration::from_millis(30) {
-            assert!(std::time::Instant::now() < deadline, "no CPU time counted in 20 s of work");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no CPU time counted in 20 s of work"
+            );
             for _ in 0..100_000 {
                 x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
             }

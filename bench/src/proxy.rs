@@ -104,7 +104,9 @@ async fn relay(client: TcpStream, server: TcpStream, counters: Arc<Counters>) {
                 Ok(n) => n,
             };
             up_counters.bytes_up.fetch_add(n as u64, Ordering::SeqCst);
-            up_counters.requests.fetch_add(requests.feed(&buf[..n]), Ordering::SeqCst);
+            up_counters
+                .requests
+                .fetch_add(requests.feed(&buf[..n]), Ordering::SeqCst);
             if server_write.write_all(&buf[..n]).await.is_err() {
                 break;
             }
@@ -187,7 +189,9 @@ fn content_length(head: &[u8]) -> u64 {
         .lines()
         .find_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
+            name.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
         })
         .unwrap_or(0)
 }
@@ -214,7 +218,9 @@ mod tests {
             let (mut s, _) = echo.accept().await.unwrap();
             let mut buf = [0u8; 64];
             let n = s.read(&mut buf).await.unwrap();
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
             assert!(n > 0);
         });
         let (addr, counters) = start(upstream).await.unwrap();

@@ -25,15 +25,29 @@ impl Report {
     }
 
     /// A measured figure: median and spread, and its ratio to chatsync's median when given.
-    pub fn row(&mut self, label: &str, samples: &Samples, unit: &str, chatsync_median: Option<f64>) {
+    pub fn row(
+        &mut self,
+        label: &str,
+        samples: &Samples,
+        unit: &str,
+        chatsync_median: Option<f64>,
+    ) {
         let s = samples.summary();
-        println!("  {label:<52} {} {unit}{}", s, ratio(s.median, chatsync_median));
+        println!(
+            "  {label:<52} {} {unit}{}",
+            s,
+            ratio(s.median, chatsync_median)
+        );
         self.rows += 1;
     }
 
     /// A figure measured once (a size on disk): deterministic, so no spread.
     pub fn single(&mut self, label: &str, value: f64, unit: &str, chatsync_value: Option<f64>) {
-        println!("  {label:<52} {} {unit}{}", fmt_num(value), ratio(value, chatsync_value));
+        println!(
+            "  {label:<52} {} {unit}{}",
+            fmt_num(value),
+            ratio(value, chatsync_value)
+        );
         self.rows += 1;
     }
 

@@ -34,12 +34,21 @@ pub async fn start_seeded(db: &Path, total: u64, rooms: usize) -> SeededServer {
         let now = "2026-11-25T06:00:00.000Z";
         for (id, name) in [("alice", "Alice"), ("bob", "Bob")] {
             store
-                .put_user(&User { id: id.into(), name: name.into(), avatar_url: None })
+                .put_user(&User {
+                    id: id.into(),
+                    name: name.into(),
+                    avatar_url: None,
+                })
                 .expect("seed a user");
         }
         let members = vec!["alice".to_owned(), "bob".to_owned()];
         let room_ids: Vec<String> = (0..rooms)
-            .map(|i| store.create_room(Some(&format!("room {i}")), &members, now).expect("seed a room").id)
+            .map(|i| {
+                store
+                    .create_room(Some(&format!("room {i}")), &members, now)
+                    .expect("seed a room")
+                    .id
+            })
             .collect();
         let mut next = 1u64;
         while next <= total {
@@ -53,8 +62,14 @@ pub async fn start_seeded(db: &Path, total: u64, rooms: usize) -> SeededServer {
                     now: now.into(),
                 })
                 .collect();
-            let ids = store.seed_messages_for_benches(&batch).expect("seed messages");
-            assert_eq!(ids, (next..end).collect::<Vec<_>>(), "the server assigned unexpected ids");
+            let ids = store
+                .seed_messages_for_benches(&batch)
+                .expect("seed messages");
+            assert_eq!(
+                ids,
+                (next..end).collect::<Vec<_>>(),
+                "the server assigned unexpected ids"
+            );
             next = end;
         }
         store.close();
@@ -62,7 +77,9 @@ pub async fn start_seeded(db: &Path, total: u64, rooms: usize) -> SeededServer {
     })
     .await
     .expect("seeding task");
-    let server = chatsync_server::start(ServerConfig::for_tests(db)).await.expect("start the server");
+    let server = chatsync_server::start(ServerConfig::for_tests(db))
+        .await
+        .expect("start the server");
     let url = server.url();
     SeededServer {
         alice_token: token(&url, "alice").await,
@@ -84,7 +101,10 @@ async fn token(url: &str, user: &str) -> String {
         .json()
         .await
         .expect("token answer");
-    answer["access_token"].as_str().expect("access_token").to_owned()
+    answer["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
 }
 
 impl SeededServer {
@@ -107,7 +127,11 @@ impl SeededServer {
                 .json()
                 .await
                 .expect("send answer");
-            assert_eq!(answer["id"].as_u64(), Some(id), "unexpected id for a new message: {answer}");
+            assert_eq!(
+                answer["id"].as_u64(),
+                Some(id),
+                "unexpected id for a new message: {answer}"
+            );
             self.newest_id = id;
         }
     }

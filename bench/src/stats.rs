@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn median_and_quartiles_of_an_odd_count() {
         let s = Samples(vec![5.0, 1.0, 3.0, 2.0, 4.0]).summary();
-        assert_eq!((s.median, s.q1, s.q3, s.min, s.max, s.n), (3.0, 2.0, 4.0, 1.0, 5.0, 5));
+        assert_eq!(
+            (s.median, s.q1, s.q3, s.min, s.max, s.n),
+            (3.0, 2.0, 4.0, 1.0, 5.0, 5)
+        );
     }
 
     #[test]

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use chatsync_core::{background_sync_at, ChatClient, ClientConfig, TokenSource};
 
-
 use crate::process::{cpu_time, peak_rss_kib, say, wait_for_parent, ChildProcess};
 use crate::proxy;
 use crate::report::{ms_since, Report};
@@ -29,7 +28,9 @@ pub fn run(
     runtime: &tokio::runtime::Runtime,
     report: &mut Report,
 ) {
-    let (proxy_addr, counters) = runtime.block_on(proxy::start(server.server.addr())).expect("start the proxy");
+    let (proxy_addr, counters) = runtime
+        .block_on(proxy::start(server.server.addr()))
+        .expect("start the proxy");
     let proxy_url = format!("http://{proxy_addr}");
     report.section(&format!(
         "4. idle background wake: background_sync with nothing new, store holding {} messages ({} wakes per shape, through a counting proxy)",
@@ -38,8 +39,13 @@ pub fn run(
     for mode in ["warm", "oneshot"] {
         // The open client wakes `wakes` times in one process; each one-shot is a process of its
         // own, as the OS starts one per background task.
-        let (children, wakes_per_child) = if mode == "warm" { (1, sizes.wakes) } else { (sizes.wakes, 1) };
-        let (mut wall, mut cpu, mut rss) = (Samples::default(), Samples::default(), Samples::default());
+        let (children, wakes_per_child) = if mode == "warm" {
+            (1, sizes.wakes)
+        } else {
+            (sizes.wakes, 1)
+        };
+        let (mut wall, mut cpu, mut rss) =
+            (Samples::default(), Samples::default(), Samples::default());
         let mut wire = proxy::Counts::default();
         for _ in 0..children {
             let mut child = ChildProcess::spawn(&[
@@ -58,24 +64,62 @@ pub fn run(
             wire = wire.plus(seen);
             let result = child.finish();
             let values = |key: &str| -> Vec<f64> {
-                result[key].as_array().expect(key).iter().map(|v| v.as_f64().expect("number")).collect()
+                result[key]
+                    .as_array()
+                    .expect(key)
+                    .iter()
+                    .map(|v| v.as_f64().expect("number"))
+                    .collect()
             };
             wall.0.extend(values("wall_ms"));
             cpu.0.extend(values("cpu_ms"));
             rss.push(result["peak_rss_kib"].as_f64().expect("peak_rss_kib") / 1024.0);
         }
         let per_wake = |n: u64| n as f64 / sizes.wakes as f64;
-        let label = if mode == "warm" { "open client" } else { "one-shot (fresh process)" };
+        let label = if mode == "warm" {
+            "open client"
+        } else {
+            "one-shot (fresh process)"
+        };
         report.row(&format!("{label}: wall"), &wall, "ms", None);
         report.row(&format!("{label}: CPU (user+sys)"), &cpu, "ms", None);
-        report.single(&format!("{label}: requests per wake"), per_wake(wire.requests), "", None);
-        report.single(&format!("{label}: bytes up per wake"), per_wake(wire.bytes_up), "bytes", None);
-        report.single(&format!("{label}: bytes down per wake"), per_wake(wire.bytes_down), "bytes", None);
-        report.single(&format!("{label}: TCP connections per wake"), per_wake(wire.connections), "", None);
-        report.row(&format!("{label}: peak RSS of the process"), &rss, "MiB", None);
+        report.single(
+            &format!("{label}: requests per wake"),
+            per_wake(wire.requests),
+            "",
+            None,
+        );
+        report.single(
+            &format!("{label}: bytes up per wake"),
+            per_wake(wire.bytes_up),
+            "bytes",
+            None,
+        );
+        report.single(
+            &format!("{label}: bytes down per wake"),
+            per_wake(wire.bytes_down),
+            "bytes",
+            None,
+        );
+        report.single(
+            &format!("{label}: TCP connections per wake"),
+            per_wake(wire.connections),
+            "",
+            None,
+        );
+        report.row(
+            &format!("{label}: peak RSS of the process"),
+            &rss,
+            "MiB",
+            None,
+        );
     }
-    report.note("requests and bytes are totals seen by the proxy over all wakes, divided by the wakes");
-    report.note("one-shot: background_sync_at in a new process per wake (open the store, sync, close)");
+    report.note(
+        "requests and bytes are totals seen by the proxy over all wakes, divided by the wakes",
+    );
+    report.note(
+        "one-shot: background_sync_at in a new process per wake (open the store, sync, close)",
+    );
 }
 
 /// In the child: `idle-wake MODE URL TOKEN DIR WAKES`. Waits for `go`, wakes, says `done`.
@@ -103,9 +147,15 @@ pub fn child(args: &[String]) -> serde_json::Value {
         };
         wall.push(ms_since(t));
         cpu.push((cpu_time() - c).as_secs_f64() * 1_000.0);
-        assert!(report.finished && report.online, "wake did not finish: {report:?}");
+        assert!(
+            report.finished && report.online,
+            "wake did not finish: {report:?}"
+        );
         assert!(report.error.is_none(), "wake failed: {report:?}");
-        assert!(report.new_messages.is_empty(), "an idle wake found new messages: {report:?}");
+        assert!(
+            report.new_messages.is_empty(),
+            "an idle wake found new messages: {report:?}"
+        );
     }
     say("done");
     if let Some(client) = client {

@@ -7,7 +7,10 @@ const BENCH: &str = env!("CARGO_BIN_EXE_chatsync-bench");
 
 #[test]
 fn a_quick_run_prints_every_scenario() {
-    let output = Command::new(BENCH).args(["run", "--quick"]).output().expect("run the bench");
+    let output = Command::new(BENCH)
+        .args(["run", "--quick"])
+        .output()
+        .expect("run the bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -16,9 +19,15 @@ fn a_quick_run_prints_every_scenario() {
         String::from_utf8_lossy(&output.stderr)
     );
     for n in 1..=8 {
-        assert!(stdout.lines().any(|l| l.starts_with(&format!("{n}. "))), "scenario {n} missing:\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("{n}. "))),
+            "scenario {n} missing:\n{stdout}"
+        );
     }
-    assert!(!stdout.contains("NaN") && !stdout.contains("inf "), "a figure is not a number:\n{stdout}");
+    assert!(
+        !stdout.contains("NaN") && !stdout.contains("inf "),
+        "a figure is not a number:\n{stdout}"
+    );
     // Without --cdylib and a Kotlin runner, those figures are said to be missing, never invented.
     assert_eq!(stdout.matches("not measured").count(), 2, "{stdout}");
 }
@@ -35,8 +44,15 @@ fn a_child_reading_the_wrong_first_screen_fails() {
         .args(["100", "1", "0"])
         .output()
         .expect("run the child");
-    assert!(!output.status.success(), "a wrong first screen was accepted");
+    assert!(
+        !output.status.success(),
+        "a wrong first screen was accepted"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("wrong first screen"), "{stderr}");
-    assert!(output.stdout.is_empty(), "a figure was printed: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.stdout.is_empty(),
+        "a figure was printed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
