@@ -412,3 +412,87 @@ async fn garbled_send_answers_keep_the_message_queued_until_an_honest_one() {
         Some(10)
     );
 }
+
+/// A sync body for r1 with `limited` set.
+fn limited_body(next: &str, messages: Vec<Value>) -> String {
+    json!({"next_batch": next, "rooms": {ROOM: {"messages": messages, "limited": true}}})
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_garbled_gap_fill_leaves_the_gap_recorded_and_never_shown_as_history() {
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = seeded_client(&server, dir.path()).await;
+    // A limited batch (20, 21): 4..=19 are missing. Every history page is garbage.
+    let batch = limited_body(
+        "s21",
+        vec![message(20, ROOM, "m20"), message(21, ROOM, "m21")],
+    );
+    let garbage_history = |batch: String| -> Responder {
+        let base = honest(move |_| Reply::Json(200, batch.clone()));
+        Arc::new(move |r: &Request| {
+            if r.method == "GET" && r.path().ends_with("/messages") {
+                Reply::Json(200, r#"{"messages":[{"id":"#.into())
+            } else {
+                base(r)
+            }
+        })
+    };
+    server.set(garbage_history(batch.clone()));
+    let report = client.sync_once().await.unwrap();
+    assert_eq!(report.new_messages.get(ROOM), Some(&2), "{report:?}");
+    let shown: Vec<Option<u64>> = client
+        .messages(ROOM.into(), 100, None)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.server_id)
+        .collect();
+    // The newest run only: the read stops at the gap instead of joining 21, 20 to 3, 2, 1.
+    assert_eq!(shown, [Some(21), Some(20)], "{shown:?}");
+
+    // A history page going the wrong way (ids above the gap's end) is refused too.
+    let wrong_way = json!({"messages": [message(30, ROOM, "m30")], "has_more": false}).to_string();
+    let base = honest(move |_| Reply::Json(200, sync_body("s21", vec![])));
+    server.set(Arc::new(move |r: &Request| {
+        if r.method == "GET" && r.path().ends_with("/messages") {
+            Reply::Json(200, wrong_way.clone())
+        } else {
+            base(r)
+        }
+    }));
+    let _ = client.load_older(ROOM.into(), 50).await;
+    let shown: Vec<Option<u64>> = client
+        .messages(ROOM.into(), 100, None)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.server_id)
+        .collect();
+    assert_eq!(shown, [Some(21), Some(20)], "{shown:?}");
+
+    // An honest page closes the gap: the history is contiguous again.
+    let page = json!({
+        "messages": (4..=19).map(|i| message(i, ROOM, &format!("m{i}"))).collect::<Vec<_>>(),
+        "has_more": true
+    })
+    .to_string();
+    let base = honest(move |_| Reply::Json(200, sync_body("s21", vec![])));
+    server.set(Arc::new(move |r: &Request| {
+        if r.method == "GET" && r.path().ends_with("/messages") {
+            Reply::Json(200, page.clone())
+        } else {
+            base(r)
+        }
+    }));
+    let older = client.load_older(ROOM.into(), 50).await.unwrap();
+    assert!(!older.messages.is_empty());
+    let ids: Vec<u64> = client
+        .messages(ROOM.into(), 100, None)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.server_id)
+        .collect();
+    assert_eq!(ids, (1..=21).rev().collect::<Vec<u64>>());
+}
