@@ -31,7 +31,7 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
             sizes.persist_samples
         };
 
-        // chatsync
+        // Every contender seeded with the same N messages.
         let store_dir = dir.path().join("chatsync");
         let mut store =
             BenchStore::open(&store_dir, MOBILE_CACHE_BYTES).expect("open the chatsync store");
@@ -42,7 +42,26 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
                 .expect("seed the chatsync store");
             store.flush().expect("flush the chatsync store");
         }
+        let mut redux = [false, true].map(|fsync| {
+            let name = if fsync {
+                "redux-fsync.json"
+            } else {
+                "redux.json"
+            };
+            let mut redux = ReduxPersist::new(&dir.path().join(name), fsync);
+            redux.extend(seed.iter().cloned());
+            redux.write().expect("write the redux state");
+            redux
+        });
+        let mut db = SqliteBaseline::open(&dir.path().join("messages.db")).expect("open SQLite");
+        db.insert_many(seed.iter().cloned()).expect("seed SQLite");
+        drop(seed);
+
+        // Interleaved, one message each in turn: a burst of load from other work on the machine
+        // hits every contender alike.
         let mut chatsync = Samples::default();
+        let mut redux_samples = [Samples::default(), Samples::default()];
+        let mut sqlite = Samples::default();
         for k in 1..=samples as u64 {
             let m = message(&room, n + k);
             let t = Instant::now();
@@ -52,9 +71,20 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
             store.flush().expect("flush");
             chatsync.push(ms_since(t));
             assert_eq!(new, 1, "the message was not new to the store");
+            for (r, s) in redux.iter_mut().zip(&mut redux_samples) {
+                let t = Instant::now();
+                r.persist_one(m.clone()).expect("persist the redux state");
+                s.push(ms_since(t));
+            }
+            let t = Instant::now();
+            db.persist_one(&m).expect("insert into SQLite");
+            sqlite.push(ms_since(t));
         }
+
+        // Each read back: every message there, the last one intact.
+        let held = n + samples as u64;
         let newest = store.newest(&room, samples).expect("read back");
-        let expected: Vec<u64> = (n + 1..=n + samples as u64).rev().collect();
+        let expected: Vec<u64> = (n + 1..=held).rev().collect();
         assert_eq!(
             newest.iter().map(|m| m.id).collect::<Vec<_>>(),
             expected,
@@ -62,61 +92,24 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
         );
         assert_eq!(
             newest[0],
-            message(&room, n + samples as u64),
+            message(&room, held),
             "chatsync store changed a message"
         );
         drop(store);
-
-        // redux-persist, as the app did (no fsync), and fsynced
-        let mut redux_samples = Vec::new();
-        for fsync in [false, true] {
-            let path = dir.path().join(if fsync {
-                "redux-fsync.json"
-            } else {
-                "redux.json"
-            });
-            let mut redux = ReduxPersist::new(&path, fsync);
-            redux.extend(history(n, 1));
-            redux.write().expect("write the redux state");
-            let mut s = Samples::default();
-            for k in 1..=samples as u64 {
-                let m = message(&room, n + k);
-                let t = Instant::now();
-                redux.persist_one(m).expect("persist the redux state");
-                s.push(ms_since(t));
-            }
-            let loaded = ReduxPersist::load(&path).expect("read the redux state back");
+        for name in ["redux.json", "redux-fsync.json"] {
+            let loaded =
+                ReduxPersist::load(&dir.path().join(name)).expect("read the redux state back");
             assert_eq!(
                 loaded[&room].len() as u64,
-                n + samples as u64,
+                held,
                 "redux state lost a message"
             );
-            assert_eq!(
-                loaded[&room].last(),
-                Some(&message(&room, n + samples as u64))
-            );
-            redux_samples.push(s);
+            assert_eq!(loaded[&room].last(), Some(&message(&room, held)));
         }
-
-        // SQLite
-        let db_path = dir.path().join("messages.db");
-        let mut db = SqliteBaseline::open(&db_path).expect("open SQLite");
-        db.insert_many(history(n, 1)).expect("seed SQLite");
-        let mut sqlite = Samples::default();
-        for k in 1..=samples as u64 {
-            let m = message(&room, n + k);
-            let t = Instant::now();
-            db.persist_one(&m).expect("insert into SQLite");
-            sqlite.push(ms_since(t));
-        }
-        assert_eq!(
-            db.count().expect("count"),
-            n + samples as u64,
-            "SQLite lost a message"
-        );
+        assert_eq!(db.count().expect("count"), held, "SQLite lost a message");
         assert_eq!(
             db.newest(&room, 1).expect("read SQLite")[0],
-            message(&room, n + samples as u64)
+            message(&room, held)
         );
         drop(db);
 
@@ -143,7 +136,6 @@ pub fn run(sizes: &Sizes, report: &mut Report) {
             Some(base),
         );
 
-        let held = n + samples as u64;
         disk = Some((
             held,
             disk_bytes(&store_dir),
