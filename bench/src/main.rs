@@ -81,8 +81,8 @@ impl Sizes {
             sync_runs: 3,
             sync_incremental: 100,
             wakes: 10,
-            ffi_warmup: 2_000,
-            ffi_batches: 30,
+            ffi_warmup: 5_000,
+            ffi_batches: 50,
         }
     }
 
