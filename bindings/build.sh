@@ -11,6 +11,10 @@
 #   DIR/lib/libchatsync.so                the library the bindings were generated from (a
 #                                         private copy: other builds in the shared target dir
 #                                         may rebuild target/debug with other features)
+#
+# With --release, DIR/lib holds the stripped release library, but the sources are generated from
+# a debug build of the same code: the release profile strips symbols, and UniFFI's library mode
+# reads its metadata from them. The generated sources are the same for both profiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,12 +35,22 @@ done
 cargo build -p chatsync-ffi ${cargo_flags[@]+"${cargo_flags[@]}"}
 cargo build -p uniffi-bindgen
 bindgen=target/debug/uniffi-bindgen
-rm -rf "$out/kotlin" "$out/swift" "$out/lib"
+rm -rf "$out/kotlin" "$out/swift" "$out/lib" "$out/gen"
 mkdir -p "$out/kotlin" "$out/swift" "$out/lib"
 cp "target/$profile/libchatsync.so" "$out/lib/"
 lib="$out/lib/libchatsync.so"
-"$bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$out/kotlin"
-"$bindgen" generate --no-format --library "$lib" --language swift --out-dir "$out/swift"
+meta_lib="$lib"
+if [ "$profile" = release ]; then
+    # Same features, debug profile: symbols intact for the generator (see the header).
+    debug_flags=()
+    for f in ${cargo_flags[@]+"${cargo_flags[@]}"}; do [ "$f" = --release ] || debug_flags+=("$f"); done
+    cargo build -p chatsync-ffi ${debug_flags[@]+"${debug_flags[@]}"}
+    mkdir -p "$out/gen"
+    cp target/debug/libchatsync.so "$out/gen/"
+    meta_lib="$out/gen/libchatsync.so"
+fi
+"$bindgen" generate --no-format --library "$meta_lib" --language kotlin --out-dir "$out/kotlin"
+"$bindgen" generate --no-format --library "$meta_lib" --language swift --out-dir "$out/swift"
 # The Swift module map name SwiftPM and swiftc -I expect.
 cp "$out/swift/chatsyncFFI.modulemap" "$out/swift/module.modulemap"
 echo "bindings generated in $out (library: $lib)" >&2

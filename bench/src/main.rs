@@ -147,14 +147,9 @@ fn run(args: &[String]) {
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
     let started = Instant::now();
     println!(
-        "chatsync-bench{}{}: {} build, {} CPUs, {}",
+        "chatsync-bench{}: {} build, {} CPUs, {}",
         if quick {
             " --quick (small sizes: a smoke run, not the figures)"
-        } else {
-            ""
-        },
-        if cfg!(feature = "sled-lazy-histograms") {
-            " WITH sled-lazy-histograms (a what-if, not what the apps ship)"
         } else {
             ""
         },
