@@ -8,6 +8,7 @@ use std::time::Duration;
 use chatsync_protocol::{
     DirectRoomRequest, Direction, ErrorBody, HistoryResponse, Message, Part, PutUserRequest, Room,
     RoomList, SendMessageRequest, SyncResponse, TokenRequest, TokenResponse, User,
+    HISTORY_MAX_LIMIT, MAX_BODY_BYTES, SYNC_MAX_LIMIT,
 };
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -22,6 +23,25 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest Retry-After honoured, so a bad header cannot park the outbox for days.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Largest answer body read, in bytes (16 MiB); a larger one is a `Protocol` error, refused at
+/// once when its `Content-Length` says so, else as soon as that many bytes have arrived.
+///
+/// Why this size: the body is held in memory before it is parsed, and on a phone memory is
+/// what gets the app killed, so a broken or hostile server must not choose how much of it we
+/// use. The largest legitimate answers are a history page (at most `HISTORY_MAX_LIMIT`, 100,
+/// messages) and a sync batch (at most `page_size` messages per room: 50 by default, clamped
+/// to `SYNC_MAX_LIMIT`, 100). A message's parts are at most `MAX_BODY_BYTES` (64 KiB, what the
+/// server accepts in a send), so 16 MiB is 256 messages of the largest size the protocol
+/// allows in one answer, and about 16,000 messages of a typical 1 KiB: far above any real page.
+/// The case it does cut off is a sync over several rooms that each bring a full page of
+/// maximum-size messages; that answer is refused rather than read (see docs/reliability.md).
+pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+// The cap must hold at least one full page of the largest messages the protocol allows.
+const _: () = assert!(
+    MAX_ANSWER_BYTES >= MAX_BODY_BYTES * SYNC_MAX_LIMIT as usize
+        && MAX_ANSWER_BYTES >= MAX_BODY_BYTES * HISTORY_MAX_LIMIT as usize
+);
 
 /// A failed request, classified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -316,9 +336,17 @@ impl Api {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = match response.bytes().await {
+        let bytes = match read_capped(response, MAX_ANSWER_BYTES).await {
             Ok(b) => b,
-            Err(e) => {
+            Err(Capped::TooLarge) => {
+                // The server answered (it is reachable), but not with protocol v1. Dropping the
+                // response closes the connection without reading the rest.
+                self.report(true);
+                return Err(ApiError::Protocol(format!(
+                    "answer ({status}) larger than {MAX_ANSWER_BYTES} bytes"
+                )));
+            }
+            Err(Capped::Network(e)) => {
                 self.report(false);
                 return Err(ApiError::Network(describe(&e)));
             }
@@ -495,6 +523,33 @@ impl Api {
         }
         Ok(response)
     }
+}
+
+/// Why [`read_capped`] stopped.
+enum Capped {
+    /// The body is (or announces itself) larger than the cap.
+    TooLarge,
+    /// The connection failed while reading.
+    Network(reqwest::Error),
+}
+
+/// Reads the body of `response`, refusing (without reading further) one over `cap` bytes: at
+/// once when `Content-Length` announces more, else as soon as more has arrived.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, Capped> {
+    let announced = response.content_length();
+    if announced.is_some_and(|len| len > cap as u64) {
+        return Err(Capped::TooLarge);
+    }
+    // Pre-allocate for an acceptable announced length, but not more than 1 MiB on its word
+    // alone: a server may announce a length and then send nothing.
+    let mut body = Vec::with_capacity(announced.map_or(0, |len| len.min(1 << 20) as usize));
+    while let Some(chunk) = response.chunk().await.map_err(Capped::Network)? {
+        if chunk.len() > cap - body.len() {
+            return Err(Capped::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Protocol check: messages of one room, strictly ascending ids, each tagged with that room.

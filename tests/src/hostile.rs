@@ -7,6 +7,7 @@
 //! refuse to send most of these answers.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,6 +75,23 @@ pub enum Reply {
         /// Close after this many body bytes.
         stop_after: Option<usize>,
     },
+    /// A 200 whose body never ends: `fill` bytes written `chunk` at a time, `every` apart (zero:
+    /// as fast as the client reads), until the client closes the connection or `limit` bytes
+    /// are out. With `announce`, the head carries that `Content-Length` (which may lie);
+    /// without, the body runs until the connection closes. Every body byte written is counted
+    /// in [`HostileServer::flood_bytes`].
+    Flood {
+        /// The `Content-Length` to announce, if any.
+        announce: Option<u64>,
+        /// The byte sent.
+        fill: u8,
+        /// Bytes per write.
+        chunk: usize,
+        /// Pause between writes.
+        every: Duration,
+        /// Stop after this many body bytes in any case.
+        limit: u64,
+    },
     /// These bytes, as they are (not even HTTP), then close.
     Raw(Vec<u8>),
 }
@@ -86,6 +104,7 @@ pub struct HostileServer {
     addr: SocketAddr,
     responder: Arc<Mutex<Responder>>,
     log: Arc<Mutex<Vec<Request>>>,
+    flooded: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -96,19 +115,21 @@ impl HostileServer {
         let addr = listener.local_addr()?;
         let responder = Arc::new(Mutex::new(responder));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (r, l) = (responder.clone(), log.clone());
+        let flooded = Arc::new(AtomicU64::new(0));
+        let (r, l, f) = (responder.clone(), log.clone(), flooded.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                tokio::spawn(serve(stream, r.clone(), l.clone()));
+                tokio::spawn(serve(stream, r.clone(), l.clone(), f.clone()));
             }
         });
         Ok(HostileServer {
             addr,
             responder,
             log,
+            flooded,
             task,
         })
     }
@@ -121,6 +142,11 @@ impl HostileServer {
     /// Answers the following requests with `responder`.
     pub fn set(&self, responder: Responder) {
         *self.responder.lock().unwrap_or_else(|p| p.into_inner()) = responder;
+    }
+
+    /// Body bytes written so far by [`Reply::Flood`] answers (a client cannot have read more).
+    pub fn flood_bytes(&self) -> u64 {
+        self.flooded.load(Ordering::Acquire)
     }
 
     /// Every request seen so far.
@@ -149,8 +175,14 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn head(status: u16, len: usize) -> String {
+    head_with(status, Some(len as u64))
+}
+
+/// A head with `Content-Length: len`, or without any length (the body ends at close).
+fn head_with(status: u16, len: Option<u64>) -> String {
+    let length = len.map_or_else(String::new, |len| format!("content-length: {len}\r\n"));
     format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\n{length}connection: close\r\n\r\n",
         reason(status)
     )
 }
@@ -200,6 +232,7 @@ async fn serve(
     mut stream: TcpStream,
     responder: Arc<Mutex<Responder>>,
     log: Arc<Mutex<Vec<Request>>>,
+    flooded: Arc<AtomicU64>,
 ) {
     let Some(request) = read_request(&mut stream).await else {
         return;
@@ -207,11 +240,15 @@ async fn serve(
     let respond = responder.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let reply = respond(&request);
     log.lock().unwrap_or_else(|p| p.into_inner()).push(request);
-    let _ = write_reply(&mut stream, reply).await;
+    let _ = write_reply(&mut stream, reply, &flooded).await;
     let _ = stream.shutdown().await;
 }
 
-async fn write_reply(stream: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
+async fn write_reply(
+    stream: &mut TcpStream,
+    reply: Reply,
+    flooded: &AtomicU64,
+) -> std::io::Result<()> {
     match reply {
         Reply::Json(status, body) => {
             stream
@@ -256,6 +293,32 @@ async fn write_reply(stream: &mut TcpStream, reply: Reply) -> std::io::Result<()
                 stream.flush().await?;
                 // The point of a drip: bytes arrive slowly, as on a bad link.
                 tokio::time::sleep(every).await;
+            }
+            Ok(())
+        }
+        Reply::Flood {
+            announce,
+            fill,
+            chunk,
+            every,
+            limit,
+        } => {
+            stream
+                .write_all(head_with(200, announce).as_bytes())
+                .await?;
+            let block = vec![fill; chunk.max(1)];
+            let mut sent = 0u64;
+            while sent < limit {
+                let n = (limit - sent).min(block.len() as u64) as usize;
+                // Fails once the client has closed the connection: the flood ends there.
+                stream.write_all(&block[..n]).await?;
+                stream.flush().await?;
+                sent += n as u64;
+                flooded.fetch_add(n as u64, Ordering::AcqRel);
+                if !every.is_zero() {
+                    // A slow link: the client must not wait for the rest of the body.
+                    tokio::time::sleep(every).await;
+                }
             }
             Ok(())
         }

@@ -1,8 +1,9 @@
 //! The device core against a hostile server (`chatsync_tests::hostile`): truncated JSON, wrong
 //! types, ids going backwards, duplicate ids, messages under the wrong room, short bodies,
-//! garbage instead of HTTP, huge bodies, slow drips, unknown part types. Every answer gives a
-//! typed error or a correct result, and a rejected batch leaves the store exactly as it was
-//! (a digest of everything the public API shows, before and after).
+//! garbage instead of HTTP, huge bodies (refused past the core's cap without being read), slow
+//! drips, unknown part types. Every answer gives a typed error or a correct result, and a
+//! rejected batch leaves the store exactly as it was (a digest of everything the public API
+//! shows, before and after).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -264,6 +265,87 @@ async fn rejected_sync_answers_leave_the_store_untouched() {
         texts,
         ["m4", "queued while the server is down", "m3", "m2", "m1"]
     );
+}
+
+/// The core's cap on an answer body (core/src/api.rs `MAX_ANSWER_BYTES`).
+const ANSWER_CAP: u64 = 16 << 20;
+
+#[tokio::test]
+async fn oversized_answers_are_refused_without_being_read() {
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = seeded_client(&server, dir.path()).await;
+    let before = digest(&client);
+    let gib: u64 = 1 << 30;
+    let cases = [
+        (
+            // Read whole, this would take ~3 minutes (and memory for 1 GiB): the announced length
+            // alone refuses it.
+            "Content-Length of 1 GiB, dripped 64 KiB every 10 ms",
+            Reply::Flood {
+                announce: Some(gib),
+                fill: b'x',
+                chunk: 64 * 1024,
+                every: Duration::from_millis(10),
+                limit: gib,
+            },
+        ),
+        (
+            "Content-Length of 1 GiB, sent as fast as it is read",
+            Reply::Flood {
+                announce: Some(gib),
+                fill: b' ',
+                chunk: 64 * 1024,
+                every: Duration::ZERO,
+                limit: gib,
+            },
+        ),
+        (
+            // No length to refuse early: the read stops once the cap is passed.
+            "no Content-Length, 1 GiB sent as fast as it is read",
+            Reply::Flood {
+                announce: None,
+                fill: b' ',
+                chunk: 64 * 1024,
+                every: Duration::ZERO,
+                limit: gib,
+            },
+        ),
+    ];
+    for (what, reply) in cases {
+        server.set(honest(move |_| reply.clone()));
+        let flooded_before = server.flood_bytes();
+        let started = Instant::now();
+        let result = client.sync_once().await;
+        let elapsed = started.elapsed();
+        let written = server.flood_bytes() - flooded_before;
+        match &result {
+            Err(ChatError::Protocol(m)) => assert!(
+                m.contains(&format!("larger than {ANSWER_CAP} bytes")),
+                "{what}: {m}"
+            ),
+            other => panic!("{what}: expected a Protocol error, got {other:?}"),
+        }
+        // The client cannot have read more than the server had written when it returned: the
+        // cap, plus at most what socket buffers hold, never the whole gigabyte.
+        assert!(
+            written < gib / 16,
+            "{what}: {written} bytes written before the client gave up"
+        );
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "{what}: took {elapsed:?}"
+        );
+        assert_eq!(digest(&client), before, "{what}: the store changed");
+    }
+    // An honest answer still applies afterwards.
+    server.set(honest(|_| {
+        Reply::Json(200, sync_body("s4", vec![message(4, ROOM, "m4")]))
+    }));
+    let report = client.sync_once().await.unwrap();
+    assert_eq!(report.new_messages.get(ROOM), Some(&1));
 }
 
 #[tokio::test]
