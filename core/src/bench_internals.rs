@@ -60,7 +60,7 @@ impl BenchStore {
             .store
             .apply_sync(&response, since.as_deref())
             .map_err(|e| e.to_string())?;
-        Ok(new.values().map(Vec::len).sum())
+        Ok(new.new.values().map(Vec::len).sum())
     }
 
     /// Makes every write so far durable, as the engine does before telling the app "saved".

@@ -63,10 +63,10 @@ impl Engine {
             other => other?,
         };
         let _one_batch = self.sync_lock.lock().await;
-        let new_ids = self.store.apply_sync(&response, since.as_deref())?;
+        let applied = self.store.apply_sync(&response, since.as_deref())?;
         self.store.flush().await?;
 
-        let mut changed: BTreeMap<String, Vec<u64>> = new_ids;
+        let mut changed: BTreeMap<String, Vec<u64>> = applied.new;
         self.fetch_unknown_rooms(response.rooms.keys()).await;
         for room_id in response.rooms.keys() {
             match self.fill_gaps(room_id).await {
@@ -108,6 +108,12 @@ impl Engine {
         self.fetch_unknown_users(senders).await;
         for p in &mut outcome.previews {
             p.sender_name = self.chat_user(&p.sender_id)?.name;
+        }
+        // Held messages whose content the batch changed are not new (no count, no preview),
+        // but a screen showing them must redraw: they are listed in the event too (after the
+        // new ones; never twice, as a replaced id was held and gap fills store only new ids).
+        for (room_id, ids) in applied.replaced {
+            changed.entry(room_id).or_default().extend(ids);
         }
         self.emit_changed(
             changed

@@ -5,10 +5,12 @@
 //! rejected batch leaves the store exactly as it was (a digest of everything the public API
 //! shows, before and after).
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chatsync_core::{ChatClient, ChatError, ClientConfig, TokenSource};
+use chatsync_core::{
+    ChatClient, ChatError, ClientConfig, ClientEvent, ClientListener, SyncState, TokenSource,
+};
 use chatsync_tests::hostile::{HostileServer, Reply, Request, Responder};
 use serde_json::{json, Value};
 
@@ -20,6 +22,13 @@ fn message(id: u64, room: &str, text: &str) -> Value {
         "parts": [{"type": "text/plain", "content": text}],
         "created_at": "2026-11-25T06:00:00.000Z", "updated_at": "2026-11-25T06:00:00.000Z"
     })
+}
+
+/// `message(id, room, text)` as it reads after an edit at 07:00.
+fn edited(id: u64, room: &str, text: &str) -> Value {
+    let mut m = message(id, room, text);
+    m["updated_at"] = json!("2026-11-25T07:00:00.000Z");
+    m
 }
 
 fn sync_body(next: &str, messages: Vec<Value>) -> String {
@@ -346,6 +355,104 @@ async fn oversized_answers_are_refused_without_being_read() {
     }));
     let report = client.sync_once().await.unwrap();
     assert_eq!(report.new_messages.get(ROOM), Some(&1));
+}
+
+/// Forwards every event to the test.
+struct Forward(Mutex<mpsc::Sender<ClientEvent>>);
+
+impl ClientListener for Forward {
+    fn on_event(&self, event: ClientEvent) {
+        let _ = self.0.lock().unwrap().send(event);
+    }
+}
+
+/// One `sync_once` and the `MessagesChanged` events it caused: every event of a sync reaches the
+/// listener, in order, before its closing `SyncStateChanged { Idle }`.
+async fn sync_with_events(
+    client: &ChatClient,
+    events: &mpsc::Receiver<ClientEvent>,
+) -> (chatsync_core::SyncReport, Vec<ClientEvent>) {
+    let report = client.sync_once().await.unwrap();
+    let mut changed = Vec::new();
+    let mut syncing = false;
+    loop {
+        let event = events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the sync's events");
+        match event {
+            ClientEvent::SyncStateChanged {
+                state: SyncState::Syncing,
+            } => syncing = true,
+            ClientEvent::SyncStateChanged {
+                state: SyncState::Idle,
+            } if syncing => return (report, changed),
+            e @ ClientEvent::MessagesChanged { .. } if syncing => changed.push(e),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_held_message_changed_by_sync_is_announced_and_an_identical_repeat_is_not() {
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = seeded_client(&server, dir.path()).await;
+    let (tx, events) = mpsc::channel();
+    let _subscription = client.subscribe(Arc::new(Forward(Mutex::new(tx))));
+    let texts = |client: &ChatClient| -> Vec<String> {
+        client
+            .messages(ROOM.into(), 10, None)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.server_id.is_some())
+            .map(|m| m.text)
+            .collect()
+    };
+
+    // Message 2 comes again with new parts and updated_at: stored, announced, not "new".
+    let batch = sync_body("s4", vec![edited(2, ROOM, "m2, edited")]);
+    server.set(honest(move |_| Reply::Json(200, batch.clone())));
+    let (report, changed) = sync_with_events(&client, &events).await;
+    assert!(report.new_messages.is_empty(), "{report:?}");
+    assert_eq!(
+        changed,
+        [ClientEvent::MessagesChanged {
+            room_id: ROOM.into(),
+            ids: vec!["2".into()]
+        }]
+    );
+    assert_eq!(texts(&client), ["m3", "m2, edited", "m1"]);
+
+    // The same batch again: a no-op, no event.
+    let before = digest_but_attempts(&client);
+    let (report, changed) = sync_with_events(&client, &events).await;
+    assert!(report.new_messages.is_empty(), "{report:?}");
+    assert_eq!(changed, [], "an identical repeat announced a change");
+    assert_eq!(digest_but_attempts(&client), before);
+
+    // A new message, an unchanged repeat and a changed one in one batch: one event with the new
+    // id and the changed one; only the new one counts as new.
+    let batch = sync_body(
+        "s5",
+        vec![
+            edited(2, ROOM, "m2, edited"),
+            edited(3, ROOM, "m3, edited"),
+            message(4, ROOM, "m4"),
+        ],
+    );
+    server.set(honest(move |_| Reply::Json(200, batch.clone())));
+    let (report, changed) = sync_with_events(&client, &events).await;
+    assert_eq!(report.new_messages.get(ROOM), Some(&1), "{report:?}");
+    assert_eq!(
+        changed,
+        [ClientEvent::MessagesChanged {
+            room_id: ROOM.into(),
+            ids: vec!["4".into(), "3".into()]
+        }]
+    );
+    assert_eq!(texts(&client), ["m4", "m3, edited", "m2, edited", "m1"]);
 }
 
 #[tokio::test]

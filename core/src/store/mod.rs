@@ -113,12 +113,23 @@ fn tx_put<T: Serialize>(
     Ok(tree.insert(key, encode(value).map_err(abort)?)?)
 }
 
-/// Inserts a message, keeping the `local_id` an earlier copy carried. Returns whether it is new.
+/// What [`tx_put_message`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Put {
+    /// The message was not held: stored.
+    New,
+    /// A message with that id was held with other content (parts, timestamps, ...): replaced.
+    Replaced,
+    /// The same message was already held: nothing written.
+    Same,
+}
+
+/// Inserts a message, keeping the `local_id` an earlier copy carried.
 fn tx_put_message(
     tree: &TransactionalTree,
     message: &Message,
     local_id: Option<&str>,
-) -> Result<bool, ConflictableTransactionError<StoreError>> {
+) -> Result<Put, ConflictableTransactionError<StoreError>> {
     let key = message_key(&message.room_id, message.id);
     let existing: Option<StoredMessage> = tx_get(tree, &key)?;
     let local_id = local_id
@@ -129,10 +140,23 @@ fn tx_put_message(
         local_id,
     };
     if existing.as_ref() == Some(&stored) {
-        return Ok(false);
+        return Ok(Put::Same);
     }
     tx_put(tree, &key, &stored)?;
-    Ok(existing.is_none())
+    Ok(if existing.is_none() {
+        Put::New
+    } else {
+        Put::Replaced
+    })
+}
+
+/// What a sync batch changed, per room: `apply_sync`'s result.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SyncApplied {
+    /// Ids not held before: stored.
+    pub new: BTreeMap<String, Vec<u64>>,
+    /// Ids held before with other content: replaced (the screen must show the new content).
+    pub replaced: BTreeMap<String, Vec<u64>>,
 }
 
 /// The device store. Cloning shares the same open database.
@@ -298,12 +322,13 @@ impl Store {
     /// Applies one `/v1/sync` answer: every room's messages and state plus the new token, as
     /// one transaction. Idempotent. The token moves only if it is still `since` (the token the
     /// request was made from), so a batch that lost a race never moves it backwards. Returns the
-    /// ids that were new, per room.
+    /// ids that were new and the held ids whose content changed, per room (a repeat of a held
+    /// message with the same content is neither).
     pub fn apply_sync(
         &self,
         response: &SyncResponse,
         since: Option<&str>,
-    ) -> Result<BTreeMap<String, Vec<u64>>, StoreError> {
+    ) -> Result<SyncApplied, StoreError> {
         // Reads that need range scans happen before the transaction; they are only used to
         // decide whether unsynced messages lie below a page, which nothing else changes concurrently
         // (the engine applies one batch at a time).
@@ -314,17 +339,20 @@ impl Store {
         }
         let result = (&self.messages.0, &self.rooms, &self.meta.0).transaction(
             |(messages, rooms, meta)| {
-                let mut new_ids = BTreeMap::new();
+                let mut applied = SyncApplied::default();
                 for (room_id, room) in &response.rooms {
                     let held: Option<RoomRecord> = tx_get(rooms, room_id.as_bytes())?;
                     let known_at_token = since.is_some() && held.is_some();
                     let mut rec = held.unwrap_or_else(RoomRecord::first_seen);
                     let mut ids = Vec::new();
+                    let mut replaced = Vec::new();
                     for m in &room.messages {
-                        let new = tx_put_message(messages, m, None)?;
-                        rec.note_held(m.id, new);
-                        if new {
-                            ids.push(m.id);
+                        let put = tx_put_message(messages, m, None)?;
+                        rec.note_held(m.id, put == Put::New);
+                        match put {
+                            Put::New => ids.push(m.id),
+                            Put::Replaced => replaced.push(m.id),
+                            Put::Same => {}
                         }
                     }
                     rec.note_sync_page(
@@ -335,12 +363,15 @@ impl Store {
                         known_at_token,
                     );
                     tx_put(rooms, room_id.as_bytes(), &rec)?;
-                    new_ids.insert(room_id.clone(), ids);
+                    applied.new.insert(room_id.clone(), ids);
+                    if !replaced.is_empty() {
+                        applied.replaced.insert(room_id.clone(), replaced);
+                    }
                 }
                 if meta.get(meta::SYNC_TOKEN_KEY)?.as_deref() == since.map(str::as_bytes) {
                     meta.insert(meta::SYNC_TOKEN_KEY, response.next_batch.as_bytes())?;
                 }
-                Ok(new_ids)
+                Ok(applied)
             },
         )?;
         Ok(result)
@@ -358,7 +389,7 @@ impl Store {
                 tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::first_seen);
             let mut ids = Vec::new();
             for m in &page.messages {
-                let new = tx_put_message(messages, m, None)?;
+                let new = tx_put_message(messages, m, None)? == Put::New;
                 rec.note_held(m.id, new);
                 if new {
                     ids.push(m.id);
@@ -448,7 +479,7 @@ impl Store {
         let result = (&self.outbox.0, &self.messages.0, &self.rooms).transaction(
             |(outbox, messages, rooms)| {
                 outbox.remove(&outbox_key(seq))?;
-                let new = tx_put_message(messages, message, Some(local_id))?;
+                let new = tx_put_message(messages, message, Some(local_id))? == Put::New;
                 let mut rec: RoomRecord = tx_get(rooms, message.room_id.as_bytes())?
                     .unwrap_or_else(RoomRecord::first_seen);
                 rec.note_held(message.id, new);
@@ -566,6 +597,78 @@ pub(crate) mod tests {
             );
         }
         reopen(dir.path());
+    }
+
+    #[test]
+    fn a_sync_repeating_a_held_id_reports_it_replaced_only_when_its_content_changed() {
+        use chatsync_protocol::{Part, RoomSync};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let message = |id: u64, text: &str, updated_at: &str| Message {
+            id,
+            user_id: "bob".into(),
+            room_id: "r".into(),
+            parts: vec![Part::text(text)],
+            created_at: "2026-11-25T06:00:00.000Z".into(),
+            updated_at: updated_at.into(),
+        };
+        let batch = |next: &str, messages: Vec<Message>| SyncResponse {
+            next_batch: next.into(),
+            rooms: [(
+                "r".to_owned(),
+                RoomSync {
+                    messages,
+                    limited: false,
+                },
+            )]
+            .into(),
+        };
+        let t0 = "2026-11-25T06:00:00.000Z";
+        let first = batch("s2", vec![message(1, "one", t0), message(2, "two", t0)]);
+        let applied = store.apply_sync(&first, None).unwrap();
+        assert_eq!(applied.new, BTreeMap::from([("r".to_owned(), vec![1, 2])]));
+        assert!(applied.replaced.is_empty());
+        // The message sent by this device (1) keeps its local id through a replacement.
+        let ack = message(1, "one", t0);
+        store.complete_send(0, "local-1", &ack).unwrap();
+
+        // The same batch again, from either token: nothing new, nothing replaced.
+        for since in [None, Some("s2")] {
+            let again = store.apply_sync(&first, since).unwrap();
+            assert!(again.new.values().all(Vec::is_empty), "{again:?}");
+            assert!(again.replaced.is_empty(), "{again:?}");
+        }
+
+        // Message 1 edited (new parts and updated_at), message 2 repeated as it was, 3 new.
+        let t1 = "2026-11-25T07:00:00.000Z";
+        let edited = batch(
+            "s3",
+            vec![
+                message(1, "one, edited", t1),
+                message(2, "two", t0),
+                message(3, "three", t0),
+            ],
+        );
+        let applied = store.apply_sync(&edited, Some("s2")).unwrap();
+        assert_eq!(applied.new, BTreeMap::from([("r".to_owned(), vec![3])]));
+        assert_eq!(
+            applied.replaced,
+            BTreeMap::from([("r".to_owned(), vec![1])])
+        );
+        let held = store.messages.get("r", 1).unwrap().unwrap();
+        assert_eq!(held.message, message(1, "one, edited", t1));
+        assert_eq!(held.local_id.as_deref(), Some("local-1"));
+        assert_eq!(store.room("r").unwrap().unwrap().count, 3);
+
+        // Only updated_at changed: still a replacement. Then the same again: no change.
+        let touched = batch("s4", vec![message(2, "two", t1)]);
+        let applied = store.apply_sync(&touched, Some("s3")).unwrap();
+        assert_eq!(
+            applied.replaced,
+            BTreeMap::from([("r".to_owned(), vec![2])])
+        );
+        let again = store.apply_sync(&touched, Some("s4")).unwrap();
+        assert!(again.replaced.is_empty() && again.new.values().all(Vec::is_empty));
     }
 
     #[test]
