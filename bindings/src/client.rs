@@ -31,8 +31,14 @@ impl ChatClient {
     }
 
     /// Logs in as the configured user with a profile; stored at once, uploaded when online.
-    pub async fn login(&self, name: String, avatar_url: Option<String>) -> Result<Session, ChatError> {
-        guard_async(self.inner.login(name, avatar_url)).await.map(Into::into)
+    pub async fn login(
+        &self,
+        name: String,
+        avatar_url: Option<String>,
+    ) -> Result<Session, ChatError> {
+        guard_async(self.inner.login(name, avatar_url))
+            .await
+            .map(Into::into)
     }
 
     /// The stored session, readable offline.
@@ -42,12 +48,16 @@ impl ChatClient {
 
     /// Chooses the friend to chat with; stored in the session.
     pub async fn set_friend(&self, user_id: String) -> Result<Session, ChatError> {
-        guard_async(self.inner.set_friend(user_id)).await.map(Into::into)
+        guard_async(self.inner.set_friend(user_id))
+            .await
+            .map(Into::into)
     }
 
     /// Gets or creates the direct room with `user_id` (network on first use, stored after).
     pub async fn open_direct_room(&self, user_id: String) -> Result<RoomSummary, ChatError> {
-        guard_async(self.inner.open_direct_room(user_id)).await.map(Into::into)
+        guard_async(self.inner.open_direct_room(user_id))
+            .await
+            .map(Into::into)
     }
 
     /// Rooms held on the device.
@@ -57,13 +67,24 @@ impl ChatClient {
 
     /// Messages of a room from the store, newest first, pending and failed echoes merged in
     /// their place; `before` pages back from a server id.
-    pub fn messages(&self, room_id: String, limit: u32, before: Option<u64>) -> Result<Vec<ChatMessage>, ChatError> {
+    pub fn messages(
+        &self,
+        room_id: String,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<Vec<ChatMessage>, ChatError> {
         guard(|| self.inner.messages(room_id, limit, before)).map(convert_all)
     }
 
     /// Older messages: from the store first, then from the server before the oldest held id.
-    pub async fn load_older(&self, room_id: String, limit: u32) -> Result<LoadOlderResult, ChatError> {
-        guard_async(self.inner.load_older(room_id, limit)).await.map(Into::into)
+    pub async fn load_older(
+        &self,
+        room_id: String,
+        limit: u32,
+    ) -> Result<LoadOlderResult, ChatError> {
+        guard_async(self.inner.load_older(room_id, limit))
+            .await
+            .map(Into::into)
     }
 
     /// One sync from the stored token plus an outbox flush.
@@ -73,7 +94,9 @@ impl ChatClient {
 
     /// Queues a text message durably and returns its pending echo, online or not.
     pub async fn send_text(&self, room_id: String, text: String) -> Result<ChatMessage, ChatError> {
-        guard_async(self.inner.send_text(room_id, text)).await.map(Into::into)
+        guard_async(self.inner.send_text(room_id, text))
+            .await
+            .map(Into::into)
     }
 
     /// The outbox: messages not yet accepted by the server, pending or failed.
@@ -93,8 +116,12 @@ impl ChatClient {
 
     /// Subscribes `listener`: it first gets the current state (network, sync, outbox), then
     /// every change, until the returned handle is closed or dropped.
-    pub fn subscribe(&self, listener: Arc<dyn ClientListener>) -> Result<Arc<Subscription>, ChatError> {
-        let adapter: Arc<dyn chatsync_core::ClientListener> = Arc::new(ClientListenerAdapter(listener));
+    pub fn subscribe(
+        &self,
+        listener: Arc<dyn ClientListener>,
+    ) -> Result<Arc<Subscription>, ChatError> {
+        let adapter: Arc<dyn chatsync_core::ClientListener> =
+            Arc::new(ClientListenerAdapter(listener));
         guard_infallible(|| self.inner.subscribe(adapter)).map(|s| Arc::new(Subscription::new(s)))
     }
 
@@ -126,6 +153,8 @@ impl ChatClient {
     /// Time-boxed sync + flush for OS background tasks (Android WorkManager, iOS background
     /// fetch); always returns within `budget_ms`, with a report saying how far it got.
     pub async fn background_sync(&self, budget_ms: u64) -> Result<BackgroundSyncReport, ChatError> {
-        guard_async(async { Ok(self.inner.background_sync(budget_ms).await) }).await.map(Into::into)
+        guard_async(async { Ok(self.inner.background_sync(budget_ms).await) })
+            .await
+            .map(Into::into)
     }
 }

@@ -35,7 +35,9 @@ pub enum TokenProviderError {
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for TokenProviderError {
     fn from(error: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        TokenProviderError::Failed { reason: error.reason }
+        TokenProviderError::Failed {
+            reason: error.reason,
+        }
     }
 }
 
@@ -172,7 +174,8 @@ pub struct ClientConfig {
 
 impl From<ClientConfig> for chatsync_core::ClientConfig {
     fn from(c: ClientConfig) -> Self {
-        let mut config = chatsync_core::ClientConfig::new(c.server_url, c.data_dir, c.user_id, c.token.into());
+        let mut config =
+            chatsync_core::ClientConfig::new(c.server_url, c.data_dir, c.user_id, c.token.into());
         if let Some(v) = c.cache_capacity_bytes {
             config.cache_capacity_bytes = v;
         }
@@ -221,7 +224,12 @@ mod tests {
     #[test]
     fn unset_fields_keep_the_core_defaults() {
         let core: chatsync_core::ClientConfig = minimal(TokenSource::DevTokenRoute).into();
-        let defaults = chatsync_core::ClientConfig::new("http://127.0.0.1:1", "/tmp/x", "alice", chatsync_core::TokenSource::DevTokenRoute);
+        let defaults = chatsync_core::ClientConfig::new(
+            "http://127.0.0.1:1",
+            "/tmp/x",
+            "alice",
+            chatsync_core::TokenSource::DevTokenRoute,
+        );
         assert_eq!(format!("{core:?}"), format!("{defaults:?}"));
     }
 
@@ -229,12 +237,19 @@ mod tests {
     fn set_fields_override() {
         let mut ffi = minimal(TokenSource::Fixed { token: "t".into() });
         ffi.cache_capacity_bytes = Some(1 << 20);
-        ffi.probe = Some(ProbeConfig { timeout_ms: Some(250), method: Some(ProbeMethod::Get), ..Default::default() });
+        ffi.probe = Some(ProbeConfig {
+            timeout_ms: Some(250),
+            method: Some(ProbeMethod::Get),
+            ..Default::default()
+        });
         let core: chatsync_core::ClientConfig = ffi.into();
         assert_eq!(core.cache_capacity_bytes, 1 << 20);
         assert_eq!(core.probe.timeout_ms, 250);
         assert_eq!(core.probe.method, chatsync_core::ProbeMethod::Get);
-        assert_eq!(core.probe.interval_ms, chatsync_core::ProbeConfig::default().interval_ms);
+        assert_eq!(
+            core.probe.interval_ms,
+            chatsync_core::ProbeConfig::default().interval_ms
+        );
         assert!(matches!(core.token, chatsync_core::TokenSource::Fixed(t) if t == "t"));
     }
 
@@ -243,13 +258,21 @@ mod tests {
         struct Refusing;
         impl TokenProvider for Refusing {
             fn fetch_token(&self, _user_id: String) -> Result<String, TokenProviderError> {
-                Err(TokenProviderError::Failed { reason: "signed out".into() })
+                Err(TokenProviderError::Failed {
+                    reason: "signed out".into(),
+                })
             }
         }
-        let chatsync_core::TokenSource::Provider(p) = TokenSource::Provider { provider: Arc::new(Refusing) }.into() else {
+        let chatsync_core::TokenSource::Provider(p) = TokenSource::Provider {
+            provider: Arc::new(Refusing),
+        }
+        .into() else {
             panic!("expected a provider");
         };
         let error = p.fetch_token("alice".into()).unwrap_err();
-        assert_eq!(error, chatsync_core::ChatError::Unauthorized("token provider failed: signed out".into()));
+        assert_eq!(
+            error,
+            chatsync_core::ChatError::Unauthorized("token provider failed: signed out".into())
+        );
     }
 }

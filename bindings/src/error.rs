@@ -87,7 +87,9 @@ impl ChatError {
 
 /// Runs a synchronous call into the core; its error converts, a panic becomes
 /// [`ChatError::Internal`].
-pub(crate) fn guard<T>(call: impl FnOnce() -> Result<T, chatsync_core::ChatError>) -> Result<T, ChatError> {
+pub(crate) fn guard<T>(
+    call: impl FnOnce() -> Result<T, chatsync_core::ChatError>,
+) -> Result<T, ChatError> {
     match catch_unwind(AssertUnwindSafe(call)) {
         Ok(result) => result.map_err(ChatError::from),
         Err(payload) => Err(ChatError::from_panic(payload)),
@@ -105,10 +107,12 @@ pub(crate) async fn guard_async<T>(
     future: impl Future<Output = Result<T, chatsync_core::ChatError>>,
 ) -> Result<T, ChatError> {
     let mut future = std::pin::pin!(future);
-    std::future::poll_fn(move |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-        Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(ChatError::from)),
-        Ok(Poll::Pending) => Poll::Pending,
-        Err(payload) => Poll::Ready(Err(ChatError::from_panic(payload))),
+    std::future::poll_fn(move |cx| {
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(ChatError::from)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(ChatError::from_panic(payload))),
+        }
     })
     .await
 }
@@ -119,11 +123,20 @@ mod tests {
 
     #[test]
     fn message_is_the_core_text() {
-        let core = chatsync_core::ChatError::Rejected { code: "413".into(), reason: "message too large".into() };
+        let core = chatsync_core::ChatError::Rejected {
+            code: "413".into(),
+            reason: "message too large".into(),
+        };
         let error = ChatError::from(core.clone());
         assert_eq!(error, ChatError::Rejected(core.to_string()));
-        assert_eq!(error.to_string(), "rejected by server (413): message too large");
-        assert_eq!(ChatError::from(chatsync_core::ChatError::ShutDown).to_string(), "client is shut down");
+        assert_eq!(
+            error.to_string(),
+            "rejected by server (413): message too large"
+        );
+        assert_eq!(
+            ChatError::from(chatsync_core::ChatError::ShutDown).to_string(),
+            "client is shut down"
+        );
     }
 
     #[test]
@@ -138,7 +151,9 @@ mod tests {
 
     #[test]
     fn guard_async_turns_a_panic_in_poll_into_internal() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let result: Result<u32, ChatError> = rt.block_on(guard_async(async {
             tokio::task::yield_now().await; // panic in a later poll, not the first
             if true {
@@ -150,7 +165,9 @@ mod tests {
             Err(ChatError::Internal(text)) => assert!(text.contains("late boom"), "{text}"),
             other => panic!("expected Internal, got {other:?}"),
         }
-        let ok = rt.block_on(guard_async(async { Err::<u32, _>(chatsync_core::ChatError::Offline("down".into())) }));
+        let ok = rt.block_on(guard_async(async {
+            Err::<u32, _>(chatsync_core::ChatError::Offline("down".into()))
+        }));
         assert_eq!(ok, Err(ChatError::Offline("offline: down".into())));
     }
 }

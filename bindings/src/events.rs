@@ -45,8 +45,12 @@ impl From<chatsync_core::ClientEvent> for ClientEvent {
         use chatsync_core::ClientEvent as E;
         match e {
             E::MessagesChanged { room_id, ids } => ClientEvent::MessagesChanged { room_id, ids },
-            E::NetworkStatusChanged { status } => ClientEvent::NetworkStatusChanged { status: status.into() },
-            E::SyncStateChanged { state } => ClientEvent::SyncStateChanged { state: state.into() },
+            E::NetworkStatusChanged { status } => ClientEvent::NetworkStatusChanged {
+                status: status.into(),
+            },
+            E::SyncStateChanged { state } => ClientEvent::SyncStateChanged {
+                state: state.into(),
+            },
             E::OutboxChanged { pending, failed } => ClientEvent::OutboxChanged { pending, failed },
         }
     }
@@ -120,8 +124,14 @@ mod tests {
         let listener = Arc::new(Throwing(Mutex::new(0)));
         let adapter = ClientListenerAdapter(listener.clone());
         use chatsync_core::ClientListener as _;
-        adapter.on_event(chatsync_core::ClientEvent::OutboxChanged { pending: 1, failed: 0 });
-        adapter.on_event(chatsync_core::ClientEvent::OutboxChanged { pending: 0, failed: 0 });
+        adapter.on_event(chatsync_core::ClientEvent::OutboxChanged {
+            pending: 1,
+            failed: 0,
+        });
+        adapter.on_event(chatsync_core::ClientEvent::OutboxChanged {
+            pending: 0,
+            failed: 0,
+        });
         assert_eq!(*listener.0.lock().unwrap(), 2);
     }
 }

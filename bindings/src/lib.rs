@@ -27,7 +27,9 @@ pub mod model;
 pub mod selftest;
 
 pub use client::ChatClient;
-pub use config::{ClientConfig, ProbeConfig, ProbeMethod, TokenProvider, TokenProviderError, TokenSource};
+pub use config::{
+    ClientConfig, ProbeConfig, ProbeMethod, TokenProvider, TokenProviderError, TokenSource,
+};
 pub use error::ChatError;
 pub use events::{ClientEvent, ClientListener, Subscription};
 pub use model::*;

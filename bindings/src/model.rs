@@ -213,7 +213,11 @@ pub(crate) fn convert_all<A, B: From<A>>(items: Vec<A>) -> Vec<B> {
 
 impl From<chatsync_core::ChatUser> for ChatUser {
     fn from(u: chatsync_core::ChatUser) -> Self {
-        ChatUser { id: u.id, name: u.name, avatar: u.avatar }
+        ChatUser {
+            id: u.id,
+            name: u.name,
+            avatar: u.avatar,
+        }
     }
 }
 
@@ -230,7 +234,11 @@ impl From<chatsync_core::MessageState> for MessageState {
 
 impl From<chatsync_core::MessagePart> for MessagePart {
     fn from(p: chatsync_core::MessagePart) -> Self {
-        MessagePart { mime_type: p.mime_type, content: p.content, extra_json: p.extra_json }
+        MessagePart {
+            mime_type: p.mime_type,
+            content: p.content,
+            extra_json: p.extra_json,
+        }
     }
 }
 
@@ -256,19 +264,31 @@ impl From<chatsync_core::ChatMessage> for ChatMessage {
 
 impl From<chatsync_core::Session> for Session {
     fn from(s: chatsync_core::Session) -> Self {
-        Session { user: s.user.into(), friend_id: s.friend_id, room_id: s.room_id }
+        Session {
+            user: s.user.into(),
+            friend_id: s.friend_id,
+            room_id: s.room_id,
+        }
     }
 }
 
 impl From<chatsync_core::RoomSummary> for RoomSummary {
     fn from(r: chatsync_core::RoomSummary) -> Self {
-        RoomSummary { id: r.id, name: r.name, member_ids: r.member_ids, last_message: r.last_message.map(Into::into) }
+        RoomSummary {
+            id: r.id,
+            name: r.name,
+            member_ids: r.member_ids,
+            last_message: r.last_message.map(Into::into),
+        }
     }
 }
 
 impl From<chatsync_core::LoadOlderResult> for LoadOlderResult {
     fn from(r: chatsync_core::LoadOlderResult) -> Self {
-        LoadOlderResult { messages: convert_all(r.messages), has_more: r.has_more }
+        LoadOlderResult {
+            messages: convert_all(r.messages),
+            has_more: r.has_more,
+        }
     }
 }
 
@@ -365,12 +385,21 @@ mod tests {
 
     #[test]
     fn sync_report_keeps_every_room_count() {
-        let mut core = chatsync_core::SyncReport { online: true, sent: 2, pending: 1, failed: 0, ..Default::default() };
+        let mut core = chatsync_core::SyncReport {
+            online: true,
+            sent: 2,
+            pending: 1,
+            failed: 0,
+            ..Default::default()
+        };
         core.new_messages.insert("r1".into(), 3);
         core.new_messages.insert("r2".into(), 5);
         let ffi = SyncReport::from(core);
         assert_eq!(ffi.new_messages.len(), 2);
         assert_eq!(ffi.new_messages["r2"], 5);
-        assert_eq!((ffi.online, ffi.sent, ffi.pending, ffi.failed), (true, 2, 1, 0));
+        assert_eq!(
+            (ffi.online, ffi.sent, ffi.pending, ffi.failed),
+            (true, 2, 1, 0)
+        );
     }
 }

@@ -54,7 +54,12 @@ impl Lifecycle {
     /// Built by `ChatClient::new`. `http` is the client the probe uses (share the engine's, so
     /// connections are pooled); `emit` pushes an event to the listeners without blocking;
     /// `runtime` is the client's runtime (tasks are spawned there). Starts nothing: see `start`.
-    pub(crate) fn new(config: &ClientConfig, runtime: Handle, http: reqwest::Client, emit: EventSink) -> Self {
+    pub(crate) fn new(
+        config: &ClientConfig,
+        runtime: Handle,
+        http: reqwest::Client,
+        emit: EventSink,
+    ) -> Self {
         Lifecycle {
             monitor: Arc::new(NetworkMonitor::new(emit.clone())),
             hints: Arc::new(ServerHints::default()),
@@ -116,7 +121,10 @@ impl Lifecycle {
     /// Runs `future` so that its timers and sockets belong to the client's runtime, whatever
     /// executor awaits it (a foreign one through the bindings, or none of tokio's).
     pub(crate) fn on_runtime<F: Future>(&self, future: F) -> OnRuntime<F> {
-        OnRuntime { runtime: self.runtime.clone(), future: Box::pin(future) }
+        OnRuntime {
+            runtime: self.runtime.clone(),
+            future: Box::pin(future),
+        }
     }
 }
 
@@ -125,7 +133,12 @@ impl Drop for Lifecycle {
     /// task holds the monitor, so it would otherwise probe forever while offline.
     fn drop(&mut self) {
         self.monitor.shut_down();
-        for task in self.tasks.get_mut().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for task in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             task.abort();
         }
     }
@@ -187,7 +200,9 @@ impl SyncEngine for ClientEngine {
     /// Through `ChatClient::flush_outbox` (spawned): a flush is not cut off by a change of
     /// mode, so an accepted message is recorded as sent instead of being sent again later.
     fn flush(&self) -> impl Future<Output = Result<(), ChatError>> + Send {
-        let client = self.engine().and_then(|_| self.0.upgrade().ok_or(ChatError::ShutDown));
+        let client = self
+            .engine()
+            .and_then(|_| self.0.upgrade().ok_or(ChatError::ShutDown));
         async move {
             let report = client?.flush_outbox().await?;
             match report.stopped_by {
@@ -224,7 +239,11 @@ impl ChatClient {
         });
         let engine = Arc::new(ClientEngine(Arc::downgrade(self)));
         let mut tasks = lc.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.push(lc.runtime.spawn(network::run_probe(lc.monitor.clone(), lc.http.clone(), lc.probe.clone())));
+        tasks.push(lc.runtime.spawn(network::run_probe(
+            lc.monitor.clone(),
+            lc.http.clone(),
+            lc.probe.clone(),
+        )));
         tasks.push(lc.runtime.spawn(scheduler::run_scheduler(engine, ctx)));
         // A shutdown that raced with this start: make sure nothing keeps running.
         if lc.is_shut_down() {
@@ -254,7 +273,12 @@ impl ChatClient {
         let lc = &self.lifecycle;
         lc.set_sync_state(SyncState::Stopped);
         lc.monitor.shut_down();
-        let tasks: Vec<_> = lc.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        let tasks: Vec<_> = lc
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
         for task in tasks {
             task.abort();
         }
@@ -268,7 +292,10 @@ impl ChatClient {
         let started = std::time::Instant::now();
         let lc = &self.lifecycle;
         if lc.is_shut_down() {
-            return BackgroundSyncReport { error: Some(ChatError::ShutDown.to_string()), ..Default::default() };
+            return BackgroundSyncReport {
+                error: Some(ChatError::ShutDown.to_string()),
+                ..Default::default()
+            };
         }
         let engine = self.engine.clone();
         lc.on_runtime(async move {
@@ -276,7 +303,12 @@ impl ChatClient {
             // Leave a margin to read the outbox and build the report after a cut-off.
             let work_budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(200)));
             let mut report = BackgroundSyncReport::default();
-            let outbox_before: BTreeSet<String> = engine.outbox_entries().unwrap_or_default().into_iter().map(|e| e.local_id).collect();
+            let outbox_before: BTreeSet<String> = engine
+                .outbox_entries()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.local_id)
+                .collect();
             lc.set_sync_state(SyncState::Syncing);
             let work = async {
                 let outcome = engine.sync_request(0).await?;
@@ -293,16 +325,30 @@ impl ChatClient {
             match result {
                 Ok(Ok(())) => report.finished = true,
                 Ok(Err(error)) => report.error = Some(error.to_string()),
-                Err(_) => report.error = Some(format!("ran out of time after {} ms", started.elapsed().as_millis())),
+                Err(_) => {
+                    report.error = Some(format!(
+                        "ran out of time after {} ms",
+                        started.elapsed().as_millis()
+                    ))
+                }
             }
             if report.finished || report.online {
                 lc.note_request_result(true);
             }
             report.online = report.online || self.network_status() == NetworkStatus::Online;
             let outbox_after = engine.outbox_entries().unwrap_or_default();
-            report.sent = outbox_before.iter().filter(|id| !outbox_after.iter().any(|e| &e.local_id == *id)).count() as u32;
-            report.pending = outbox_after.iter().filter(|e| e.state == MessageState::Pending).count() as u32;
-            report.failed = outbox_after.iter().filter(|e| e.state == MessageState::Failed).count() as u32;
+            report.sent = outbox_before
+                .iter()
+                .filter(|id| !outbox_after.iter().any(|e| &e.local_id == *id))
+                .count() as u32;
+            report.pending = outbox_after
+                .iter()
+                .filter(|e| e.state == MessageState::Pending)
+                .count() as u32;
+            report.failed = outbox_after
+                .iter()
+                .filter(|e| e.state == MessageState::Failed)
+                .count() as u32;
             report
         })
         .await
@@ -324,13 +370,23 @@ pub async fn background_sync_at(config: ClientConfig, budget_ms: u64) -> Backgro
     let open = tokio::task::spawn_blocking(move || ChatClient::with_runtime(config, handle));
     let client = match tokio::time::timeout(budget / 2, open).await {
         Ok(Ok(Ok(client))) => client,
-        Ok(Ok(Err(error))) => return BackgroundSyncReport { error: Some(error.to_string()), ..Default::default() },
+        Ok(Ok(Err(error))) => {
+            return BackgroundSyncReport {
+                error: Some(error.to_string()),
+                ..Default::default()
+            }
+        }
         Ok(Err(join_error)) => {
-            return BackgroundSyncReport { error: Some(format!("cannot open the store: {join_error}")), ..Default::default() }
+            return BackgroundSyncReport {
+                error: Some(format!("cannot open the store: {join_error}")),
+                ..Default::default()
+            }
         }
         Err(_) => {
             return BackgroundSyncReport {
-                error: Some(ChatError::Busy("the store is held by another client".into()).to_string()),
+                error: Some(
+                    ChatError::Busy("the store is held by another client".into()).to_string(),
+                ),
                 ..Default::default()
             }
         }
@@ -340,4 +396,3 @@ pub async fn background_sync_at(config: ClientConfig, budget_ms: u64) -> Backgro
     client.shutdown();
     report
 }
-

@@ -41,7 +41,13 @@ pub(crate) struct Inputs {
 
 impl Inputs {
     fn initial() -> Self {
-        Inputs { hint: None, app_state: AppState::Active, status: NetworkStatus::Unknown, shut_down: false, reachable_nudges: 0 }
+        Inputs {
+            hint: None,
+            app_state: AppState::Active,
+            status: NetworkStatus::Unknown,
+            shut_down: false,
+            reachable_nudges: 0,
+        }
     }
 }
 
@@ -57,7 +63,11 @@ pub(crate) struct NetworkMonitor {
 impl NetworkMonitor {
     pub(crate) fn new(emit: EventSink) -> Self {
         let (inputs, _) = watch::channel(Inputs::initial());
-        NetworkMonitor { inputs, emit_lock: Mutex::new(()), emit }
+        NetworkMonitor {
+            inputs,
+            emit_lock: Mutex::new(()),
+            emit,
+        }
     }
 
     /// A receiver that wakes on every change of [`Inputs`].
@@ -96,7 +106,11 @@ impl NetworkMonitor {
     /// when it could not be reached. Any answer proves the network works, so it marks Online;
     /// a transport failure marks Offline.
     pub(crate) fn note_reachable(&self, reachable: bool) {
-        self.set_status(if reachable { NetworkStatus::Online } else { NetworkStatus::Offline });
+        self.set_status(if reachable {
+            NetworkStatus::Online
+        } else {
+            NetworkStatus::Offline
+        });
     }
 
     /// The platform's hint. "Unreachable" is trusted at once (no route means no request can
@@ -159,8 +173,16 @@ pub(crate) struct ProbeSettings {
 impl ProbeSettings {
     /// Resolves `config.probe` against `config.server_url` (default target: `<server>/health`).
     pub(crate) fn from_config(config: &ClientConfig) -> Self {
-        let ProbeConfig { url, method, timeout_ms, interval_ms, only_while_offline, in_background } = config.probe.clone();
-        let url = url.unwrap_or_else(|| format!("{}/health", config.server_url.trim_end_matches('/')));
+        let ProbeConfig {
+            url,
+            method,
+            timeout_ms,
+            interval_ms,
+            only_while_offline,
+            in_background,
+        } = config.probe.clone();
+        let url =
+            url.unwrap_or_else(|| format!("{}/health", config.server_url.trim_end_matches('/')));
         ProbeSettings {
             url,
             method,
@@ -221,7 +243,11 @@ pub(crate) async fn probe_once(http: &reqwest::Client, settings: &ProbeSettings)
 /// "reachable" hint probes at once (even in the background: one request per real network change
 /// is how a backgrounded app notices it is back). Sleeps on its watch receiver otherwise (no
 /// timer, no wakeup).
-pub(crate) async fn run_probe(monitor: Arc<NetworkMonitor>, http: reqwest::Client, settings: ProbeSettings) {
+pub(crate) async fn run_probe(
+    monitor: Arc<NetworkMonitor>,
+    http: reqwest::Client,
+    settings: ProbeSettings,
+) {
     let mut inputs_rx = monitor.subscribe();
     let mut nudges_seen = inputs_rx.borrow().reachable_nudges;
     loop {
@@ -302,7 +328,14 @@ mod tests {
         m.note_reachable(false);
         m.note_reachable(false);
         m.note_reachable(true);
-        assert_eq!(statuses(&seen), vec![NetworkStatus::Online, NetworkStatus::Offline, NetworkStatus::Online]);
+        assert_eq!(
+            statuses(&seen),
+            vec![
+                NetworkStatus::Online,
+                NetworkStatus::Offline,
+                NetworkStatus::Online
+            ]
+        );
     }
 
     #[test]
@@ -317,7 +350,11 @@ mod tests {
         assert_eq!(m.status(), NetworkStatus::Offline);
         assert_eq!(m.inputs().reachable_nudges, 1);
         m.set_hint(true);
-        assert_eq!(m.inputs().reachable_nudges, 1, "a repeated hint is not a change");
+        assert_eq!(
+            m.inputs().reachable_nudges,
+            1,
+            "a repeated hint is not a change"
+        );
         assert_eq!(statuses(&seen), vec![NetworkStatus::Offline]);
     }
 
@@ -348,7 +385,10 @@ mod tests {
     fn probe_runs_only_while_offline_by_default() {
         let s = settings(true, false);
         let mut i = Inputs::initial();
-        assert!(!s.should_probe(&i), "unknown: the scheduler's first request decides");
+        assert!(
+            !s.should_probe(&i),
+            "unknown: the scheduler's first request decides"
+        );
         i.status = NetworkStatus::Offline;
         assert!(s.should_probe(&i));
         i.hint = Some(false);
@@ -364,7 +404,12 @@ mod tests {
 
     #[test]
     fn default_probe_url_is_the_servers_health() {
-        let config = ClientConfig::new("http://127.0.0.1:5000/", "/tmp/x", "alice", crate::config::TokenSource::DevTokenRoute);
+        let config = ClientConfig::new(
+            "http://127.0.0.1:5000/",
+            "/tmp/x",
+            "alice",
+            crate::config::TokenSource::DevTokenRoute,
+        );
         let s = ProbeSettings::from_config(&config);
         assert_eq!(s.url, "http://127.0.0.1:5000/health");
         assert_eq!(s.timeout, Duration::from_secs(5));
@@ -393,7 +438,8 @@ mod tests {
                         while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
                             got.drain(..end + 4);
                             c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                            let answer =
+                                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
                             if sock.write_all(answer.as_bytes()).await.is_err() {
                                 return;
                             }
@@ -435,7 +481,10 @@ mod tests {
         let started = tokio::time::Instant::now();
         assert!(!probe_once(&reqwest::Client::new(), &s).await);
         let took = started.elapsed();
-        assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(6), "took {took:?}");
+        assert!(
+            took >= Duration::from_secs(5) && took < Duration::from_secs(6),
+            "took {took:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -455,15 +504,24 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let took = started.elapsed();
-        assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(5), "5 probes took {took:?}");
+        assert!(
+            took >= Duration::from_secs(4) && took < Duration::from_secs(5),
+            "5 probes took {took:?}"
+        );
         // Online (a real request succeeded): the probe goes quiet, no timer runs.
         monitor.note_reachable(true);
         let before = count.load(std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(600)).await;
         assert!(count.load(std::sync::atomic::Ordering::SeqCst) <= before + 1);
         monitor.shut_down();
-        tokio::time::timeout(Duration::from_secs(1), task).await.expect("probe task ends on shutdown").unwrap();
-        assert_eq!(statuses(&seen), vec![NetworkStatus::Offline, NetworkStatus::Online]);
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("probe task ends on shutdown")
+            .unwrap();
+        assert_eq!(
+            statuses(&seen),
+            vec![NetworkStatus::Offline, NetworkStatus::Online]
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -477,17 +535,35 @@ mod tests {
         s.url = url;
         let task = tokio::spawn(run_probe(monitor.clone(), reqwest::Client::new(), s));
         tokio::time::sleep(Duration::from_secs(600)).await;
-        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0, "offline in background: no probe");
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "offline in background: no probe"
+        );
         monitor.set_hint(true);
         let started = tokio::time::Instant::now();
         while count.load(std::sync::atomic::Ordering::SeqCst) < 1 {
-            assert!(started.elapsed() < Duration::from_secs(10), "the hint did not trigger a probe");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the hint did not trigger a probe"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tokio::time::sleep(Duration::from_secs(600)).await;
-        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "one probe per real change, then quiet");
-        assert_eq!(monitor.status(), NetworkStatus::Offline, "a 503 health check is not online");
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one probe per real change, then quiet"
+        );
+        assert_eq!(
+            monitor.status(),
+            NetworkStatus::Offline,
+            "a 503 health check is not online"
+        );
         monitor.shut_down();
-        tokio::time::timeout(Duration::from_secs(1), task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

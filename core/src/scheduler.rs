@@ -63,7 +63,12 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(base: Duration, cap: Duration, rng: fastrand::Rng) -> Self {
-        Backoff { base, cap, failures: 0, rng }
+        Backoff {
+            base,
+            cap,
+            failures: 0,
+            rng,
+        }
     }
 
     /// The delay before the next attempt after one more failure.
@@ -95,7 +100,11 @@ pub(crate) const MAX_SERVER_DELAY: Duration = Duration::from_secs(3600);
 /// Parses a `Retry-After` value in delta-seconds. (The HTTP-date form is rare for 429/503 APIs
 /// and would need a date parser; it falls back to the default delay.)
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s).min(MAX_SERVER_DELAY))
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s).min(MAX_SERVER_DELAY))
 }
 
 /// The latest "come back later" from the server, waiting to be honoured by the next backoff.
@@ -111,7 +120,9 @@ impl ServerHints {
         if status != 429 && status != 503 {
             return;
         }
-        let delay = retry_after.and_then(parse_retry_after).unwrap_or(DEFAULT_UNAVAILABLE_DELAY);
+        let delay = retry_after
+            .and_then(parse_retry_after)
+            .unwrap_or(DEFAULT_UNAVAILABLE_DELAY);
         let until = Instant::now() + delay;
         let mut slot = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
         if !slot.is_some_and(|t| t >= until) {
@@ -122,7 +133,9 @@ impl ServerHints {
     /// The remaining server-imposed wait, consuming the hint.
     pub(crate) fn take_remaining(&self) -> Duration {
         let mut slot = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
-        slot.take().map(|t| t.saturating_duration_since(Instant::now())).unwrap_or_default()
+        slot.take()
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
     }
 }
 
@@ -152,7 +165,11 @@ impl SchedulerSettings {
     pub(crate) fn from_config(config: &crate::config::ClientConfig) -> Self {
         SchedulerSettings {
             // At least a second: a zero hold would turn the live loop into a busy poll.
-            long_poll: Duration::from_millis(config.long_poll_timeout_ms.clamp(1_000, chatsync_protocol::SYNC_MAX_TIMEOUT_MS)),
+            long_poll: Duration::from_millis(
+                config
+                    .long_poll_timeout_ms
+                    .clamp(1_000, chatsync_protocol::SYNC_MAX_TIMEOUT_MS),
+            ),
             background_interval: Duration::from_millis(config.background_interval_ms.max(1_000)),
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(300),
@@ -231,7 +248,11 @@ async fn back_off(ctx: &SchedulerCtx, delay: Duration) {
 }
 
 fn new_backoff(ctx: &SchedulerCtx) -> Backoff {
-    Backoff::new(ctx.settings.backoff_base, ctx.settings.backoff_cap, fastrand::Rng::new())
+    Backoff::new(
+        ctx.settings.backoff_base,
+        ctx.settings.backoff_cap,
+        fastrand::Rng::new(),
+    )
 }
 
 /// Foreground: the long-poll loop and the outbox flusher side by side, so a message typed while
@@ -299,7 +320,11 @@ async fn interval<E: SyncEngine>(engine: &E, ctx: &SchedulerCtx, wait_first: boo
     loop {
         (ctx.set_state)(SyncState::Syncing);
         let mut result = engine.sync(Duration::ZERO).await;
-        if result.is_ok() && engine.outbox_next_due().is_some_and(|due| due <= Instant::now()) {
+        if result.is_ok()
+            && engine
+                .outbox_next_due()
+                .is_some_and(|due| due <= Instant::now())
+        {
             result = engine.flush().await;
         }
         match result {
@@ -311,7 +336,10 @@ async fn interval<E: SyncEngine>(engine: &E, ctx: &SchedulerCtx, wait_first: boo
             Err(ChatError::ShutDown) => return,
             Err(error) => {
                 tracing::debug!(%error, "background sync failed");
-                let delay = backoff.next_delay().max(every).max(ctx.hints.take_remaining());
+                let delay = backoff
+                    .next_delay()
+                    .max(every)
+                    .max(ctx.hints.take_remaining());
                 back_off(ctx, delay).await;
             }
         }
@@ -335,7 +363,11 @@ mod tests {
         use NetworkStatus::*;
         assert_eq!(mode_for(&inputs(Active, Online)), Mode::Live);
         assert_eq!(mode_for(&inputs(Inactive, Online)), Mode::Live);
-        assert_eq!(mode_for(&inputs(Active, Unknown)), Mode::Live, "unknown: the first request decides");
+        assert_eq!(
+            mode_for(&inputs(Active, Unknown)),
+            Mode::Live,
+            "unknown: the first request decides"
+        );
         assert_eq!(mode_for(&inputs(Background, Online)), Mode::Interval);
         assert_eq!(mode_for(&inputs(Background, Unknown)), Mode::Interval);
         assert_eq!(mode_for(&inputs(Active, Offline)), Mode::Idle);
@@ -350,33 +382,53 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), fastrand::Rng::with_seed(7));
+        let mut b = Backoff::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            fastrand::Rng::with_seed(7),
+        );
         let mut previous_full = Duration::ZERO;
         for n in 0..12u32 {
-            let full = Duration::from_secs(1).saturating_mul(1 << n).min(Duration::from_secs(60));
+            let full = Duration::from_secs(1)
+                .saturating_mul(1 << n)
+                .min(Duration::from_secs(60));
             let d = b.next_delay();
-            assert!(d >= full / 2 && d <= full, "attempt {n}: {d:?} not in [{:?}, {full:?}]", full / 2);
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {n}: {d:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
             assert!(full >= previous_full);
             previous_full = full;
         }
         assert_eq!(b.failures(), 12);
         b.reset();
         let d = b.next_delay();
-        assert!(d >= Duration::from_millis(500) && d <= Duration::from_secs(1), "{d:?}");
+        assert!(
+            d >= Duration::from_millis(500) && d <= Duration::from_secs(1),
+            "{d:?}"
+        );
     }
 
     #[test]
     fn jitter_spreads_devices_apart() {
         let delays: std::collections::BTreeSet<Duration> = (0..20)
             .map(|seed| {
-                let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), fastrand::Rng::with_seed(seed));
+                let mut b = Backoff::new(
+                    Duration::from_secs(1),
+                    Duration::from_secs(60),
+                    fastrand::Rng::with_seed(seed),
+                );
                 for _ in 0..5 {
                     b.next_delay();
                 }
                 b.next_delay()
             })
             .collect();
-        assert!(delays.len() > 10, "20 devices should not retry in lockstep: {delays:?}");
+        assert!(
+            delays.len() > 10,
+            "20 devices should not retry in lockstep: {delays:?}"
+        );
     }
 
     #[test]
@@ -395,24 +447,43 @@ mod tests {
         hints.note(503, Some("10"));
         hints.note(500, Some("999"));
         assert_eq!(hints.take_remaining(), Duration::from_secs(30));
-        assert_eq!(hints.take_remaining(), Duration::ZERO, "a hint is used once");
+        assert_eq!(
+            hints.take_remaining(),
+            Duration::ZERO,
+            "a hint is used once"
+        );
         hints.note(503, None);
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(hints.take_remaining(), DEFAULT_UNAVAILABLE_DELAY - Duration::from_secs(2));
+        assert_eq!(
+            hints.take_remaining(),
+            DEFAULT_UNAVAILABLE_DELAY - Duration::from_secs(2)
+        );
     }
 
     #[test]
     fn settings_are_clamped_to_sane_bounds() {
-        let mut config = crate::config::ClientConfig::new("http://127.0.0.1:1", "/tmp/x", "a", crate::config::TokenSource::DevTokenRoute);
+        let mut config = crate::config::ClientConfig::new(
+            "http://127.0.0.1:1",
+            "/tmp/x",
+            "a",
+            crate::config::TokenSource::DevTokenRoute,
+        );
         let defaults = SchedulerSettings::from_config(&config);
         assert_eq!(defaults.long_poll, Duration::from_secs(25));
         assert_eq!(defaults.background_interval, Duration::from_secs(60));
         config.long_poll_timeout_ms = 0;
         config.background_interval_ms = 0;
         let low = SchedulerSettings::from_config(&config);
-        assert_eq!(low.long_poll, Duration::from_secs(1), "no busy long-poll loop");
+        assert_eq!(
+            low.long_poll,
+            Duration::from_secs(1),
+            "no busy long-poll loop"
+        );
         assert_eq!(low.background_interval, Duration::from_secs(1));
         config.long_poll_timeout_ms = 10 * 60_000;
-        assert_eq!(SchedulerSettings::from_config(&config).long_poll, Duration::from_millis(chatsync_protocol::SYNC_MAX_TIMEOUT_MS));
+        assert_eq!(
+            SchedulerSettings::from_config(&config).long_poll,
+            Duration::from_millis(chatsync_protocol::SYNC_MAX_TIMEOUT_MS)
+        );
     }
 }

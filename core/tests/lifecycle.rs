@@ -19,13 +19,20 @@ use tokio::time::Instant;
 const MINUTE: Duration = Duration::from_secs(60);
 
 async fn start_server(db_dir: &TempDir) -> chatsync_server::RunningServer {
-    chatsync_server::start(chatsync_server::ServerConfig::for_tests(db_dir.path().join("server.db")))
-        .await
-        .expect("server starts")
+    chatsync_server::start(chatsync_server::ServerConfig::for_tests(
+        db_dir.path().join("server.db"),
+    ))
+    .await
+    .expect("server starts")
 }
 
 fn config(server_url: &str, dir: &TempDir, user: &str) -> ClientConfig {
-    ClientConfig::new(server_url, dir.path().join(user), user, TokenSource::DevTokenRoute)
+    ClientConfig::new(
+        server_url,
+        dir.path().join(user),
+        user,
+        TokenSource::DevTokenRoute,
+    )
 }
 
 /// A client on the test's runtime (so it shares the paused clock when there is one).
@@ -38,7 +45,10 @@ async fn logged_in(config: ClientConfig, friend: &str) -> (Arc<ChatClient>, Stri
     let name = config.user_id.to_uppercase();
     let c = client(config);
     c.login(name, None).await.expect("login");
-    let room = c.open_direct_room(friend.to_owned()).await.expect("direct room");
+    let room = c
+        .open_direct_room(friend.to_owned())
+        .await
+        .expect("direct room");
     (c, room.id)
 }
 
@@ -57,7 +67,10 @@ async fn wait_real_time(deadline: Duration, mut condition: impl FnMut() -> bool)
 }
 
 fn holds_text(c: &ChatClient, room: &str, text: &str) -> bool {
-    c.messages(room.to_owned(), 50, None).unwrap().iter().any(|m| m.text == text && m.server_id.is_some())
+    c.messages(room.to_owned(), 50, None)
+        .unwrap()
+        .iter()
+        .any(|m| m.text == text && m.server_id.is_some())
 }
 
 #[tokio::test]
@@ -71,30 +84,51 @@ async fn foreground_message_from_another_user_reaches_the_listener_within_a_seco
     let _subscription = alice.subscribe(recorder.clone());
     alice.set_app_state(AppState::Active);
     alice.start();
-    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || alice.network_status()
+            == NetworkStatus::Online)
+        .await
+    );
 
     for n in 0..3 {
         let text = format!("live {n}");
         bob.send(&room, &text).await;
         let stored_at = Instant::now();
         let arrived = wait_until(Duration::from_secs(1), || {
-            recorder.events().iter().any(|e| matches!(e, ClientEvent::MessagesChanged { room_id, .. } if room_id == &room))
-                && holds_text(&alice, &room, &text)
+            recorder.events().iter().any(
+                |e| matches!(e, ClientEvent::MessagesChanged { room_id, .. } if room_id == &room),
+            ) && holds_text(&alice, &room, &text)
         })
         .await;
         assert!(arrived, "message {n} did not reach alice within a second");
-        eprintln!("live delivery {n}: {:?} from stored to alice's listener", stored_at.elapsed());
+        eprintln!(
+            "live delivery {n}: {:?} from stored to alice's listener",
+            stored_at.elapsed()
+        );
     }
 
     // And the other way: a message alice queues while live goes out at once, without a timer.
     let queued_at = Instant::now();
-    alice.send_text(room.clone(), "from alice, live".into()).await.unwrap();
+    alice
+        .send_text(room.clone(), "from alice, live".into())
+        .await
+        .unwrap();
     let mut on_server = false;
     while !on_server && queued_at.elapsed() < Duration::from_secs(1) {
-        on_server = bob.history(&room).await.iter().any(|m| m.text() == Some("from alice, live"));
+        on_server = bob
+            .history(&room)
+            .await
+            .iter()
+            .any(|m| m.text() == Some("from alice, live"));
     }
-    assert!(on_server, "alice's message did not reach the server within a second");
-    eprintln!("live send: {:?} from queued to stored on the server", queued_at.elapsed());
+    assert!(
+        on_server,
+        "alice's message did not reach the server within a second"
+    );
+    eprintln!(
+        "live send: {:?} from queued to stored on the server",
+        queued_at.elapsed()
+    );
     alice.shutdown();
     server.shutdown().await;
 }
@@ -110,31 +144,63 @@ async fn background_makes_exactly_one_sync_per_interval_and_none_while_offline()
     let before = proxy.requests().len();
     let started = Instant::now();
     alice.start();
-    assert!(wait_until(10 * MINUTE, || proxy.requests_to("/v1/sync").len() >= 6).await, "{:?}", proxy.requests());
+    assert!(
+        wait_until(10 * MINUTE, || proxy.requests_to("/v1/sync").len() >= 6).await,
+        "{:?}",
+        proxy.requests()
+    );
     let syncs: Vec<Instant> = proxy.requests_to("/v1/sync").iter().map(|r| r.at).collect();
-    assert!(syncs[0] - started < Duration::from_secs(1), "first sync (catch-up) at once");
+    assert!(
+        syncs[0] - started < Duration::from_secs(1),
+        "first sync (catch-up) at once"
+    );
     for pair in syncs.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(gap >= MINUTE && gap < MINUTE + Duration::from_secs(1), "gap between syncs {gap:?}");
+        assert!(
+            gap >= MINUTE && gap < MINUTE + Duration::from_secs(1),
+            "gap between syncs {gap:?}"
+        );
     }
     // Nothing else was requested: no probe while online, no flush with an empty outbox.
     let all: Vec<_> = proxy.requests()[before..].to_vec();
-    assert!(all.iter().all(|r| r.path == "/v1/sync"), "unexpected requests: {all:?}");
+    assert!(
+        all.iter().all(|r| r.path == "/v1/sync"),
+        "unexpected requests: {all:?}"
+    );
 
     // Offline (the platform says no network): not a single request, not even a probe.
     alice.set_network_reachable(false);
     assert_eq!(alice.network_status(), NetworkStatus::Offline);
     let count = proxy.requests().len();
     tokio::time::sleep(10 * MINUTE).await;
-    assert_eq!(proxy.requests().len(), count, "requests while offline: {:?}", &proxy.requests()[count..]);
+    assert_eq!(
+        proxy.requests().len(),
+        count,
+        "requests while offline: {:?}",
+        &proxy.requests()[count..]
+    );
 
     // Reachable again: one probe, Online, and a catch-up sync at once.
     alice.set_network_reachable(true);
     let back = Instant::now();
-    assert!(wait_until(Duration::from_secs(5), || proxy.requests_to("/v1/sync").len() > syncs.len()).await);
-    assert!(back.elapsed() < Duration::from_secs(1), "catch-up took {:?}", back.elapsed());
+    assert!(
+        wait_until(Duration::from_secs(5), || proxy
+            .requests_to("/v1/sync")
+            .len()
+            > syncs.len())
+        .await
+    );
+    assert!(
+        back.elapsed() < Duration::from_secs(1),
+        "catch-up took {:?}",
+        back.elapsed()
+    );
     assert_eq!(alice.network_status(), NetworkStatus::Online);
-    assert_eq!(proxy.requests_to("/health").len(), 1, "one probe for one real change");
+    assert_eq!(
+        proxy.requests_to("/health").len(),
+        1,
+        "one probe for one real change"
+    );
 
     alice.shutdown();
     server.shutdown().await;
@@ -153,24 +219,52 @@ async fn background_ends_the_long_poll_and_shutdown_stops_every_request() {
     assert!(wait_until(MINUTE, || alice.network_status() == NetworkStatus::Online).await);
     // Live: a message arrives through the long-poll without any timer.
     bob.send(&room, "while live").await;
-    assert!(wait_until(Duration::from_secs(1), || holds_text(&alice, &room, "while live")).await);
-    assert!(wait_until(Duration::from_secs(10), || server.parked_long_polls() == 1).await, "the next long-poll is parked");
+    assert!(
+        wait_until(Duration::from_secs(1), || holds_text(
+            &alice,
+            &room,
+            "while live"
+        ))
+        .await
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || server.parked_long_polls() == 1).await,
+        "the next long-poll is parked"
+    );
 
     // Background: the long-poll ends, so a new message waits for the next interval sync.
     alice.set_app_state(AppState::Background);
     let backgrounded = Instant::now();
     // The long-poll's connection is closed at once, and the server lets go of it.
-    assert!(wait_real_time(Duration::from_secs(2), || server.parked_long_polls() == 0).await, "the long-poll is still parked");
-    eprintln!("long-poll released {:?} (virtual) after going to the background", backgrounded.elapsed());
+    assert!(
+        wait_real_time(Duration::from_secs(2), || server.parked_long_polls() == 0).await,
+        "the long-poll is still parked"
+    );
+    eprintln!(
+        "long-poll released {:?} (virtual) after going to the background",
+        backgrounded.elapsed()
+    );
     let log = |proxy: &CountingProxy| {
-        proxy.requests().iter().map(|r| (r.at.checked_duration_since(backgrounded), r.path.clone())).collect::<Vec<_>>()
+        proxy
+            .requests()
+            .iter()
+            .map(|r| (r.at.checked_duration_since(backgrounded), r.path.clone()))
+            .collect::<Vec<_>>()
     };
     bob.send(&room, "while away").await;
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert!(!holds_text(&alice, &room, "while away"), "a long-poll was still running in the background: {:?}", log(&proxy));
+    assert!(
+        !holds_text(&alice, &room, "while away"),
+        "a long-poll was still running in the background: {:?}",
+        log(&proxy)
+    );
     assert!(wait_until(2 * MINUTE, || holds_text(&alice, &room, "while away")).await);
     let took = backgrounded.elapsed();
-    assert!(took >= MINUTE && took < MINUTE + Duration::from_secs(1), "delivered after {took:?}: {:?}", log(&proxy));
+    assert!(
+        took >= MINUTE && took < MINUTE + Duration::from_secs(1),
+        "delivered after {took:?}: {:?}",
+        log(&proxy)
+    );
 
     // Shutdown: nothing runs and nothing is requested any more, whatever happens next.
     alice.shutdown();
@@ -182,12 +276,18 @@ async fn background_ends_the_long_poll_and_shutdown_stops_every_request() {
     tokio::time::sleep(30 * MINUTE).await;
     let report = alice.background_sync(10_000).await;
     assert!(!report.finished);
-    assert_eq!(proxy.requests().len(), count, "requests after shutdown: {:?}", &proxy.requests()[count..]);
+    assert_eq!(
+        proxy.requests().len(),
+        count,
+        "requests after shutdown: {:?}",
+        &proxy.requests()[count..]
+    );
     server.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn server_killed_goes_offline_at_once_and_back_online_within_one_probe_interval_flushing_the_queue() {
+async fn server_killed_goes_offline_at_once_and_back_online_within_one_probe_interval_flushing_the_queue(
+) {
     let dir = TempDir::new().unwrap();
     let server = start_server(&dir).await;
     let addr = server.addr();
@@ -203,35 +303,86 @@ async fn server_killed_goes_offline_at_once_and_back_online_within_one_probe_int
     // The parked long-poll's connection dies with the server: Offline without waiting for a probe.
     let killed = Instant::now();
     server.kill().await;
-    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Offline).await);
-    assert!(killed.elapsed() < Duration::from_millis(100), "offline after {:?}", killed.elapsed());
+    assert!(
+        wait_until(Duration::from_secs(5), || alice.network_status()
+            == NetworkStatus::Offline)
+        .await
+    );
+    assert!(
+        killed.elapsed() < Duration::from_millis(100),
+        "offline after {:?}",
+        killed.elapsed()
+    );
 
     // Queued while the server is down, and probed for every second meanwhile.
-    let echo = alice.send_text(room.clone(), "sent while down".into()).await.expect("queued offline");
+    let echo = alice
+        .send_text(room.clone(), "sent while down".into())
+        .await
+        .expect("queued offline");
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(alice.outbox().unwrap().len(), 1);
     assert_eq!(alice.network_status(), NetworkStatus::Offline);
 
-    let server = chatsync_server::start(chatsync_server::ServerConfig { addr, ..chatsync_server::ServerConfig::for_tests(dir.path().join("server.db")) })
-        .await
-        .expect("server restarts on the same address");
+    let server = chatsync_server::start(chatsync_server::ServerConfig {
+        addr,
+        ..chatsync_server::ServerConfig::for_tests(dir.path().join("server.db"))
+    })
+    .await
+    .expect("server restarts on the same address");
     let restarted = Instant::now();
-    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
-    assert!(restarted.elapsed() <= probe_interval + Duration::from_millis(10), "online {:?} after the server came back", restarted.elapsed());
+    assert!(
+        wait_until(Duration::from_secs(5), || alice.network_status()
+            == NetworkStatus::Online)
+        .await
+    );
+    assert!(
+        restarted.elapsed() <= probe_interval + Duration::from_millis(10),
+        "online {:?} after the server came back",
+        restarted.elapsed()
+    );
     // The queue is flushed at once.
-    assert!(wait_until(Duration::from_secs(5), || alice.outbox().unwrap().is_empty()).await, "outbox not flushed");
-    assert!(restarted.elapsed() <= probe_interval + Duration::from_millis(100), "flushed after {:?}", restarted.elapsed());
+    assert!(
+        wait_until(Duration::from_secs(5), || alice
+            .outbox()
+            .unwrap()
+            .is_empty())
+        .await,
+        "outbox not flushed"
+    );
+    assert!(
+        restarted.elapsed() <= probe_interval + Duration::from_millis(100),
+        "flushed after {:?}",
+        restarted.elapsed()
+    );
     let bob = RawUser::login(&server.url(), "bob").await;
     let seen = bob.history(&room).await;
-    let delivered: Vec<_> = seen.iter().filter(|m| m.text() == Some("sent while down")).collect();
+    let delivered: Vec<_> = seen
+        .iter()
+        .filter(|m| m.text() == Some("sent while down"))
+        .collect();
     assert_eq!(delivered.len(), 1, "delivered exactly once");
     assert_eq!(delivered[0].user_id, "alice");
-    assert!(holds_text(&alice, &room, "sent while down"), "the echo became the server's message");
-    assert!(alice.messages(room.clone(), 50, None).unwrap().iter().all(|m| m.id != echo.id || m.server_id.is_some()));
+    assert!(
+        holds_text(&alice, &room, "sent while down"),
+        "the echo became the server's message"
+    );
+    assert!(alice
+        .messages(room.clone(), 50, None)
+        .unwrap()
+        .iter()
+        .all(|m| m.id != echo.id || m.server_id.is_some()));
 
     // Each change was reported once (listeners run on their own threads: wait for delivery).
-    let expected = vec![NetworkStatus::Online, NetworkStatus::Offline, NetworkStatus::Online];
-    assert!(wait_real_time(Duration::from_secs(5), || recorder.statuses().len() >= expected.len()).await);
+    let expected = vec![
+        NetworkStatus::Online,
+        NetworkStatus::Offline,
+        NetworkStatus::Online,
+    ];
+    assert!(
+        wait_real_time(Duration::from_secs(5), || recorder.statuses().len()
+            >= expected.len())
+        .await
+    );
     assert_eq!(recorder.statuses(), expected);
     alice.shutdown();
     server.shutdown().await;
@@ -251,22 +402,38 @@ async fn probe_reports_a_silent_server_offline_within_the_timeout_and_online_wit
     alice.set_app_state(AppState::Background);
     alice.start();
     assert!(wait_until(MINUTE, || alice.network_status() == NetworkStatus::Online).await);
-    assert!(wait_until(MINUTE, || proxy.requests_to("/health").len() >= 3).await, "probing always");
+    assert!(
+        wait_until(MINUTE, || proxy.requests_to("/health").len() >= 3).await,
+        "probing always"
+    );
     let probes = proxy.requests_to("/health");
-    assert!(gaps(&probes).iter().all(|g| *g >= interval && *g < interval + Duration::from_millis(50)), "{:?}", gaps(&probes));
+    assert!(
+        gaps(&probes)
+            .iter()
+            .all(|g| *g >= interval && *g < interval + Duration::from_millis(50)),
+        "{:?}",
+        gaps(&probes)
+    );
 
     // The server stops answering (accepts, never replies).
     proxy.stall(true);
     let stalled = Instant::now();
     assert!(wait_until(MINUTE, || alice.network_status() == NetworkStatus::Offline).await);
     let took = stalled.elapsed();
-    assert!(took >= timeout && took <= interval + timeout + Duration::from_millis(50), "offline after {took:?}");
+    assert!(
+        took >= timeout && took <= interval + timeout + Duration::from_millis(50),
+        "offline after {took:?}"
+    );
 
     // Answers again: Online within one probe interval (and the probe's round trip).
     proxy.stall(false);
     let resumed = Instant::now();
     assert!(wait_until(MINUTE, || alice.network_status() == NetworkStatus::Online).await);
-    assert!(resumed.elapsed() <= interval + Duration::from_millis(50), "online after {:?}", resumed.elapsed());
+    assert!(
+        resumed.elapsed() <= interval + Duration::from_millis(50),
+        "online after {:?}",
+        resumed.elapsed()
+    );
     alice.shutdown();
     server.shutdown().await;
 }
@@ -280,16 +447,30 @@ async fn a_server_that_never_answers_cannot_make_background_sync_overrun_its_bud
     cfg.token = TokenSource::Fixed("token".into());
     let alice = client(cfg);
     // The session is stored at once; its upload hangs on the silent server, so do not wait.
-    let _ = tokio::time::timeout(Duration::from_millis(200), alice.login("Alice".into(), None)).await;
+    let _ = tokio::time::timeout(
+        Duration::from_millis(200),
+        alice.login("Alice".into(), None),
+    )
+    .await;
 
     for budget_ms in [1_000u64, 2_000] {
         let started = std::time::Instant::now();
         let report = alice.background_sync(budget_ms).await;
         let took = started.elapsed();
         eprintln!("silent server: budget {budget_ms} ms, returned after {took:?}");
-        assert!(took < Duration::from_millis(budget_ms), "budget {budget_ms} ms, took {took:?}");
+        assert!(
+            took < Duration::from_millis(budget_ms),
+            "budget {budget_ms} ms, took {took:?}"
+        );
         assert!(!report.finished, "{report:?}");
-        assert!(report.error.as_deref().unwrap_or("").contains("ran out of time"), "{report:?}");
+        assert!(
+            report
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("ran out of time"),
+            "{report:?}"
+        );
     }
     alice.shutdown();
 }
@@ -301,7 +482,11 @@ async fn flapping_reachability_hints_produce_one_event_per_real_change() {
     let (alice, _room) = logged_in(config(&server.url(), &dir, "alice"), "bob").await;
     alice.set_app_state(AppState::Active);
     alice.start();
-    assert!(wait_until(Duration::from_secs(5), || alice.network_status() == NetworkStatus::Online).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || alice.network_status()
+            == NetworkStatus::Online)
+        .await
+    );
     let recorder = Arc::new(Recorder::default());
     let _subscription = alice.subscribe(recorder.clone());
 
@@ -313,7 +498,11 @@ async fn flapping_reachability_hints_produce_one_event_per_real_change() {
         for _ in 0..4 {
             alice.set_network_reachable(true);
         }
-        assert!(wait_until(Duration::from_secs(3), || alice.network_status() == NetworkStatus::Online).await);
+        assert!(
+            wait_until(Duration::from_secs(3), || alice.network_status()
+                == NetworkStatus::Online)
+            .await
+        );
     }
     // A burst that settles on "no network" and one that settles on "reachable".
     for reachable in [false, true, false, true, false] {
@@ -321,15 +510,27 @@ async fn flapping_reachability_hints_produce_one_event_per_real_change() {
     }
     assert_eq!(alice.network_status(), NetworkStatus::Offline);
     alice.set_network_reachable(true);
-    assert!(wait_until(Duration::from_secs(3), || alice.network_status() == NetworkStatus::Online).await);
+    assert!(
+        wait_until(Duration::from_secs(3), || alice.network_status()
+            == NetworkStatus::Online)
+        .await
+    );
 
     use NetworkStatus::*;
     // The subscription starts with the current status, then exactly one event per real change:
     // three rounds of (Offline, Online), then the burst (it ended unreachable before anything
     // could be probed: one Offline) and the final Online. Repeated hints added nothing.
-    let expected = vec![Online, Offline, Online, Offline, Online, Offline, Online, Offline, Online];
+    let expected = vec![
+        Online, Offline, Online, Offline, Online, Offline, Online, Offline, Online,
+    ];
     // Listeners run on their own threads: wait until everything was delivered.
-    assert!(wait_until(Duration::from_secs(5), || recorder.statuses().len() >= expected.len()).await, "{:?}", recorder.statuses());
+    assert!(
+        wait_until(Duration::from_secs(5), || recorder.statuses().len()
+            >= expected.len())
+        .await,
+        "{:?}",
+        recorder.statuses()
+    );
     assert_eq!(recorder.statuses(), expected);
     alice.shutdown();
     server.shutdown().await;
@@ -341,7 +542,8 @@ fn gaps(requests: &[lifecycle_support::SeenRequest]) -> Vec<Duration> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_state_change_resets() {
+async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_state_change_resets()
+{
     let dir = TempDir::new().unwrap();
     let server = start_server(&dir).await;
     let proxy = CountingProxy::start(server.addr()).await;
@@ -361,15 +563,25 @@ async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_s
     let s = syncs();
     assert!(s[first].faulted && !s[first + 1].faulted);
     let gap = s[first + 1].at - s[first].at;
-    assert!(gap >= Duration::from_secs(30) && gap < Duration::from_secs(31), "after 503 Retry-After 30: {gap:?}");
-    assert_eq!(alice.network_status(), NetworkStatus::Online, "a busy server is not offline");
+    assert!(
+        gap >= Duration::from_secs(30) && gap < Duration::from_secs(31),
+        "after 503 Retry-After 30: {gap:?}"
+    );
+    assert_eq!(
+        alice.network_status(),
+        NetworkStatus::Online,
+        "a busy server is not offline"
+    );
 
     // 429 without Retry-After -> the default pause (5 s).
     first = syncs().len();
     proxy.fail_next("/v1/sync", 1, 429, None);
     assert!(wait_until(2 * MINUTE, || syncs().len() >= first + 2).await);
     let gap = syncs()[first + 1].at - syncs()[first].at;
-    assert!(gap >= Duration::from_secs(5) && gap < Duration::from_secs(6), "after 429: {gap:?}");
+    assert!(
+        gap >= Duration::from_secs(5) && gap < Duration::from_secs(6),
+        "after 429: {gap:?}"
+    );
 
     // Five 500s: each wait doubles, jittered within [d/2, d], d = 1, 2, 4, 8, 16 s.
     first = syncs().len();
@@ -379,7 +591,11 @@ async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_s
     assert!(s[first..first + 5].iter().all(|r| r.faulted) && !s[first + 5].faulted);
     for (n, gap) in gaps(&s[first..first + 6]).into_iter().enumerate() {
         let full = Duration::from_secs(1 << n);
-        assert!(gap >= full / 2 && gap <= full + Duration::from_millis(50), "wait {n}: {gap:?} not in [{:?}, {full:?}]", full / 2);
+        assert!(
+            gap >= full / 2 && gap <= full + Duration::from_millis(50),
+            "wait {n}: {gap:?} not in [{:?}, {full:?}]",
+            full / 2
+        );
     }
 
     // Four 500s, then a trip to the background and back: the backoff starts over.
@@ -392,30 +608,48 @@ async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_s
     alice.set_app_state(AppState::Active);
     assert!(wait_until(MINUTE, || syncs().len() >= first + 6).await);
     let s = syncs();
-    assert_eq!(s.len(), first + 6, "nothing requested in the background within a second");
-    assert!(s[first + 4].at - back < Duration::from_millis(50), "active again: at once");
+    assert_eq!(
+        s.len(),
+        first + 6,
+        "nothing requested in the background within a second"
+    );
+    assert!(
+        s[first + 4].at - back < Duration::from_millis(50),
+        "active again: at once"
+    );
     let gap = s[first + 5].at - s[first + 4].at;
-    assert!(gap >= Duration::from_millis(500) && gap <= Duration::from_secs(1), "backoff reset: {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(500) && gap <= Duration::from_secs(1),
+        "backoff reset: {gap:?}"
+    );
 
-    assert!(!recorder.statuses().contains(&NetworkStatus::Offline), "server errors never meant offline");
+    assert!(
+        !recorder.statuses().contains(&NetworkStatus::Offline),
+        "server errors never meant offline"
+    );
     alice.shutdown();
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn background_sync_at_works_from_a_cold_start_and_reports_busy_while_another_client_holds_the_store() {
+async fn background_sync_at_works_from_a_cold_start_and_reports_busy_while_another_client_holds_the_store(
+) {
     let dir = TempDir::new().unwrap();
     let server = start_server(&dir).await;
     let alice_config = config(&server.url(), &dir, "alice");
     let (alice, room) = logged_in(alice_config.clone(), "bob").await;
-    alice.send_text(room.clone(), "queued by the app".into()).await.unwrap();
+    alice
+        .send_text(room.clone(), "queued by the app".into())
+        .await
+        .unwrap();
     // The app's process goes away with one message still queued.
     alice.shutdown();
     drop(alice);
 
     let bob = RawUser::login(&server.url(), "bob").await;
     bob.send(&room, "are you there?").await;
-    bob.send(&room, &format!("a long one: {}", "x".repeat(500))).await;
+    bob.send(&room, &format!("a long one: {}", "x".repeat(500)))
+        .await;
 
     // The OS starts a task: nothing is open, no runtime of the client's yet.
     let started = std::time::Instant::now();
@@ -424,19 +658,36 @@ async fn background_sync_at_works_from_a_cold_start_and_reports_busy_while_anoth
     assert!(report.finished && report.online, "{report:?}");
     assert_eq!(report.sent, 1, "the queued message went out: {report:?}");
     assert_eq!((report.pending, report.failed), (0, 0));
-    let previews: Vec<_> = report.new_messages.iter().map(|p| (p.sender_id.as_str(), p.preview.as_str())).collect();
+    let previews: Vec<_> = report
+        .new_messages
+        .iter()
+        .map(|p| (p.sender_id.as_str(), p.preview.as_str()))
+        .collect();
     assert_eq!(previews.len(), 2, "{report:?}");
     assert_eq!(previews[0], ("bob", "are you there?"));
-    assert!(previews[1].1.starts_with("a long one: ") && previews[1].1.chars().count() <= 100, "cut to a preview");
-    assert!(report.new_messages.iter().all(|p| p.room_id == room && p.message_id > 0));
+    assert!(
+        previews[1].1.starts_with("a long one: ") && previews[1].1.chars().count() <= 100,
+        "cut to a preview"
+    );
+    assert!(report
+        .new_messages
+        .iter()
+        .all(|p| p.room_id == room && p.message_id > 0));
 
     // The app is running and holds the store: the task reports busy within its budget.
     let app = ChatClient::with_runtime(alice_config.clone(), Handle::current()).unwrap();
     let started = std::time::Instant::now();
     let report = chatsync_core::background_sync_at(alice_config.clone(), 1_000).await;
-    assert!(started.elapsed() < Duration::from_millis(1_000), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(!report.finished);
-    assert!(report.error.as_deref().unwrap_or("").contains("busy"), "{report:?}");
+    assert!(
+        report.error.as_deref().unwrap_or("").contains("busy"),
+        "{report:?}"
+    );
     // The store is intact and still the app's.
     assert!(holds_text(&app, &room, "are you there?"));
     app.shutdown();
@@ -475,7 +726,9 @@ fn background_sync_works_on_the_clients_own_runtime_awaited_from_a_foreign_execu
     // As in a process the OS started cold: the client owns its runtime, the caller is no tokio.
     let alice = ChatClient::new(config(&url, &dir, "alice")).unwrap();
     block_on_plain_thread(alice.login("Alice".into(), None)).unwrap();
-    let room = block_on_plain_thread(alice.open_direct_room("bob".into())).unwrap().id;
+    let room = block_on_plain_thread(alice.open_direct_room("bob".into()))
+        .unwrap()
+        .id;
     server_runtime.block_on(bob.send(&room, "wake up"));
 
     let started = std::time::Instant::now();
@@ -498,8 +751,15 @@ const HOLD_STORE_ENV: &str = "CHATSYNC_TEST_HOLD_STORE";
 #[test]
 #[ignore = "helper run as a child process by another test"]
 fn store_holding_child_process() {
-    let Ok(data_dir) = std::env::var(HOLD_STORE_ENV) else { return };
-    let config = ClientConfig::new("http://127.0.0.1:9", data_dir, "alice", TokenSource::DevTokenRoute);
+    let Ok(data_dir) = std::env::var(HOLD_STORE_ENV) else {
+        return;
+    };
+    let config = ClientConfig::new(
+        "http://127.0.0.1:9",
+        data_dir,
+        "alice",
+        TokenSource::DevTokenRoute,
+    );
     let _client = ChatClient::new(config).expect("the child opens the store");
     println!("holding");
     use std::io::Write;
@@ -510,19 +770,31 @@ fn store_holding_child_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn background_sync_at_reports_busy_while_another_process_holds_the_store_and_works_after_it_is_killed() {
+async fn background_sync_at_reports_busy_while_another_process_holds_the_store_and_works_after_it_is_killed(
+) {
     let dir = TempDir::new().unwrap();
     let server = start_server(&dir).await;
     let alice_config = config(&server.url(), &dir, "alice");
     let (alice, room) = logged_in(alice_config.clone(), "bob").await;
-    alice.send_text(room.clone(), "queued before the crash".into()).await.unwrap();
+    alice
+        .send_text(room.clone(), "queued before the crash".into())
+        .await
+        .unwrap();
     alice.shutdown();
     drop(alice);
-    RawUser::login(&server.url(), "bob").await.send(&room, "ping").await;
+    RawUser::login(&server.url(), "bob")
+        .await
+        .send(&room, "ping")
+        .await;
 
     // The app's process opens the store and holds it.
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "store_holding_child_process", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            "store_holding_child_process",
+            "--nocapture",
+        ])
         .env(HOLD_STORE_ENV, &alice_config.data_dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -539,12 +811,21 @@ async fn background_sync_at_reports_busy_while_another_process_holds_the_store_a
             }
         }
     });
-    ready_rx.recv_timeout(Duration::from_secs(10)).expect("the child holds the store");
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the child holds the store");
 
     let started = std::time::Instant::now();
     let report = chatsync_core::background_sync_at(alice_config.clone(), 1_500).await;
-    assert!(started.elapsed() < Duration::from_millis(1_500), "took {:?}", started.elapsed());
-    assert!(!report.finished && report.error.as_deref().unwrap_or("").contains("busy"), "{report:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !report.finished && report.error.as_deref().unwrap_or("").contains("busy"),
+        "{report:?}"
+    );
 
     // The holder dies hard; the next background task gets the store, intact.
     child.kill().unwrap(); // SIGKILL
@@ -552,6 +833,13 @@ async fn background_sync_at_reports_busy_while_another_process_holds_the_store_a
     let report = chatsync_core::background_sync_at(alice_config.clone(), 10_000).await;
     assert!(report.finished, "{report:?}");
     assert_eq!(report.sent, 1, "{report:?}");
-    assert_eq!(report.new_messages.iter().map(|p| p.preview.as_str()).collect::<Vec<_>>(), vec!["ping"]);
+    assert_eq!(
+        report
+            .new_messages
+            .iter()
+            .map(|p| p.preview.as_str())
+            .collect::<Vec<_>>(),
+        vec!["ping"]
+    );
     server.shutdown().await;
 }

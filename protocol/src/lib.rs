@@ -52,7 +52,11 @@ pub struct Part {
 impl Part {
     /// A `text/plain` part.
     pub fn text(content: impl Into<String>) -> Self {
-        Part { mime_type: TEXT_PLAIN.to_owned(), content: Some(content.into()), extra: BTreeMap::new() }
+        Part {
+            mime_type: TEXT_PLAIN.to_owned(),
+            content: Some(content.into()),
+            extra: BTreeMap::new(),
+        }
     }
 }
 
@@ -78,7 +82,10 @@ pub struct Message {
 impl Message {
     /// The content of the first `text/plain` part, which is what a chat screen shows.
     pub fn text(&self) -> Option<&str> {
-        self.parts.iter().find(|p| p.mime_type == TEXT_PLAIN).and_then(|p| p.content.as_deref())
+        self.parts
+            .iter()
+            .find(|p| p.mime_type == TEXT_PLAIN)
+            .and_then(|p| p.content.as_deref())
     }
 }
 
@@ -263,14 +270,21 @@ mod tests {
 
     fn sample() -> Message {
         let mut extra = BTreeMap::new();
-        extra.insert("url".to_owned(), serde_json::json!("https://example.com/a.png"));
+        extra.insert(
+            "url".to_owned(),
+            serde_json::json!("https://example.com/a.png"),
+        );
         Message {
             id: 42,
             user_id: "alice".into(),
             room_id: "r1".into(),
             parts: vec![
                 Part::text("hello!"),
-                Part { mime_type: "image/png".into(), content: None, extra },
+                Part {
+                    mime_type: "image/png".into(),
+                    content: None,
+                    extra,
+                },
             ],
             created_at: "2026-11-25T06:00:00.000Z".into(),
             updated_at: "2026-11-25T06:00:00.000Z".into(),
@@ -287,7 +301,10 @@ mod tests {
         let raw = r#"{"type":"application/x-poll","options":["a","b"],"meta":{"k":1}}"#;
         let part: Part = serde_json::from_str(raw).unwrap();
         assert_eq!(part.mime_type, "application/x-poll");
-        assert_eq!(serde_json::to_value(&part).unwrap(), serde_json::from_str::<serde_json::Value>(raw).unwrap());
+        assert_eq!(
+            serde_json::to_value(&part).unwrap(),
+            serde_json::from_str::<serde_json::Value>(raw).unwrap()
+        );
     }
 
     #[test]
@@ -298,7 +315,16 @@ mod tests {
     #[test]
     fn sync_wire_shape_is_stable() {
         let mut rooms = BTreeMap::new();
-        rooms.insert("r1".to_owned(), RoomSync { messages: vec![sample()], limited: true });
-        insta::assert_json_snapshot!(SyncResponse { next_batch: "s42".into(), rooms });
+        rooms.insert(
+            "r1".to_owned(),
+            RoomSync {
+                messages: vec![sample()],
+                limited: true,
+            },
+        );
+        insta::assert_json_snapshot!(SyncResponse {
+            next_batch: "s42".into(),
+            rooms
+        });
     }
 }

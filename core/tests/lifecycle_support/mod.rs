@@ -68,7 +68,9 @@ impl CountingProxy {
                 let mut cut = cut_rx.clone();
                 let stall = stall_rx.clone();
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = pump(client, server, log, faults, stall) => {}
                         _ = cut.wait_for(|c| *c) => {}
@@ -76,7 +78,13 @@ impl CountingProxy {
                 });
             }
         });
-        CountingProxy { addr, log, faults, cut_tx, stall_tx }
+        CountingProxy {
+            addr,
+            log,
+            faults,
+            cut_tx,
+            stall_tx,
+        }
     }
 
     /// Stalls (true) or resumes (false) traffic: while stalled, requests are logged but not
@@ -87,7 +95,12 @@ impl CountingProxy {
 
     /// Answers the next `count` requests under `path_prefix` with `status` (and `Retry-After`).
     pub fn fail_next(&self, path_prefix: &str, count: u32, status: u16, retry_after: Option<u64>) {
-        self.faults.lock().unwrap().push(Fault { path_prefix: path_prefix.to_owned(), status, retry_after, remaining: count });
+        self.faults.lock().unwrap().push(Fault {
+            path_prefix: path_prefix.to_owned(),
+            status,
+            retry_after,
+            remaining: count,
+        });
     }
 
     pub fn url(&self) -> String {
@@ -105,7 +118,10 @@ impl CountingProxy {
 
     /// Requests whose path starts with `prefix`.
     pub fn requests_to(&self, prefix: &str) -> Vec<SeenRequest> {
-        self.requests().into_iter().filter(|r| r.path.starts_with(prefix)).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .collect()
     }
 }
 
@@ -131,19 +147,34 @@ async fn pump(
             let mut injected = None;
             for (method, path) in parser.feed(&buf[..n]) {
                 let fault = take_fault(&faults, &path);
-                log.lock().unwrap().push(SeenRequest { at: Instant::now(), method, path, faulted: fault.is_some() });
+                log.lock().unwrap().push(SeenRequest {
+                    at: Instant::now(),
+                    method,
+                    path,
+                    faulted: fault.is_some(),
+                });
                 injected = injected.or(fault);
             }
             if let Some(fault) = injected {
                 // HTTP/1.1 without pipelining: this read held exactly that request; answer it here.
-                let body = r#"{"error":"unavailable","error_description":"injected by the test proxy"}"#;
-                let retry = fault.retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
+                let body =
+                    r#"{"error":"unavailable","error_description":"injected by the test proxy"}"#;
+                let retry = fault
+                    .retry_after
+                    .map(|s| format!("retry-after: {s}\r\n"))
+                    .unwrap_or_default();
                 let answer = format!(
                     "HTTP/1.1 {} Injected\r\ncontent-type: application/json\r\n{retry}content-length: {}\r\n\r\n{body}",
                     fault.status,
                     body.len()
                 );
-                if answer_write.lock().await.write_all(answer.as_bytes()).await.is_err() {
+                if answer_write
+                    .lock()
+                    .await
+                    .write_all(answer.as_bytes())
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 continue;
@@ -164,7 +195,13 @@ async fn pump(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            if client_write.lock().await.write_all(&buf[..n]).await.is_err() {
+            if client_write
+                .lock()
+                .await
+                .write_all(&buf[..n])
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -178,7 +215,9 @@ async fn pump(
 
 fn take_fault(faults: &Mutex<Vec<Fault>>, path: &str) -> Option<Fault> {
     let mut faults = faults.lock().unwrap();
-    let fault = faults.iter_mut().find(|f| f.remaining > 0 && path.starts_with(&f.path_prefix))?;
+    let fault = faults
+        .iter_mut()
+        .find(|f| f.remaining > 0 && path.starts_with(&f.path_prefix))?;
     fault.remaining -= 1;
     Some(fault.clone())
 }
@@ -203,7 +242,9 @@ impl RequestParser {
                     return seen;
                 }
             }
-            let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") else { return seen };
+            let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return seen;
+            };
             let head = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
             self.buffer.drain(..end + 4);
             let mut lines = head.split("\r\n");
@@ -312,7 +353,9 @@ impl RawUser {
         let http = reqwest::Client::new();
         let token: chatsync_protocol::TokenResponse = http
             .post(format!("{base}/v1/token"))
-            .json(&chatsync_protocol::TokenRequest { user_id: user_id.to_owned() })
+            .json(&chatsync_protocol::TokenRequest {
+                user_id: user_id.to_owned(),
+            })
             .send()
             .await
             .unwrap()
@@ -321,7 +364,11 @@ impl RawUser {
             .json()
             .await
             .unwrap();
-        RawUser { http, base: base.to_owned(), token: token.access_token }
+        RawUser {
+            http,
+            base: base.to_owned(),
+            token: token.access_token,
+        }
     }
 
     /// Sends `text` into `room_id`; returns the stored message.
@@ -330,7 +377,9 @@ impl RawUser {
         self.http
             .put(format!("{}/v1/rooms/{room_id}/messages/{txn}", self.base))
             .bearer_auth(&self.token)
-            .json(&chatsync_protocol::SendMessageRequest { parts: vec![chatsync_protocol::Part::text(text)] })
+            .json(&chatsync_protocol::SendMessageRequest {
+                parts: vec![chatsync_protocol::Part::text(text)],
+            })
             .send()
             .await
             .unwrap()
@@ -352,7 +401,10 @@ impl RawUser {
     pub async fn history(&self, room_id: &str) -> Vec<chatsync_protocol::Message> {
         let page: chatsync_protocol::HistoryResponse = self
             .http
-            .get(format!("{}/v1/rooms/{room_id}/messages?limit=100", self.base))
+            .get(format!(
+                "{}/v1/rooms/{room_id}/messages?limit=100",
+                self.base
+            ))
             .bearer_auth(&self.token)
             .send()
             .await

@@ -100,7 +100,10 @@ impl SqliteStore {
     /// in order, with ids from the same sequence as [`Store::send_message`], so a large history
     /// is seeded in seconds instead of one fsync per message. The rooms must exist; nobody is
     /// woken (seed before the server starts). Returns the assigned ids.
-    pub fn seed_messages_for_benches(&self, messages: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
+    pub fn seed_messages_for_benches(
+        &self,
+        messages: &[NewMessage],
+    ) -> Result<Vec<u64>, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut ids = Vec::with_capacity(messages.len());
@@ -109,9 +112,11 @@ impl SqliteStore {
                     "INSERT INTO messages (room_id, user_id, txn_id, parts, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 )?;
-                let mut newest = tx.prepare_cached("UPDATE rooms SET last_message_id = ?1 WHERE id = ?2")?;
+                let mut newest =
+                    tx.prepare_cached("UPDATE rooms SET last_message_id = ?1 WHERE id = ?2")?;
                 for new in messages {
-                    let parts = serde_json::to_string(&new.parts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let parts = serde_json::to_string(&new.parts)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     insert.execute(params![new.room_id, new.sender, new.txn_id, parts, new.now])?;
                     let id = tx.last_insert_rowid();
                     newest.execute(params![id, new.room_id])?;
