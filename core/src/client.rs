@@ -116,9 +116,7 @@ impl ChatClient {
             let _in_runtime = handle.enter(); // reqwest's client wants a runtime for its timers
             Api::new(&config)?
         };
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            ChatError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
-        })?;
+        // `Store::open` creates the directory (after finishing an interrupted recovery).
         let store = open_waiting(&config)?;
         let http = api.http();
         let engine = Arc::new(Engine::new(config.clone(), store, api));
@@ -182,7 +180,7 @@ impl ChatClient {
                 friend_id: previous.as_ref().and_then(|s| s.friend_id.clone()),
                 room_id: previous.as_ref().and_then(|s| s.room_id.clone()),
             };
-            engine.store.meta.put_session(&session)?;
+            engine.store.put_session(&session)?;
             engine.store.meta.set_profile_dirty(true)?;
             engine.store.flush().await?;
             engine.upload_profile_if_owed().await;
@@ -212,13 +210,14 @@ impl ChatClient {
                     session.room_id = None;
                 }
                 session.friend_id = Some(friend);
-                engine.store.meta.put_session(&session)?;
+                engine.store.put_session(&session)?;
                 engine.store.flush().await?;
                 Ok(session)
             })
             .await?;
         match self.open_direct_room(user_id).await {
-            Ok(_) | Err(ChatError::Offline(_)) => {}
+            Ok(_) => {}
+            Err(e) if e.is_transient() => {}
             Err(e) => return Err(e),
         }
         Ok(self.session()?.unwrap_or(session))
@@ -263,7 +262,7 @@ impl ChatClient {
                         && session.room_id.as_deref() != Some(room_id.as_str())
                     {
                         session.room_id = Some(room_id.clone());
-                        engine.store.meta.put_session(&session)?;
+                        engine.store.put_session(&session)?;
                     }
                 }
                 engine.store.flush().await?;
@@ -274,6 +273,19 @@ impl ChatClient {
             .into_iter()
             .find(|r| r.id == room_id)
             .ok_or_else(|| ChatError::Storage(format!("room {room_id} vanished from the store")))
+    }
+
+    /// Rebuilds the store in `config.data_dir` when it is damaged (it does not open, or a
+    /// value in it does not read back): the damaged directory is kept aside untouched
+    /// (`<dir>.damaged-<ms>`), a fresh store takes its place with the login and every queued
+    /// message that can still be read, under its original txn id (a message that had reached
+    /// the server is not sent twice), and the report says what could not be read. A healthy
+    /// store is left as it is (`recovered: false`). Sync brings back what the server holds.
+    ///
+    /// Call it with no client open on the store (`Busy` otherwise), off the UI thread (it
+    /// copies and reads the whole store). docs/reliability.md has the procedure.
+    pub fn recover(config: ClientConfig) -> Result<crate::RecoveryReport, ChatError> {
+        crate::recovery::recover(&config)
     }
 
     /// Rooms held on the device.

@@ -12,6 +12,7 @@
 //! - `store`: sled trees with explicit key encodings and a format version.
 //! - `sync`: applies `/v1/sync` batches atomically, fills gaps, pages older history.
 //! - `outbox`: the durable send queue, its order, its backoff.
+//! - `recovery`: rebuilding a damaged store, the outbox kept under its txn ids.
 //! - `network`: reachability hint + probe -> Online / Offline / Unknown.
 //! - `scheduler`: (app state x network status) -> what runs now.
 //! - [`events`]: fan-out to listeners, never blocking the engine.
@@ -32,6 +33,7 @@ mod lifecycle;
 pub mod model;
 mod network;
 mod outbox;
+mod recovery;
 mod scheduler;
 mod store;
 mod sync;
@@ -42,3 +44,4 @@ pub use error::ChatError;
 pub use events::{ClientEvent, ClientListener, Subscription};
 pub use lifecycle::background_sync_at;
 pub use model::*;
+pub use recovery::{RecoveryMethod, RecoveryReport};

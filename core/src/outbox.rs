@@ -116,8 +116,12 @@ impl Engine {
             after_id,
         };
         self.store.enqueue(&record)?;
-        // Durable before the app is told it is queued.
-        self.store.flush().await?;
+        // Durable before the app is told it is queued. When that fails (a full disk) the app is
+        // told the send failed, so the journal must not bring the entry back in a recovery.
+        if let Err(e) = self.store.flush().await {
+            self.store.journal_forget(&record.local_id);
+            return Err(e.into());
+        }
         let echo = self.echo(&record)?;
         self.emit_changed(BTreeMap::from([(
             room_id.to_owned(),

@@ -13,7 +13,8 @@ pub(crate) fn message_key(room_id: &str, id: u64) -> Vec<u8> {
 /// The prefix shared by every message key of `room_id`.
 pub(crate) fn room_prefix(room_id: &str) -> Vec<u8> {
     let bytes = room_id.as_bytes();
-    // Room ids longer than 65,535 bytes are refused at the API boundary (see `valid_room_id`).
+    // Room ids are at most 255 bytes (the protocol's `limits::check_id`, checked at the API
+    // boundary); the u16 prefix holds far more.
     let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
     let mut key = Vec::with_capacity(2 + bytes.len() + 8);
     key.extend_from_slice(&len.to_be_bytes());
@@ -38,11 +39,6 @@ pub(crate) fn outbox_key(seq: u64) -> [u8; 8] {
 /// The sequence number of an outbox key.
 pub(crate) fn outbox_seq_of_key(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.try_into().ok()?))
-}
-
-/// Whether a room id can be used as a key (non-empty, fits the `u16` length prefix).
-pub(crate) fn valid_room_id(room_id: &str) -> bool {
-    !room_id.is_empty() && room_id.len() <= usize::from(u16::MAX)
 }
 
 #[cfg(test)]

@@ -8,11 +8,14 @@
 //! Opening reads only the `meta` tree: its cost does not grow with the number of messages
 //! (beyond sled's own page table, see docs/adr/0003-device-store.md).
 
+pub(crate) mod journal;
 pub(crate) mod keys;
 pub(crate) mod messages;
 pub(crate) mod meta;
+pub(crate) mod open;
 pub(crate) mod outbox;
 pub(crate) mod rooms;
+pub(crate) mod salvage;
 pub(crate) mod users;
 
 #[cfg(test)]
@@ -51,7 +54,8 @@ pub(crate) enum StoreError {
     /// Another process (or another client in this one) holds the store's file lock.
     #[error("the store at {0} is held by another client")]
     Busy(String),
-    #[error("sled: {0}")]
+    /// sled failed: I/O (a full or read-only disk says so in plain words) or a damaged log.
+    #[error("{}", describe_sled(.0))]
     Sled(#[from] sled::Error),
     /// A value or key that does not decode: the store is damaged or was written by a stranger.
     #[error("store is corrupt: {0}")]
@@ -60,6 +64,25 @@ pub(crate) enum StoreError {
     NewerFormat { found: u32, supported: u32 },
     #[error("store has an unknown format version record ({0})")]
     UnknownFormat(String),
+}
+
+/// What a sled error means for the user, in plain words, with what to do about it.
+fn describe_sled(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::StorageFull => {
+                "the disk is full (no space left on the device); free some space and try again: everything saved before is kept".into()
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem => {
+                "the store's disk is read-only; everything saved before is kept, and readable once it is writable again".into()
+            }
+            _ => format!("I/O error: {io}"),
+        },
+        sled::Error::Corruption { .. } => {
+            "the store's files are damaged (sled read corrupted data); recover it (ChatClient::recover, `chatsync doctor`)".into()
+        }
+        other => format!("sled: {other}"),
+    }
 }
 
 impl From<StoreError> for ChatError {
@@ -168,29 +191,64 @@ pub(crate) struct Store {
     pub rooms: sled::Tree,
     pub outbox: OutboxTree,
     pub users: UsersTree,
+    /// The outbox's second copy, outside sled (see `journal`).
+    journal: std::sync::Arc<journal::OutboxJournal>,
+    /// Held for as long as any clone of the store lives; declared last so sled closes first.
+    _lock: std::sync::Arc<open::StoreLock>,
 }
 
 impl Store {
     /// Opens or creates the store in `dir` with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        // A recovery interrupted between its renames left the fresh store beside `dir`.
+        crate::recovery::finish_interrupted_recovery(dir)?;
+        // The lock first, then the repairs, then sled: see `open`'s module docs.
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Sled(sled::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot create {}: {e}", dir.display()),
+            )))
+        })?;
+        let lock = open::StoreLock::acquire(dir)?;
+        open::repair_leftovers(dir)?;
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             // Every promise to the app is flushed explicitly; no periodic flusher wakeups.
             .flush_every_ms(None);
         // sled 0.34 can panic on some damaged files; a damaged store must be an error, not a crash.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        let open_sled = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        let mut opened = open_sled();
+        if matches!(&opened, Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::StorageFull)
+            && open::release_reserve(dir)
+        {
+            // A full disk: the reserve makes room for the snapshot sled writes while opening.
+            tracing::warn!(
+                "store {}: the disk is full; opening on the reserve",
+                dir.display()
+            );
+            let _ = open::repair_leftovers(dir);
+            opened = open_sled();
+        }
         let db = match opened {
             Ok(Ok(db)) => db,
+            // sled's own lock on `db`: a handle of this process still closing (its I/O threads
+            // let go a moment after the last `Db` is dropped).
             Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
                 return Err(StoreError::Busy(dir.display().to_string()))
             }
-            Ok(Err(e)) => return Err(e.into()),
+            Ok(Err(e)) => {
+                // A failed open may itself have left a half-written snapshot (a full disk):
+                // remove it now, so the store opens as soon as the cause is gone.
+                let _ = open::repair_leftovers(dir);
+                return Err(e.into());
+            }
             Err(_) => {
+                let _ = open::repair_leftovers(dir);
                 return Err(StoreError::Corrupt(format!(
                     "sled could not read the store at {}",
                     dir.display()
-                )))
+                )));
             }
         };
         let store = Store {
@@ -200,8 +258,18 @@ impl Store {
             outbox: OutboxTree(db.open_tree("outbox")?),
             users: UsersTree(db.open_tree("users")?),
             db,
+            journal: std::sync::Arc::new(journal::OutboxJournal::open(dir, None)),
+            _lock: std::sync::Arc::new(lock),
         };
         store.check_format_version(&dir.join(MARKER_FILE))?;
+        open::ensure_reserve(dir);
+        // Now that the data is known good: a journal of a store from before journals gets the
+        // login too.
+        let session = store.meta.session()?;
+        let store = Store {
+            journal: std::sync::Arc::new(journal::OutboxJournal::open(dir, session.as_ref())),
+            ..store
+        };
         Ok(store)
     }
 
@@ -261,6 +329,27 @@ impl Store {
         }
     }
 
+    /// Reads every value of every tree back and decodes it: the check `recover` makes before
+    /// deciding a store is healthy. Its cost grows with the store (a full scan).
+    pub fn verify_readable(&self) -> Result<(), StoreError> {
+        fn all<T: DeserializeOwned>(tree: &sled::Tree, what: &str) -> Result<(), StoreError> {
+            for item in tree.iter() {
+                let (key, value) = item?;
+                decode::<T>(&value).map_err(|e| {
+                    StoreError::Corrupt(format!("{what} {:?}: {e}", String::from_utf8_lossy(&key)))
+                })?;
+            }
+            Ok(())
+        }
+        self.meta.session()?;
+        self.meta.sync_token()?;
+        all::<StoredMessage>(&self.messages.0, "message")?;
+        all::<RoomRecord>(&self.rooms, "room")?;
+        self.outbox.entries()?;
+        all::<chatsync_protocol::User>(&self.users.0, "user")?;
+        Ok(())
+    }
+
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         // On tokio's blocking pool rather than sled's `flush_async` thread: the same cost, but a
@@ -277,9 +366,22 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::flush`] on the calling thread (outside any runtime: recovery).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// A new outbox sequence number, larger than every earlier one (also across restarts).
     pub fn next_seq(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)
+    }
+
+    /// Stores the session (and journals it, so a recovery can carry the login over).
+    pub fn put_session(&self, session: &crate::model::Session) -> Result<(), StoreError> {
+        self.meta.put_session(session)?;
+        self.journal.session(session);
+        Ok(())
     }
 
     // --- rooms ---
@@ -439,6 +541,7 @@ impl Store {
     pub fn enqueue(&self, record: &OutboxRecord) -> Result<u64, StoreError> {
         let seq = self.next_seq()?;
         self.outbox.0.insert(outbox_key(seq), encode(record)?)?;
+        self.journal.put(record);
         Ok(seq)
     }
 
@@ -456,16 +559,42 @@ impl Store {
             tx_put(outbox, &outbox_key(seq), &rec)?;
             Ok(Some(rec))
         })?;
+        if let Some(rec) = &result {
+            self.journal.put(rec);
+        }
         Ok(result)
     }
 
     /// Removes the entry `seq`; returns it when it was there.
     pub fn remove_outbox(&self, seq: u64) -> Result<Option<OutboxRecord>, StoreError> {
-        self.outbox
+        let removed: Option<OutboxRecord> = self
+            .outbox
             .0
             .remove(outbox_key(seq))?
             .map(|v| decode(&v))
-            .transpose()
+            .transpose()?;
+        if let Some(rec) = &removed {
+            self.journal_removed(&rec.local_id);
+        }
+        Ok(removed)
+    }
+
+    /// Marks an entry gone in the journal only: it was queued in memory, but the flush that
+    /// would have made it durable failed and the app was told so.
+    pub fn journal_forget(&self, local_id: &str) {
+        self.journal.remove(local_id);
+    }
+
+    /// Journals a removal and keeps the journal small (emptied with the outbox).
+    fn journal_removed(&self, local_id: &str) {
+        self.journal.remove(local_id);
+        let live = || {
+            self.outbox
+                .entries()
+                .ok()
+                .map(|e| e.into_iter().map(|(_, r)| r).collect())
+        };
+        self.journal.compact(live, self.outbox.0.is_empty());
     }
 
     /// The server accepted the entry `seq` as `message`: drop it from the outbox and hold the
@@ -487,6 +616,7 @@ impl Store {
                 Ok(new)
             },
         )?;
+        self.journal_removed(local_id);
         Ok(result)
     }
 }

@@ -9,5 +9,6 @@ mod crash;
 mod history;
 mod measure;
 mod outbox;
+mod recovery;
 mod store_files;
 mod sync;
