@@ -60,7 +60,8 @@ impl From<chatsync_core::ChatError> for ChatError {
         use chatsync_core::ChatError as E;
         let text = error.to_string();
         match error {
-            E::Offline(_) => ChatError::Offline(text),
+            // Apps treat both as "try later, sends stay queued"; the text says which it was.
+            E::Offline(_) | E::Unavailable { .. } => ChatError::Offline(text),
             E::Unauthorized(_) => ChatError::Unauthorized(text),
             E::NotFound(_) => ChatError::NotFound(text),
             E::Rejected { .. } => ChatError::Rejected(text),

@@ -96,7 +96,15 @@ impl From<ApiError> for ChatError {
     fn from(e: ApiError) -> Self {
         match e {
             ApiError::Network(m) => ChatError::Offline(m),
-            e @ ApiError::Unavailable { .. } => ChatError::Offline(e.to_string()),
+            ApiError::Unavailable {
+                status,
+                retry_after,
+                reason,
+            } => ChatError::Unavailable {
+                status,
+                retry_after_secs: retry_after.map(|d| d.as_secs()),
+                reason,
+            },
             ApiError::Unauthorized(m) => ChatError::Unauthorized(m),
             ApiError::NotFound(m) => ChatError::NotFound(m),
             ApiError::Rejected { code, reason, .. } => ChatError::Rejected { code, reason },
@@ -172,6 +180,24 @@ pub(crate) fn validate_server_url(raw: &str, allow_insecure_http: bool) -> Resul
     Ok(url)
 }
 
+/// Redirects followed within one request, at most (same origin only).
+const MAX_REDIRECTS: usize = 5;
+
+/// Follows a redirect only to the configured server's own origin (scheme, host and port), so
+/// nothing (a message body on a 307, a token) ever goes where the app did not configure, and
+/// https is never downgraded. Any other redirect is not followed: its 3xx answer comes back and
+/// is a protocol error (the message stays queued).
+fn same_origin_redirects(base: &Url) -> reqwest::redirect::Policy {
+    let origin = base.origin();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS || attempt.url().origin() != origin {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// How the api layer tells the network monitor and scheduler (issue 5, `lifecycle`) about
 /// requests. Implemented in `client` over the client's `Lifecycle`.
 pub(crate) trait RequestHooks: Send + Sync {
@@ -201,6 +227,7 @@ impl Api {
     pub fn new(config: &ClientConfig) -> Result<Api, ChatError> {
         let base = validate_server_url(&config.server_url, config.allow_insecure_http)?;
         let http = reqwest::Client::builder()
+            .redirect(same_origin_redirects(&base))
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(2)
@@ -331,6 +358,20 @@ impl Api {
             }
         };
         let status = response.status();
+        if status.is_redirection() {
+            // Not followed (see `same_origin_redirects`): the server answered, not with v1.
+            self.report(true);
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nowhere")
+                .to_owned();
+            return Err(ApiError::Protocol(format!(
+                "the server redirected ({status}) to {location:?}, outside the configured server {}; not followed",
+                self.base.origin().ascii_serialization()
+            )));
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)

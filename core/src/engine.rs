@@ -16,7 +16,6 @@ use crate::error::ChatError;
 use crate::events::{ClientEvent, EventHub};
 use crate::model::*;
 use crate::outbox::Backoff;
-use crate::store::keys::valid_room_id;
 use crate::store::messages::StoredMessage;
 use crate::store::outbox::OutboxRecord;
 use crate::store::rooms::VisibleFloor;
@@ -287,16 +286,11 @@ fn message_part(part: &Part) -> MessagePart {
     }
 }
 
-/// Refuses room ids the store cannot key.
+/// Refuses room ids the protocol does not allow (the server would refuse them anyway; a
+/// message queued for one would only ever fail).
 pub(crate) fn check_room_id(room_id: &str) -> Result<(), ChatError> {
-    if valid_room_id(room_id) {
-        Ok(())
-    } else {
-        Err(ChatError::InvalidInput(format!(
-            "room id must be 1 to 65535 bytes, got {} bytes",
-            room_id.len()
-        )))
-    }
+    chatsync_protocol::limits::check_id("room id", room_id)
+        .map_err(|e| ChatError::InvalidInput(e.to_string()))
 }
 
 /// Refuses a zero limit and caps large ones.

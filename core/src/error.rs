@@ -7,6 +7,18 @@ pub enum ChatError {
     /// are queued regardless.
     #[error("offline: {0}")]
     Offline(String),
+    /// The server answered, but cannot serve now: an error on its side (5xx, 408) or
+    /// overload (429, 503). Retry later, not before `retry_after_secs` when it says; sends stay
+    /// queued.
+    #[error("{}", unavailable_text(*status, *retry_after_secs, reason))]
+    Unavailable {
+        /// The HTTP status.
+        status: u16,
+        /// The server's Retry-After, in seconds, when it gave one.
+        retry_after_secs: Option<u64>,
+        /// The server's description.
+        reason: String,
+    },
     /// The token was missing, invalid or expired and no fresh one could be had.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
@@ -38,4 +50,22 @@ pub enum ChatError {
     /// The client was shut down.
     #[error("client is shut down")]
     ShutDown,
+}
+
+impl ChatError {
+    /// Whether trying again later may succeed without anyone doing anything (no network, a
+    /// server that is down, failing or busy). Sends stay queued through these.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ChatError::Offline(_) | ChatError::Unavailable { .. })
+    }
+}
+
+fn unavailable_text(status: u16, retry_after_secs: Option<u64>, reason: &str) -> String {
+    let after = retry_after_secs
+        .map(|s| format!(", retry after {s} s"))
+        .unwrap_or_default();
+    match status {
+        429 | 503 => format!("server busy ({status}): {reason}{after}"),
+        _ => format!("server error ({status}): {reason}{after}"),
+    }
 }

@@ -174,7 +174,8 @@ impl ClientEngine {
 
     /// A success proves the server answered, whatever path it took (deduplicated, so a double
     /// report is harmless). Failures are reported by the api layer itself: only it can tell a
-    /// transport failure from a 503 (both reach us as `ChatError::Offline`).
+    /// transport failure from a 503 (`ChatError::Offline` and `Unavailable` both end a
+    /// request without telling whether the connection worked).
     fn note_success(&self) {
         if let Some(client) = self.0.upgrade() {
             client.lifecycle.note_request_result(true);

@@ -220,54 +220,11 @@ pub enum SyncState {
     Stopped,
 }
 
-/// Now as RFC 3339 UTC with milliseconds (the server's format), for local echoes.
-pub(crate) fn now_rfc3339() -> String {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339_from_unix_millis(since_epoch.as_millis() as u64)
-}
-
-/// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub(crate) fn rfc3339_from_unix_millis(millis: u64) -> String {
-    let secs = millis / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        millis % 1000
-    )
-}
+pub(crate) use chatsync_protocol::time::now_rfc3339;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339_from_unix_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339_from_unix_millis(951_782_400_123),
-            "2000-02-29T00:00:00.123Z"
-        );
-        assert_eq!(
-            rfc3339_from_unix_millis(1_795_586_400_000),
-            "2026-11-25T06:00:00.000Z"
-        );
-    }
 
     #[test]
     fn chat_messages_serialize_in_gifted_chat_shape() {

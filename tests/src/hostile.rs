@@ -94,6 +94,8 @@ pub enum Reply {
     },
     /// These bytes, as they are (not even HTTP), then close.
     Raw(Vec<u8>),
+    /// A redirect (`status` 301, 302, 307, 308) to `location`, with no body.
+    Redirect(u16, String),
 }
 
 /// Decides the reply to each request.
@@ -111,7 +113,15 @@ pub struct HostileServer {
 impl HostileServer {
     /// Listens on a free 127.0.0.1 port and answers with `responder`.
     pub async fn start(responder: Responder) -> std::io::Result<HostileServer> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        HostileServer::start_on("127.0.0.1:0".parse().expect("address"), responder).await
+    }
+
+    /// Listens on `addr` (another loopback address, say) and answers with `responder`.
+    pub async fn start_on(
+        addr: SocketAddr,
+        responder: Responder,
+    ) -> std::io::Result<HostileServer> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let responder = Arc::new(Mutex::new(responder));
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -134,7 +144,7 @@ impl HostileServer {
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://IP:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -323,5 +333,11 @@ async fn write_reply(
             Ok(())
         }
         Reply::Raw(bytes) => stream.write_all(&bytes).await,
+        Reply::Redirect(status, location) => {
+            let head = format!(
+                "HTTP/1.1 {status} Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await
+        }
     }
 }

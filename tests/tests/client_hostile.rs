@@ -122,7 +122,7 @@ fn is_protocol(r: &Result<chatsync_core::SyncReport, ChatError>) -> bool {
 }
 
 fn is_offline(r: &Result<chatsync_core::SyncReport, ChatError>) -> bool {
-    matches!(r, Ok(report) if !report.online) || matches!(r, Err(ChatError::Offline(_)))
+    matches!(r, Ok(report) if !report.online) || matches!(r, Err(e) if e.is_transient())
 }
 
 #[tokio::test]
@@ -684,4 +684,90 @@ async fn a_garbled_gap_fill_leaves_the_gap_recorded_and_never_shown_as_history()
         .filter_map(|m| m.server_id)
         .collect();
     assert_eq!(ids, (1..=21).rev().collect::<Vec<u64>>());
+}
+
+/// A server that redirects elsewhere is not followed (issue 12): not to another origin (here
+/// another loopback address, which records whether anything reaches it), not to plain http off
+/// loopback. The answer is a protocol error and the message stays queued under its txn id.
+/// A redirect within the configured server's own origin is still followed.
+#[tokio::test]
+async fn redirects_leave_the_configured_origin_never_and_the_message_stays_queued() {
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+        .await
+        .unwrap();
+    let elsewhere = HostileServer::start_on(
+        "127.0.0.2:0".parse().unwrap(),
+        Arc::new(|_: &Request| Reply::Json(200, "{}".into())),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = seeded_client(&server, dir.path()).await;
+    let local_id = client.outbox().unwrap()[0].local_id.clone();
+    let before = digest_but_attempts(&client);
+    let targets = [
+        (
+            307,
+            format!("{}/v1/rooms/{ROOM}/messages/x", elsewhere.url()),
+        ),
+        (
+            308,
+            format!("{}/v1/rooms/{ROOM}/messages/x", elsewhere.url()),
+        ),
+        (
+            302,
+            "http://chat.example.com/v1/rooms/r1/messages/x".to_owned(),
+        ),
+        (301, "https://chat.example.com/v1/sync".to_owned()),
+    ];
+    for (status, location) in targets {
+        // The send is redirected: not followed, queued as before.
+        let base = honest(|_| Reply::Json(200, sync_body("s3", vec![])));
+        let to = location.clone();
+        server.set(Arc::new(move |r: &Request| {
+            if r.method == "PUT" && r.path().starts_with("/v1/rooms/") {
+                Reply::Redirect(status, to.clone())
+            } else {
+                base(r)
+            }
+        }));
+        let report = client.sync_once().await.unwrap();
+        assert_eq!(
+            (report.sent, report.pending),
+            (0, 1),
+            "{status} {location}: {report:?}"
+        );
+        let outbox = client.outbox().unwrap();
+        assert_eq!(
+            outbox[0].local_id, local_id,
+            "{status}: the same txn id stays queued"
+        );
+        // The sync itself is redirected: a protocol error, the store unchanged.
+        let to = location.clone();
+        server.set(Arc::new(move |_: &Request| {
+            Reply::Redirect(status, to.clone())
+        }));
+        let result = client.sync_once().await;
+        assert!(is_protocol(&result), "{status} {location}: {result:?}");
+        assert_eq!(digest_but_attempts(&client), before, "{status}");
+    }
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
+
+    // Within the same origin a redirect is followed: the send lands.
+    let stored = message(10, ROOM, "queued while the server is down").to_string();
+    let base = honest(|_| Reply::Json(200, sync_body("s3", vec![])));
+    let moved = format!("{}/v1/moved", server.url());
+    server.set(Arc::new(move |r: &Request| {
+        match (r.method.as_str(), r.path()) {
+            ("PUT", p) if p.starts_with("/v1/rooms/") => Reply::Redirect(307, moved.clone()),
+            ("PUT", "/v1/moved") => Reply::Json(200, stored.clone()),
+            _ => base(r),
+        }
+    }));
+    let report = client.sync_once().await.unwrap();
+    assert_eq!((report.sent, report.pending), (1, 0), "{report:?}");
 }

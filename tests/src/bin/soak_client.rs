@@ -50,6 +50,7 @@ struct Args {
 fn kind(e: &ChatError) -> &'static str {
     match e {
         ChatError::Offline(_) => "offline",
+        ChatError::Unavailable { .. } => "unavailable",
         ChatError::Unauthorized(_) => "unauthorized",
         ChatError::NotFound(_) => "not_found",
         ChatError::Rejected { .. } => "rejected",
