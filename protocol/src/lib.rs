@@ -8,6 +8,9 @@
 
 use std::collections::BTreeMap;
 
+pub mod limits;
+pub mod time;
+
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "openapi")]
