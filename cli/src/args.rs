@@ -27,12 +27,13 @@ Exit codes:
   0  ok
   1  unexpected internal error
   2  usage: bad flags or invalid input
-  3  offline: the server could not be reached (sends are still queued)
+  3  offline: the server could not be reached, or answered with an error or busy (sends are still queued)
   4  unauthorized, or rejected by the server (a send that ended failed)
   5  storage: the data directory is unreadable, corrupt or of a newer format
   6  busy: another process holds the data directory
   7  protocol: the server answered something that is not chatsync protocol v1
-  8  not found: unknown room, user or outbox entry";
+  8  not found: unknown room, user or outbox entry
+  9  doctor: the store was damaged and rebuilt, but some of it could not be read (listed)";
 
 /// Flags every device command shares.
 #[derive(Debug, Args)]
@@ -78,6 +79,9 @@ pub enum Command {
     Discard(OutboxIdArgs),
     /// Interactive chat with one user; works offline and catches up when back online.
     Chat(ChatArgs),
+    /// Check the store; when it is damaged, keep it aside and rebuild it with every queued
+    /// message that can be read (under its original txn id) and the login.
+    Doctor(JsonFlag),
 }
 
 /// Which room a command is about: a room id or the direct room with a user.

@@ -23,6 +23,9 @@ enum Delivery {
     /// The server could not be reached (with the core's reason when it gave one); queued
     /// messages stay queued.
     Offline(Option<String>),
+    /// The server answered with an error or "busy" (5xx, 429): the core's text says which and
+    /// when to retry; queued messages stay queued.
+    Unavailable(String),
     /// Another failure (unauthorized, protocol...); queued messages stay queued.
     Failed(CliError),
 }
@@ -36,6 +39,7 @@ async fn sync_and_flush(client: &ChatClient) -> Delivery {
         Ok(report) if report.online => Delivery::Online(report),
         Ok(_) => Delivery::Offline(None),
         Err(ChatError::Offline(reason)) => Delivery::Offline(Some(reason)),
+        Err(e @ ChatError::Unavailable { .. }) => Delivery::Unavailable(e.to_string()),
         Err(e) => Delivery::Failed(CliError::from(e)),
     }
 }
@@ -79,6 +83,15 @@ pub async fn sync(client: &ChatClient, global: &GlobalArgs) -> Result<Exit, CliE
             );
             Ok(Exit::Offline)
         }
+        Delivery::Unavailable(what) => {
+            let report = offline_report(client)?;
+            print_json(&report).map_err(io_error)?;
+            eprintln!(
+                "{what} (from {}); {} message(s) still queued",
+                global.server, report.pending
+            );
+            Ok(Exit::Offline)
+        }
         Delivery::Failed(e) => Err(e.context("sync failed")),
     }
 }
@@ -117,6 +130,10 @@ pub async fn send(
                 because(&reason)
             )
         }
+        Delivery::Unavailable(what) => eprintln!(
+            "queued: {what} (from {}); `chatsync sync` delivers it later",
+            global.server
+        ),
         Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
     }
     if shown.state == MessageState::Failed {
@@ -189,6 +206,10 @@ pub async fn retry(
                 because(&reason)
             )
         }
+        Delivery::Unavailable(what) => eprintln!(
+            "queued: {what} (from {}); `chatsync sync` delivers it later",
+            global.server
+        ),
         Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
     }
     match still_queued {

@@ -64,15 +64,8 @@ fn check_data_dir(dir: &Path) -> Result<(), CliError> {
 /// command on a fresh store logs in with `--name` (or the user id) as the display name. The
 /// login is stored at once and uploaded by the core when the server is reachable.
 pub fn open(global: &GlobalArgs) -> Result<Arc<ChatClient>, CliError> {
-    let user = user_id(global)?;
-    let dir = data_dir(global, &user)?;
-    check_data_dir(&dir)?;
-    let token = match &global.token {
-        Some(token) => TokenSource::Fixed(token.clone()),
-        None => TokenSource::DevTokenRoute,
-    };
-    let mut config = ClientConfig::new(global.server.trim_end_matches('/'), &dir, &user, token);
-    config.allow_insecure_http = global.allow_insecure_http;
+    let config = client_config(global)?;
+    let dir = config.data_dir.clone();
     let client = ChatClient::new(config).map_err(|e| match e {
         ChatError::Busy(_) => CliError {
             exit: Exit::Busy,
@@ -84,6 +77,20 @@ pub fn open(global: &GlobalArgs) -> Result<Arc<ChatClient>, CliError> {
         e => CliError::from(e).context(format!("cannot open the store in {}", dir.display())),
     })?;
     Ok(client)
+}
+
+/// The core's configuration from the global flags, the data directory checked.
+pub fn client_config(global: &GlobalArgs) -> Result<ClientConfig, CliError> {
+    let user = user_id(global)?;
+    let dir = data_dir(global, &user)?;
+    check_data_dir(&dir)?;
+    let token = match &global.token {
+        Some(token) => TokenSource::Fixed(token.clone()),
+        None => TokenSource::DevTokenRoute,
+    };
+    let mut config = ClientConfig::new(global.server.trim_end_matches('/'), &dir, &user, token);
+    config.allow_insecure_http = global.allow_insecure_http;
+    Ok(config)
 }
 
 /// Logs in on first use (see [`open`]). Separate from `open` because it is async and the

@@ -20,6 +20,8 @@ pub enum Exit {
     Busy = 6,
     Protocol = 7,
     NotFound = 8,
+    /// `doctor` rebuilt the store but could not read all of it.
+    Salvaged = 9,
 }
 
 impl From<Exit> for ExitCode {
@@ -68,7 +70,7 @@ impl fmt::Display for CliError {
 /// The exit code for an error of the core.
 pub fn exit_for(error: &ChatError) -> Exit {
     match error {
-        ChatError::Offline(_) => Exit::Offline,
+        ChatError::Offline(_) | ChatError::Unavailable { .. } => Exit::Offline,
         ChatError::Unauthorized(_) | ChatError::Rejected { .. } => Exit::Refused,
         ChatError::NotFound(_) => Exit::NotFound,
         ChatError::Protocol(_) => Exit::Protocol,
@@ -83,9 +85,25 @@ impl From<ChatError> for CliError {
     fn from(error: ChatError) -> Self {
         let exit = exit_for(&error);
         // The core's messages are one line already; keep them so, whatever the server sent.
-        let message = error.to_string().replace(['\n', '\r'], " ");
+        let mut message = error.to_string().replace(['\n', '\r'], " ");
+        if let ChatError::Storage(text) = &error {
+            if let Some(advice) = storage_advice(text) {
+                message.push_str("; ");
+                message.push_str(advice);
+            }
+        }
         CliError { exit, message }
     }
+}
+
+/// What to do about a storage error. A full or read-only disk and a store from a newer version
+/// say so themselves (nothing is damaged); anything else is a store to check and repair.
+fn storage_advice(text: &str) -> Option<&'static str> {
+    let fine_once_fixed = ["disk is full", "read-only", "newer than this build"];
+    if fine_once_fixed.iter().any(|f| text.contains(f)) {
+        return None;
+    }
+    Some("`chatsync doctor` checks the store and rebuilds it if it is damaged, keeping every queued message it can read")
 }
 
 #[cfg(test)]
@@ -96,6 +114,14 @@ mod tests {
     fn every_core_error_has_its_documented_code() {
         let cases = [
             (ChatError::Offline("x".into()), 3),
+            (
+                ChatError::Unavailable {
+                    status: 503,
+                    retry_after_secs: Some(7),
+                    reason: "x".into(),
+                },
+                3,
+            ),
             (ChatError::Unauthorized("x".into()), 4),
             (
                 ChatError::Rejected {
@@ -113,6 +139,23 @@ mod tests {
         ];
         for (error, code) in cases {
             assert_eq!(CliError::from(error.clone()).exit as u8, code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn storage_errors_say_what_to_do() {
+        let damaged = CliError::from(ChatError::Storage("store is corrupt: x".into()));
+        assert!(
+            damaged.message.contains("chatsync doctor"),
+            "{}",
+            damaged.message
+        );
+        for fine in [
+            "the disk is full (No space left on device (os error 28)); free some space",
+            "store format version 9 is newer than this build supports (1); update the app",
+        ] {
+            let e = CliError::from(ChatError::Storage(fine.into()));
+            assert!(!e.message.contains("doctor"), "{}", e.message);
         }
     }
 

@@ -5,6 +5,7 @@
 //! - [`device`]: opens a user's store as an app does; resolves `--room` / `--to`.
 //! - [`commands`]: the one-shot commands (send, sync, messages, rooms, outbox, retry, discard).
 //! - [`chat`]: the interactive chat loop over the core's scheduler and events.
+//! - [`doctor`]: checks a store and rebuilds a damaged one (the core's recovery).
 //! - [`serve`]: forwards to chatsync-server.
 //! - [`progress`]: sync progress on a terminal, silence in a pipe.
 //! - [`render`]: how messages, rooms and outbox entries look as text.
@@ -16,6 +17,7 @@ mod args;
 mod chat;
 mod commands;
 mod device;
+mod doctor;
 mod exit;
 mod progress;
 mod render;
@@ -85,6 +87,10 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
             .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))?;
         return rt.block_on(serve::serve(args));
     }
+    if let Command::Doctor(args) = &cli.command {
+        // Before any open: a damaged store does not open, and a healthy one must be closed.
+        return doctor::doctor(&cli.global, args);
+    }
     // The client owns a tokio runtime: create and drop it outside of ours.
     let client = device::open(&cli.global)?;
     let result = runtime().and_then(|rt| rt.block_on(run_device_command(&client, cli)));
@@ -99,7 +105,7 @@ async fn run_device_command(
     let global = &cli.global;
     device::ensure_session(client, global).await?;
     match cli.command {
-        Command::Serve(_) => unreachable!("handled before opening a store"),
+        Command::Serve(_) | Command::Doctor(_) => unreachable!("handled before opening a store"),
         Command::Send(args) => commands::send(client, global, args).await,
         Command::Sync => commands::sync(client, global).await,
         Command::Messages(args) => commands::messages(client, global, args).await,

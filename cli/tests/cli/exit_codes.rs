@@ -104,18 +104,31 @@ fn corrupt_sled_conf(dir: &Path) -> usize {
     corrupted
 }
 
+/// sled's conf holds only settings this build always uses: a garbled one is written anew.
 #[test]
-fn a_corrupt_store_is_a_storage_error_and_is_left_as_it_was() {
+fn a_garbled_sled_conf_is_repaired_and_nothing_is_lost() {
     let tmp = tempfile::tempdir().unwrap();
     let dev = Device::new(tmp.path(), "alice", &unreachable_server());
-    dev.expect(0, &["outbox"]); // creates the store offline
+    dev.expect(0, &["send", "--room", "r1", "kept"]);
     assert!(
         corrupt_sled_conf(&dev.data) > 0,
         "no sled conf under {}",
         dev.data.display()
     );
-    let before = snapshot(&dev.data);
+    let outbox = dev.json(&["outbox", "--json"]);
+    assert_eq!(outbox[0]["text"], "kept", "{outbox}");
+}
 
+/// A log destroyed by the disk: every command says so in one line, with what to do
+/// (`chatsync doctor`), and prints nothing on stdout.
+#[test]
+fn a_destroyed_store_is_a_storage_error_that_says_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = Device::new(tmp.path(), "alice", &unreachable_server());
+    dev.expect(0, &["outbox"]); // creates the store offline
+    let db = dev.data.join("db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0x5a; len]).unwrap();
     for args in [
         &["outbox"][..],
         &["sync"],
@@ -124,14 +137,28 @@ fn a_corrupt_store_is_a_storage_error_and_is_left_as_it_was() {
     ] {
         let run = dev.run(args);
         assert_eq!(run.code(), 5, "{args:?}: {}", run.describe());
-        run.one_stderr_line();
+        let line = run.one_stderr_line();
+        assert!(line.contains("chatsync doctor"), "{line}");
         assert!(run.stdout().is_empty(), "{}", run.describe());
     }
-    assert_eq!(
-        snapshot(&dev.data),
-        before,
-        "a failed open must not touch the store"
-    );
+}
+
+/// The documented case of a store whose log is gone (truncated to nothing): the store refuses
+/// to start empty, says so, and says what to do.
+#[test]
+fn a_store_truncated_to_nothing_refuses_to_start_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = Device::new(tmp.path(), "alice", &unreachable_server());
+    dev.expect(0, &["send", "--room", "r1", "queued"]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dev.data.join("db"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let line = dev.expect(5, &["outbox"]).one_stderr_line();
+    assert!(line.contains("refusing to start empty"), "{line}");
+    assert!(line.contains("chatsync doctor"), "{line}");
 }
 
 /// Something on the port that is not a chatsync server: every request gets an HTML page.
@@ -240,4 +267,70 @@ fn a_bad_token_is_unauthorized_and_the_send_stays_queued() {
     assert_eq!(queued.code(), 0, "{}", queued.describe());
     assert_eq!(queued.json()["state"], "pending");
     assert_eq!(dev.json(&["outbox", "--json"])[0]["text"], "kept");
+}
+
+/// A reachable server that answers every request with `status` (and `Retry-After: 7` for the
+/// busy ones), like an overloaded or failing deployment.
+fn failing_server(status: u16) -> (String, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while !stopping.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30) {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    conn.set_nonblocking(false).unwrap();
+                    conn.set_read_timeout(Some(Duration::from_millis(500)))
+                        .unwrap();
+                    let mut buf = [0u8; 16 * 1024];
+                    let _ = conn.read(&mut buf);
+                    let body = r#"{"error":"overloaded","error_description":"too much going on"}"#;
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nRetry-After: 7\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    (url, stop, thread)
+}
+
+/// A server that answers, but with 500, 503 or 429, is not "unreachable": the CLI says what
+/// happened (server error, or busy with when to retry), exits 3 and keeps the send queued.
+#[test]
+fn a_failing_or_busy_server_is_named_as_such_not_as_unreachable() {
+    for (status, expected) in [
+        (500, "server error (500)"),
+        (503, "server busy (503)"),
+        (429, "server busy (429)"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (url, stop, thread) = failing_server(status);
+        let dev = Device::new(tmp.path(), "alice", &url);
+        let run = dev.run(&["sync"]);
+        assert_eq!(run.code(), 3, "{status}: {}", run.describe());
+        let line = run.one_stderr_line();
+        assert!(line.contains(expected), "{status}: {line}");
+        assert!(line.contains("too much going on"), "{status}: {line}");
+        assert!(!line.contains("unreachable"), "{status}: {line}");
+        if status != 500 {
+            assert!(line.contains("retry after 7 s"), "{status}: {line}");
+        }
+        let queued = dev.run(&["send", "--room", "r1", "kept"]);
+        assert_eq!(queued.code(), 0, "{status}: {}", queued.describe());
+        assert!(
+            queued.stderr().contains(expected),
+            "{status}: {}",
+            queued.describe()
+        );
+        assert_eq!(dev.json(&["outbox", "--json"])[0]["text"], "kept");
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
+    }
 }

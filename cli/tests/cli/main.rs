@@ -3,6 +3,7 @@
 
 mod chat;
 mod demo;
+mod doctor;
 mod exit_codes;
 mod progress;
 mod support;
