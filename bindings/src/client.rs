@@ -158,3 +158,14 @@ impl ChatClient {
             .map(Into::into)
     }
 }
+
+/// Rebuilds the store in `config.data_dir` when it is damaged (it does not open, or a value in
+/// it does not read back): the damaged directory is kept aside untouched, a fresh store takes its
+/// place with the login and every queued message that can still be read, under its original txn
+/// id (so a message that had reached the server is not sent twice), and the report says what
+/// could not be read. A healthy store is left as it is (`recovered` false). Call it with no
+/// `ChatClient` open on the store (`Busy` otherwise), off the main thread.
+#[uniffi::export]
+pub fn recover_store(config: ClientConfig) -> Result<RecoveryReport, ChatError> {
+    guard(|| chatsync_core::ChatClient::recover(config.into())).map(RecoveryReport::from)
+}

@@ -403,3 +403,48 @@ mod tests {
         );
     }
 }
+
+/// How a damaged store was read by [`crate::client::recover_store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum RecoveryMethod {
+    /// The storage engine still opened it: entries were read one by one.
+    Opened,
+    /// It would not open: its files were scanned for what the store writes.
+    Scanned,
+}
+
+/// What [`crate::client::recover_store`] found and did.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct RecoveryReport {
+    /// Whether the store was damaged and rebuilt (false: healthy, nothing changed).
+    pub recovered: bool,
+    /// What was wrong with it, when it was damaged.
+    pub damage: Option<String>,
+    /// Where the damaged directory was moved (contents untouched), when rebuilt.
+    pub damaged_dir: Option<String>,
+    /// How the damaged store was read, when rebuilt.
+    pub method: Option<RecoveryMethod>,
+    /// Queued messages kept, under their original txn ids.
+    pub requeued: u32,
+    /// Whether the login was carried over.
+    pub session_restored: bool,
+    /// What could not be read (empty: nothing queued was lost).
+    pub unreadable: Vec<String>,
+}
+
+impl From<chatsync_core::RecoveryReport> for RecoveryReport {
+    fn from(r: chatsync_core::RecoveryReport) -> Self {
+        RecoveryReport {
+            recovered: r.recovered,
+            damage: r.damage,
+            damaged_dir: r.damaged_dir,
+            method: r.method.map(|m| match m {
+                chatsync_core::RecoveryMethod::Opened => RecoveryMethod::Opened,
+                chatsync_core::RecoveryMethod::Scanned => RecoveryMethod::Scanned,
+            }),
+            requeued: r.requeued,
+            session_restored: r.session_restored,
+            unreadable: r.unreadable,
+        }
+    }
+}

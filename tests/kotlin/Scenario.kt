@@ -351,6 +351,28 @@ fun main() {
         val a = expectThrows<ChatException.Internal>("async panic") { runBlocking { selftestPanicAsync("async boom") } }
         expect(a.message!!.contains("async boom")) { "message: ${a.message}" }
     }
+    r.test("recoverStore: a healthy store is left alone, a damaged one is rebuilt with its queue") {
+        val dir = File(work, "dave")
+        val cfg = config("http://127.0.0.1:1", dir, "dave")
+        val queued = ChatClient(cfg).use { dave ->
+            dave.login("Dave", null)
+            listOf("kept 1", "kept 2").map { dave.sendText("r1", it).localId!! }
+        }
+        val healthy = recoverStore(cfg)
+        expect(!healthy.recovered) { "healthy: $healthy" }
+        // The disk garbles the start of the log: the store no longer opens.
+        val db = File(dir, "db")
+        val bytes = db.readBytes()
+        for (i in 0 until minOf(4096, bytes.size)) bytes[i] = bytes[i].toInt().inv().toByte()
+        db.writeBytes(bytes)
+        expectThrows<ChatException.Storage>("damaged store") { ChatClient(cfg).close() }
+        val report = recoverStore(cfg)
+        expect(report.recovered && report.requeued == 2u && report.sessionRestored) { "rebuilt: $report" }
+        expect(report.damagedDir != null && File(report.damagedDir!!).isDirectory) { "kept aside: $report" }
+        ChatClient(cfg).use { dave ->
+            expect(dave.outbox().map { it.localId } == queued) { "same txn ids: ${dave.outbox()}" }
+        }
+    }
     r.test("shutdown: later calls fail with ShutDown") {
         bobEvents.job.cancelAndJoin()
         alice.shutdown()

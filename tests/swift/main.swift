@@ -429,6 +429,35 @@ await test("a panic inside the library becomes ChatError.Internal") {
     }
     try expect(a.message.contains("async boom"), "message: \(a.message)")
 }
+await test("recoverStore: a healthy store is left alone, a damaged one is rebuilt with its queue") {
+    let dir = work + "/dave"
+    let cfg = config("http://127.0.0.1:1", dir, "dave")
+    var queued: [String] = []
+    do {
+        let dave = try ChatClient(config: cfg)
+        _ = try await dave.login(name: "Dave", avatarUrl: nil)
+        for text in ["kept 1", "kept 2"] {
+            queued.append(try await dave.sendText(roomId: "r1", text: text).localId!)
+        }
+        try dave.shutdown()
+    }
+    let healthy = try recoverStore(config: cfg)
+    try expect(!healthy.recovered, "healthy: \(healthy)")
+    // The disk garbles the start of the log: the store no longer opens.
+    let db = URL(fileURLWithPath: dir + "/db")
+    var bytes = [UInt8](try Data(contentsOf: db))
+    for i in 0..<min(4096, bytes.count) { bytes[i] = ~bytes[i] }
+    try Data(bytes).write(to: db)
+    _ = try await expectChatError("damaged store", { if case .Storage = $0 { return true }; return false }) {
+        _ = try ChatClient(config: cfg)
+    }
+    let report = try recoverStore(config: cfg)
+    try expect(report.recovered && report.requeued == 2 && report.sessionRestored, "rebuilt: \(report)")
+    try expect(report.damagedDir.map { FileManager.default.fileExists(atPath: $0) } == true, "kept aside: \(report)")
+    let again = try ChatClient(config: cfg)
+    try expect(try again.outbox().map { $0.localId } == queued, "same txn ids: \(try again.outbox())")
+    try again.shutdown()
+}
 await test("shutdown: later calls fail with ShutDown") {
     bobEvents?.stop()
     try alice.shutdown()
