@@ -84,20 +84,32 @@ impl Harness {
 
     /// Every message of `room`, ascending, walked with `direction=newer` pages of 100.
     pub async fn full_history(&self, token: &str, room: &str) -> Result<Vec<Message>, HttpError> {
+        self.history_after(token, room, None).await
+    }
+
+    /// Every message of `room` after the id `after` (all of them for `None`), ascending.
+    pub async fn history_after(
+        &self,
+        token: &str,
+        room: &str,
+        after: Option<u64>,
+    ) -> Result<Vec<Message>, HttpError> {
         let mut all: Vec<Message> = Vec::new();
+        let mut after = after;
         loop {
             let mut url = format!(
                 "{}/v1/rooms/{room}/messages?direction=newer&limit=100",
                 self.base
             );
-            if let Some(last) = all.last() {
-                url.push_str(&format!("&initial_id={}", last.id));
+            if let Some(last) = after {
+                url.push_str(&format!("&initial_id={last}"));
             }
             let page: HistoryResponse = self
                 .json("GET history", self.http.get(url).bearer_auth(token))
                 .await?;
             let more = page.has_more;
             all.extend(page.messages);
+            after = all.last().map(|m| m.id).or(after);
             if !more {
                 return Ok(all);
             }

@@ -9,6 +9,8 @@
 //! - [`hostile`]: a hostile HTTP server that answers the core with broken protocol v1.
 //! - [`http`]: a minimal protocol client for the harness itself (tokens, rooms, history).
 //! - [`park`]: many parked long-polls woken by one send (the long-poll load check).
+//! - [`torture`]: the crash torture: device lives SIGKILLed at random, opening included, and a
+//!   full or read-only disk ([`torture_disk`]); every store checked after every kill.
 //!
 //! The test binaries are in tests/tests/; the command-line entry points in src/bin/
 //! (`chatsync-soak`, its child `chatsync-soak-client`, and `chatsync-park` for the long-poll
@@ -19,3 +21,5 @@ pub mod http;
 pub mod park;
 pub mod proxy;
 pub mod soak;
+pub mod torture;
+pub mod torture_disk;

@@ -220,7 +220,8 @@ impl Drop for Device {
     }
 }
 
-async fn start_server(addr: SocketAddr, db: &Path) -> Result<RunningServer, SoakError> {
+/// Starts the server on `addr` (a port a kill just released: retried for a while).
+pub(crate) async fn start_server(addr: SocketAddr, db: &Path) -> Result<RunningServer, SoakError> {
     let mut config = ServerConfig::for_tests(db);
     config.addr = addr;
     // The port was just released by a kill; allow a bounded number of tries.
