@@ -21,7 +21,7 @@ pub fn message(room: &str, id: u64) -> Message {
     let stamp = format!("2026-11-25T06:{minute:02}:{second:02}.000Z");
     Message {
         id,
-        user_id: if id % 2 == 0 { "alice" } else { "bob" }.to_owned(),
+        user_id: if id.is_multiple_of(2) { "alice" } else { "bob" }.to_owned(),
         room_id: room.to_owned(),
         parts: vec![Part::text(text_of(id))],
         created_at: stamp.clone(),

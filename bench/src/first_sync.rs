@@ -138,20 +138,19 @@ pub fn child(args: &[String]) -> serde_json::Value {
     let rooms = client.rooms().expect("rooms");
     assert!(!rooms.is_empty(), "the initial sync brought no room");
     for room in &rooms {
-        client
+        let first = client
             .messages(room.id.clone(), 50, None)
             .expect("first screen");
+        let mut before = first.iter().filter_map(|m| m.server_id).min();
         loop {
             let page = runtime
-                .block_on(client.load_older(room.id.clone(), BACKFILL_PAGE))
+                .block_on(client.load_older(room.id.clone(), before, BACKFILL_PAGE))
                 .expect("load_older");
             if !page.has_more {
                 break;
             }
-            assert!(
-                !page.messages.is_empty(),
-                "load_older says more but brought nothing"
-            );
+            before = page.messages.iter().filter_map(|m| m.server_id).min();
+            assert!(before.is_some(), "load_older says more but brought nothing");
         }
     }
     let full_ms = ms_since(started);

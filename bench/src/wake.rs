@@ -148,7 +148,7 @@ pub fn child(args: &[String]) -> serde_json::Value {
         wall.push(ms_since(t));
         cpu.push((cpu_time() - c).as_secs_f64() * 1_000.0);
         assert!(
-            report.finished && report.online,
+            report.outcome == chatsync_core::BackgroundOutcome::Completed && report.online,
             "wake did not finish: {report:?}"
         );
         assert!(report.error.is_none(), "wake failed: {report:?}");

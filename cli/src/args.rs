@@ -116,7 +116,7 @@ pub struct MessagesArgs {
     /// Only messages older than this server id.
     #[arg(long)]
     pub before: Option<u64>,
-    /// Print GiftedChat-shaped JSON (what the apps get) instead of text.
+    /// Print JSON (the core's shapes, as the apps get them) instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -1,10 +1,12 @@
 //! `chatsync chat`: an interactive chat on the core, line by line, like an app's chat screen.
 //!
-//! It is a thin loop over the core: history comes from the store at once; the core's scheduler
-//! (probe, live long-poll, outbox flush) runs as it does in an app; the listener's events say when
-//! to re-read the store and redraw; a typed line goes to `send_text`. So it keeps working offline
-//! (lines are queued, the status line says so) and catches up when the server is back, with no
-//! network code of its own. Output is plain lines, so it works in a terminal and through pipes.
+//! It is a thin loop over the core, rendering from a timeline as an app's screen does: the
+//! timeline shows the room's history from the store at once and sends a diff for every change
+//! (a new message, an echo turning sent or failed); the core's scheduler (probe, live
+//! long-poll, outbox flush) runs as it does in an app; the client's events give the status line;
+//! a typed line goes to `send_text`. So it keeps working offline (lines are queued, the status
+//! line says so) and catches up when the server is back, with no network code of its own and no
+//! re-reading of the store. Output is plain lines, so it works in a terminal and through pipes.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -12,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatsync_core::{
-    AppState, ChatClient, ChatMessage, ClientEvent, ClientListener, MessageState, NetworkStatus,
+    apply_diffs, AppState, ChatClient, ChatMessage, ClientEvent, ClientListener, MessageState,
+    NetworkStatus, TimelineDiff, TimelineListener,
 };
 use tokio::sync::mpsc;
 
@@ -21,8 +24,6 @@ use crate::device::{direct_room, user_id};
 use crate::exit::{CliError, Exit};
 use crate::render::{one_line, short_time};
 
-/// How many recent messages are re-read from the store after a change.
-const REFRESH_LIMIT: u32 = 100;
 /// On end of input, how long to wait for queued lines to be delivered while online.
 const DRAIN_ON_EXIT: Duration = Duration::from_secs(10);
 
@@ -35,24 +36,29 @@ impl ClientListener for ChannelListener {
     }
 }
 
-/// What the screen shows: which messages were printed (and in which state) and the status line.
+/// Forwards the timeline's diffs into the chat loop.
+struct DiffListener(mpsc::UnboundedSender<Vec<TimelineDiff>>);
+
+impl TimelineListener for DiffListener {
+    fn on_update(&self, diffs: Vec<TimelineDiff>) {
+        let _ = self.0.send(diffs);
+    }
+}
+
+/// What the screen shows: the timeline's items (kept equal to the core's by applying its
+/// diffs), which of them were printed and in which state, and the status line.
 struct ChatView {
-    room_id: String,
-    /// Key: the local id for messages sent from this device (stable across echo -> sent), the
-    /// message id otherwise.
+    /// The timeline's items, oldest first.
+    items: Vec<ChatMessage>,
+    /// Printed messages by id (stable across echo -> sent) and the state they were printed in.
     shown: HashMap<String, MessageState>,
+    /// How many of the first reset's newest items to print (the rest is older history).
+    history: usize,
     network: NetworkStatus,
     pending: u32,
     failed: u32,
     /// The status line last printed, to print it only when it changes.
     last_status: Option<String>,
-}
-
-fn key_of(message: &ChatMessage) -> String {
-    message
-        .local_id
-        .clone()
-        .unwrap_or_else(|| message.id.clone())
 }
 
 /// `[06:00] Alice: hello (pending)`.
@@ -69,16 +75,17 @@ fn chat_line(message: &ChatMessage) -> String {
     };
     format!(
         "[{hhmm}] {}: {}{marker}",
-        message.user.name,
+        message.sender.name,
         one_line(&message.text)
     )
 }
 
 impl ChatView {
-    fn new(room_id: String) -> Self {
+    fn new(history: usize) -> Self {
         ChatView {
-            room_id,
+            items: Vec::new(),
             shown: HashMap::new(),
+            history,
             network: NetworkStatus::Unknown,
             pending: 0,
             failed: 0,
@@ -86,27 +93,41 @@ impl ChatView {
         }
     }
 
-    /// Lines for messages not shown yet and for state changes of shown ones, oldest first.
-    /// `newest_first` is what `ChatClient::messages` returns.
-    fn update(&mut self, newest_first: &[ChatMessage]) -> Vec<String> {
+    /// Applies the timeline's diffs; returns the lines for messages not printed yet and for
+    /// state changes of printed ones, oldest first.
+    fn on_diffs(&mut self, diffs: &[TimelineDiff]) -> Vec<String> {
+        let first = self.shown.is_empty() && self.items.is_empty();
+        apply_diffs(&mut self.items, diffs);
+        let skip = if first {
+            self.items.len().saturating_sub(self.history)
+        } else {
+            0
+        };
         let mut lines = Vec::new();
-        for message in newest_first.iter().rev() {
-            let key = key_of(message);
-            match self.shown.insert(key, message.state) {
-                None => lines.push(chat_line(message)),
-                Some(before) if before != message.state => match message.state {
-                    MessageState::Sent => {
-                        lines.push(format!("  ✓ sent: {}", one_line(&message.text)))
-                    }
-                    MessageState::Failed => lines.push(format!(
-                        "  ✗ failed ({}): {}",
-                        message.failure_reason.as_deref().unwrap_or("rejected"),
-                        one_line(&message.text)
-                    )),
-                    MessageState::Pending => {
-                        lines.push(format!("  … queued again: {}", one_line(&message.text)))
-                    }
-                },
+        for (i, message) in self.items.iter().enumerate() {
+            match self.shown.get(&message.id).copied() {
+                None if i < skip => {
+                    // Older history than asked for: known, not printed.
+                    self.shown.insert(message.id.clone(), message.state);
+                }
+                None => {
+                    self.shown.insert(message.id.clone(), message.state);
+                    lines.push(chat_line(message));
+                }
+                Some(before) if before != message.state => {
+                    self.shown.insert(message.id.clone(), message.state);
+                    lines.push(match message.state {
+                        MessageState::Sent => format!("  ✓ sent: {}", one_line(&message.text)),
+                        MessageState::Failed => format!(
+                            "  ✗ failed ({}): {}",
+                            message.failure_reason.as_deref().unwrap_or("rejected"),
+                            one_line(&message.text)
+                        ),
+                        MessageState::Pending => {
+                            format!("  … queued again: {}", one_line(&message.text))
+                        }
+                    });
+                }
                 Some(_) => {}
             }
         }
@@ -209,11 +230,19 @@ pub async fn chat(
 ) -> Result<Exit, CliError> {
     let me = user_id(global)?;
     let room_id = direct_room(client, &me, &args.with).await?;
-    let mut view = ChatView::new(room_id.clone());
+    let mut view = ChatView::new(args.history as usize);
 
     println!("chatting with {} in room {room_id}; {HELP}", args.with);
-    let history = client.messages(room_id.clone(), args.history, None)?;
-    print_lines(&view.update(&history));
+    let timeline = client.timeline(room_id.clone())?;
+    // Enough history for the screen: the store first, then the server (offline: what is held).
+    while timeline.items().len() < args.history as usize {
+        match timeline.paginate_backwards(args.history).await {
+            Ok(page) if page.has_more && page.added > 0 => {}
+            _ => break,
+        }
+    }
+    let (diffs_tx, mut diffs) = mpsc::unbounded_channel();
+    let timeline_subscription = timeline.subscribe(Arc::new(DiffListener(diffs_tx)));
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let subscription = client.subscribe(Arc::new(ChannelListener(events_tx)));
@@ -256,37 +285,20 @@ pub async fn chat(
                     if let Err(e) = client.sync_once().await {
                         eprintln!("sync: {}", CliError::from(e));
                     }
-                    let recent = client.messages(room_id.clone(), REFRESH_LIMIT, None)?;
-                    print_lines(&view.update(&recent));
                 }
-                Some(Input::Send(text)) => match client.send_text(room_id.clone(), text).await {
-                    Ok(_) => {
-                        let recent = client.messages(room_id.clone(), REFRESH_LIMIT, None)?;
-                        print_lines(&view.update(&recent));
+                Some(Input::Send(text)) => {
+                    if let Err(e) = client.send_text(room_id.clone(), text).await {
+                        eprintln!("not sent: {}", CliError::from(e));
                     }
-                    Err(e) => eprintln!("not sent: {}", CliError::from(e)),
-                },
+                }
+            },
+            update = diffs.recv() => {
+                let Some(update) = update else { break };
+                print_lines(&view.on_diffs(&update));
             },
             event = events.recv() => {
                 let Some(event) = event else { break };
-                // Take every event already waiting, so a burst costs one store read.
-                let mut batch = vec![event];
-                while let Ok(more) = events.try_recv() {
-                    batch.push(more);
-                }
-                let mut refresh = false;
-                let mut lines = Vec::new();
-                for event in &batch {
-                    match event {
-                        ClientEvent::MessagesChanged { room_id: changed, .. } => refresh |= *changed == view.room_id,
-                        other => lines.extend(view.apply(other)),
-                    }
-                }
-                if refresh {
-                    let recent = client.messages(room_id.clone(), REFRESH_LIMIT, None)?;
-                    lines.splice(0..0, view.update(&recent));
-                }
-                print_lines(&lines);
+                print_lines(&view.apply(&event).into_iter().collect::<Vec<_>>());
             },
             _ = tokio::time::sleep_until(deadline), if drain_deadline.is_some() => {
                 println!("-- leaving with {} message(s) still queued; they are sent on the next sync --", view.pending);
@@ -296,6 +308,7 @@ pub async fn chat(
         }
     }
     subscription.cancel();
+    timeline_subscription.cancel();
     Ok(Exit::Ok)
 }
 
@@ -304,58 +317,67 @@ mod tests {
     use super::*;
     use chatsync_core::ChatUser;
 
-    fn message(id: &str, local: Option<&str>, state: MessageState, text: &str) -> ChatMessage {
+    fn message(id: &str, server: Option<u64>, state: MessageState, text: &str) -> ChatMessage {
         ChatMessage {
             id: id.into(),
-            server_id: id.parse().ok(),
-            local_id: local.map(Into::into),
+            server_id: server,
+            local_id: None,
             room_id: "r1".into(),
             text: text.into(),
             created_at: "2026-11-25T06:07:08.000Z".into(),
-            user: ChatUser {
+            sender: ChatUser {
                 id: "bob".into(),
                 name: "bob".into(),
-                avatar: None,
+                avatar_url: None,
             },
             state,
-            pending: state == MessageState::Pending,
-            sent: state == MessageState::Sent,
-            failed: state == MessageState::Failed,
             failure_reason: None,
             parts: vec![],
         }
     }
 
     #[test]
-    fn new_messages_print_once_oldest_first() {
-        let mut view = ChatView::new("r1".into());
-        let page = vec![
-            message("2", None, MessageState::Sent, "second"),
-            message("1", None, MessageState::Sent, "first"),
-        ];
+    fn new_messages_print_once_oldest_first_and_history_is_cut_to_the_asked_size() {
+        let mut view = ChatView::new(2);
+        let reset = TimelineDiff::Reset {
+            items: vec![
+                message("1", Some(1), MessageState::Sent, "old"),
+                message("2", Some(2), MessageState::Sent, "first"),
+                message("3", Some(3), MessageState::Sent, "second"),
+            ],
+        };
         assert_eq!(
-            view.update(&page),
+            view.on_diffs(&[reset.clone()]),
             vec!["[06:07] bob: first", "[06:07] bob: second"]
         );
-        assert!(view.update(&page).is_empty());
+        assert!(view.on_diffs(&[reset]).is_empty(), "nothing printed twice");
+        let pushed = TimelineDiff::PushBack {
+            item: message("4", Some(4), MessageState::Sent, "third"),
+        };
+        assert_eq!(view.on_diffs(&[pushed]), vec!["[06:07] bob: third"]);
     }
 
     #[test]
     fn an_echo_that_gets_sent_prints_a_delivery_line_not_a_duplicate() {
-        let mut view = ChatView::new("r1".into());
+        let mut view = ChatView::new(10);
+        let echo = message("txn", None, MessageState::Pending, "hi");
         assert_eq!(
-            view.update(&[message("txn", Some("txn"), MessageState::Pending, "hi")]),
+            view.on_diffs(&[TimelineDiff::Reset { items: vec![echo] }]),
             vec!["[06:07] bob: hi (pending)"]
         );
+        let sent = message("txn", Some(9), MessageState::Sent, "hi");
         assert_eq!(
-            view.update(&[message("9", Some("txn"), MessageState::Sent, "hi")]),
+            view.on_diffs(&[TimelineDiff::Set {
+                index: 0,
+                item: sent
+            }]),
             vec!["  ✓ sent: hi"]
         );
     }
 
     #[test]
     fn the_status_line_prints_only_on_change() {
-        let mut view = ChatView::new("r1".into());
+        let mut view = ChatView::new(10);
         assert_eq!(
             view.apply(&ClientEvent::NetworkStatusChanged {
                 status: NetworkStatus::Offline

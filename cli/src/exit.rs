@@ -77,7 +77,7 @@ pub fn exit_for(error: &ChatError) -> Exit {
         ChatError::Storage(_) => Exit::Storage,
         ChatError::InvalidInput(_) => Exit::Usage,
         ChatError::Busy(_) => Exit::Busy,
-        ChatError::ShutDown => Exit::Internal,
+        ChatError::ShutDown | ChatError::Internal(_) => Exit::Internal,
     }
 }
 

@@ -44,7 +44,7 @@ pub fn message_line(message: &ChatMessage) -> String {
     format!(
         "{id} {} {}: {}{}",
         short_time(&message.created_at),
-        message.user.name,
+        message.sender.name,
         one_line(&message.text),
         state_marker(message)
     )
@@ -58,7 +58,7 @@ pub fn room_line(room: &RoomSummary) -> String {
         .map(|n| format!(" \"{n}\""))
         .unwrap_or_default();
     let last = match &room.last_message {
-        Some(m) => format!("  last: {}: {}", m.user.name, one_line(&m.text)),
+        Some(m) => format!("  last: {}: {}", m.sender.name, one_line(&m.text)),
         None => String::new(),
     };
     format!(
@@ -109,15 +109,12 @@ mod tests {
             room_id: "r1".into(),
             text: "hello\nworld".into(),
             created_at: "2026-11-25T06:00:00.123Z".into(),
-            user: ChatUser {
+            sender: ChatUser {
                 id: "alice".into(),
                 name: "Alice".into(),
-                avatar: None,
+                avatar_url: None,
             },
             state,
-            pending: state == MessageState::Pending,
-            sent: state == MessageState::Sent,
-            failed: state == MessageState::Failed,
             failure_reason: (state == MessageState::Failed).then(|| "too large".into()),
             parts: vec![],
         }

@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::{ClientConfig, TokenSource};
-use crate::error::ChatError;
+use crate::error::Error;
+use crate::shutdown::Shutdown;
 
 /// Connect timeout: a phone on a bad network should give up and queue rather than hang.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,15 +73,23 @@ pub(crate) enum ApiError {
     /// The answer is not protocol v1.
     #[error("protocol error: {0}")]
     Protocol(String),
-    /// The client is shut down; no request was made.
+    /// The client is shut down; no request was made, or the one in flight was dropped.
     #[error("client is shut down")]
     ShutDown,
+    /// The app's token provider had no token.
+    #[error("token provider: {0}")]
+    Token(crate::error::TokenError),
 }
 
 impl ApiError {
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ApiError::Network(_) | ApiError::Unavailable { .. })
+        matches!(
+            self,
+            ApiError::Network(_)
+                | ApiError::Unavailable { .. }
+                | ApiError::Token(crate::error::TokenError::Offline(_))
+        )
     }
 
     /// The server's Retry-After, when it gave one.
@@ -88,28 +97,6 @@ impl ApiError {
         match self {
             ApiError::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
-        }
-    }
-}
-
-impl From<ApiError> for ChatError {
-    fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::Network(m) => ChatError::Offline(m),
-            ApiError::Unavailable {
-                status,
-                retry_after,
-                reason,
-            } => ChatError::Unavailable {
-                status,
-                retry_after_secs: retry_after.map(|d| d.as_secs()),
-                reason,
-            },
-            ApiError::Unauthorized(m) => ChatError::Unauthorized(m),
-            ApiError::NotFound(m) => ChatError::NotFound(m),
-            ApiError::Rejected { code, reason, .. } => ChatError::Rejected { code, reason },
-            ApiError::Protocol(m) => ChatError::Protocol(m),
-            ApiError::ShutDown => ChatError::ShutDown,
         }
     }
 }
@@ -147,9 +134,9 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// Checks the server URL: https anywhere, plain http only to a loopback host unless allowed.
-pub(crate) fn validate_server_url(raw: &str, allow_insecure_http: bool) -> Result<Url, ChatError> {
+pub(crate) fn validate_server_url(raw: &str, allow_insecure_http: bool) -> Result<Url, Error> {
     let url =
-        Url::parse(raw).map_err(|e| ChatError::InvalidInput(format!("server_url {raw:?}: {e}")))?;
+        Url::parse(raw).map_err(|e| Error::InvalidInput(format!("server_url {raw:?}: {e}")))?;
     match url.scheme() {
         "https" => {}
         "http" => {
@@ -161,19 +148,19 @@ pub(crate) fn validate_server_url(raw: &str, allow_insecure_http: bool) -> Resul
                     .parse::<std::net::IpAddr>()
                     .is_ok_and(|ip| ip.is_loopback());
             if !loopback && !allow_insecure_http {
-                return Err(ChatError::InvalidInput(format!(
+                return Err(Error::InvalidInput(format!(
                     "server_url {raw:?} is plain http to a non-loopback host; use https or set allow_insecure_http"
                 )));
             }
         }
         other => {
-            return Err(ChatError::InvalidInput(format!(
+            return Err(Error::InvalidInput(format!(
                 "server_url scheme {other:?} is not http or https"
             )))
         }
     }
     if url.cannot_be_a_base() {
-        return Err(ChatError::InvalidInput(format!(
+        return Err(Error::InvalidInput(format!(
             "server_url {raw:?} cannot be a base URL"
         )));
     }
@@ -198,15 +185,17 @@ fn same_origin_redirects(base: &Url) -> reqwest::redirect::Policy {
     })
 }
 
-/// How the api layer tells the network monitor and scheduler (issue 5, `lifecycle`) about
-/// requests. Implemented in `client` over the client's `Lifecycle`.
-pub(crate) trait RequestHooks: Send + Sync {
-    /// False once the client is shut down: no request is made after that.
-    fn may_send(&self) -> bool;
-    /// After every request: `answered` is true for any HTTP answer, false for a transport failure.
+/// Told about every request, so the network status follows what real requests see (a real
+/// request is the best probe there is) and a refused token is announced once. Passed in when
+/// the client is built: the api layer holds no reference back to anything that owns it.
+pub(crate) trait RequestObserver: Send + Sync {
+    /// After every request: `answered` is true for any HTTP answer, false for a transport
+    /// failure.
     fn request_result(&self, answered: bool);
-    /// On a 429 or 503 answer, with the raw `Retry-After` header.
-    fn server_backoff(&self, status: u16, retry_after: Option<&str>);
+    /// A request was refused (401) and no fresh token could be had.
+    fn unauthorized(&self, reason: &str);
+    /// A request with a token was accepted.
+    fn authorized(&self);
 }
 
 /// A protocol v1 client for one user.
@@ -219,12 +208,18 @@ pub(crate) struct Api {
     token: Mutex<Option<String>>,
     /// Serializes token fetches so a burst of 401s asks the provider once.
     token_fetch: tokio::sync::Mutex<()>,
-    /// The lifecycle's hooks (issue 5); see [`Api::set_hooks`].
-    hooks: Mutex<Option<Arc<dyn RequestHooks>>>,
+    /// Told about every request (the network monitor, the events).
+    observer: Arc<dyn RequestObserver>,
+    /// Every request races the client's shutdown and is dropped when it comes.
+    shutdown: Shutdown,
 }
 
 impl Api {
-    pub fn new(config: &ClientConfig) -> Result<Api, ChatError> {
+    pub fn new(
+        config: &ClientConfig,
+        observer: Arc<dyn RequestObserver>,
+        shutdown: Shutdown,
+    ) -> Result<Api, Error> {
         let base = validate_server_url(&config.server_url, config.allow_insecure_http)?;
         let http = reqwest::Client::builder()
             .redirect(same_origin_redirects(&base))
@@ -233,7 +228,7 @@ impl Api {
             .pool_max_idle_per_host(2)
             .user_agent(concat!("chatsync-core/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ChatError::InvalidInput(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| Error::InvalidInput(format!("cannot build the HTTP client: {e}")))?;
         Ok(Api {
             http,
             base,
@@ -244,23 +239,14 @@ impl Api {
                 _ => None,
             }),
             token_fetch: tokio::sync::Mutex::new(()),
-            hooks: Mutex::new(None),
+            observer,
+            shutdown,
         })
     }
 
-    /// Registers the hooks told about every request (the network monitor uses them: a real
-    /// request is the best probe there is).
-    pub fn set_hooks(&self, hooks: Arc<dyn RequestHooks>) {
-        *self.hooks.lock().unwrap_or_else(|p| p.into_inner()) = Some(hooks);
-    }
-
-    fn hooks(&self) -> Option<Arc<dyn RequestHooks>> {
-        self.hooks.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
     fn report(&self, answered: bool) {
-        if let Some(hooks) = self.hooks() {
-            hooks.request_result(answered);
+        if !self.shutdown.is_triggered() {
+            self.observer.request_result(answered);
         }
     }
 
@@ -311,8 +297,12 @@ impl Api {
                 let user_id = self.user_id.clone();
                 tokio::task::spawn_blocking(move || provider.fetch_token(user_id))
                     .await
-                    .map_err(|e| ApiError::Unauthorized(format!("token provider failed: {e}")))?
-                    .map_err(|e| ApiError::Unauthorized(format!("token provider: {e}")))?
+                    .map_err(|e| {
+                        ApiError::Token(crate::error::TokenError::Other(format!(
+                            "the provider failed: {e}"
+                        )))
+                    })?
+                    .map_err(ApiError::Token)?
             }
         };
         *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh.clone());
@@ -337,9 +327,24 @@ impl Api {
         body: Option<&B>,
         timeout: Option<Duration>,
     ) -> Result<T, ApiError> {
-        if self.hooks().is_some_and(|h| !h.may_send()) {
+        if self.shutdown.is_triggered() {
             return Err(ApiError::ShutDown);
         }
+        tokio::select! {
+            biased;
+            _ = self.shutdown.triggered() => Err(ApiError::ShutDown),
+            result = self.send_json_now(method, url, token, body, timeout) => result,
+        }
+    }
+
+    async fn send_json_now<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        token: Option<&str>,
+        body: Option<&B>,
+        timeout: Option<Duration>,
+    ) -> Result<T, ApiError> {
         let mut request = self.http.request(method, url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -393,11 +398,6 @@ impl Api {
             }
         };
         self.report(true);
-        if status.as_u16() == 429 || status.as_u16() == 503 {
-            if let Some(hooks) = self.hooks() {
-                hooks.server_backoff(status.as_u16(), retry_after.as_deref());
-            }
-        }
         if !status.is_success() {
             return Err(classify(
                 status.as_u16(),
@@ -417,21 +417,30 @@ impl Api {
         body: Option<&B>,
         timeout: Option<Duration>,
     ) -> Result<T, ApiError> {
-        let token = self.token().await?;
-        match self
-            .send_json(method.clone(), url.clone(), Some(&token), body, timeout)
-            .await
-        {
-            Err(ApiError::Unauthorized(reason)) => {
-                if !self.drop_token(&token) {
-                    return Err(ApiError::Unauthorized(reason));
+        let result = async {
+            let token = self.token().await?;
+            let first = self
+                .send_json(method.clone(), url.clone(), Some(&token), body, timeout)
+                .await;
+            match first {
+                Err(ApiError::Unauthorized(_)) if self.drop_token(&token) => {
+                    let token = self.token().await?;
+                    self.send_json(method, url, Some(&token), body, timeout)
+                        .await
                 }
-                let token = self.token().await?;
-                self.send_json(method, url, Some(&token), body, timeout)
-                    .await
+                other => other,
             }
-            other => other,
         }
+        .await;
+        match &result {
+            Err(ApiError::Unauthorized(reason))
+            | Err(ApiError::Token(crate::error::TokenError::Unauthorized(reason))) => {
+                self.observer.unauthorized(reason)
+            }
+            Err(_) => {}
+            Ok(_) => self.observer.authorized(),
+        }
+        result
     }
 
     pub async fn put_user(&self, name: &str, avatar_url: Option<&str>) -> Result<User, ApiError> {
@@ -639,6 +648,7 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ChatError;
 
     #[test]
     fn transient_and_permanent_answers_are_told_apart() {
@@ -679,11 +689,11 @@ mod tests {
 
     #[test]
     fn rejected_keeps_the_servers_reason_for_the_app() {
-        let e: ChatError = classify(
+        let e: ChatError = Error::Api(classify(
             413,
             None,
             r#"{"error":"payload_too_large","error_description":"text part over 16 KiB"}"#,
-        )
+        ))
         .into();
         assert_eq!(
             e,
@@ -702,16 +712,16 @@ mod tests {
         assert!(validate_server_url("https://chat.example.com", false).is_ok());
         assert!(matches!(
             validate_server_url("http://chat.example.com", false),
-            Err(ChatError::InvalidInput(_))
+            Err(Error::InvalidInput(_))
         ));
         assert!(validate_server_url("http://chat.example.com", true).is_ok());
         assert!(matches!(
             validate_server_url("ftp://x", true),
-            Err(ChatError::InvalidInput(_))
+            Err(Error::InvalidInput(_))
         ));
         assert!(matches!(
             validate_server_url("not a url", true),
-            Err(ChatError::InvalidInput(_))
+            Err(Error::InvalidInput(_))
         ));
     }
 
@@ -723,7 +733,13 @@ mod tests {
             "a/b",
             TokenSource::DevTokenRoute,
         );
-        let api = Api::new(&config).unwrap();
+        struct Quiet;
+        impl RequestObserver for Quiet {
+            fn request_result(&self, _: bool) {}
+            fn unauthorized(&self, _: &str) {}
+            fn authorized(&self) {}
+        }
+        let api = Api::new(&config, Arc::new(Quiet), Shutdown::new()).unwrap();
         assert_eq!(
             api.url(&["v1", "users", "a/b"]).as_str(),
             "http://127.0.0.1:1/api/v1/users/a%2Fb"

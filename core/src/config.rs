@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::ChatError;
+use crate::error::TokenError;
 
 /// Where the client gets its bearer token.
 #[derive(Clone)]
@@ -31,8 +31,9 @@ impl fmt::Debug for TokenSource {
 /// Implemented by the app (in Kotlin or Swift through the bindings) to hand out tokens.
 /// Called on a blocking thread, never on the app's main thread.
 pub trait TokenProvider: Send + Sync {
-    /// Returns a bearer token for `user_id`, or an error (`Unauthorized`, `Offline`) when none can be had.
-    fn fetch_token(&self, user_id: String) -> Result<String, ChatError>;
+    /// Returns a bearer token for `user_id`, or why none can be had: `Offline` (retry later;
+    /// the user stays signed in), `Unauthorized` (sign in again) or `Other`.
+    fn fetch_token(&self, user_id: String) -> Result<String, TokenError>;
 }
 
 /// How the connectivity probe asks the server.

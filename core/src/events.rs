@@ -1,23 +1,23 @@
-//! Fan-out of changes to the app's listeners. A slow or panicking listener never blocks or
-//! breaks the engine: each listener is fed from its own unbounded queue by its own small thread
-//! (listeners are foreign code, often blocking; a tokio worker must never wait on them), and a
-//! panic inside `on_event` is caught and logged.
+//! The client's events: status changes and message changes, fanned out to the app's listeners
+//! (see [`crate::fanout`]: a slow or panicking listener blocks nobody). A new listener gets the
+//! current state first (network, sync, outbox), then every change; repeated states are sent
+//! once; after `Stopped` nothing more is sent to anyone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
+use crate::fanout::{Fanout, Subscription};
 use crate::model::{NetworkStatus, SyncState};
 
 /// A change the app may want to render.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientEvent {
-    /// Messages of a room were added, replaced (echo -> sent) or removed. `ids` are GiftedChat
-    /// `_id`s (server ids as strings, local ids for echoes).
+    /// Messages of a room were added, replaced (echo -> sent) or removed. `ids` are message ids
+    /// (server ids as strings, local ids for messages sent from this device). A screen renders
+    /// from a [`crate::Timeline`]; this event is for everything else (a badge, a log).
     MessagesChanged {
         /// The room.
         room_id: String,
-        /// The `_id`s that changed; an echo replaced by its sent message lists both.
+        /// The ids that changed; an echo replaced by its sent message lists both.
         ids: Vec<String>,
     },
     /// The network monitor's status changed (sent once per real change).
@@ -25,7 +25,7 @@ pub enum ClientEvent {
         /// The new status.
         status: NetworkStatus,
     },
-    /// The sync engine's state changed (sent once per real change).
+    /// The sync state changed (sent once per real change; `Stopped` is the last event).
     SyncStateChanged {
         /// The new state.
         state: SyncState,
@@ -37,6 +37,12 @@ pub enum ClientEvent {
         /// Entries rejected for good, waiting for retry or discard.
         failed: u32,
     },
+    /// The server refused the token and the token source had no better one: the app should sign
+    /// the user in again. Sent once per streak of refusals (again after a request succeeded).
+    Unauthorized {
+        /// The server's (or the provider's) reason.
+        reason: String,
+    },
 }
 
 /// Implemented by the app (in Kotlin or Swift through the bindings).
@@ -45,152 +51,125 @@ pub trait ClientListener: Send + Sync {
     fn on_event(&self, event: ClientEvent);
 }
 
-/// Stack of a listener thread: it only forwards events into foreign code.
-const LISTENER_STACK_BYTES: usize = 256 * 1024;
-
-struct HubState {
-    listeners: Vec<(u64, mpsc::Sender<ClientEvent>)>,
-    next_id: u64,
+/// The state a new listener starts from.
+struct Snapshot {
     network: NetworkStatus,
     sync: SyncState,
     outbox: (u32, u32),
+    /// Inside a streak of refused tokens.
+    unauthorized: bool,
 }
 
-/// The engine's side of the fan-out: `emit` never blocks on a listener.
+/// The core's side of the events: `emit` never blocks on a listener.
 #[derive(Clone)]
 pub(crate) struct EventHub {
-    state: Arc<Mutex<HubState>>,
+    fanout: Fanout<ClientEvent>,
+    snapshot: Arc<Mutex<Snapshot>>,
 }
 
 impl Default for EventHub {
     fn default() -> Self {
         EventHub {
-            state: Arc::new(Mutex::new(HubState {
-                listeners: Vec::new(),
-                next_id: 0,
+            fanout: Fanout::default(),
+            snapshot: Arc::new(Mutex::new(Snapshot {
                 network: NetworkStatus::Unknown,
                 sync: SyncState::Idle,
                 outbox: (0, 0),
+                unauthorized: false,
             })),
         }
     }
 }
 
 impl EventHub {
-    /// Queues `event` for every listener. Status events equal to the last one sent are dropped,
-    /// so listeners see each real change once.
+    /// Queues `event` for every listener. A status equal to the last one sent is dropped, so
+    /// listeners see each real change once. After `Stopped` nothing is sent.
     pub fn emit(&self, event: ClientEvent) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut snap = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if snap.sync == SyncState::Stopped {
+            return;
+        }
         match &event {
             ClientEvent::NetworkStatusChanged { status } => {
-                if state.network == *status {
+                if snap.network == *status {
                     return;
                 }
-                state.network = *status;
+                snap.network = *status;
             }
-            ClientEvent::SyncStateChanged { state: s } => {
-                if state.sync == *s {
+            ClientEvent::SyncStateChanged { state } => {
+                if snap.sync == *state {
                     return;
                 }
-                state.sync = *s;
+                snap.sync = *state;
+                if *state == SyncState::Stopped {
+                    self.fanout.close_with(Some(event));
+                    return;
+                }
             }
             ClientEvent::OutboxChanged { pending, failed } => {
-                if state.outbox == (*pending, *failed) {
+                if snap.outbox == (*pending, *failed) {
                     return;
                 }
-                state.outbox = (*pending, *failed);
+                snap.outbox = (*pending, *failed);
+            }
+            ClientEvent::Unauthorized { .. } => {
+                if snap.unauthorized {
+                    return;
+                }
+                snap.unauthorized = true;
             }
             ClientEvent::MessagesChanged { ids, .. } if ids.is_empty() => return,
             ClientEvent::MessagesChanged { .. } => {}
         }
-        // A send fails only when the listener's thread has ended: forget that listener.
-        state
-            .listeners
-            .retain(|(_, tx)| tx.send(event.clone()).is_ok());
+        self.fanout.send(event);
+    }
+
+    /// A request succeeded: the next refused token starts a new streak (and a new event).
+    pub fn note_authorized(&self) {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unauthorized = false;
+    }
+
+    /// The current sync state.
+    pub fn sync_state(&self) -> SyncState {
+        self.snapshot.lock().unwrap_or_else(|p| p.into_inner()).sync
     }
 
     /// Registers `listener`: it first receives the current network, sync and outbox state, then
-    /// every change, until the returned subscription is cancelled or dropped.
+    /// every change, until the returned subscription is cancelled or dropped. After `Stopped`
+    /// it receives `Stopped` only.
     pub fn subscribe(&self, listener: Arc<dyn ClientListener>) -> Subscription {
-        let (tx, rx) = mpsc::channel();
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let id = {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            // Current state first, queued under the lock so no change can slip in before it.
-            let _ = tx.send(ClientEvent::NetworkStatusChanged {
-                status: state.network,
-            });
-            let _ = tx.send(ClientEvent::SyncStateChanged { state: state.sync });
-            let _ = tx.send(ClientEvent::OutboxChanged {
-                pending: state.outbox.0,
-                failed: state.outbox.1,
-            });
-            let id = state.next_id;
-            state.next_id += 1;
-            state.listeners.push((id, tx));
-            id
+        let snap = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        let first = || {
+            if snap.sync == SyncState::Stopped {
+                return vec![ClientEvent::SyncStateChanged {
+                    state: SyncState::Stopped,
+                }];
+            }
+            vec![
+                ClientEvent::NetworkStatusChanged {
+                    status: snap.network,
+                },
+                ClientEvent::SyncStateChanged { state: snap.sync },
+                ClientEvent::OutboxChanged {
+                    pending: snap.outbox.0,
+                    failed: snap.outbox.1,
+                },
+            ]
         };
-        let flag = cancelled.clone();
-        let spawned = std::thread::Builder::new()
-            .name("chatsync-listener".into())
-            .stack_size(LISTENER_STACK_BYTES)
-            .spawn(move || {
-                while let Ok(event) = rx.recv() {
-                    if flag.load(Ordering::Acquire) {
-                        break;
-                    }
-                    let listener = listener.clone();
-                    let result =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                            listener.on_event(event)
-                        }));
-                    if result.is_err() {
-                        tracing::warn!("a chatsync listener panicked; it keeps receiving events");
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start a listener thread: {e}");
-        }
-        Subscription {
-            id,
-            hub: Arc::downgrade(&self.state),
-            cancelled,
-        }
-    }
-}
-
-/// Keeps a listener subscribed; `cancel()` or dropping it ends the subscription.
-pub struct Subscription {
-    id: u64,
-    hub: Weak<Mutex<HubState>>,
-    cancelled: Arc<AtomicBool>,
-}
-
-impl Subscription {
-    /// Stops delivery: after it returns, the listener gets no event that was not already being
-    /// delivered. Idempotent.
-    pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Release);
-        if let Some(hub) = self.hub.upgrade() {
-            // Dropping the sender ends the listener's thread once its queue is drained.
-            hub.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .listeners
-                .retain(|(id, _)| *id != self.id);
-        }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.cancel();
+        // Under the snapshot lock: no change can slip in between the state and the changes.
+        self.fanout
+            .subscribe(first, move |event| listener.on_event(event))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
+
+    use std::sync::mpsc;
 
     use super::*;
 
@@ -350,12 +329,61 @@ mod tests {
         let rec2 = Arc::new(Recorder::default());
         drop(hub.subscribe(rec2.clone()));
         hub.emit(changed("after drop"));
-        assert_eq!(hub.state.lock().unwrap().listeners.len(), 0);
+        assert_eq!(hub.fanout.listener_count(), 0);
         assert!(!rec
             .events
             .lock()
             .unwrap()
             .contains(&changed("after cancel")));
         assert!(!rec2.events.lock().unwrap().contains(&changed("after drop")));
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<ClientEvent>>);
+
+    impl ClientListener for Recorder {
+        fn on_event(&self, event: ClientEvent) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    #[test]
+    fn stopped_is_the_last_event_and_a_new_listener_hears_only_stopped() {
+        let hub = EventHub::default();
+        let rec = Arc::new(Recorder::default());
+        let _sub = hub.subscribe(rec.clone());
+        hub.emit(ClientEvent::SyncStateChanged {
+            state: SyncState::Stopped,
+        });
+        for state in [SyncState::Syncing, SyncState::Idle] {
+            hub.emit(ClientEvent::SyncStateChanged { state });
+        }
+        hub.emit(ClientEvent::OutboxChanged {
+            pending: 1,
+            failed: 0,
+        });
+        let late = Arc::new(Recorder::default());
+        let _late = hub.subscribe(late.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while (rec.0.lock().unwrap().len() < 4 || late.0.lock().unwrap().is_empty())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+        let stopped = ClientEvent::SyncStateChanged {
+            state: SyncState::Stopped,
+        };
+        assert_eq!(rec.0.lock().unwrap().last(), Some(&stopped));
+        assert_eq!(
+            rec.0.lock().unwrap().len(),
+            4,
+            "3 current states, then Stopped, nothing after"
+        );
+        assert_eq!(*late.0.lock().unwrap(), vec![stopped]);
     }
 }

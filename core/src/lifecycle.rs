@@ -1,130 +1,321 @@
-//! The lifecycle half of [`ChatClient`]: network status, app state, the scheduler that decides
-//! what runs now, and the time-boxed one-shot sync for OS background tasks. Kept in its own
-//! module (a second `impl ChatClient` block) so the engine (store, sync, outbox) and the
-//! scheduling policy evolve separately.
-//!
-//! The engine talks to this module through a few `pub(crate)` hooks on [`Lifecycle`]:
-//! - [`Lifecycle::note_request_result`] after every real request (answered or unreachable),
-//! - [`Lifecycle::note_server_backoff`] on a 429 / 503 answer (with its `Retry-After`),
-//! - [`Lifecycle::note_outbox_queued`] whenever something is queued (send, retry),
-//! - [`Lifecycle::is_shut_down`] before any request (none is made after `shutdown()`),
-//! - [`Lifecycle::set_sync_state`] to report sync state (the event hub drops repeats).
+//! The lifecycle service: network status (the platform's hint, real requests, the probe), the
+//! app's state, the scheduler that decides what runs now, and the one sync-status state
+//! machine. It is the only writer of `SyncStateChanged`: the scheduler reports its own state
+//! here, an explicit `sync_once` shows as `Syncing` while it runs, and `Stopped` (after
+//! `shutdown()`) is final. It also runs the time-boxed one-shot sync of OS background tasks.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::api::RequestObserver;
 use crate::client::ChatClient;
 use crate::config::ClientConfig;
-use crate::engine::Engine;
-use crate::error::ChatError;
-use crate::events::ClientEvent;
+use crate::error::{ChatError, Error, Result};
+use crate::events::{ClientEvent, EventHub};
 use crate::model::*;
-use crate::network::{self, EventSink, NetworkMonitor, ProbeSettings};
-use crate::scheduler::{self, SchedulerCtx, SchedulerSettings, ServerHints, SyncEngine};
+use crate::network::{self, NetworkMonitor, ProbeSettings};
+use crate::scheduler::{self, SchedulerCtx, SchedulerSettings, SyncEngine};
+use crate::send_queue::SendQueue;
+use crate::shutdown::Shutdown;
+use crate::sync::SyncService;
 
-/// Scheduler and network-monitor state held by every [`ChatClient`].
+/// What every request tells the lifecycle: the network status follows real requests, and a
+/// refused token is announced once per streak.
+pub(crate) struct RequestReporter {
+    pub monitor: Arc<NetworkMonitor>,
+    pub events: EventHub,
+}
+
+impl RequestObserver for RequestReporter {
+    fn request_result(&self, answered: bool) {
+        self.monitor.note_reachable(answered);
+    }
+    fn unauthorized(&self, reason: &str) {
+        self.events.emit(ClientEvent::Unauthorized {
+            reason: reason.to_owned(),
+        });
+    }
+    fn authorized(&self) {
+        self.events.note_authorized();
+    }
+}
+
+/// The sync-status state machine: the scheduler's own state, raised to `Syncing` while explicit
+/// syncs run, `Stopped` for good after shutdown.
+#[derive(Debug)]
+struct Status {
+    scheduler: SyncState,
+    explicit: u32,
+    stopped: bool,
+}
+
+/// The lifecycle service.
 pub(crate) struct Lifecycle {
     monitor: Arc<NetworkMonitor>,
-    hints: Arc<ServerHints>,
-    /// Woken by the engine when something is queued; the live flusher waits on it.
-    outbox_wake: Arc<Notify>,
-    /// The last sync state reported by the scheduler; once `Stopped`, nothing more is reported.
-    sync_state: Mutex<SyncState>,
-    emit: EventSink,
+    events: EventHub,
+    sync: Arc<SyncService>,
+    queue: Arc<SendQueue>,
+    status: Arc<Mutex<Status>>,
     probe: ProbeSettings,
     scheduler: SchedulerSettings,
-    /// The client's runtime: tasks run there, and `background_sync` polls its timers there.
+    /// The client's runtime: tasks run there.
     runtime: Handle,
     http: reqwest::Client,
+    shutdown: Shutdown,
     started: AtomicBool,
     /// Probe and scheduler tasks, aborted by `shutdown()`.
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// One explicit sync in progress: `Syncing` while it lives.
+struct ExplicitSync<'a>(&'a Lifecycle);
+
+impl Drop for ExplicitSync<'_> {
+    fn drop(&mut self) {
+        self.0
+            .change_status(|s| s.explicit = s.explicit.saturating_sub(1));
+    }
+}
+
 impl Lifecycle {
-    /// Built by `ChatClient::new`. `http` is the client the probe uses (share the engine's, so
-    /// connections are pooled); `emit` pushes an event to the listeners without blocking;
-    /// `runtime` is the client's runtime (tasks are spawned there). Starts nothing: see `start`.
-    pub(crate) fn new(
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
         config: &ClientConfig,
+        monitor: Arc<NetworkMonitor>,
+        events: EventHub,
+        sync: Arc<SyncService>,
+        queue: Arc<SendQueue>,
         runtime: Handle,
         http: reqwest::Client,
-        emit: EventSink,
-    ) -> Self {
+        shutdown: Shutdown,
+    ) -> Lifecycle {
         Lifecycle {
-            monitor: Arc::new(NetworkMonitor::new(emit.clone())),
-            hints: Arc::new(ServerHints::default()),
-            outbox_wake: Arc::new(Notify::new()),
-            sync_state: Mutex::new(SyncState::Idle),
-            emit,
+            monitor,
+            events,
+            sync,
+            queue,
+            status: Arc::new(Mutex::new(Status {
+                scheduler: SyncState::Idle,
+                explicit: 0,
+                stopped: false,
+            })),
             probe: ProbeSettings::from_config(config),
             scheduler: SchedulerSettings::from_config(config),
             runtime,
             http,
+            shutdown,
             started: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
         }
     }
 
-    /// Hook for the api layer, to call after every real request to the server: `reachable` is
-    /// true when the server answered (any HTTP status: it proves the network works) and false
-    /// on a transport failure (connect error, reset, timeout). A failure marks Offline, any
-    /// answer marks Online; listeners only hear about real changes.
-    pub(crate) fn note_request_result(&self, reachable: bool) {
-        if !self.is_shut_down() {
-            self.monitor.note_reachable(reachable);
-        }
+    /// Changes the status under its lock and publishes the resulting state (the hub drops
+    /// repeats; nothing after `Stopped`).
+    fn change_status(&self, change: impl FnOnce(&mut Status)) {
+        publish(&self.status, &self.events, change);
     }
 
-    /// Hook for the api layer on a 429 or 503 answer: `retry_after` is the raw `Retry-After`
-    /// header. The scheduler waits at least that long before its next attempt.
-    pub(crate) fn note_server_backoff(&self, status: u16, retry_after: Option<&str>) {
-        self.hints.note(status, retry_after);
+    fn begin_explicit(&self) -> ExplicitSync<'_> {
+        self.change_status(|s| s.explicit += 1);
+        ExplicitSync(self)
     }
 
-    /// Hook for the outbox: something was queued (send, retry); the live flusher wakes up.
-    pub(crate) fn note_outbox_queued(&self) {
-        self.outbox_wake.notify_one();
-    }
-
-    /// True once `shutdown()` ran: the engine makes no request after that (`ChatError::ShutDown`).
-    pub(crate) fn is_shut_down(&self) -> bool {
-        self.monitor.is_shut_down()
-    }
-
-    /// Reports the sync state. Forwarded every time (the event hub drops repeats, and the
-    /// engine reports `Syncing` / `Idle` to it directly too, so a local "unchanged" check could
-    /// go stale); nothing after `Stopped`.
-    pub(crate) fn set_sync_state(&self, state: SyncState) {
-        let mut current = self.sync_state.lock().unwrap_or_else(|p| p.into_inner());
-        if *current == SyncState::Stopped {
+    /// Starts the probe and the scheduler (live long-poll, background timer). Idempotent; does
+    /// nothing after `shutdown()`.
+    pub fn start(&self) {
+        if self.shutdown.is_triggered() || self.started.swap(true, Ordering::SeqCst) {
             return;
         }
-        *current = state;
-        (self.emit)(ClientEvent::SyncStateChanged { state });
+        let status = self.status.clone();
+        let events = self.events.clone();
+        let ctx = Arc::new(SchedulerCtx {
+            monitor: self.monitor.clone(),
+            outbox_wake: self.queue.wake_handle(),
+            set_state: Arc::new(move |state| {
+                publish(&status, &events, |s| s.scheduler = state);
+            }),
+            settings: self.scheduler.clone(),
+        });
+        let engine = Arc::new(Services {
+            sync: self.sync.clone(),
+            queue: self.queue.clone(),
+        });
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.push(self.runtime.spawn(network::run_probe(
+            self.monitor.clone(),
+            self.http.clone(),
+            self.probe.clone(),
+        )));
+        tasks.push(self.runtime.spawn(scheduler::run_scheduler(engine, ctx)));
+        // A shutdown that raced with this start: make sure nothing keeps running.
+        if self.shutdown.is_triggered() {
+            tasks.drain(..).for_each(|t| t.abort());
+        }
     }
 
-    /// The current network status (for a new subscriber's first events).
-    pub(crate) fn network_status(&self) -> NetworkStatus {
+    /// The platform's reachability hint.
+    pub fn set_network_reachable(&self, reachable: bool) {
+        self.monitor.set_hint(reachable);
+    }
+
+    /// The app's lifecycle state.
+    pub fn set_app_state(&self, state: AppState) {
+        self.monitor.set_app_state(state);
+    }
+
+    /// Online, Offline, or Unknown before the first answer.
+    pub fn network_status(&self) -> NetworkStatus {
         self.monitor.status()
     }
 
-    /// Runs `future` so that its timers and sockets belong to the client's runtime, whatever
-    /// executor awaits it (a foreign one through the bindings, or none of tokio's).
-    pub(crate) fn on_runtime<F: Future>(&self, future: F) -> OnRuntime<F> {
-        OnRuntime {
-            runtime: self.runtime.clone(),
-            future: Box::pin(future),
+    /// Stops the probe and the scheduler and publishes `Stopped`, the last status. The caller
+    /// (the facade) has triggered the shutdown signal, which ends every call in flight.
+    pub fn stop(&self) {
+        self.change_status(|s| s.stopped = true);
+        self.monitor.shut_down();
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        for task in tasks {
+            task.abort();
         }
+    }
+
+    /// One sync and an outbox flush, now. Offline is a report (`online: false`), not an error;
+    /// when the platform says there is no network, no request is made at all. A server that
+    /// answers with an error or "busy" is an error (`Unavailable`) that says so.
+    pub async fn sync_once(&self) -> Result<SyncReport> {
+        self.shutdown.check()?;
+        let offline_report = |queue: &SendQueue| -> Result<SyncReport> {
+            let (pending, failed) = queue.counts()?;
+            Ok(SyncReport {
+                online: false,
+                pending,
+                failed,
+                ..SyncReport::default()
+            })
+        };
+        if self.monitor.inputs().hint == Some(false) {
+            return offline_report(&self.queue);
+        }
+        let _syncing = self.begin_explicit();
+        let mut report = SyncReport::default();
+        match self.sync.sync_request(0).await {
+            Ok(outcome) => {
+                report.online = true;
+                report.new_messages = outcome.new_messages;
+            }
+            Err(
+                e @ Error::Api(
+                    crate::api::ApiError::Network(_)
+                    | crate::api::ApiError::Token(crate::error::TokenError::Offline(_)),
+                ),
+            ) => {
+                tracing::debug!("sync_once offline: {e}");
+                return offline_report(&self.queue);
+            }
+            Err(e) => return Err(e),
+        }
+        self.sync.upload_profile_if_owed().await;
+        let flush = self.queue.flush().await?;
+        report.sent = flush.sent;
+        report.pending = flush.pending;
+        report.failed = flush.failed;
+        Ok(report)
+    }
+
+    /// Time-boxed sync + flush for OS background tasks; always returns within `budget_ms`, with
+    /// a typed outcome.
+    pub async fn background_sync(&self, budget_ms: u64) -> BackgroundSyncReport {
+        let started = std::time::Instant::now();
+        if self.shutdown.is_triggered() {
+            return failed_report(BackgroundOutcome::Failed, &ChatError::ShutDown);
+        }
+        let budget = Duration::from_millis(budget_ms);
+        // Leave a margin to read the outbox and build the report after a cut-off.
+        let work_budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(200)));
+        let mut report = BackgroundSyncReport::default();
+        let outbox_before: BTreeSet<String> = self
+            .queue_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let result = {
+            let _syncing = self.begin_explicit();
+            let work = async {
+                let outcome = self.sync.sync_request(0).await?;
+                report.online = true;
+                report.new_messages = outcome.previews;
+                self.sync.upload_profile_if_owed().await;
+                match self.queue.flush().await?.stopped_by {
+                    Some(error) => Err(error),
+                    None => Ok(()),
+                }
+            };
+            tokio::time::timeout(work_budget, self.shutdown.race(work)).await
+        };
+        match result {
+            Ok(Ok(())) => report.outcome = BackgroundOutcome::Completed,
+            Ok(Err(error)) => {
+                let public = ChatError::from(error);
+                report.outcome = match &public {
+                    ChatError::Offline(_) | ChatError::Unavailable { .. } => {
+                        BackgroundOutcome::Offline
+                    }
+                    ChatError::Unauthorized(_) => BackgroundOutcome::Unauthorized,
+                    ChatError::Busy(_) => BackgroundOutcome::Busy,
+                    _ => BackgroundOutcome::Failed,
+                };
+                report.error = Some(public.to_string());
+            }
+            Err(_) => {
+                report.outcome = BackgroundOutcome::TimedOut;
+                report.error = Some(format!(
+                    "ran out of time after {} ms",
+                    started.elapsed().as_millis()
+                ));
+            }
+        }
+        report.retry_later = report.outcome.retry_later();
+        report.online = report.online || self.network_status() == NetworkStatus::Online;
+        let after = self.queue_ids().unwrap_or_default();
+        report.sent = outbox_before
+            .iter()
+            .filter(|id| !after.iter().any(|(a, _)| a == *id))
+            .count() as u32;
+        report.pending = after
+            .iter()
+            .filter(|(_, s)| *s == MessageState::Pending)
+            .count() as u32;
+        report.failed = after
+            .iter()
+            .filter(|(_, s)| *s == MessageState::Failed)
+            .count() as u32;
+        report
+    }
+
+    /// The outbox's local ids and states.
+    fn queue_ids(&self) -> Result<Vec<(String, MessageState)>> {
+        let store = self.queue_store()?;
+        Ok(store
+            .outbox
+            .entries()?
+            .into_iter()
+            .map(|(_, r)| (r.local_id, r.state))
+            .collect())
+    }
+
+    fn queue_store(&self) -> Result<crate::store::Store> {
+        self.queue.store_handle().get().ok_or(Error::ShutDown)
     }
 }
 
@@ -144,68 +335,60 @@ impl Drop for Lifecycle {
     }
 }
 
-/// A future polled inside the client's runtime context (see [`Lifecycle::on_runtime`]).
-pub(crate) struct OnRuntime<F> {
-    runtime: Handle,
-    future: Pin<Box<F>>,
+/// Applies `change` to the status and emits the state it now stands for.
+fn publish(status: &Mutex<Status>, events: &EventHub, change: impl FnOnce(&mut Status)) {
+    let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+    if s.stopped {
+        return;
+    }
+    change(&mut s);
+    let state = if s.stopped {
+        SyncState::Stopped
+    } else if s.explicit > 0 {
+        SyncState::Syncing
+    } else {
+        s.scheduler
+    };
+    // Under the lock: two changes cannot publish out of order.
+    events.emit(ClientEvent::SyncStateChanged { state });
 }
 
-impl<F: Future> Future for OnRuntime<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _context = self.runtime.enter();
-        self.future.as_mut().poll(cx)
+fn failed_report(outcome: BackgroundOutcome, error: &ChatError) -> BackgroundSyncReport {
+    BackgroundSyncReport {
+        outcome,
+        retry_later: outcome.retry_later(),
+        error: Some(error.to_string()),
+        ..Default::default()
     }
 }
 
-/// The scheduler's view of a client. Holds it weakly, so a client the app dropped without
-/// `shutdown()` is not kept alive by its own background task; during a request only the engine
-/// is held.
-struct ClientEngine(Weak<ChatClient>);
-
-impl ClientEngine {
-    fn engine(&self) -> Result<Arc<Engine>, ChatError> {
-        let client = self.0.upgrade().ok_or(ChatError::ShutDown)?;
-        if client.lifecycle.is_shut_down() {
-            return Err(ChatError::ShutDown);
-        }
-        Ok(client.engine.clone())
-    }
-
-    /// A success proves the server answered, whatever path it took (deduplicated, so a double
-    /// report is harmless). Failures are reported by the api layer itself: only it can tell a
-    /// transport failure from a 503 (`ChatError::Offline` and `Unavailable` both end a
-    /// request without telling whether the connection worked).
-    fn note_success(&self) {
-        if let Some(client) = self.0.upgrade() {
-            client.lifecycle.note_request_result(true);
-        }
-    }
+/// The scheduler's view of the services: the sync service and the send queue, nothing else.
+struct Services {
+    sync: Arc<SyncService>,
+    queue: Arc<SendQueue>,
 }
 
-impl SyncEngine for ClientEngine {
-    /// Calls the engine directly (not `ChatClient::sync_with_timeout`, which spawns): dropping
-    /// this future must cancel the HTTP request, so going to the background ends the long-poll.
-    fn sync(&self, long_poll: Duration) -> impl Future<Output = Result<(), ChatError>> + Send {
-        let engine = self.engine();
+impl SyncEngine for Services {
+    /// Calls the sync service directly: dropping this future cancels the HTTP request, so going
+    /// to the background ends the long-poll at once.
+    fn sync(&self, long_poll: Duration) -> impl std::future::Future<Output = Result<()>> + Send {
+        let sync = self.sync.clone();
         async move {
-            engine?.sync_request(long_poll.as_millis() as u64).await?;
-            self.note_success();
+            sync.sync_request(long_poll.as_millis() as u64).await?;
             Ok(())
         }
     }
 
-    /// One flush; a transient failure that stopped it is an error here, so the scheduler backs
-    /// off (the outbox's own backoff decides `outbox_next_due`).
-    ///
-    /// Through `ChatClient::flush_outbox` (spawned): a flush is not cut off by a change of
-    /// mode, so an accepted message is recorded as sent instead of being sent again later.
-    fn flush(&self) -> impl Future<Output = Result<(), ChatError>> + Send {
-        let client = self
-            .engine()
-            .and_then(|_| self.0.upgrade().ok_or(ChatError::ShutDown));
+    /// One flush; a transient failure that stopped it is an error here (the queue's backoff is
+    /// armed and `outbox_next_due` reports it).
+    fn flush(&self) -> impl std::future::Future<Output = Result<()>> + Send {
+        let queue = self.queue.clone();
         async move {
-            let report = client?.flush_outbox().await?;
+            // Spawned, so a change of mode does not cut a flush off between the server's answer
+            // and its record: an accepted message is recorded as sent, not sent again later.
+            let report = tokio::spawn(async move { queue.flush().await })
+                .await
+                .map_err(|e| Error::Internal(format!("flush task: {e}")))??;
             match report.stopped_by {
                 Some(error) => Err(error),
                 None => Ok(()),
@@ -214,154 +397,18 @@ impl SyncEngine for ClientEngine {
     }
 
     fn outbox_next_due(&self) -> Option<tokio::time::Instant> {
-        self.0.upgrade().and_then(|client| client.outbox_next_due())
-    }
-}
-
-impl ChatClient {
-    /// Starts the scheduler (probe, live long-poll, background timer). Idempotent; does nothing
-    /// after `shutdown()`.
-    pub fn start(self: &Arc<Self>) {
-        let lc = &self.lifecycle;
-        if lc.is_shut_down() || lc.started.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let set_state_client = Arc::downgrade(self);
-        let ctx = Arc::new(SchedulerCtx {
-            monitor: lc.monitor.clone(),
-            hints: lc.hints.clone(),
-            outbox_wake: lc.outbox_wake.clone(),
-            set_state: Arc::new(move |state| {
-                if let Some(client) = set_state_client.upgrade() {
-                    client.lifecycle.set_sync_state(state);
-                }
-            }),
-            settings: lc.scheduler.clone(),
-        });
-        let engine = Arc::new(ClientEngine(Arc::downgrade(self)));
-        let mut tasks = lc.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.push(lc.runtime.spawn(network::run_probe(
-            lc.monitor.clone(),
-            lc.http.clone(),
-            lc.probe.clone(),
-        )));
-        tasks.push(lc.runtime.spawn(scheduler::run_scheduler(engine, ctx)));
-        // A shutdown that raced with this start: make sure nothing keeps running.
-        if lc.is_shut_down() {
-            tasks.drain(..).for_each(|t| t.abort());
-        }
-    }
-
-    /// The platform's reachability hint (Android ConnectivityManager, iOS NWPathMonitor).
-    /// `false` marks Offline at once; `true` makes the probe check the server at once.
-    pub fn set_network_reachable(&self, reachable: bool) {
-        self.lifecycle.monitor.set_hint(reachable);
-    }
-
-    /// The app's lifecycle state; the scheduler adapts at once (going to the background ends
-    /// the live long-poll).
-    pub fn set_app_state(&self, state: AppState) {
-        self.lifecycle.monitor.set_app_state(state);
-    }
-
-    /// Online, Offline, or Unknown before the first answer.
-    pub fn network_status(&self) -> NetworkStatus {
-        self.lifecycle.network_status()
-    }
-
-    /// Stops everything; after it returns no task runs and no request is made. Idempotent.
-    pub fn shutdown(&self) {
-        let lc = &self.lifecycle;
-        lc.set_sync_state(SyncState::Stopped);
-        lc.monitor.shut_down();
-        let tasks: Vec<_> = lc
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
-        for task in tasks {
-            task.abort();
-        }
-    }
-
-    /// Time-boxed sync + flush for OS background tasks; always returns within `budget_ms`.
-    /// The report lists new messages from other users (for local notifications), what was sent,
-    /// what is still pending or failed, and whether it finished or ran out of time. Work cut
-    /// off by the budget is cancelled (a resend later reuses the same txn id).
-    pub async fn background_sync(&self, budget_ms: u64) -> BackgroundSyncReport {
-        let started = std::time::Instant::now();
-        let lc = &self.lifecycle;
-        if lc.is_shut_down() {
-            return BackgroundSyncReport {
-                error: Some(ChatError::ShutDown.to_string()),
-                ..Default::default()
-            };
-        }
-        let engine = self.engine.clone();
-        lc.on_runtime(async move {
-            let budget = Duration::from_millis(budget_ms);
-            // Leave a margin to read the outbox and build the report after a cut-off.
-            let work_budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(200)));
-            let mut report = BackgroundSyncReport::default();
-            let outbox_before: BTreeSet<String> = engine
-                .outbox_entries()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| e.local_id)
-                .collect();
-            lc.set_sync_state(SyncState::Syncing);
-            let work = async {
-                let outcome = engine.sync_request(0).await?;
-                report.online = true;
-                report.new_messages = outcome.previews;
-                engine.upload_profile_if_owed().await;
-                match engine.flush_outbox().await?.stopped_by {
-                    Some(error) => Err(error),
-                    None => Ok(()),
-                }
-            };
-            let result = tokio::time::timeout(work_budget, work).await;
-            lc.set_sync_state(SyncState::Idle);
-            match result {
-                Ok(Ok(())) => report.finished = true,
-                Ok(Err(error)) => report.error = Some(error.to_string()),
-                Err(_) => {
-                    report.error = Some(format!(
-                        "ran out of time after {} ms",
-                        started.elapsed().as_millis()
-                    ))
-                }
-            }
-            if report.finished || report.online {
-                lc.note_request_result(true);
-            }
-            report.online = report.online || self.network_status() == NetworkStatus::Online;
-            let outbox_after = engine.outbox_entries().unwrap_or_default();
-            report.sent = outbox_before
-                .iter()
-                .filter(|id| !outbox_after.iter().any(|e| &e.local_id == *id))
-                .count() as u32;
-            report.pending = outbox_after
-                .iter()
-                .filter(|e| e.state == MessageState::Pending)
-                .count() as u32;
-            report.failed = outbox_after
-                .iter()
-                .filter(|e| e.state == MessageState::Failed)
-                .count() as u32;
-            report
+        self.queue.next_due().unwrap_or_else(|e| {
+            tracing::warn!("cannot read the outbox: {e}");
+            None
         })
-        .await
     }
 }
 
 /// One-shot background sync for a process the OS started just for it (Android JobScheduler,
-/// iOS BGAppRefreshTask): opens the store of `config`, runs [`ChatClient::background_sync`],
-/// and closes the store again, all within `budget_ms`. When another client (the app's UI
-/// process) holds the store, it waits for it up to half the budget, then reports `busy` in
-/// `error` without touching anything. Call it on a tokio runtime (the bindings do); the client
-/// runs on that runtime.
+/// iOS BGAppRefreshTask): opens the store of `config`, runs `background_sync`, and closes the
+/// store again, all within `budget_ms`. When another client (the app's UI process) holds the
+/// store, it waits for it up to half the budget, then reports `Busy` without touching
+/// anything. Call it on a tokio runtime (the bindings do); the client runs on that runtime.
 pub async fn background_sync_at(config: ClientConfig, budget_ms: u64) -> BackgroundSyncReport {
     let started = tokio::time::Instant::now();
     let budget = Duration::from_millis(budget_ms);
@@ -372,24 +419,23 @@ pub async fn background_sync_at(config: ClientConfig, budget_ms: u64) -> Backgro
     let client = match tokio::time::timeout(budget / 2, open).await {
         Ok(Ok(Ok(client))) => client,
         Ok(Ok(Err(error))) => {
-            return BackgroundSyncReport {
-                error: Some(error.to_string()),
-                ..Default::default()
-            }
+            let outcome = match error {
+                ChatError::Busy(_) => BackgroundOutcome::Busy,
+                _ => BackgroundOutcome::Failed,
+            };
+            return failed_report(outcome, &error);
         }
         Ok(Err(join_error)) => {
-            return BackgroundSyncReport {
-                error: Some(format!("cannot open the store: {join_error}")),
-                ..Default::default()
-            }
+            return failed_report(
+                BackgroundOutcome::Failed,
+                &ChatError::Internal(format!("cannot open the store: {join_error}")),
+            )
         }
         Err(_) => {
-            return BackgroundSyncReport {
-                error: Some(
-                    ChatError::Busy("the store is held by another client".into()).to_string(),
-                ),
-                ..Default::default()
-            }
+            return failed_report(
+                BackgroundOutcome::Busy,
+                &ChatError::Busy("the store is held by another client".into()),
+            )
         }
     };
     let left = budget.saturating_sub(started.elapsed());

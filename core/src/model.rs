@@ -1,22 +1,24 @@
-//! App-facing types. Messages come in the shape react-native-gifted-chat renders (`_id`, `text`,
-//! `createdAt`, `user {_id, name, avatar}`, `pending` / `sent` / `failed`), so the JSON the CLI
-//! prints is exactly what the apps get.
+//! What a chat is, as the app sees it: messages with their sender, parts, time and delivery
+//! state; rooms; the reports of sync calls; the states of the network and the sync. These are
+//! the API's types only: the store has its own (`store::*`), so an API change never changes the
+//! stored format, and no UI library's shape lives here (GiftedChat's is made in JavaScript).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use chatsync_protocol::time::now_rfc3339;
+
 /// A user as shown next to a message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatUser {
-    #[serde(rename = "_id")]
     /// User id.
     pub id: String,
     /// Display name; the user id when no profile is known.
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// Avatar URL, when the user set one.
-    pub avatar: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
 }
 
 /// Delivery state of a message.
@@ -34,23 +36,23 @@ pub enum MessageState {
 /// One part of a multipart message, kept even when it is not text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MessagePart {
-    #[serde(rename = "type")]
     /// MIME type, e.g. `text/plain`.
+    #[serde(rename = "type")]
     pub mime_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// Inline content (the text of a `text/plain` part).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     /// Other fields of the part as a JSON object string, when there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_json: Option<String>,
 }
 
-/// A message as a chat screen shows it (GiftedChat's shape).
+/// A message of a room: sent (on the server) or sent from this device and still queued.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
-    /// The server id as a string once sent; the local id (txn id) while pending or failed.
-    #[serde(rename = "_id")]
+    /// Stable identity across its life: the local id (txn id) for a message sent from this
+    /// device, pending, failed or sent; the server id otherwise. A timeline item keeps it when
+    /// its echo turns sent.
     pub id: String,
     /// The server's id once sent; `None` while pending or failed.
     pub server_id: Option<u64>,
@@ -58,36 +60,26 @@ pub struct ChatMessage {
     pub local_id: Option<String>,
     /// The room it belongs to.
     pub room_id: String,
-    /// Text of the first text/plain part ("" when there is none).
-    pub text: String,
-    /// RFC 3339.
-    pub created_at: String,
     /// The sender, with the display name and avatar of their stored profile.
-    pub user: ChatUser,
-    /// Delivery state; `pending`, `sent` and `failed` repeat it as GiftedChat's booleans.
-    pub state: MessageState,
-    /// Queued, not yet accepted by the server (GiftedChat's clock icon).
-    pub pending: bool,
-    /// Stored on the server (GiftedChat's tick).
-    pub sent: bool,
-    /// Rejected for good; see `failure_reason`.
-    pub failed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    /// The server's reason, when failed.
-    pub failure_reason: Option<String>,
+    pub sender: ChatUser,
+    /// Text of the first `text/plain` part ("" when there is none).
+    pub text: String,
     /// Every part of the message, text or not, in order.
     pub parts: Vec<MessagePart>,
+    /// RFC 3339, UTC, with milliseconds.
+    pub created_at: String,
+    /// Delivery state.
+    pub state: MessageState,
+    /// The server's reason, when failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }
 
-/// What the app remembers between launches: who is logged in, the friend, the open room.
+/// Who is logged in on this device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// The logged-in user and the profile given at login.
     pub user: ChatUser,
-    /// The friend chosen with `set_friend`.
-    pub friend_id: Option<String>,
-    /// The direct room with the friend, once opened.
-    pub room_id: Option<String>,
 }
 
 /// A room as the device knows it.
@@ -99,11 +91,67 @@ pub struct RoomSummary {
     pub name: Option<String>,
     /// Member user ids, sorted.
     pub member_ids: Vec<String>,
-    /// Newest message held on the device, if any.
+    /// Newest message held on the device (a queued one included), if any.
     pub last_message: Option<ChatMessage>,
 }
 
-/// Result of `load_older`.
+/// A change to a list the app renders (a timeline, the room list), in the spirit of
+/// matrix-sdk's `VectorDiff`: applied in order to the app's copy, they keep it equal to the
+/// core's. Indexes are positions in the list at the moment the diff applies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ListDiff<T> {
+    /// Replace everything with `items` (the first update a listener gets, and after a jump).
+    Reset {
+        /// The whole list.
+        items: Vec<T>,
+    },
+    /// Add at the end.
+    PushBack {
+        /// The new item.
+        item: T,
+    },
+    /// Add at the start.
+    PushFront {
+        /// The new item.
+        item: T,
+    },
+    /// Add at `index`, shifting the rest back.
+    Insert {
+        /// Where.
+        index: u32,
+        /// The new item.
+        item: T,
+    },
+    /// Replace the item at `index` (same identity, new content: an echo turned sent, an edit).
+    Set {
+        /// Where.
+        index: u32,
+        /// The new content.
+        item: T,
+    },
+    /// Remove the item at `index`.
+    Remove {
+        /// Where.
+        index: u32,
+    },
+}
+
+/// A change to a timeline's items.
+pub type TimelineDiff = ListDiff<ChatMessage>;
+/// A change to the room list.
+pub type RoomListDiff = ListDiff<RoomSummary>;
+
+/// Result of `Timeline::paginate_backwards`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaginationOutcome {
+    /// Messages added at the top of the timeline.
+    pub added: u32,
+    /// Whether still older messages exist (on the device or the server).
+    pub has_more: bool,
+}
+
+/// Result of `ChatClient::load_older`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoadOlderResult {
     /// Newest first, like `messages`.
@@ -142,11 +190,43 @@ pub struct NewMessagePreview {
     pub preview: String,
 }
 
+/// How a background sync ended, for the OS task that ran it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackgroundOutcome {
+    /// Synced and flushed.
+    #[default]
+    Completed,
+    /// The budget ran out first; what was done is kept.
+    TimedOut,
+    /// The server could not be reached, or answered with an error or "busy".
+    Offline,
+    /// Another process (the app itself) holds the store.
+    Busy,
+    /// The token was refused: the user must sign in again; retrying will not help.
+    Unauthorized,
+    /// Anything else (a damaged store, a protocol error, a bug): see `error`.
+    Failed,
+}
+
+impl BackgroundOutcome {
+    /// Whether the OS task should be scheduled again soon (Android JobScheduler's
+    /// `jobFinished(params, wantsReschedule)`, iOS's `setTaskCompleted(success: false)`).
+    pub fn retry_later(self) -> bool {
+        matches!(
+            self,
+            BackgroundOutcome::TimedOut | BackgroundOutcome::Offline | BackgroundOutcome::Busy
+        )
+    }
+}
+
 /// Result of `background_sync`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BackgroundSyncReport {
-    /// False when the budget ran out before sync and flush completed.
-    pub finished: bool,
+    /// How it ended.
+    pub outcome: BackgroundOutcome,
+    /// Whether the OS task should run again soon (see [`BackgroundOutcome::retry_later`]).
+    pub retry_later: bool,
     /// Whether the server answered.
     pub online: bool,
     /// New messages from other users, for notifications.
@@ -157,14 +237,14 @@ pub struct BackgroundSyncReport {
     pub pending: u32,
     /// Outbox messages failed afterwards.
     pub failed: u32,
-    /// Why it did not finish, when it did not (offline, busy store, unauthorized...).
+    /// What went wrong, in words, when it did not complete.
     pub error: Option<String>,
 }
 
 /// An entry of the outbox, as `outbox()` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
-    /// The client txn id, also the echo's `_id`.
+    /// The client txn id, also the message's `id`.
     pub local_id: String,
     /// Room it is sent to.
     pub room_id: String,
@@ -204,7 +284,7 @@ pub enum AppState {
     Background,
 }
 
-/// What the sync engine is doing.
+/// What the sync is doing. `Stopped` is final: after `shutdown()` nothing changes any more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncState {
@@ -220,39 +300,26 @@ pub enum SyncState {
     Stopped,
 }
 
-pub(crate) use chatsync_protocol::time::now_rfc3339;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn chat_messages_serialize_in_gifted_chat_shape() {
-        let m = ChatMessage {
-            id: "42".into(),
-            server_id: Some(42),
-            local_id: None,
-            room_id: "r1".into(),
-            text: "hi".into(),
-            created_at: "2026-11-25T06:00:00.000Z".into(),
-            user: ChatUser {
-                id: "alice".into(),
-                name: "Alice".into(),
-                avatar: None,
-            },
-            state: MessageState::Sent,
-            pending: false,
-            sent: true,
-            failed: false,
-            failure_reason: None,
-            parts: vec![],
-        };
-        let v = serde_json::to_value(&m).unwrap();
-        assert_eq!(v["_id"], "42");
-        assert_eq!(v["createdAt"], "2026-11-25T06:00:00.000Z");
-        assert_eq!(v["user"]["_id"], "alice");
-        assert_eq!(v["user"]["name"], "Alice");
-        assert_eq!(v["sent"], true);
-        assert_eq!(v["pending"], false);
+    fn diffs_serialize_with_their_operation() {
+        let d: ListDiff<u32> = ListDiff::Insert { index: 2, item: 7 };
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"op":"insert","index":2,"item":7}"#
+        );
+    }
+
+    #[test]
+    fn only_transient_background_outcomes_ask_to_run_again() {
+        use BackgroundOutcome::*;
+        let again: Vec<_> = [Completed, TimedOut, Offline, Busy, Unauthorized, Failed]
+            .into_iter()
+            .filter(|o| o.retry_later())
+            .collect();
+        assert_eq!(again, [TimedOut, Offline, Busy]);
     }
 }

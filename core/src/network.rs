@@ -153,10 +153,6 @@ impl NetworkMonitor {
             true
         });
     }
-
-    pub(crate) fn is_shut_down(&self) -> bool {
-        self.inputs.borrow().shut_down
-    }
 }
 
 /// The probe's settings, resolved (URL filled in from the server URL).

@@ -9,16 +9,18 @@
 //! tests, and an idle client makes no wakeups beyond what the mode needs. A change of mode
 //! drops the running mode's future, which cancels an in-flight long-poll at once (going to the
 //! background ends it promptly). Failures back off exponentially with jitter, capped; a change
-//! of mode resets the backoff; a server hint (429 Retry-After, 503) is honoured as a minimum.
+//! of mode resets the backoff; a server's 429/503 (with its Retry-After) is honoured as a
+//! minimum. Flushes are timed by the send queue's own backoff (`SendQueue::next_due`): one
+//! backoff per kind of request, never two stacked.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::error::ChatError;
+use crate::error::Error;
 use crate::model::{AppState, NetworkStatus, SyncState};
 use crate::network::{Inputs, NetworkMonitor};
 
@@ -92,61 +94,35 @@ impl Backoff {
     }
 }
 
-/// How long a 503 without `Retry-After` keeps us away at least.
+/// How long a 429 or 503 without `Retry-After` keeps us away at least.
 pub(crate) const DEFAULT_UNAVAILABLE_DELAY: Duration = Duration::from_secs(5);
-/// A server cannot keep a device away for longer than this (a broken or hostile header).
-pub(crate) const MAX_SERVER_DELAY: Duration = Duration::from_secs(3600);
 
-/// Parses a `Retry-After` value in delta-seconds. (The HTTP-date form is rare for 429/503 APIs
-/// and would need a date parser; it falls back to the default delay.)
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    value
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s).min(MAX_SERVER_DELAY))
-}
-
-/// The latest "come back later" from the server, waiting to be honoured by the next backoff.
-#[derive(Debug, Default)]
-pub(crate) struct ServerHints {
-    /// Earliest moment the server wants to hear from us again.
-    not_before: Mutex<Option<Instant>>,
-}
-
-impl ServerHints {
-    /// Records a 429/503 answer and its `Retry-After` header, if any.
-    pub(crate) fn note(&self, status: u16, retry_after: Option<&str>) {
-        if status != 429 && status != 503 {
-            return;
-        }
-        let delay = retry_after
-            .and_then(parse_retry_after)
-            .unwrap_or(DEFAULT_UNAVAILABLE_DELAY);
-        let until = Instant::now() + delay;
-        let mut slot = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
-        if !slot.is_some_and(|t| t >= until) {
-            *slot = Some(until);
-        }
-    }
-
-    /// The remaining server-imposed wait, consuming the hint.
-    pub(crate) fn take_remaining(&self) -> Duration {
-        let mut slot = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
-        slot.take()
-            .map(|t| t.saturating_duration_since(Instant::now()))
-            .unwrap_or_default()
+/// The wait a failed sync's answer asks for: its Retry-After, or [`DEFAULT_UNAVAILABLE_DELAY`]
+/// for a 429 or 503 without one; nothing for other failures.
+fn server_delay(error: &Error) -> Duration {
+    match error {
+        Error::Api(crate::api::ApiError::Unavailable {
+            status,
+            retry_after,
+            ..
+        }) => retry_after.unwrap_or(if *status == 429 || *status == 503 {
+            DEFAULT_UNAVAILABLE_DELAY
+        } else {
+            Duration::ZERO
+        }),
+        _ => Duration::ZERO,
     }
 }
 
-/// What the scheduler needs from the engine. `ChatClient` implements it in `lifecycle`; keeping
-/// it a trait keeps this module about timing, not about stores and HTTP.
+/// What the scheduler needs from the services. `lifecycle` implements it over the sync service
+/// and the send queue; keeping it a trait keeps this module about timing, not about stores and
+/// HTTP.
 pub(crate) trait SyncEngine: Send + Sync + 'static {
     /// One `/v1/sync` request from the stored token, holding up to `long_poll` when nothing is
     /// new, with the batch applied to the store.
-    fn sync(&self, long_poll: Duration) -> impl Future<Output = Result<(), ChatError>> + Send;
+    fn sync(&self, long_poll: Duration) -> impl Future<Output = Result<(), Error>> + Send;
     /// Sends what is due in the outbox.
-    fn flush(&self) -> impl Future<Output = Result<(), ChatError>> + Send;
+    fn flush(&self) -> impl Future<Output = Result<(), Error>> + Send;
     /// When the outbox next has work: `None` when empty (or only failed entries), a past
     /// instant when due now, a future one when waiting for a retry.
     fn outbox_next_due(&self) -> Option<Instant>;
@@ -180,8 +156,7 @@ impl SchedulerSettings {
 /// Shared handles the scheduler task works with.
 pub(crate) struct SchedulerCtx {
     pub monitor: Arc<NetworkMonitor>,
-    pub hints: Arc<ServerHints>,
-    /// Notified by the engine whenever something is queued (send, retry).
+    /// Notified by the send queue whenever something becomes sendable (send, retry).
     pub outbox_wake: Arc<Notify>,
     /// Reports the scheduler's own state (live, backing off, idle, stopped).
     pub set_state: Arc<dyn Fn(SyncState) + Send + Sync>,
@@ -264,12 +239,12 @@ async fn live<E: SyncEngine>(engine: &E, ctx: &SchedulerCtx) {
             (ctx.set_state)(SyncState::Live);
             match engine.sync(ctx.settings.long_poll).await {
                 Ok(()) => backoff.reset(),
-                Err(ChatError::ShutDown) => return,
+                Err(Error::ShutDown) => return,
                 Err(error) => {
                     tracing::debug!(%error, "live sync failed");
                     // A transport failure has marked us Offline already, which ends this mode;
                     // anything else (5xx, 429, a protocol error) waits and tries again.
-                    let delay = backoff.next_delay().max(ctx.hints.take_remaining());
+                    let delay = backoff.next_delay().max(server_delay(&error));
                     back_off(ctx, delay).await;
                 }
             }
@@ -279,21 +254,23 @@ async fn live<E: SyncEngine>(engine: &E, ctx: &SchedulerCtx) {
     tokio::join!(poll, flush);
 }
 
-/// Flushes whenever the outbox has due work; sleeps on the engine's "queued" notification or
-/// the next retry time otherwise (no polling).
+/// Flushes whenever the send queue has due work; sleeps on its "sendable" notification or its
+/// next retry time otherwise (no polling). A failed flush arms the queue's own backoff, which
+/// `outbox_next_due` then reports: the only backoff of flushes.
 async fn flush_on_demand<E: SyncEngine>(engine: &E, ctx: &SchedulerCtx) {
-    let mut backoff = new_backoff(ctx);
     loop {
         match engine.outbox_next_due() {
             Some(due) if due <= Instant::now() => match engine.flush().await {
-                Ok(()) => backoff.reset(),
-                Err(ChatError::ShutDown) => return,
+                Ok(()) => {}
+                Err(Error::ShutDown) => return,
                 Err(error) => {
                     tracing::debug!(%error, "flush failed");
-                    let delay = backoff.next_delay().max(ctx.hints.take_remaining());
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = ctx.outbox_wake.notified() => {}
+                    // Not a transient failure of the queue (a refused token): wait for news.
+                    if engine
+                        .outbox_next_due()
+                        .is_none_or(|due| due <= Instant::now())
+                    {
+                        ctx.outbox_wake.notified().await;
                     }
                 }
             },
@@ -333,13 +310,10 @@ async fn interval<E: SyncEngine>(engine: &E, ctx: &SchedulerCtx, wait_first: boo
                 (ctx.set_state)(SyncState::Idle);
                 tokio::time::sleep(every).await;
             }
-            Err(ChatError::ShutDown) => return,
+            Err(Error::ShutDown) => return,
             Err(error) => {
                 tracing::debug!(%error, "background sync failed");
-                let delay = backoff
-                    .next_delay()
-                    .max(every)
-                    .max(ctx.hints.take_remaining());
+                let delay = backoff.next_delay().max(every).max(server_delay(&error));
                 back_off(ctx, delay).await;
             }
         }
@@ -432,31 +406,24 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_parsed_and_bounded() {
-        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("99999999"), Some(MAX_SERVER_DELAY));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(parse_retry_after("-1"), None);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn server_hints_are_honoured_once_and_the_longest_wins() {
-        let hints = ServerHints::default();
-        assert_eq!(hints.take_remaining(), Duration::ZERO);
-        hints.note(429, Some("30"));
-        hints.note(503, Some("10"));
-        hints.note(500, Some("999"));
-        assert_eq!(hints.take_remaining(), Duration::from_secs(30));
+    fn only_a_busy_server_imposes_its_own_wait() {
+        use crate::api::ApiError;
+        let busy = |status, retry_after| {
+            Error::Api(ApiError::Unavailable {
+                status,
+                retry_after,
+                reason: String::new(),
+            })
+        };
         assert_eq!(
-            hints.take_remaining(),
-            Duration::ZERO,
-            "a hint is used once"
+            server_delay(&busy(429, Some(Duration::from_secs(30)))),
+            Duration::from_secs(30)
         );
-        hints.note(503, None);
-        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(server_delay(&busy(503, None)), DEFAULT_UNAVAILABLE_DELAY);
+        assert_eq!(server_delay(&busy(500, None)), Duration::ZERO);
         assert_eq!(
-            hints.take_remaining(),
-            DEFAULT_UNAVAILABLE_DELAY - Duration::from_secs(2)
+            server_delay(&Error::Api(ApiError::Network("x".into()))),
+            Duration::ZERO
         );
     }
 

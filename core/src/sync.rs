@@ -1,18 +1,24 @@
-//! Incremental sync: one `/v1/sync` request from the stored token for all rooms, applied as one
-//! transaction (idempotent: the same batch twice changes nothing), then the gaps a `limited`
-//! room leaves are filled by paging back, and rooms over the cap are trimmed from the old end.
-//! Also `load_older`: history from the store first, then from the server.
+//! The sync service: it owns the sync token and brings the server's changes into the store.
+//! One `/v1/sync` request from the stored token for all rooms, applied as one transaction
+//! (idempotent: the same batch twice changes nothing); then the gaps a `limited` room leaves are
+//! filled by paging back, and rooms over the cap are trimmed from the old end. It also pages
+//! older history in from an explicit anchor (for the timelines), opens direct rooms, uploads the
+//! login profile and fetches the profiles of new senders.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chatsync_protocol::{Direction, HISTORY_MAX_LIMIT, SYNC_MAX_LIMIT};
 
-use crate::api::ApiError;
-use crate::engine::{check_limit, check_room_id, Engine};
-use crate::error::ChatError;
-use crate::events::ClientEvent;
+use crate::api::{Api, ApiError};
+use crate::changes::{Change, Changes};
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use crate::events::{ClientEvent, EventHub};
 use crate::model::*;
-use crate::store::rooms::{RoomInfo, RoomRecord};
+use crate::reads::check_room_id;
+use crate::store::rooms::RoomInfo;
+use crate::store::{SharedStore, Store};
 
 /// History pages (of `page_size` messages, bounded batches) fetched per room and sync to close
 /// gaps; what is left stays recorded as a gap (never shown as complete) and is filled when the
@@ -42,12 +48,49 @@ pub(crate) struct SyncOutcome {
     pub previews: Vec<NewMessagePreview>,
 }
 
-impl Engine {
+/// The sync service.
+pub(crate) struct SyncService {
+    store: SharedStore,
+    api: Arc<Api>,
+    events: EventHub,
+    changes: Changes,
+    user_id: String,
+    page_size: u32,
+    max_messages_per_room: u32,
+    /// One sync batch applied (and its gaps filled) at a time.
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+impl SyncService {
+    pub fn new(
+        config: &ClientConfig,
+        store: SharedStore,
+        api: Arc<Api>,
+        events: EventHub,
+        changes: Changes,
+    ) -> Self {
+        SyncService {
+            store,
+            api,
+            events,
+            changes,
+            user_id: config.user_id.clone(),
+            page_size: config.page_size,
+            max_messages_per_room: config.max_messages_per_room,
+            sync_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn store(&self) -> Result<Store> {
+        self.store.get().ok_or(Error::ShutDown)
+    }
+
     /// One `/v1/sync` (holding up to `timeout_ms`), applied and flushed, gaps filled, rooms
-    /// trimmed, listeners told. Network failures come back as `ChatError::Offline`.
-    pub async fn sync_request(&self, timeout_ms: u64) -> Result<SyncOutcome, ChatError> {
-        let limit = self.config.page_size.clamp(1, SYNC_MAX_LIMIT);
-        let mut since = self.store.meta.sync_token()?;
+    /// trimmed, views and listeners told.
+    pub async fn sync_request(&self, timeout_ms: u64) -> Result<SyncOutcome> {
+        let store = self.store()?;
+        let limit = self.page_size.clamp(1, SYNC_MAX_LIMIT);
+        let mut since = store.meta.sync_token()?;
         // No lock across the request: a long-poll may hold it for its whole timeout, and an
         // app's explicit sync must not wait behind it. Two batches from the same token are
         // safe to apply in any order (idempotent); only the first moves the token.
@@ -56,28 +99,28 @@ impl Engine {
             // Held history stays; the initial page opens a gap where it cannot be joined.
             Err(ApiError::Rejected { status: 400, .. }) if since.is_some() => {
                 tracing::warn!("the server refused the sync token; starting a fresh sync");
-                self.store.meta.clear_sync_token()?;
+                store.meta.clear_sync_token()?;
                 since = None;
                 self.api.sync(None, timeout_ms, limit).await?
             }
             other => other?,
         };
         let _one_batch = self.sync_lock.lock().await;
-        let applied = self.store.apply_sync(&response, since.as_deref())?;
-        self.store.flush().await?;
+        let applied = store.apply_sync(&response, since.as_deref())?;
+        store.flush().await?;
 
         let mut changed: BTreeMap<String, Vec<u64>> = applied.new;
-        self.fetch_unknown_rooms(response.rooms.keys()).await;
+        self.fetch_unknown_rooms(&store, response.rooms.keys())
+            .await;
         for room_id in response.rooms.keys() {
-            match self.fill_gaps(room_id).await {
+            match self.fill_gaps(&store, room_id).await {
                 Ok(ids) => changed.entry(room_id.clone()).or_default().extend(ids),
                 // Left recorded as a gap; readers stop above it.
                 Err(e) => tracing::debug!("gap in {room_id} left for later: {e}"),
             }
-            self.store
-                .evict(room_id, u64::from(self.config.max_messages_per_room))?;
+            store.evict(room_id, u64::from(self.max_messages_per_room))?;
         }
-        self.store.flush().await?;
+        store.flush().await?;
 
         let mut outcome = SyncOutcome::default();
         let mut senders = BTreeSet::new();
@@ -89,25 +132,26 @@ impl Engine {
                 .new_messages
                 .insert(room_id.clone(), ids.len() as u32);
             for id in ids {
-                if let Some(stored) = self.store.messages.get(room_id, *id)? {
+                if let Some(stored) = store.messages.get(room_id, *id)? {
                     let m = stored.message;
-                    if m.user_id != self.config.user_id {
+                    if m.user_id != self.user_id {
                         senders.insert(m.user_id.clone());
-                        let text = m.text().unwrap_or("");
                         outcome.previews.push(NewMessagePreview {
                             room_id: room_id.clone(),
                             message_id: m.id,
                             sender_id: m.user_id.clone(),
                             sender_name: m.user_id.clone(),
-                            preview: preview_of(text),
+                            preview: preview_of(m.text().unwrap_or("")),
                         });
                     }
                 }
             }
         }
-        self.fetch_unknown_users(senders).await;
+        self.fetch_unknown_users(&store, senders).await;
         for p in &mut outcome.previews {
-            p.sender_name = self.chat_user(&p.sender_id)?.name;
+            if let Some(user) = store.users.get(&p.sender_id)? {
+                p.sender_name = user.name;
+            }
         }
         // Held messages whose content the batch changed are not new (no count, no preview),
         // but a screen showing them must redraw: they are listed in the event too (after the
@@ -115,59 +159,24 @@ impl Engine {
         for (room_id, ids) in applied.replaced {
             changed.entry(room_id).or_default().extend(ids);
         }
-        self.emit_changed(
-            changed
-                .into_iter()
-                .map(|(room, ids)| (room, ids.iter().map(u64::to_string).collect()))
-                .collect(),
-        );
-        Ok(outcome)
-    }
-
-    /// `ChatClient::sync_once`: a sync, the profile upload if one is owed, an outbox flush.
-    /// Offline is a report (`online: false`), not an error.
-    pub async fn sync_once(&self) -> Result<SyncReport, ChatError> {
-        self.events.emit(ClientEvent::SyncStateChanged {
-            state: SyncState::Syncing,
-        });
-        let result = self.sync_once_inner().await;
-        self.events.emit(ClientEvent::SyncStateChanged {
-            state: SyncState::Idle,
-        });
-        result
-    }
-
-    async fn sync_once_inner(&self) -> Result<SyncReport, ChatError> {
-        let mut report = SyncReport::default();
-        match self.sync_request(0).await {
-            Ok(outcome) => {
-                report.online = true;
-                report.new_messages = outcome.new_messages;
-            }
-            Err(ChatError::Offline(reason)) => {
-                tracing::debug!("sync_once offline: {reason}");
-                let (pending, failed) = self.outbox_counts()?;
-                report.pending = pending;
-                report.failed = failed;
-                return Ok(report);
-            }
-            Err(e) => return Err(e),
+        // Every room of the answer may have changed (its record at least): the views re-read.
+        self.changes.rooms(response.rooms.keys());
+        for (room_id, ids) in changed {
+            self.events.emit(ClientEvent::MessagesChanged {
+                room_id,
+                ids: ids.iter().map(u64::to_string).collect(),
+            });
         }
-        self.upload_profile_if_owed().await;
-        let flush = self.flush_outbox().await?;
-        report.sent = flush.sent;
-        report.pending = flush.pending;
-        report.failed = flush.failed;
-        Ok(report)
+        Ok(outcome)
     }
 
     /// Uploads the login profile when it has not reached the server yet.
     pub async fn upload_profile_if_owed(&self) {
-        let owed = self.store.meta.profile_dirty().unwrap_or(false);
-        if !owed {
+        let Ok(store) = self.store() else { return };
+        if !store.meta.profile_dirty().unwrap_or(false) {
             return;
         }
-        let Ok(Some(session)) = self.store.meta.session() else {
+        let Ok(Some(session)) = store.meta.session() else {
             return;
         };
         match self
@@ -176,8 +185,8 @@ impl Engine {
             .await
         {
             Ok(_) => {
-                if self.store.meta.set_profile_dirty(false).is_ok() {
-                    let _ = self.store.flush().await;
+                if store.meta.set_profile_dirty(false).is_ok() {
+                    let _ = store.flush().await;
                 }
             }
             Err(e) => tracing::debug!("profile upload postponed: {e}"),
@@ -185,10 +194,14 @@ impl Engine {
     }
 
     /// Fetches the description of rooms held without one (one request for all of them).
-    async fn fetch_unknown_rooms<'a>(&self, room_ids: impl Iterator<Item = &'a String>) {
+    async fn fetch_unknown_rooms<'a>(
+        &self,
+        store: &Store,
+        room_ids: impl Iterator<Item = &'a String>,
+    ) {
         let mut unknown = false;
         for id in room_ids {
-            if !matches!(self.store.room(id), Ok(Some(r)) if r.info.is_some()) {
+            if !matches!(store.room(id), Ok(Some(r)) if r.info.is_some()) {
                 unknown = true;
             }
         }
@@ -202,7 +215,7 @@ impl Engine {
                         name: room.name,
                         member_ids: room.member_ids,
                     };
-                    if let Err(e) = self.store.put_room_info(&room.id, info) {
+                    if let Err(e) = store.put_room_info(&room.id, info) {
                         tracing::warn!("cannot store room {}: {e}", room.id);
                     }
                 }
@@ -212,31 +225,35 @@ impl Engine {
     }
 
     /// Fetches the profiles of senders not known yet (names and avatars for the screen).
-    pub async fn fetch_unknown_users(&self, user_ids: BTreeSet<String>) {
+    async fn fetch_unknown_users(&self, store: &Store, user_ids: BTreeSet<String>) {
+        let mut fetched = false;
         for id in user_ids {
-            if id == self.config.user_id || matches!(self.store.users.get(&id), Ok(Some(_))) {
+            if id == self.user_id || matches!(store.users.get(&id), Ok(Some(_))) {
                 continue;
             }
             match self.api.get_user(&id).await {
                 Ok(user) => {
-                    let _ = self.store.users.put(&user);
+                    fetched |= store.users.put(&user).is_ok();
                 }
                 Err(ApiError::NotFound(_)) => {}
                 Err(e) => {
                     tracing::debug!("profile of {id} postponed: {e}");
-                    return;
+                    break;
                 }
             }
+        }
+        if fetched {
+            self.changes.send(Change::Profiles);
         }
     }
 
     /// Pages back through the gaps of `room_id`, newest gap first, at most
     /// `MAX_GAP_FILL_PAGES` pages. Returns the ids it stored.
-    async fn fill_gaps(&self, room_id: &str) -> Result<Vec<u64>, ChatError> {
-        let page_limit = self.config.page_size.clamp(1, HISTORY_MAX_LIMIT);
+    async fn fill_gaps(&self, store: &Store, room_id: &str) -> Result<Vec<u64>> {
+        let page_limit = self.page_size.clamp(1, HISTORY_MAX_LIMIT);
         let mut stored = Vec::new();
         for _ in 0..MAX_GAP_FILL_PAGES {
-            let Some(room) = self.store.room(room_id)? else {
+            let Some(room) = store.room(room_id)? else {
                 break;
             };
             let Some(gap) = room.gaps.last().copied() else {
@@ -246,12 +263,9 @@ impl Engine {
                 .api
                 .history(room_id, Some(gap.before), Direction::Older, page_limit)
                 .await?;
-            stored.extend(self.store.apply_older_page(room_id, gap.before, &page)?);
-            self.store.flush().await?;
-            let after = self
-                .store
-                .room(room_id)?
-                .and_then(|r| r.gaps.last().copied());
+            stored.extend(store.apply_older_page(room_id, gap.before, &page)?);
+            store.flush().await?;
+            let after = store.room(room_id)?.and_then(|r| r.gaps.last().copied());
             if after == Some(gap) {
                 break; // no progress: leave it for later
             }
@@ -259,98 +273,72 @@ impl Engine {
         Ok(stored)
     }
 
-    /// `ChatClient::load_older`: continues below the oldest message handed to the app, from
-    /// the store while it holds a contiguous run there, else from the server.
-    pub async fn load_older(
-        &self,
-        room_id: &str,
-        limit: u32,
-    ) -> Result<LoadOlderResult, ChatError> {
+    /// One page of server history of `room_id` older than `before` (the newest page when
+    /// `None`), stored. Returns whether the server has older messages still.
+    pub async fn page_older(&self, room_id: &str, before: Option<u64>, limit: u32) -> Result<bool> {
         check_room_id(room_id)?;
-        let limit = check_limit(limit)?;
-        let cursor = self
-            .cursors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(room_id)
-            .copied();
-        let page = self.store_page(room_id, limit, cursor)?;
-        let room = self
-            .store
-            .room(room_id)?
-            .unwrap_or_else(RoomRecord::first_seen);
-        if page.messages.is_empty()
-            && !page.hit_gap
-            && cursor.is_some()
-            && !room.older_exists
-            && !room.gaps.iter().any(|g| Some(g.after) < cursor)
-        {
-            // The start of the room's history is held and already shown: nothing to ask for.
-            return Ok(LoadOlderResult {
-                messages: Vec::new(),
-                has_more: false,
+        let store = self.store()?;
+        let history = self
+            .api
+            .history(
+                room_id,
+                before,
+                Direction::Older,
+                limit.clamp(1, HISTORY_MAX_LIMIT),
+            )
+            .await?;
+        // Nothing held below `before`... so the page joins it; with no anchor the page is the
+        // newest history and nothing is above it.
+        let join = before.unwrap_or_else(|| {
+            history
+                .messages
+                .last()
+                .map_or(0, |m| m.id.saturating_add(1))
+        });
+        let ids = store.apply_older_page(room_id, join, &history)?;
+        store.flush().await?;
+        let senders = history.messages.iter().map(|m| m.user_id.clone()).collect();
+        self.fetch_unknown_users(&store, senders).await;
+        if !ids.is_empty() {
+            self.changes.send(Change::Room(room_id.to_owned()));
+            self.events.emit(ClientEvent::MessagesChanged {
+                room_id: room_id.to_owned(),
+                ids: ids.iter().map(u64::to_string).collect(),
             });
         }
-        let (messages, oldest) = if !page.messages.is_empty() {
-            let merged = self.merge_echoes(room_id, &page, limit, cursor)?;
-            (merged, page.messages.last().map(|m| m.message.id))
-        } else {
-            let server_limit = limit.min(HISTORY_MAX_LIMIT);
-            let history = self
-                .api
-                .history(room_id, cursor, Direction::Older, server_limit)
-                .await?;
-            let ids = match cursor {
-                Some(before) => self.store.apply_older_page(room_id, before, &history)?,
-                None => {
-                    // Nothing held and nothing shown: this page is the newest history.
-                    let before = history
-                        .messages
-                        .last()
-                        .map_or(0, |m| m.id.saturating_add(1));
-                    self.store.apply_older_page(room_id, before, &history)?
-                }
-            };
-            self.store.flush().await?;
-            let senders = history.messages.iter().map(|m| m.user_id.clone()).collect();
-            self.fetch_unknown_users(senders).await;
-            let mut out = Vec::with_capacity(history.messages.len());
-            for m in history.messages.iter().rev() {
-                if let Some(stored) = self.store.messages.get(room_id, m.id)? {
-                    out.push(self.chat_message(&stored)?);
-                }
-            }
-            if !ids.is_empty() {
-                self.emit_changed(BTreeMap::from([(
-                    room_id.to_owned(),
-                    ids.iter().map(u64::to_string).collect(),
-                )]));
-            }
-            let oldest = history.messages.first().map(|m| m.id);
-            if oldest.is_none() {
-                return Ok(LoadOlderResult {
-                    messages: out,
-                    has_more: history.has_more,
-                });
-            }
-            (out, oldest)
-        };
-        let Some(oldest) = oldest else {
-            return Ok(LoadOlderResult {
-                messages,
-                has_more: false,
-            });
-        };
-        self.cursors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(room_id.to_owned(), oldest);
-        let room = self
-            .store
-            .room(room_id)?
-            .unwrap_or_else(RoomRecord::first_seen);
-        let has_more = room.older_exists || self.store.messages.any_below(room_id, oldest)?;
-        Ok(LoadOlderResult { messages, has_more })
+        Ok(history.has_more)
+    }
+
+    /// The direct room with `user_id`: from the store when held, else got or created on the
+    /// server (and stored).
+    pub async fn direct_room(&self, user_id: &str) -> Result<String> {
+        chatsync_protocol::limits::check_id("user id", user_id)?;
+        let store = self.store()?;
+        let mut members = vec![self.user_id.clone(), user_id.to_owned()];
+        members.sort();
+        members.dedup();
+        let held = store.rooms()?.into_iter().find(|(_, r)| {
+            r.info
+                .as_ref()
+                .is_some_and(|i| i.member_ids == members && i.name.is_none())
+        });
+        if let Some((id, _)) = held {
+            return Ok(id);
+        }
+        let room = self.api.direct_room(user_id).await?;
+        check_room_id(&room.id)?;
+        store.put_room_info(
+            &room.id,
+            RoomInfo {
+                name: room.name,
+                member_ids: room.member_ids,
+            },
+        )?;
+        store.flush().await?;
+        self.fetch_unknown_users(&store, [user_id.to_owned()].into_iter().collect())
+            .await;
+        self.changes.send(Change::Room(room.id.clone()));
+        Ok(room.id)
     }
 }
 

@@ -10,7 +10,9 @@ mod lifecycle_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatsync_core::{AppState, ChatClient, ClientConfig, ClientEvent, NetworkStatus, TokenSource};
+use chatsync_core::{
+    AppState, BackgroundOutcome, ChatClient, ClientConfig, ClientEvent, NetworkStatus, TokenSource,
+};
 use lifecycle_support::{silent_server, wait_until, CountingProxy, RawUser, Recorder};
 use tempfile::TempDir;
 use tokio::runtime::Handle;
@@ -275,7 +277,8 @@ async fn background_ends_the_long_poll_and_shutdown_stops_every_request() {
     alice.start();
     tokio::time::sleep(30 * MINUTE).await;
     let report = alice.background_sync(10_000).await;
-    assert!(!report.finished);
+    assert_eq!(report.outcome, BackgroundOutcome::Failed, "{report:?}");
+    assert_eq!(report.error.as_deref(), Some("client is shut down"));
     assert_eq!(
         proxy.requests().len(),
         count,
@@ -462,7 +465,8 @@ async fn a_server_that_never_answers_cannot_make_background_sync_overrun_its_bud
             took < Duration::from_millis(budget_ms),
             "budget {budget_ms} ms, took {took:?}"
         );
-        assert!(!report.finished, "{report:?}");
+        assert_eq!(report.outcome, BackgroundOutcome::TimedOut, "{report:?}");
+        assert!(report.retry_later, "{report:?}");
         assert!(
             report
                 .error
@@ -655,7 +659,10 @@ async fn background_sync_at_works_from_a_cold_start_and_reports_busy_while_anoth
     let started = std::time::Instant::now();
     let report = chatsync_core::background_sync_at(alice_config.clone(), 10_000).await;
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(report.finished && report.online, "{report:?}");
+    assert!(
+        report.outcome == BackgroundOutcome::Completed && report.online,
+        "{report:?}"
+    );
     assert_eq!(report.sent, 1, "the queued message went out: {report:?}");
     assert_eq!((report.pending, report.failed), (0, 0));
     let previews: Vec<_> = report
@@ -683,7 +690,8 @@ async fn background_sync_at_works_from_a_cold_start_and_reports_busy_while_anoth
         "took {:?}",
         started.elapsed()
     );
-    assert!(!report.finished);
+    assert_eq!(report.outcome, BackgroundOutcome::Busy, "{report:?}");
+    assert!(report.retry_later);
     assert!(
         report.error.as_deref().unwrap_or("").contains("busy"),
         "{report:?}"
@@ -734,7 +742,7 @@ fn background_sync_works_on_the_clients_own_runtime_awaited_from_a_foreign_execu
     let started = std::time::Instant::now();
     let report = block_on_plain_thread(alice.background_sync(5_000));
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(report.finished, "{report:?}");
+    assert_eq!(report.outcome, BackgroundOutcome::Completed, "{report:?}");
     assert_eq!(report.new_messages.len(), 1, "{report:?}");
     assert_eq!(report.new_messages[0].preview, "wake up");
     alice.shutdown();
@@ -823,7 +831,8 @@ async fn background_sync_at_reports_busy_while_another_process_holds_the_store_a
         started.elapsed()
     );
     assert!(
-        !report.finished && report.error.as_deref().unwrap_or("").contains("busy"),
+        report.outcome == BackgroundOutcome::Busy
+            && report.error.as_deref().unwrap_or("").contains("busy"),
         "{report:?}"
     );
 
@@ -831,7 +840,7 @@ async fn background_sync_at_reports_busy_while_another_process_holds_the_store_a
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let report = chatsync_core::background_sync_at(alice_config.clone(), 10_000).await;
-    assert!(report.finished, "{report:?}");
+    assert_eq!(report.outcome, BackgroundOutcome::Completed, "{report:?}");
     assert_eq!(report.sent, 1, "{report:?}");
     assert_eq!(
         report

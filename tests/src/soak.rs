@@ -593,7 +593,7 @@ pub async fn verify(
             let expected = truth.get(room).map(Vec::as_slice).unwrap_or(&[]);
             let shown_keys: Vec<(Option<u64>, &str, &str, MessageState)> = shown
                 .iter()
-                .map(|m| (m.server_id, m.text.as_str(), m.user.id.as_str(), m.state))
+                .map(|m| (m.server_id, m.text.as_str(), m.sender.id.as_str(), m.state))
                 .collect();
             let expected_keys: Vec<(Option<u64>, &str, &str, MessageState)> = expected
                 .iter()

@@ -935,12 +935,12 @@ pub async fn run(config: &TortureConfig, work_dir: &Path) -> Result<TortureRepor
             .await
             .map_err(setup("drain open"))?;
         for room in &device.rooms {
-            client
-                .messages(room.clone(), 1_000, None)
-                .map_err(setup("drain read"))?;
+            let timeline = client
+                .timeline(room.clone())
+                .map_err(setup("drain timeline"))?;
             let mut pages = 0;
-            while client
-                .load_older(room.clone(), 100)
+            while timeline
+                .paginate_backwards(100)
                 .await
                 .map_err(setup("drain scroll"))?
                 .has_more

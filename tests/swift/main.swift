@@ -455,7 +455,8 @@ await test("recoverStore: a healthy store is left alone, a damaged one is rebuil
     try expect(report.recovered && report.requeued == 2 && report.sessionRestored, "rebuilt: \(report)")
     try expect(report.damagedDir.map { FileManager.default.fileExists(atPath: $0) } == true, "kept aside: \(report)")
     let again = try ChatClient(config: cfg)
-    try expect(try again.outbox().map { $0.localId } == queued, "same txn ids: \(try again.outbox())")
+    let ids = try again.outbox().map { $0.localId }
+    try expect(ids == queued, "same txn ids: \(ids)")
     try again.shutdown()
 }
 await test("shutdown: later calls fail with ShutDown") {

@@ -15,7 +15,11 @@ fn rust_version_is_not_below_any_dependency_and_every_crate_inherits_it() {
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("run cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let members: Vec<&str> = meta["workspace_members"]
         .as_array()
@@ -31,7 +35,11 @@ fn rust_version_is_not_below_any_dependency_and_every_crate_inherits_it() {
         .collect();
     let declared = ours[0].1.expect("the workspace declares a rust-version");
     for (name, v) in &ours {
-        assert_eq!(*v, Some(declared), "{name} must inherit the workspace's rust-version");
+        assert_eq!(
+            *v,
+            Some(declared),
+            "{name} must inherit the workspace's rust-version"
+        );
     }
     let newest = packages
         .iter()

@@ -25,15 +25,11 @@ fn offline_send_is_queued_then_delivered_exactly_once() {
     // Online: alice writes, bob syncs and reads.
     let hello = alice.json(&["send", "--to", "bob", "Hi Bob!"]);
     assert_eq!(hello["state"], "sent", "{hello}");
-    assert_eq!(hello["sent"], true);
-    assert_eq!(hello["pending"], false);
-    assert!(hello["serverId"].is_u64(), "{hello}");
-    assert_eq!(
-        hello["_id"],
-        hello["serverId"].as_u64().unwrap().to_string()
-    );
-    assert_eq!(hello["user"]["_id"], "alice");
-    let room = hello["roomId"].as_str().unwrap().to_owned();
+    assert!(hello["server_id"].is_u64(), "{hello}");
+    // Sent from this device: its id is its local (txn) id, from echo to sent.
+    assert_eq!(hello["id"], hello["local_id"]);
+    assert_eq!(hello["sender"]["id"], "alice");
+    let room = hello["room_id"].as_str().unwrap().to_owned();
 
     let report = bob.json(&["sync"]);
     assert_eq!(report["online"], true, "{report}");
@@ -48,16 +44,15 @@ fn offline_send_is_queued_then_delivered_exactly_once() {
     let queued = bob.expect(0, &["send", "--to", "alice", "from the tunnel"]);
     let echo = queued.json();
     assert_eq!(echo["state"], "pending", "{echo}");
-    assert_eq!(echo["pending"], true);
-    assert_eq!(echo["sent"], false);
-    assert!(echo["serverId"].is_null(), "{echo}");
-    assert_eq!(echo["_id"], echo["localId"]);
-    assert_eq!(echo["roomId"], room.as_str());
+    assert_eq!(echo["state"], "pending");
+    assert!(echo["server_id"].is_null(), "{echo}");
+    assert_eq!(echo["id"], echo["local_id"]);
+    assert_eq!(echo["room_id"], room.as_str());
     assert!(queued.stderr().contains("queued"), "{}", queued.describe());
 
     let outbox = bob.json(&["outbox", "--json"]);
     assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
-    assert_eq!(outbox[0]["local_id"], echo["localId"]);
+    assert_eq!(outbox[0]["local_id"], echo["local_id"]);
     assert_eq!(outbox[0]["state"], "pending");
     assert_eq!(outbox[0]["text"], "from the tunnel");
 
@@ -69,7 +64,7 @@ fn offline_send_is_queued_then_delivered_exactly_once() {
     // Reads work offline, the pending echo merged in its place (newest first).
     let history = bob.json(&["messages", "--with", "alice", "--json"]);
     assert_eq!(texts(&history), ["from the tunnel", "Hi Bob!"]);
-    assert_eq!(history[0]["pending"], true);
+    assert_eq!(history[0]["state"], "pending");
 
     // bob is back.
     server.restart();
@@ -87,7 +82,7 @@ fn offline_send_is_queued_then_delivered_exactly_once() {
         ["from the tunnel", "Hi Bob!"],
         "exactly once, newest first"
     );
-    assert_eq!(history[0]["user"]["_id"], "bob");
+    assert_eq!(history[0]["sender"]["id"], "bob");
     assert_eq!(history[0]["state"], "sent");
 
     // Nothing is sent twice on later syncs.
@@ -105,7 +100,7 @@ fn offline_send_is_queued_then_delivered_exactly_once() {
     assert_eq!(texts(&bobs), ["from the tunnel", "Hi Bob!"]);
     assert_eq!(bobs[0]["state"], "sent");
     assert_eq!(
-        bobs[0]["localId"], echo["localId"],
+        bobs[0]["local_id"], echo["local_id"],
         "the echo became the sent message"
     );
 }
@@ -120,7 +115,7 @@ fn a_discarded_message_is_never_delivered() {
 
     server.kill();
     let oops = alice.json(&["send", "--to", "bob", "oops, wrong chat"]);
-    let id = oops["localId"].as_str().unwrap();
+    let id = oops["local_id"].as_str().unwrap();
     let discarded = alice.expect(0, &["discard", id]);
     assert!(
         discarded.stdout().contains("discarded"),
@@ -162,23 +157,17 @@ fn rooms_and_messages_print_the_shapes_the_apps_get() {
     assert_eq!(rooms[0]["last_message"]["text"], "three");
     let room = rooms[0]["id"].as_str().unwrap();
 
-    // GiftedChat's shape: _id, text, createdAt, user {_id, name}, pending/sent/failed.
+    // The core's message shape: id, text, created_at, sender {id, name}, state, parts.
     let page = alice.json(&["messages", "--room", room, "--limit", "2", "--json"]);
     assert_eq!(texts(&page), ["three", "two"]);
     for m in page.as_array().unwrap() {
-        assert!(m["_id"].is_string() && m["createdAt"].is_string(), "{m}");
-        assert_eq!(m["user"]["_id"], "alice");
-        assert!(m["user"]["name"].is_string());
-        assert_eq!(
-            (
-                m["pending"].as_bool(),
-                m["sent"].as_bool(),
-                m["failed"].as_bool()
-            ),
-            (Some(false), Some(true), Some(false))
-        );
+        assert!(m["id"].is_string() && m["created_at"].is_string(), "{m}");
+        assert_eq!(m["sender"]["id"], "alice");
+        assert!(m["sender"]["name"].is_string());
+        assert_eq!(m["state"], "sent");
+        assert_eq!(m["parts"][0]["type"], "text/plain");
     }
-    let before = page[1]["serverId"].as_u64().unwrap().to_string();
+    let before = page[1]["server_id"].as_u64().unwrap().to_string();
     assert_eq!(
         texts(&alice.json(&["messages", "--room", room, "--before", &before, "--json"])),
         ["one"]
@@ -201,9 +190,8 @@ fn a_rejected_send_exits_4_and_can_be_retried_or_discarded() {
     let run = alice.expect(4, &["send", "--room", "rnosuchroom", "to nowhere"]);
     let failed = run.json();
     assert_eq!(failed["state"], "failed", "{failed}");
-    assert_eq!(failed["failed"], true);
-    assert!(failed["failureReason"].is_string(), "{failed}");
-    let id = failed["localId"].as_str().unwrap();
+    assert!(failed["failure_reason"].is_string(), "{failed}");
+    let id = failed["local_id"].as_str().unwrap();
     assert!(run
         .one_stderr_line()
         .contains(&format!("chatsync retry {id}")));

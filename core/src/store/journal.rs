@@ -24,8 +24,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::meta::StoredSession as Session;
 use super::outbox::OutboxRecord;
-use crate::model::Session;
 
 /// The journal's file name in the store directory.
 pub(crate) const JOURNAL_FILE: &str = "outbox.journal";
@@ -289,7 +289,7 @@ mod tests {
             0
         );
         let session = Session {
-            user: crate::model::ChatUser {
+            user: crate::store::meta::StoredUser {
                 id: "alice".into(),
                 name: "Alice".into(),
                 avatar: None,

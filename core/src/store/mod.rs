@@ -182,6 +182,28 @@ pub(crate) struct SyncApplied {
     pub replaced: BTreeMap<String, Vec<u64>>,
 }
 
+/// The store as the services share it: the open [`Store`] until `shutdown()` closes it. Every
+/// operation takes a clone for its duration, so once the services let go and the calls in
+/// flight end, sled closes and the directory's lock is released (a reopen is not `Busy`).
+#[derive(Clone)]
+pub(crate) struct SharedStore(std::sync::Arc<std::sync::RwLock<Option<Store>>>);
+
+impl SharedStore {
+    pub fn new(store: Store) -> SharedStore {
+        SharedStore(std::sync::Arc::new(std::sync::RwLock::new(Some(store))))
+    }
+
+    /// The open store, or `None` after [`SharedStore::close`].
+    pub fn get(&self) -> Option<Store> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Lets go of the store; it closes once no call in flight holds a clone.
+    pub fn close(&self) -> Option<Store> {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 /// The device store. Cloning shares the same open database.
 #[derive(Clone)]
 pub(crate) struct Store {
@@ -191,6 +213,8 @@ pub(crate) struct Store {
     pub rooms: sled::Tree,
     pub outbox: OutboxTree,
     pub users: UsersTree,
+    /// Where it lives.
+    dir: std::path::PathBuf,
     /// The outbox's second copy, outside sled (see `journal`).
     journal: std::sync::Arc<journal::OutboxJournal>,
     /// Held for as long as any clone of the store lives; declared last so sled closes first.
@@ -258,6 +282,7 @@ impl Store {
             outbox: OutboxTree(db.open_tree("outbox")?),
             users: UsersTree(db.open_tree("users")?),
             db,
+            dir: dir.to_owned(),
             journal: std::sync::Arc::new(journal::OutboxJournal::open(dir, None)),
             _lock: std::sync::Arc::new(lock),
         };
@@ -350,6 +375,16 @@ impl Store {
         Ok(())
     }
 
+    /// A handle that is alive while any clone of this store is (the client waits on it).
+    pub fn lock_handle(&self) -> std::sync::Weak<open::StoreLock> {
+        std::sync::Arc::downgrade(&self._lock)
+    }
+
+    /// The directory it lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         // On tokio's blocking pool rather than sled's `flush_async` thread: the same cost, but a
@@ -378,7 +413,7 @@ impl Store {
     }
 
     /// Stores the session (and journals it, so a recovery can carry the login over).
-    pub fn put_session(&self, session: &crate::model::Session) -> Result<(), StoreError> {
+    pub fn put_session(&self, session: &meta::StoredSession) -> Result<(), StoreError> {
         self.meta.put_session(session)?;
         self.journal.session(session);
         Ok(())
@@ -642,7 +677,7 @@ pub(crate) mod tests {
     /// migration, never an accident.
     #[test]
     fn stored_values_have_a_pinned_shape() {
-        use crate::model::{ChatUser, MessageState, Session};
+        use crate::model::MessageState;
         let room = RoomRecord {
             info: Some(RoomInfo {
                 name: None,
@@ -691,8 +726,8 @@ pub(crate) mod tests {
             String::from_utf8(encode(&stored).unwrap()).unwrap(),
             r#"{"message":{"id":5,"user_id":"bob","room_id":"r","parts":[{"type":"text/plain","content":"yo"}],"created_at":"c","updated_at":"u"},"local_id":"t0"}"#
         );
-        let session = Session {
-            user: ChatUser {
+        let session = meta::StoredSession {
+            user: meta::StoredUser {
                 id: "alice".into(),
                 name: "Alice".into(),
                 avatar: None,

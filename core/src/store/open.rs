@@ -54,6 +54,15 @@ impl StoreLock {
     }
 }
 
+/// Whether sled has let go of the store in `dir` (its own lock on the `db` file is free): the
+/// test `shutdown()` waits on before saying the store is closed.
+pub(crate) fn sled_released(dir: &Path) -> bool {
+    match File::open(dir.join("db")) {
+        Ok(db) => db.try_lock_shared().is_ok(),
+        Err(_) => true,
+    }
+}
+
 /// What [`repair_leftovers`] found and removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Leftovers {

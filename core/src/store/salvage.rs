@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::keys::outbox_seq_of_key;
+use super::meta::StoredSession as Session;
 use super::outbox::OutboxRecord;
 use super::{decode, journal, meta, open};
-use crate::model::Session;
 
 /// How the damaged store was read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -74,8 +74,7 @@ pub async fn device_with_config(config: ClientConfig, friend: &str) -> (Device, 
     let user = config.user_id.clone();
     let client = ChatClient::new(config).unwrap();
     client.login(capitalized(&user), None).await.unwrap();
-    let session = client.set_friend(friend.to_owned()).await.unwrap();
-    let room_id = session.room_id.expect("direct room opened");
+    let room_id = client.open_direct_room(friend.to_owned()).await.unwrap().id;
     (Device { dir, client }, room_id)
 }
 
@@ -164,4 +163,14 @@ pub async fn dev_token(server: &TestServer, user: &str) -> String {
     serde_json::from_str::<chatsync_protocol::TokenResponse>(&body)
         .unwrap()
         .access_token
+}
+
+/// Scrolls a fresh timeline of `room` back to the start of its history (the store first, then
+/// the server) and returns every message it then shows, newest first (as `messages` lists them).
+pub async fn scroll_to_start(client: &ChatClient, room: &str) -> Vec<ChatMessage> {
+    let timeline = client.timeline(room.to_owned()).unwrap();
+    while timeline.paginate_backwards(100).await.unwrap().has_more {}
+    let mut items = timeline.items();
+    items.reverse();
+    items
 }

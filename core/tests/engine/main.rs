@@ -10,5 +10,6 @@ mod history;
 mod measure;
 mod outbox;
 mod recovery;
+mod shutdown;
 mod store_files;
 mod sync;

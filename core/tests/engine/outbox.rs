@@ -35,7 +35,7 @@ async fn a_message_sent_while_the_server_is_down_is_delivered_exactly_once() {
     alice.client.sync_once().await.unwrap();
     let shown = alice.client.messages(room.clone(), 10, None).unwrap();
     assert_eq!(shown.len(), 1);
-    assert!(shown[0].sent);
+    assert_eq!(shown[0].state, MessageState::Sent);
     assert_eq!(shown[0].local_id.as_deref(), Some(echo.id.as_str()));
 
     bob.client.sync_once().await.unwrap();
@@ -90,13 +90,17 @@ async fn a_rejected_message_fails_with_the_servers_reason_and_holds_back_its_roo
     assert_eq!(outbox[1].attempts, 0, "it was not even tried");
     let echoes = alice.client.messages(other_room.clone(), 10, None).unwrap();
     assert_eq!(texts(&echoes), vec!["after it", "not yours"]);
-    assert!(echoes[1].failed && echoes[1].failure_reason.as_deref() == Some(reason.as_str()));
+    assert!(
+        echoes[1].state == MessageState::Failed
+            && echoes[1].failure_reason.as_deref() == Some(reason.as_str())
+    );
     assert!(alice
         .client
         .messages(room.clone(), 10, None)
         .unwrap()
         .iter()
-        .any(|m| m.local_id.as_deref() == Some(elsewhere.id.as_str()) && m.sent));
+        .any(|m| m.local_id.as_deref() == Some(elsewhere.id.as_str())
+            && m.state == MessageState::Sent));
 
     // Retry: fails again (still not a member), still blocking.
     alice.client.retry(doomed.id.clone()).await.unwrap();

@@ -67,6 +67,7 @@ fn kind(e: &ChatError) -> &'static str {
         ChatError::InvalidInput(_) => "invalid_input",
         ChatError::Busy(_) => "busy",
         ChatError::ShutDown => "shut_down",
+        ChatError::Internal(_) => "internal",
     }
 }
 

@@ -1,27 +1,37 @@
-//! The durable send queue: `send_text` stores a pending message under a client txn id and
-//! returns its echo at once; a flush sends the queue in order per room with
-//! `PUT /v1/rooms/{room}/messages/{txn}`, so a resend after any crash is idempotent.
+//! The send queue: what the user sends, durably queued and delivered in order per room, exactly
+//! once. It owns its state: the outbox (in the store), the one backoff of its flushes (and the
+//! server's Retry-After), the lock that keeps flushes one at a time, and the wake-up of the
+//! scheduler's live flusher.
+//!
+//! `send_text` stores a pending entry under a fresh client txn id and returns; a flush sends the
+//! queue in order per room with `PUT /v1/rooms/{room}/messages/{txn}`, so a resend after any
+//! crash is idempotent.
 //!
 //! Ordering rule (docs/adr/0003-device-store.md): a failed message blocks the later messages of
 //! its room. They stay pending, in order, until the app retries or discards the failed one; a
 //! conversation never silently shows a later message delivered while an earlier one was not.
 //! Other rooms are not affected.
 //!
-//! Timing: transient failures (network, 5xx, 408, 429) back off exponentially with jitter,
-//! capped, honouring Retry-After. The backoff is on tokio's clock, so tests run it paused.
+//! Timing: transient failures (network, 5xx, 408, 429, an unreadable answer) back off
+//! exponentially with jitter, capped, honouring Retry-After. The backoff is on tokio's clock, so
+//! tests run it paused.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chatsync_protocol::{Part, MAX_TEXT_PART_BYTES};
+use chatsync_protocol::Part;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::api::ApiError;
-use crate::engine::{check_room_id, Engine};
-use crate::error::ChatError;
-use crate::events::ClientEvent;
+use crate::api::{Api, ApiError};
+use crate::changes::{Change, Changes};
+use crate::error::{Error, Result};
+use crate::events::{ClientEvent, EventHub};
 use crate::model::*;
+use crate::reads::check_room_id;
 use crate::store::outbox::OutboxRecord;
+use crate::store::{SharedStore, Store};
 
 /// First retry delay after a transient failure.
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -78,8 +88,8 @@ impl Backoff {
     }
 }
 
-/// Result of one outbox flush.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Result of one flush.
+#[derive(Debug, Default)]
 pub(crate) struct FlushReport {
     /// Messages the server accepted during this flush.
     pub sent: u32,
@@ -88,78 +98,113 @@ pub(crate) struct FlushReport {
     /// Entries failed afterwards.
     pub failed: u32,
     /// The transient failure that stopped the flush, if one did (the backoff is armed).
-    pub stopped_by: Option<ChatError>,
+    pub stopped_by: Option<Error>,
 }
 
-impl Engine {
-    /// `ChatClient::send_text`: validates, queues durably, returns the pending echo.
-    pub async fn send_text(&self, room_id: &str, text: &str) -> Result<ChatMessage, ChatError> {
+/// The send queue service.
+pub(crate) struct SendQueue {
+    store: SharedStore,
+    api: Arc<Api>,
+    events: EventHub,
+    changes: Changes,
+    /// The one backoff of flushes; a std Mutex, never held across an await.
+    backoff: Mutex<Backoff>,
+    /// One flush at a time, so per-room order holds.
+    flush_lock: tokio::sync::Mutex<()>,
+    /// Notified whenever something becomes sendable (a send, a retry, a discard that unblocks
+    /// a room): the scheduler's live flusher waits on it.
+    wake: Arc<Notify>,
+}
+
+impl SendQueue {
+    pub fn new(store: SharedStore, api: Arc<Api>, events: EventHub, changes: Changes) -> Self {
+        SendQueue {
+            store,
+            api,
+            events,
+            changes,
+            backoff: Mutex::new(Backoff::default()),
+            flush_lock: tokio::sync::Mutex::new(()),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    fn store(&self) -> Result<Store> {
+        self.store.get().ok_or(Error::ShutDown)
+    }
+
+    /// The store it works on.
+    pub fn store_handle(&self) -> &SharedStore {
+        &self.store
+    }
+
+    /// What the live flusher waits on.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Validates, queues durably, returns the queued entry (the app's echo is made from it).
+    pub async fn send_text(&self, room_id: &str, text: &str) -> Result<OutboxRecord> {
         check_room_id(room_id)?;
         if text.trim().is_empty() {
-            return Err(ChatError::InvalidInput("message text is empty".into()));
+            return Err(Error::InvalidInput("message text is empty".into()));
         }
-        if text.len() > MAX_TEXT_PART_BYTES {
-            return Err(ChatError::InvalidInput(format!(
-                "message text is {} bytes; the limit is {MAX_TEXT_PART_BYTES}",
-                text.len()
-            )));
-        }
-        let after_id = self.store.room(room_id)?.and_then(|r| r.newest_held);
+        let parts = vec![Part::text(text)];
+        chatsync_protocol::limits::check_parts(&parts)?;
+        let store = self.store()?;
+        let after_id = store.room(room_id)?.and_then(|r| r.newest_held);
         let record = OutboxRecord {
             local_id: uuid::Uuid::new_v4().to_string(),
             room_id: room_id.to_owned(),
-            parts: vec![Part::text(text)],
+            parts,
             created_at: now_rfc3339(),
             state: MessageState::Pending,
             attempts: 0,
             failure_reason: None,
             after_id,
         };
-        self.store.enqueue(&record)?;
+        store.enqueue(&record)?;
         // Durable before the app is told it is queued. When that fails (a full disk) the app is
         // told the send failed, so the journal must not bring the entry back in a recovery.
-        if let Err(e) = self.store.flush().await {
-            self.store.journal_forget(&record.local_id);
+        if let Err(e) = store.flush().await {
+            store.journal_forget(&record.local_id);
             return Err(e.into());
         }
-        let echo = self.echo(&record)?;
-        self.emit_changed(BTreeMap::from([(
-            room_id.to_owned(),
-            vec![record.local_id.clone()],
-        )]));
-        self.emit_outbox_counts();
-        Ok(echo)
+        self.changed(&record.room_id, vec![record.local_id.clone()]);
+        self.emit_counts(&store);
+        self.wake.notify_one();
+        Ok(record)
     }
 
-    /// `ChatClient::outbox`: every entry in queue order.
-    pub fn outbox_entries(&self) -> Result<Vec<OutboxEntry>, ChatError> {
-        Ok(self
-            .store
-            .outbox
-            .entries()?
-            .into_iter()
-            .map(|(_, r)| OutboxEntry {
-                text: r
-                    .parts
-                    .iter()
-                    .find(|p| p.mime_type == chatsync_protocol::TEXT_PLAIN)
-                    .and_then(|p| p.content.clone())
-                    .unwrap_or_default(),
-                local_id: r.local_id,
-                room_id: r.room_id,
-                created_at: r.created_at,
-                state: r.state,
-                attempts: r.attempts,
-                failure_reason: r.failure_reason,
-            })
-            .collect())
+    /// Pending and failed counts.
+    pub fn counts(&self) -> Result<(u32, u32)> {
+        counts(&self.store()?)
     }
 
-    /// When the outbox next has work: `None` when nothing is sendable (empty, or only failed
+    /// Emits the outbox counts (the hub drops it when unchanged).
+    pub fn emit_counts(&self, store: &Store) {
+        match counts(store) {
+            Ok((pending, failed)) => self
+                .events
+                .emit(ClientEvent::OutboxChanged { pending, failed }),
+            Err(e) => tracing::warn!("cannot count the outbox: {e}"),
+        }
+    }
+
+    /// Tells the views and the app that messages of `room_id` changed.
+    fn changed(&self, room_id: &str, ids: Vec<String>) {
+        self.changes.send(Change::Room(room_id.to_owned()));
+        self.events.emit(ClientEvent::MessagesChanged {
+            room_id: room_id.to_owned(),
+            ids,
+        });
+    }
+
+    /// When the queue next has work: `None` when nothing is sendable (empty, or only failed
     /// entries and what they block), a past or present instant when due now, a future one while
     /// backing off.
-    pub fn outbox_next_due(&self) -> Result<Option<Instant>, ChatError> {
-        if self.sendable_count()? == 0 {
+    pub fn next_due(&self) -> Result<Option<Instant>> {
+        if sendable_count(&self.store()?)? == 0 {
             return Ok(None);
         }
         let due = self
@@ -170,29 +215,16 @@ impl Engine {
         Ok(Some(due.unwrap_or_else(Instant::now)))
     }
 
-    /// Pending entries not blocked by an earlier failed one of their room.
-    fn sendable_count(&self) -> Result<usize, ChatError> {
-        let mut blocked = BTreeSet::new();
-        let mut sendable = 0;
-        for (_, r) in self.store.outbox.entries()? {
-            if r.state == MessageState::Failed {
-                blocked.insert(r.room_id);
-            } else if !blocked.contains(&r.room_id) {
-                sendable += 1;
-            }
-        }
-        Ok(sendable)
-    }
-
     /// Sends the queue in order per room. Stops at the first transient failure (arming the
     /// backoff); a permanent rejection marks that entry failed and blocks its room. Sends
-    /// regardless of the backoff: the caller decides when (the scheduler asks
-    /// `outbox_has_due_work`, the app's explicit sync always tries).
-    pub async fn flush_outbox(&self) -> Result<FlushReport, ChatError> {
+    /// regardless of the backoff: the caller decides when (the scheduler waits for `next_due`,
+    /// the app's explicit sync always tries).
+    pub async fn flush(&self) -> Result<FlushReport> {
         let _one_flush = self.flush_lock.lock().await;
+        let store = self.store()?;
         let mut report = FlushReport::default();
         let mut blocked = BTreeSet::new();
-        let entries = self.store.outbox.entries()?;
+        let entries = store.outbox.entries()?;
         // Counted once and kept up to date here: rescanning the outbox after every message
         // would make a long offline backlog quadratic. Recounted at the end.
         let mut failed = entries
@@ -214,26 +246,25 @@ impl Engine {
                 .await
             {
                 Ok(message) => {
-                    self.store.complete_send(seq, &record.local_id, &message)?;
-                    self.store.flush().await?;
+                    store.complete_send(seq, &record.local_id, &message)?;
+                    store.flush().await?;
                     self.backoff
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .reset();
                     report.sent += 1;
                     pending = pending.saturating_sub(1);
-                    self.emit_changed(BTreeMap::from([(
-                        record.room_id.clone(),
+                    self.changed(
+                        &record.room_id,
                         vec![record.local_id.clone(), message.id.to_string()],
-                    )]));
+                    );
                     self.events
                         .emit(ClientEvent::OutboxChanged { pending, failed });
                 }
                 Err(e) if e.is_transient() || matches!(e, ApiError::Protocol(_)) => {
                     // A garbled answer may hide a stored message: resending the txn id is safe.
-                    self.store
-                        .update_outbox(seq, |r| r.attempts = r.attempts.saturating_add(1))?;
-                    self.store.flush().await?;
+                    store.update_outbox(seq, |r| r.attempts = r.attempts.saturating_add(1))?;
+                    store.flush().await?;
                     let delay = {
                         let mut rng = fastrand::Rng::new();
                         self.backoff
@@ -241,11 +272,11 @@ impl Engine {
                             .unwrap_or_else(|p| p.into_inner())
                             .on_failure(Instant::now(), e.retry_after(), &mut rng)
                     };
-                    tracing::debug!("outbox flush stopped ({e}); next attempt in {delay:?}");
+                    tracing::debug!("flush stopped ({e}); next attempt in {delay:?}");
                     report.stopped_by = Some(e.into());
                     break;
                 }
-                Err(e @ (ApiError::Unauthorized(_) | ApiError::ShutDown)) => {
+                Err(e @ (ApiError::Unauthorized(_) | ApiError::ShutDown | ApiError::Token(_))) => {
                     // Not this message's fault: keep it pending, surface the error.
                     return Err(e.into());
                 }
@@ -256,26 +287,23 @@ impl Engine {
                         }
                         other => other.to_string(),
                     };
-                    self.store.update_outbox(seq, |r| {
+                    store.update_outbox(seq, |r| {
                         r.state = MessageState::Failed;
                         r.attempts = r.attempts.saturating_add(1);
                         r.failure_reason = Some(reason.clone());
                     })?;
-                    self.store.flush().await?;
+                    store.flush().await?;
                     blocked.insert(record.room_id.clone());
                     pending = pending.saturating_sub(1);
                     failed += 1;
-                    self.emit_changed(BTreeMap::from([(
-                        record.room_id.clone(),
-                        vec![record.local_id.clone()],
-                    )]));
+                    self.changed(&record.room_id, vec![record.local_id.clone()]);
                     self.events
                         .emit(ClientEvent::OutboxChanged { pending, failed });
                 }
             }
         }
         // Exact again (messages may have been queued meanwhile).
-        let (pending, failed) = self.outbox_counts()?;
+        let (pending, failed) = counts(&store)?;
         self.events
             .emit(ClientEvent::OutboxChanged { pending, failed });
         report.pending = pending;
@@ -283,42 +311,71 @@ impl Engine {
         Ok(report)
     }
 
-    /// `ChatClient::retry`: a failed entry becomes pending again (and unblocks its room).
-    pub async fn retry(&self, local_id: &str) -> Result<(), ChatError> {
-        let Some((seq, record)) = self.store.outbox.find(local_id)? else {
-            return Err(ChatError::NotFound(format!("no queued message {local_id}")));
+    /// A failed entry becomes pending again (and unblocks its room).
+    pub async fn retry(&self, local_id: &str) -> Result<()> {
+        let store = self.store()?;
+        let Some((seq, record)) = store.outbox.find(local_id)? else {
+            return Err(Error::NotFound(format!("no queued message {local_id}")));
         };
         if record.state != MessageState::Failed {
             return Ok(());
         }
-        self.store.update_outbox(seq, |r| {
+        store.update_outbox(seq, |r| {
             r.state = MessageState::Pending;
             r.failure_reason = None;
         })?;
-        self.store.flush().await?;
+        store.flush().await?;
         self.backoff
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .reset();
-        self.emit_changed(BTreeMap::from([(record.room_id, vec![record.local_id])]));
-        self.emit_outbox_counts();
+        self.changed(&record.room_id, vec![record.local_id]);
+        self.emit_counts(&store);
+        self.wake.notify_one();
         Ok(())
     }
 
-    /// `ChatClient::discard`: drops a queued entry. A pending one may already have reached the
-    /// server (its answer lost); it then shows up with the next sync.
-    pub async fn discard(&self, local_id: &str) -> Result<(), ChatError> {
+    /// Drops a queued entry. A pending one may already have reached the server (its answer
+    /// lost); it then shows up with the next sync.
+    pub async fn discard(&self, local_id: &str) -> Result<()> {
         // Not while a flush may be sending it.
         let _one_flush = self.flush_lock.lock().await;
-        let Some((seq, record)) = self.store.outbox.find(local_id)? else {
-            return Err(ChatError::NotFound(format!("no queued message {local_id}")));
+        let store = self.store()?;
+        let Some((seq, record)) = store.outbox.find(local_id)? else {
+            return Err(Error::NotFound(format!("no queued message {local_id}")));
         };
-        self.store.remove_outbox(seq)?;
-        self.store.flush().await?;
-        self.emit_changed(BTreeMap::from([(record.room_id, vec![record.local_id])]));
-        self.emit_outbox_counts();
+        store.remove_outbox(seq)?;
+        store.flush().await?;
+        self.changed(&record.room_id, vec![record.local_id]);
+        self.emit_counts(&store);
+        // Discarding a failed message unblocks the ones it held back.
+        self.wake.notify_one();
         Ok(())
     }
+}
+
+/// Pending and failed counts of the outbox.
+pub(crate) fn counts(store: &Store) -> Result<(u32, u32)> {
+    let entries = store.outbox.entries()?;
+    let failed = entries
+        .iter()
+        .filter(|(_, r)| r.state == MessageState::Failed)
+        .count() as u32;
+    Ok((entries.len() as u32 - failed, failed))
+}
+
+/// Pending entries not blocked by an earlier failed one of their room.
+fn sendable_count(store: &Store) -> Result<usize> {
+    let mut blocked = BTreeSet::new();
+    let mut sendable = 0;
+    for (_, r) in store.outbox.entries()? {
+        if r.state == MessageState::Failed {
+            blocked.insert(r.room_id);
+        } else if !blocked.contains(&r.room_id) {
+            sendable += 1;
+        }
+    }
+    Ok(sendable)
 }
 
 #[cfg(test)]
