@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 pub mod limits;
+pub mod v2;
 pub mod time;
 
 use serde::{Deserialize, Serialize};
