@@ -10,10 +10,13 @@ use crate::config::ClientConfig;
 use crate::error::{guard, guard_async, guard_infallible, ChatError};
 use crate::events::{ClientListener, ClientListenerAdapter, Subscription};
 use crate::model::*;
+use crate::views::{RoomList, Timeline};
 
 /// One user's chat engine on a device. Share one instance per user; all methods are safe to
-/// call from any thread. The app reads from the store (`messages`, `rooms`, `session`) and
-/// listens for changes; the network only fills the store.
+/// call from any thread. The app renders from the store, never from the network: a room from a
+/// `Timeline` (`timeline(room_id)`), the rooms from the `RoomList`; the network only fills the
+/// store. Async calls end (with their request) when the caller's coroutine or Task is
+/// cancelled.
 #[derive(uniffi::Object)]
 pub struct ChatClient {
     inner: Arc<chatsync_core::ChatClient>,
@@ -46,13 +49,6 @@ impl ChatClient {
         guard(|| self.inner.session()).map(|s| s.map(Into::into))
     }
 
-    /// Chooses the friend to chat with; stored in the session.
-    pub async fn set_friend(&self, user_id: String) -> Result<Session, ChatError> {
-        guard_async(self.inner.set_friend(user_id))
-            .await
-            .map(Into::into)
-    }
-
     /// Gets or creates the direct room with `user_id` (network on first use, stored after).
     pub async fn open_direct_room(&self, user_id: String) -> Result<RoomSummary, ChatError> {
         guard_async(self.inner.open_direct_room(user_id))
@@ -60,13 +56,27 @@ impl ChatClient {
             .map(Into::into)
     }
 
-    /// Rooms held on the device.
+    /// Rooms held on the device, most recently active first.
     pub fn rooms(&self) -> Result<Vec<RoomSummary>, ChatError> {
         guard(|| self.inner.rooms()).map(convert_all)
     }
 
-    /// Messages of a room from the store, newest first, pending and failed echoes merged in
-    /// their place; `before` pages back from a server id.
+    /// The room list: the rooms with their last message, most recently active first, and the
+    /// diffs of every change.
+    pub fn room_list(&self) -> Result<Arc<RoomList>, ChatError> {
+        guard(|| self.inner.room_list()).map(|r| Arc::new(RoomList::new(r)))
+    }
+
+    /// The timeline of `room_id`: what one open screen of the room shows (the newest messages
+    /// held at first, offline too), the diffs of every change, and pagination backwards. The
+    /// way to render a room.
+    pub fn timeline(&self, room_id: String) -> Result<Arc<Timeline>, ChatError> {
+        guard(|| self.inner.timeline(room_id)).map(|t| Arc::new(Timeline::new(t)))
+    }
+
+    /// Up to `limit` messages of a room from the store, below `before` (a server id; the newest
+    /// when `None`), newest first, with the queued echoes that belong in that span. A pure
+    /// read: reading again returns the same. (A screen renders from `timeline`.)
     pub fn messages(
         &self,
         room_id: String,
@@ -76,18 +86,24 @@ impl ChatClient {
         guard(|| self.inner.messages(room_id, limit, before)).map(convert_all)
     }
 
-    /// Older messages: from the store first, then from the server before the oldest held id.
+    /// Up to `limit` messages older than `before` (a server id; the newest when `None`), newest
+    /// first: from the store while it holds them, else one page from the server (stored). The
+    /// anchor is explicit, so the same `before` gives the same page; a screen uses
+    /// `Timeline.paginate_backwards`, which keeps its own anchor.
     pub async fn load_older(
         &self,
         room_id: String,
+        before: Option<u64>,
         limit: u32,
     ) -> Result<LoadOlderResult, ChatError> {
-        guard_async(self.inner.load_older(room_id, limit))
+        guard_async(self.inner.load_older(room_id, before, limit))
             .await
             .map(Into::into)
     }
 
-    /// One sync from the stored token plus an outbox flush.
+    /// One sync from the stored token plus an outbox flush. Offline is a report
+    /// (`online: false`), not an error; a server that answers with an error or "busy" is
+    /// `Offline` with its text (and `retry_after_secs`).
     pub async fn sync_once(&self) -> Result<SyncReport, ChatError> {
         guard_async(self.inner.sync_once()).await.map(Into::into)
     }
@@ -115,7 +131,8 @@ impl ChatClient {
     }
 
     /// Subscribes `listener`: it first gets the current state (network, sync, outbox), then
-    /// every change, until the returned handle is closed or dropped.
+    /// every change, until the returned handle is cancelled or dropped. After `shutdown()` the
+    /// last event is `SyncStateChanged(Stopped)`.
     pub fn subscribe(
         &self,
         listener: Arc<dyn ClientListener>,
@@ -145,13 +162,21 @@ impl ChatClient {
         guard_infallible(|| self.inner.network_status()).map(Into::into)
     }
 
-    /// Stops everything; after it returns no task runs and no request is made.
+    /// The sync state now (`Stopped` after `shutdown()`).
+    pub fn sync_state(&self) -> Result<SyncState, ChatError> {
+        guard_infallible(|| self.inner.sync_state()).map(Into::into)
+    }
+
+    /// Ends the client: calls in flight fail with `ShutDown` at once (their requests dropped),
+    /// listeners get `Stopped` and nothing after it, later calls fail with `ShutDown`, and the
+    /// store is closed, so another client (a background task) can open it at once. Idempotent.
     pub fn shutdown(&self) -> Result<(), ChatError> {
         guard_infallible(|| self.inner.shutdown())
     }
 
-    /// Time-boxed sync + flush for OS background tasks (Android WorkManager, iOS background
-    /// fetch); always returns within `budget_ms`, with a report saying how far it got.
+    /// Time-boxed sync + flush for OS background tasks (Android JobScheduler, iOS
+    /// BGAppRefreshTask); always returns within `budget_ms`. The report's `outcome` says how it
+    /// ended and `retry_later` whether the OS task should run again soon.
     pub async fn background_sync(&self, budget_ms: u64) -> Result<BackgroundSyncReport, ChatError> {
         guard_async(async { Ok(self.inner.background_sync(budget_ms).await) })
             .await

@@ -22,22 +22,66 @@ pub enum TokenSource {
     },
 }
 
-/// Why the app's token provider could not hand out a token.
+/// Why the app's token provider could not hand out a token. The case decides what the client
+/// does: `Offline` keeps the user signed in (the client reports `Offline` and retries later),
+/// `Unauthorized` asks for a new sign-in (the client reports `Unauthorized` and emits the
+/// `Unauthorized` event). An exception of another type thrown by the provider becomes `Other`
+/// with its message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum TokenProviderError {
-    /// No token could be had (signed out, refresh failed); the client reports `Unauthorized`.
-    #[error("token provider failed: {reason}")]
-    Failed {
-        /// Readable text, shown in the resulting `Unauthorized` error.
+    /// No token now because the provider's own backend cannot be reached (no network): retry
+    /// later; the user stays signed in.
+    #[error("{reason}")]
+    Offline {
+        /// Readable text, carried into the resulting `Offline` error.
+        reason: String,
+    },
+    /// The user is signed out, or the refresh was refused: sign in again.
+    #[error("{reason}")]
+    Unauthorized {
+        /// Readable text, carried into the resulting `Unauthorized` error and event.
+        reason: String,
+    },
+    /// Anything else (a keychain that is locked, a bug in the provider).
+    #[error("{reason}")]
+    Other {
+        /// Readable text, carried into the resulting `Internal` error.
         reason: String,
     },
 }
 
+/// An exception the provider threw that is not a `TokenProviderError`: `Other`, with the
+/// exception's message only. UniFFI hands over the whole Kotlin stack trace
+/// (`stackTraceToString()`) or Swift's `String(describing:)`; an app's error text must not
+/// carry a stack trace.
 impl From<uniffi::UnexpectedUniFFICallbackError> for TokenProviderError {
     fn from(error: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        TokenProviderError::Failed {
-            reason: error.reason,
+        TokenProviderError::Other {
+            reason: exception_message(&error.reason),
         }
+    }
+}
+
+/// The message of a foreign exception's text: its first line (a Kotlin stack trace starts with
+/// `toString()`, then `\tat ...` lines), without a qualified class name in front
+/// (`java.lang.IllegalStateException: keychain locked` -> `keychain locked`).
+fn exception_message(text: &str) -> String {
+    let first = text.lines().next().unwrap_or("").trim();
+    let message = match first.split_once(": ") {
+        Some((class, rest))
+            if !class.is_empty()
+                && class
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '$')) =>
+        {
+            rest.trim()
+        }
+        _ => first,
+    };
+    if message.is_empty() {
+        "the token provider failed without a message".to_owned()
+    } else {
+        message.to_owned()
     }
 }
 
@@ -45,7 +89,8 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for TokenProviderError {
 /// the app's main thread; it may block (e.g. on a refresh request).
 #[uniffi::export(foreign)]
 pub trait TokenProvider: Send + Sync {
-    /// A valid token for `user_id`, or an error when none can be had.
+    /// A valid token for `user_id`, or why none can be had (`Offline`: retry later;
+    /// `Unauthorized`: sign in again).
     fn fetch_token(&self, user_id: String) -> Result<String, TokenProviderError>;
 }
 
@@ -53,10 +98,19 @@ pub trait TokenProvider: Send + Sync {
 struct TokenProviderAdapter(Arc<dyn TokenProvider>);
 
 impl chatsync_core::TokenProvider for TokenProviderAdapter {
-    fn fetch_token(&self, user_id: String) -> Result<String, chatsync_core::ChatError> {
-        self.0
-            .fetch_token(user_id)
-            .map_err(|e| chatsync_core::ChatError::Unauthorized(e.to_string()))
+    fn fetch_token(&self, user_id: String) -> Result<String, chatsync_core::TokenError> {
+        self.0.fetch_token(user_id).map_err(Into::into)
+    }
+}
+
+impl From<TokenProviderError> for chatsync_core::TokenError {
+    fn from(e: TokenProviderError) -> Self {
+        use chatsync_core::TokenError as T;
+        match e {
+            TokenProviderError::Offline { reason } => T::Offline(reason),
+            TokenProviderError::Unauthorized { reason } => T::Unauthorized(reason),
+            TokenProviderError::Other { reason } => T::Other(reason),
+        }
     }
 }
 
@@ -253,26 +307,76 @@ mod tests {
         assert!(matches!(core.token, chatsync_core::TokenSource::Fixed(t) if t == "t"));
     }
 
-    #[test]
-    fn provider_error_becomes_unauthorized() {
-        struct Refusing;
-        impl TokenProvider for Refusing {
+    fn provider(error: TokenProviderError) -> Arc<dyn chatsync_core::TokenProvider> {
+        struct Failing(TokenProviderError);
+        impl TokenProvider for Failing {
             fn fetch_token(&self, _user_id: String) -> Result<String, TokenProviderError> {
-                Err(TokenProviderError::Failed {
-                    reason: "signed out".into(),
-                })
+                Err(self.0.clone())
             }
         }
         let chatsync_core::TokenSource::Provider(p) = TokenSource::Provider {
-            provider: Arc::new(Refusing),
+            provider: Arc::new(Failing(error)),
         }
         .into() else {
             panic!("expected a provider");
         };
-        let error = p.fetch_token("alice".into()).unwrap_err();
+        p
+    }
+
+    /// Issue 13: every provider error became `Unauthorized`, so an app in a tunnel logged its
+    /// user out.
+    #[test]
+    fn each_provider_error_keeps_its_kind_and_its_text() {
+        use chatsync_core::TokenError as T;
+        let cases = [
+            (
+                TokenProviderError::Offline {
+                    reason: "no network".into(),
+                },
+                T::Offline("no network".into()),
+            ),
+            (
+                TokenProviderError::Unauthorized {
+                    reason: "signed out".into(),
+                },
+                T::Unauthorized("signed out".into()),
+            ),
+            (
+                TokenProviderError::Other {
+                    reason: "keychain locked".into(),
+                },
+                T::Other("keychain locked".into()),
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(provider(error).fetch_token("alice".into()), Err(expected));
+        }
+    }
+
+    #[test]
+    fn an_unexpected_foreign_exception_is_other_with_its_message_only() {
+        let kotlin = "java.lang.IllegalStateException: keychain locked\n\tat dev.app.Tokens.fetchToken(Tokens.kt:12)\n\tat dev.chatsync.UniffiCallbackInterfaceTokenProvider.callback(chatsync.kt:3044)";
+        let error = TokenProviderError::from(uniffi::UnexpectedUniFFICallbackError {
+            reason: kotlin.into(),
+        });
         assert_eq!(
             error,
-            chatsync_core::ChatError::Unauthorized("token provider failed: signed out".into())
+            TokenProviderError::Other {
+                reason: "keychain locked".into()
+            }
+        );
+        assert_eq!(exception_message("MyError.locked"), "MyError.locked");
+        assert_eq!(
+            exception_message("no token: server said \"later\""),
+            "no token: server said \"later\""
+        );
+        assert_eq!(
+            exception_message("kotlin.NotImplementedError"),
+            "kotlin.NotImplementedError"
+        );
+        assert_eq!(
+            exception_message(""),
+            "the token provider failed without a message"
         );
     }
 }

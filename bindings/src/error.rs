@@ -1,8 +1,14 @@
 //! The one error that crosses into Kotlin and Swift, and the guard that keeps panics out.
 //!
-//! [`ChatError`] is a flat error: each variant carries the core error's readable text, so
-//! Kotlin's `ChatException.message` and Swift's description say what happened ("offline:
-//! connection refused") instead of listing fields. The variant tells the app what it can do.
+//! [`ChatError`] carries structure and reads well: every case has `detail`, the core error's
+//! readable text said once ("offline: connection refused", "rejected by server (forbidden): not
+//! a member"); `Rejected` also has the server's `code` to branch on, `Offline` the server's
+//! `retry_after_secs` when it gave one. The case says what the app can do. The mapping from the
+//! core's error is the `From` impl below, the only one.
+//!
+//! UniFFI's generated Kotlin gives a non-flat error a `message` that lists its fields
+//! (`"detail=..., code=..."`); `bindings/build.sh` rewrites that getter to return `detail`, and
+//! fails the build when the generated code no longer has the shape it rewrites (docs/adr/0013).
 //!
 //! A panic must never unwind into the app. UniFFI already turns a panic into an internal error,
 //! but that is a second error type the app would have to know; [`guard`] and [`guard_async`]
@@ -13,76 +19,125 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Poll;
 
-/// Errors returned by every method of the chatsync API. The message is readable text; the
-/// variant says what the app can do about it.
+/// Errors returned by every method of the chatsync API. `detail` is readable text that says
+/// what happened (it is also the Kotlin `message`); the case says what the app can do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
-#[uniffi(flat_error)]
 pub enum ChatError {
-    /// The server could not be reached (no network, server down, timeout). Retry later; sends
-    /// are queued regardless.
-    #[error("{0}")]
-    Offline(String),
-    /// The token was missing, invalid or expired and no fresh one could be had.
-    #[error("{0}")]
-    Unauthorized(String),
+    /// The server could not be reached (no network, server down, timeout), or it answered but
+    /// cannot serve now (an error on its side, overloaded). Retry later, not before
+    /// `retry_after_secs` when it is set; sends stay queued regardless.
+    #[error("{detail}")]
+    Offline {
+        /// What happened, in words ("offline: connection refused", "server busy (503): ...").
+        detail: String,
+        /// The server's Retry-After in seconds, when it said how long to wait.
+        retry_after_secs: Option<u64>,
+    },
+    /// The token was missing, invalid or expired and no fresh one could be had: sign the user
+    /// in again.
+    #[error("{detail}")]
+    Unauthorized {
+        /// What happened, in words.
+        detail: String,
+    },
     /// The room, user or message does not exist (or is not visible to this user).
-    #[error("{0}")]
-    NotFound(String),
-    /// The server refused the request for good (too large, forbidden, malformed); the message
-    /// carries the server's status and reason.
-    #[error("{0}")]
-    Rejected(String),
-    /// The server answered something that is not sync protocol v1. Nothing from that answer
-    /// was stored.
-    #[error("{0}")]
-    Protocol(String),
-    /// The on-device store failed (I/O, corruption, full disk, newer format). Stored data is
-    /// left as it was.
-    #[error("{0}")]
-    Storage(String),
+    #[error("{detail}")]
+    NotFound {
+        /// What happened, in words.
+        detail: String,
+    },
+    /// The server refused the request for good (forbidden, too large, malformed); retrying
+    /// the same request will not help.
+    #[error("{detail}")]
+    Rejected {
+        /// The server's snake_case error code (`forbidden`, `bad_request`, `payload_too_large`).
+        code: String,
+        /// What happened, in words, with the server's reason.
+        detail: String,
+    },
+    /// The server answered something that is not the chatsync protocol. Nothing from that
+    /// answer was stored.
+    #[error("{detail}")]
+    Protocol {
+        /// What happened, in words.
+        detail: String,
+    },
+    /// The on-device store failed (I/O, damage, full disk, newer format). Stored data is left
+    /// as it was; `recover_store` rebuilds a damaged store.
+    #[error("{detail}")]
+    Storage {
+        /// What happened, in words, and what to do.
+        detail: String,
+    },
     /// The caller passed something invalid (empty text, oversized message, bad URL).
-    #[error("{0}")]
-    InvalidInput(String),
+    #[error("{detail}")]
+    InvalidInput {
+        /// What was wrong, in words.
+        detail: String,
+    },
     /// The store is held by another client (another process); try again later.
-    #[error("{0}")]
-    Busy(String),
-    /// The client was shut down.
-    #[error("{0}")]
-    ShutDown(String),
-    /// A bug inside chatsync (a panic), caught at the boundary. The client may be unusable;
-    /// report it.
-    #[error("{0}")]
-    Internal(String),
+    #[error("{detail}")]
+    Busy {
+        /// What happened, in words.
+        detail: String,
+    },
+    /// The client was shut down (`shutdown()`, or the call was in flight when it was), or the
+    /// object was closed (Kotlin: `close()`/`destroy()`).
+    #[error("{detail}")]
+    ShutDown {
+        /// What happened, in words.
+        detail: String,
+    },
+    /// A bug inside chatsync (a panic, a task that died), caught at the boundary. The store is
+    /// left as it was; report it.
+    #[error("{detail}")]
+    Internal {
+        /// What happened, in words.
+        detail: String,
+    },
 }
 
+/// The one mapping from the core's error: the text is the core's `Display`, said once.
 impl From<chatsync_core::ChatError> for ChatError {
     fn from(error: chatsync_core::ChatError) -> Self {
         use chatsync_core::ChatError as E;
-        let text = error.to_string();
+        let detail = error.to_string();
         match error {
-            // Apps treat both as "try later, sends stay queued"; the text says which it was.
-            E::Offline(_) | E::Unavailable { .. } => ChatError::Offline(text),
-            E::Unauthorized(_) => ChatError::Unauthorized(text),
-            E::NotFound(_) => ChatError::NotFound(text),
-            E::Rejected { .. } => ChatError::Rejected(text),
-            E::Protocol(_) => ChatError::Protocol(text),
-            E::Storage(_) => ChatError::Storage(text),
-            E::InvalidInput(_) => ChatError::InvalidInput(text),
-            E::Busy(_) => ChatError::Busy(text),
-            E::ShutDown => ChatError::ShutDown(text),
+            E::Offline(_) => ChatError::Offline {
+                detail,
+                retry_after_secs: None,
+            },
+            // The server answered but cannot serve now: for the app it is the same "try later,
+            // sends stay queued" as offline; the text says which it was, the field how long.
+            E::Unavailable {
+                retry_after_secs, ..
+            } => ChatError::Offline {
+                detail,
+                retry_after_secs,
+            },
+            E::Unauthorized(_) => ChatError::Unauthorized { detail },
+            E::NotFound(_) => ChatError::NotFound { detail },
+            E::Rejected { code, .. } => ChatError::Rejected { code, detail },
+            E::Protocol(_) => ChatError::Protocol { detail },
+            E::Storage(_) => ChatError::Storage { detail },
+            E::InvalidInput(_) => ChatError::InvalidInput { detail },
+            E::Busy(_) => ChatError::Busy { detail },
+            E::ShutDown => ChatError::ShutDown { detail },
+            E::Internal(_) => ChatError::Internal { detail },
         }
     }
 }
 
 impl ChatError {
-    /// The error for a caught panic, with the panic's message when it has one.
+    /// The error for a caught panic, with the panic's message when it has one; worded like the
+    /// core's own (one mapping, one prefix).
     pub(crate) fn from_panic(payload: Box<dyn Any + Send>) -> Self {
         let what = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
-        ChatError::Internal(format!("internal error: chatsync panicked: {what}"))
+        chatsync_core::ChatError::Internal(format!("chatsync panicked: {what}")).into()
     }
 }
 
@@ -103,7 +158,8 @@ pub(crate) fn guard_infallible<T>(call: impl FnOnce() -> T) -> Result<T, ChatErr
 }
 
 /// Awaits a future of the core; its error converts, a panic in any poll becomes
-/// [`ChatError::Internal`].
+/// [`ChatError::Internal`]. Dropping it (a cancelled Kotlin coroutine or Swift Task) drops the
+/// core's future, which ends the call's work and its request.
 pub(crate) async fn guard_async<T>(
     future: impl Future<Output = Result<T, chatsync_core::ChatError>>,
 ) -> Result<T, ChatError> {
@@ -123,30 +179,79 @@ mod tests {
     use super::*;
 
     #[test]
-    fn message_is_the_core_text() {
+    fn rejected_keeps_the_servers_code_and_the_text_says_it_once() {
         let core = chatsync_core::ChatError::Rejected {
-            code: "413".into(),
-            reason: "message too large".into(),
+            code: "forbidden".into(),
+            reason: "you are not a member of this room".into(),
         };
-        let error = ChatError::from(core.clone());
-        assert_eq!(error, ChatError::Rejected(core.to_string()));
+        let error = ChatError::from(core);
         assert_eq!(
-            error.to_string(),
-            "rejected by server (413): message too large"
+            error,
+            ChatError::Rejected {
+                code: "forbidden".into(),
+                detail: "rejected by server (forbidden): you are not a member of this room".into()
+            }
         );
         assert_eq!(
-            ChatError::from(chatsync_core::ChatError::ShutDown).to_string(),
-            "client is shut down"
+            error.to_string(),
+            "rejected by server (forbidden): you are not a member of this room"
         );
     }
 
     #[test]
-    fn guard_turns_a_panic_into_internal() {
-        let result: Result<(), ChatError> = guard(|| panic!("boom {}", 42));
-        match result {
-            Err(ChatError::Internal(text)) => assert!(text.contains("boom 42"), "{text}"),
-            other => panic!("expected Internal, got {other:?}"),
+    fn unavailable_is_offline_with_the_servers_retry_after() {
+        let error = ChatError::from(chatsync_core::ChatError::Unavailable {
+            status: 503,
+            retry_after_secs: Some(7),
+            reason: "overloaded".into(),
+        });
+        let ChatError::Offline {
+            detail,
+            retry_after_secs,
+        } = error
+        else {
+            panic!("expected Offline, got {error:?}");
+        };
+        assert_eq!(retry_after_secs, Some(7));
+        assert_eq!(detail, "server busy (503): overloaded, retry after 7 s");
+        let offline = ChatError::from(chatsync_core::ChatError::Offline("refused".into()));
+        assert_eq!(
+            offline,
+            ChatError::Offline {
+                detail: "offline: refused".into(),
+                retry_after_secs: None
+            }
+        );
+    }
+
+    #[test]
+    fn every_case_reads_as_the_core_text_without_a_doubled_prefix() {
+        use chatsync_core::ChatError as E;
+        let cases = [
+            (E::Offline("down".into()), "offline: down"),
+            (E::Unauthorized("expired".into()), "unauthorized: expired"),
+            (E::NotFound("room r9".into()), "not found: room r9"),
+            (E::Protocol("bad json".into()), "protocol error: bad json"),
+            (E::Storage("disk full".into()), "storage error: disk full"),
+            (E::InvalidInput("empty".into()), "invalid input: empty"),
+            (E::Busy("held".into()), "busy: held"),
+            (E::ShutDown, "client is shut down"),
+            (E::Internal("oops".into()), "internal error: oops"),
+        ];
+        for (core, text) in cases {
+            assert_eq!(ChatError::from(core).to_string(), text);
         }
+    }
+
+    #[test]
+    fn guard_turns_a_panic_into_internal_with_one_prefix() {
+        let result: Result<(), ChatError> = guard(|| panic!("boom {}", 42));
+        assert_eq!(
+            result,
+            Err(ChatError::Internal {
+                detail: "internal error: chatsync panicked: boom 42".into()
+            })
+        );
         assert_eq!(guard(|| Ok::<_, chatsync_core::ChatError>(7)), Ok(7));
     }
 
@@ -163,12 +268,14 @@ mod tests {
             Ok(1)
         }));
         match result {
-            Err(ChatError::Internal(text)) => assert!(text.contains("late boom"), "{text}"),
+            Err(ChatError::Internal { detail }) => {
+                assert!(detail.contains("late boom"), "{detail}")
+            }
             other => panic!("expected Internal, got {other:?}"),
         }
-        let ok = rt.block_on(guard_async(async {
+        let offline = rt.block_on(guard_async(async {
             Err::<u32, _>(chatsync_core::ChatError::Offline("down".into()))
         }));
-        assert_eq!(ok, Err(ChatError::Offline("offline: down".into())));
+        assert_eq!(offline.unwrap_err().to_string(), "offline: down");
     }
 }

@@ -13,8 +13,9 @@ use crate::model::{NetworkStatus, SyncState};
 /// A change the app may want to render.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum ClientEvent {
-    /// Messages of a room were added, replaced (echo -> sent) or removed. `ids` are GiftedChat
-    /// `_id`s (server ids as strings, local ids for echoes).
+    /// Messages of a room were added, replaced (echo -> sent) or removed. `ids` are message
+    /// ids (server ids as strings, local ids for messages sent from this device). A screen
+    /// renders from a `Timeline`; this event is for everything else (a badge, a log).
     MessagesChanged {
         /// The room whose messages changed.
         room_id: String,
@@ -26,7 +27,8 @@ pub enum ClientEvent {
         /// The new status.
         status: NetworkStatus,
     },
-    /// The sync engine's state changed (or, first, the current one).
+    /// The sync engine's state changed (or, first, the current one). `Stopped` is the last
+    /// event a listener gets.
     SyncStateChanged {
         /// The new state.
         state: SyncState,
@@ -37,6 +39,12 @@ pub enum ClientEvent {
         pending: u32,
         /// Messages rejected for good.
         failed: u32,
+    },
+    /// The server refused the token and the token source had no better one: sign the user in
+    /// again. Sent once per streak of refusals (again after a request succeeded).
+    Unauthorized {
+        /// The server's (or the token provider's) reason.
+        reason: String,
     },
 }
 
@@ -52,6 +60,7 @@ impl From<chatsync_core::ClientEvent> for ClientEvent {
                 state: state.into(),
             },
             E::OutboxChanged { pending, failed } => ClientEvent::OutboxChanged { pending, failed },
+            E::Unauthorized { reason } => ClientEvent::Unauthorized { reason },
         }
     }
 }
@@ -117,6 +126,19 @@ mod tests {
             *self.0.lock().unwrap() += 1;
             panic!("listener threw");
         }
+    }
+
+    #[test]
+    fn the_unauthorized_event_crosses_with_its_reason() {
+        let event = ClientEvent::from(chatsync_core::ClientEvent::Unauthorized {
+            reason: "token expired".into(),
+        });
+        assert_eq!(
+            event,
+            ClientEvent::Unauthorized {
+                reason: "token expired".into()
+            }
+        );
     }
 
     #[test]

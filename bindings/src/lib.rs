@@ -9,9 +9,17 @@
 //! - [`client`]: [`ChatClient`], the object an app holds.
 //! - [`config`]: [`ClientConfig`] and the foreign [`TokenProvider`] trait.
 //! - [`model`]: messages, rooms, reports and states as records and enums.
+//! - [`views`]: [`Timeline`] and [`RoomList`], what screens render from, their foreign listener
+//!   traits and their diff enums.
 //! - [`events`]: [`ClientEvent`], the foreign [`ClientListener`] trait, [`Subscription`].
 //! - [`error`]: [`ChatError`], the one error that crosses, and the guard that turns a panic
 //!   inside the core into that error instead of unwinding into the app.
+//!
+//! What UniFFI generates is adjusted in one place, `bindings/build.sh` (checked: the build
+//! fails when the generated code no longer has the expected shape): Kotlin's `ChatException`
+//! message is its readable `detail`, a call on a closed Kotlin object throws
+//! `ChatException.ShutDown`, and Swift async calls end with `CancellationError` when their Task
+//! is cancelled (docs/adr/0013).
 //!
 //! Async methods are exported as Kotlin `suspend` and Swift `async` functions; the core runs
 //! their work on its own tokio runtime, so the foreign executor only awaits.
@@ -25,6 +33,7 @@ pub mod events;
 pub mod model;
 #[cfg(feature = "selftest")]
 pub mod selftest;
+pub mod views;
 
 pub use client::ChatClient;
 pub use config::{
@@ -33,3 +42,6 @@ pub use config::{
 pub use error::ChatError;
 pub use events::{ClientEvent, ClientListener, Subscription};
 pub use model::*;
+pub use views::{
+    RoomList, RoomListDiff, RoomListListener, Timeline, TimelineDiff, TimelineListener,
+};

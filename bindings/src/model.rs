@@ -1,18 +1,19 @@
 //! Messages, rooms, reports and states as UniFFI records and enums, each converted from (or to)
-//! its core twin with `From`. Field names and meanings are the core's (GiftedChat's shape); the
-//! core's docs are repeated here because they become the Kotlin and Swift docs.
+//! its core twin with `From`. Field names and meanings are the core's (what a chat is; no UI
+//! library's shape: GiftedChat's is made in JavaScript); the core's docs are repeated here
+//! because they become the Kotlin and Swift docs.
 
 use std::collections::HashMap;
 
 /// A user as shown next to a message.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct ChatUser {
-    /// The user id (GiftedChat `_id`).
+    /// The user id.
     pub id: String,
     /// Display name; the user id when no profile is known.
     pub name: String,
     /// Avatar URL, when the user set one.
-    pub avatar: Option<String>,
+    pub avatar_url: Option<String>,
 }
 
 /// Delivery state of a message.
@@ -37,46 +38,38 @@ pub struct MessagePart {
     pub extra_json: Option<String>,
 }
 
-/// A message as a chat screen shows it (GiftedChat's shape).
+/// A message of a room: sent (on the server) or sent from this device and still queued.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct ChatMessage {
-    /// The server id as a string once sent; the local id (txn id) while pending or failed.
+    /// Stable identity across its life: the local id (txn id) for a message sent from this
+    /// device, pending, failed or sent; the server id otherwise. A timeline item keeps it when
+    /// its echo turns sent.
     pub id: String,
-    /// The server's id, once the server accepted the message.
+    /// The server's id once sent; `None` while pending or failed.
     pub server_id: Option<u64>,
     /// The client txn id, for messages sent from this device.
     pub local_id: Option<String>,
-    /// The room the message belongs to.
+    /// The room it belongs to.
     pub room_id: String,
-    /// Text of the first text/plain part ("" when there is none).
+    /// The sender, with the display name and avatar of their stored profile.
+    pub sender: ChatUser,
+    /// Text of the first `text/plain` part ("" when there is none).
     pub text: String,
-    /// Creation time, RFC 3339.
-    pub created_at: String,
-    /// The sender.
-    pub user: ChatUser,
-    /// Delivery state; `pending`, `sent` and `failed` repeat it as GiftedChat's flags.
-    pub state: MessageState,
-    /// True while queued on the device.
-    pub pending: bool,
-    /// True once stored on the server.
-    pub sent: bool,
-    /// True when the server rejected it for good.
-    pub failed: bool,
-    /// Why the server rejected it, when it did.
-    pub failure_reason: Option<String>,
-    /// All parts of the message, text or not.
+    /// Every part of the message, text or not, in order.
     pub parts: Vec<MessagePart>,
+    /// RFC 3339, UTC, with milliseconds.
+    pub created_at: String,
+    /// Delivery state.
+    pub state: MessageState,
+    /// The server's reason, when failed.
+    pub failure_reason: Option<String>,
 }
 
-/// What the app remembers between launches: who is logged in, the friend, the open room.
+/// Who is logged in on this device.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct Session {
-    /// The logged-in user.
+    /// The logged-in user and the profile given at login.
     pub user: ChatUser,
-    /// The friend chosen with `set_friend`, if any.
-    pub friend_id: Option<String>,
-    /// The direct room with the friend, once opened.
-    pub room_id: Option<String>,
 }
 
 /// A room as the device knows it.
@@ -90,6 +83,15 @@ pub struct RoomSummary {
     pub member_ids: Vec<String>,
     /// Newest message held on the device, if any.
     pub last_message: Option<ChatMessage>,
+}
+
+/// Result of `Timeline.paginate_backwards`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct PaginationOutcome {
+    /// Messages added at the top of the timeline.
+    pub added: u32,
+    /// Whether still older messages exist (on the device or the server).
+    pub has_more: bool,
 }
 
 /// Result of `load_older`.
@@ -131,22 +133,43 @@ pub struct NewMessagePreview {
     pub preview: String,
 }
 
+/// How a background sync ended, for the OS task that ran it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum BackgroundOutcome {
+    /// Synced and flushed.
+    Completed,
+    /// The budget ran out first; what was done is kept.
+    TimedOut,
+    /// The server could not be reached, or answered with an error or "busy".
+    Offline,
+    /// Another process (the app itself) holds the store.
+    Busy,
+    /// The token was refused: the user must sign in again; retrying will not help.
+    Unauthorized,
+    /// Anything else (a damaged store, a protocol error, a bug): see `error`.
+    Failed,
+}
+
 /// Result of `background_sync`.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct BackgroundSyncReport {
-    /// False when the budget ran out before sync and flush completed.
-    pub finished: bool,
+    /// How it ended.
+    pub outcome: BackgroundOutcome,
+    /// Whether the OS task should run again soon (Android JobScheduler's
+    /// `jobFinished(params, wantsReschedule)`, iOS's `setTaskCompleted(success: false)`): true
+    /// for `TimedOut`, `Offline` and `Busy`.
+    pub retry_later: bool,
     /// Whether the server answered.
     pub online: bool,
     /// New messages from other users, for notifications.
     pub new_messages: Vec<NewMessagePreview>,
     /// Outbox messages accepted by the server during this call.
     pub sent: u32,
-    /// Outbox messages still waiting.
+    /// Outbox messages still pending afterwards.
     pub pending: u32,
-    /// Outbox messages rejected for good.
+    /// Outbox messages failed afterwards.
     pub failed: u32,
-    /// Why it did not finish, when it did not (offline, busy store, unauthorized...).
+    /// What went wrong, in words, when it did not complete.
     pub error: Option<String>,
 }
 
@@ -202,7 +225,7 @@ pub enum SyncState {
     Live,
     /// Waiting after failures before trying again.
     BackingOff,
-    /// The scheduler is stopped.
+    /// Shut down: nothing runs any more (final).
     Stopped,
 }
 
@@ -216,7 +239,7 @@ impl From<chatsync_core::ChatUser> for ChatUser {
         ChatUser {
             id: u.id,
             name: u.name,
-            avatar: u.avatar,
+            avatar_url: u.avatar_url,
         }
     }
 }
@@ -249,15 +272,12 @@ impl From<chatsync_core::ChatMessage> for ChatMessage {
             server_id: m.server_id,
             local_id: m.local_id,
             room_id: m.room_id,
+            sender: m.sender.into(),
             text: m.text,
-            created_at: m.created_at,
-            user: m.user.into(),
-            state: m.state.into(),
-            pending: m.pending,
-            sent: m.sent,
-            failed: m.failed,
-            failure_reason: m.failure_reason,
             parts: convert_all(m.parts),
+            created_at: m.created_at,
+            state: m.state.into(),
+            failure_reason: m.failure_reason,
         }
     }
 }
@@ -266,8 +286,6 @@ impl From<chatsync_core::Session> for Session {
     fn from(s: chatsync_core::Session) -> Self {
         Session {
             user: s.user.into(),
-            friend_id: s.friend_id,
-            room_id: s.room_id,
         }
     }
 }
@@ -279,6 +297,15 @@ impl From<chatsync_core::RoomSummary> for RoomSummary {
             name: r.name,
             member_ids: r.member_ids,
             last_message: r.last_message.map(Into::into),
+        }
+    }
+}
+
+impl From<chatsync_core::PaginationOutcome> for PaginationOutcome {
+    fn from(p: chatsync_core::PaginationOutcome) -> Self {
+        PaginationOutcome {
+            added: p.added,
+            has_more: p.has_more,
         }
     }
 }
@@ -319,13 +346,28 @@ impl From<chatsync_core::NewMessagePreview> for NewMessagePreview {
 impl From<chatsync_core::BackgroundSyncReport> for BackgroundSyncReport {
     fn from(r: chatsync_core::BackgroundSyncReport) -> Self {
         BackgroundSyncReport {
-            finished: r.finished,
+            outcome: r.outcome.into(),
+            retry_later: r.retry_later,
             online: r.online,
             new_messages: convert_all(r.new_messages),
             sent: r.sent,
             pending: r.pending,
             failed: r.failed,
             error: r.error,
+        }
+    }
+}
+
+impl From<chatsync_core::BackgroundOutcome> for BackgroundOutcome {
+    fn from(o: chatsync_core::BackgroundOutcome) -> Self {
+        use chatsync_core::BackgroundOutcome as O;
+        match o {
+            O::Completed => BackgroundOutcome::Completed,
+            O::TimedOut => BackgroundOutcome::TimedOut,
+            O::Offline => BackgroundOutcome::Offline,
+            O::Busy => BackgroundOutcome::Busy,
+            O::Unauthorized => BackgroundOutcome::Unauthorized,
+            O::Failed => BackgroundOutcome::Failed,
         }
     }
 }
@@ -401,6 +443,32 @@ mod tests {
             (ffi.online, ffi.sent, ffi.pending, ffi.failed),
             (true, 2, 1, 0)
         );
+    }
+
+    /// Issue 13: a background sync reported failure as free text, so the Android job said
+    /// "done" for Busy or Unauthorized.
+    #[test]
+    fn a_background_report_keeps_its_typed_outcome_and_retry_advice() {
+        use chatsync_core::BackgroundOutcome as O;
+        let pairs = [
+            (O::Completed, BackgroundOutcome::Completed),
+            (O::TimedOut, BackgroundOutcome::TimedOut),
+            (O::Offline, BackgroundOutcome::Offline),
+            (O::Busy, BackgroundOutcome::Busy),
+            (O::Unauthorized, BackgroundOutcome::Unauthorized),
+            (O::Failed, BackgroundOutcome::Failed),
+        ];
+        for (core, ffi) in pairs {
+            let report = BackgroundSyncReport::from(chatsync_core::BackgroundSyncReport {
+                outcome: core,
+                retry_later: core.retry_later(),
+                error: Some("why".into()),
+                ..Default::default()
+            });
+            assert_eq!(report.outcome, ffi);
+            assert_eq!(report.retry_later, core.retry_later());
+            assert_eq!(report.error.as_deref(), Some("why"));
+        }
     }
 }
 
