@@ -5,8 +5,9 @@
 #   bindings/build.sh [--release] [--features F] [--out DIR]
 #
 # Output (default DIR = target/bindings):
-#   DIR/kotlin/dev/chatsync/chatsync.kt   generated Kotlin (package dev.chatsync)
-#   DIR/swift/Chatsync.swift              generated Swift
+#   DIR/kotlin/dev/chatsync/chatsync.kt   generated Kotlin (package dev.chatsync), post-processed
+#   DIR/swift/Chatsync.swift              generated Swift, post-processed (needs
+#                                         bindings/swift/ChatsyncExtensions.swift in its module)
 #   DIR/swift/chatsyncFFI.h, .modulemap   the C part Swift imports
 #   DIR/lib/libchatsync.so                the library the bindings were generated from (a
 #                                         private copy: other builds in the shared target dir
@@ -51,6 +52,11 @@ if [ "$profile" = release ]; then
 fi
 "$bindgen" generate --no-format --library "$meta_lib" --language kotlin --out-dir "$out/kotlin"
 "$bindgen" generate --no-format --library "$meta_lib" --language swift --out-dir "$out/swift"
+# Adjust what UniFFI generates (docs/adr/0013): Kotlin error messages are the readable text and
+# a closed object throws ChatException.ShutDown; Swift async calls honour Task cancellation.
+# Each rewrite checks the shape it rewrites and fails the build when it is not found.
+perl bindings/postprocess.pl kotlin "$out/kotlin/dev/chatsync/chatsync.kt"
+perl bindings/postprocess.pl swift "$out/swift/Chatsync.swift"
 # The Swift module map name SwiftPM and swiftc -I expect.
 cp "$out/swift/chatsyncFFI.modulemap" "$out/swift/module.modulemap"
 echo "bindings generated in $out (library: $lib)" >&2
