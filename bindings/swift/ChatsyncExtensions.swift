@@ -1,51 +1,113 @@
 // Idiomatic Swift over the generated bindings (Chatsync.swift): compile this file into the same
-// module as the generated one. It adds AsyncStreams over the listener callbacks and the readable
-// message of a ChatError.
+// module as the generated one (the generated errors' `errorDescription` uses `message` from
+// here). It adds the readable message of the errors, AsyncStreams over the listener callbacks,
+// and the few lines that apply a view's diffs to an array.
 
 import Foundation
 
 extension ChatError {
-    /// The readable text of the error ("offline: connection refused"); the case says what the
-    /// app can do about it. (The generated `errorDescription` is a debug dump of the case.)
+    /// The readable text of the error ("offline: connection refused"), said once; the case
+    /// says what the app can do about it. Also the error's `localizedDescription`.
     public var message: String {
         switch self {
-        case let .Offline(message), let .Unauthorized(message), let .NotFound(message),
-             let .Rejected(message), let .Protocol(message), let .Storage(message),
-             let .InvalidInput(message), let .Busy(message), let .ShutDown(message),
-             let .Internal(message):
-            return message
+        case let .Offline(detail, _), let .Unauthorized(detail), let .NotFound(detail),
+             let .Rejected(_, detail), let .Protocol(detail), let .Storage(detail),
+             let .InvalidInput(detail), let .Busy(detail), let .ShutDown(detail),
+             let .Internal(detail):
+            return detail
         }
     }
 }
 
-/// Feeds one AsyncStream from the core's listener callbacks (called on a background thread).
-final class ClientEventStreamListener: ClientListener, @unchecked Sendable {
-    private let continuation: AsyncStream<ClientEvent>.Continuation
-
-    init(_ continuation: AsyncStream<ClientEvent>.Continuation) {
-        self.continuation = continuation
-    }
-
-    func onEvent(event: ClientEvent) {
-        continuation.yield(event)
+extension TokenProviderError {
+    /// The provider's reason, as it was given.
+    public var message: String {
+        switch self {
+        case let .Offline(reason), let .Unauthorized(reason), let .Other(reason):
+            return reason
+        }
     }
 }
 
+/// Feeds one AsyncStream from a listener's callbacks (called on a background thread).
+final class StreamFeed<Element: Sendable>: @unchecked Sendable {
+    let continuation: AsyncStream<Element>.Continuation
+    init(_ continuation: AsyncStream<Element>.Continuation) { self.continuation = continuation }
+}
+
+final class ClientEventStreamListener: ClientListener, @unchecked Sendable {
+    private let feed: StreamFeed<ClientEvent>
+    init(_ feed: StreamFeed<ClientEvent>) { self.feed = feed }
+    func onEvent(event: ClientEvent) { feed.continuation.yield(event) }
+}
+
+final class TimelineStreamListener: TimelineListener, @unchecked Sendable {
+    private let feed: StreamFeed<[TimelineDiff]>
+    init(_ feed: StreamFeed<[TimelineDiff]>) { self.feed = feed }
+    func onUpdate(diffs: [TimelineDiff]) { feed.continuation.yield(diffs) }
+}
+
+final class RoomListStreamListener: RoomListListener, @unchecked Sendable {
+    private let feed: StreamFeed<[RoomListDiff]>
+    init(_ feed: StreamFeed<[RoomListDiff]>) { self.feed = feed }
+    func onUpdate(diffs: [RoomListDiff]) { feed.continuation.yield(diffs) }
+}
+
+/// A stream of what a listener gets while the stream lives: `subscribe` registers the listener
+/// made from the stream's feed; the subscription ends when the stream terminates (the consuming
+/// task is cancelled or the stream is released). Buffered without bound so the core's listener
+/// thread never waits for the consumer.
+private func listenerStream<Element: Sendable>(
+    _ subscribe: (StreamFeed<Element>) throws -> Subscription
+) rethrows -> AsyncStream<Element> {
+    let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: .unbounded)
+    let subscription = try subscribe(StreamFeed(continuation))
+    continuation.onTermination = { _ in subscription.cancel() }
+    return stream
+}
+
+/// The values of `upstream` that `pick` maps to non-nil, as a stream that ends with it.
+private func mapStream<Upstream: Sendable, T: Sendable>(
+    _ upstream: AsyncStream<Upstream>, _ pick: @escaping @Sendable (Upstream) -> T?
+) -> AsyncStream<T> {
+    let (stream, continuation) = AsyncStream.makeStream(of: T.self, bufferingPolicy: .unbounded)
+    let task = Task {
+        for await value in upstream {
+            if let mapped = pick(value) { continuation.yield(mapped) }
+        }
+        continuation.finish()
+    }
+    continuation.onTermination = { _ in task.cancel() }
+    return stream
+}
+
+/// The state after each update of `upstream`, folded with `step` from `initial`.
+private func foldStream<Update: Sendable, State: Sendable>(
+    _ upstream: AsyncStream<Update>, _ initial: State, _ step: @escaping @Sendable (inout State, Update) -> Void
+) -> AsyncStream<State> {
+    let (stream, continuation) = AsyncStream.makeStream(of: State.self, bufferingPolicy: .unbounded)
+    let task = Task {
+        var state = initial
+        for await update in upstream {
+            step(&state, update)
+            continuation.yield(state)
+        }
+        continuation.finish()
+    }
+    continuation.onTermination = { _ in task.cancel() }
+    return stream
+}
+
 extension ChatClient {
-    /// Every `ClientEvent` of this client as an `AsyncStream`: the current state first
-    /// (network, sync, outbox), then every change. The subscription ends when the stream
-    /// terminates (the consuming task is cancelled or the stream is released). Events are
-    /// buffered without bound so the core's listener task never waits for the consumer.
+    /// Every `ClientEvent` of this client: the current state first (network, sync, outbox),
+    /// then every change. After `shutdown()` the last one is `.syncStateChanged(.stopped)`.
     public func events() throws -> AsyncStream<ClientEvent> {
-        let (stream, continuation) = AsyncStream.makeStream(of: ClientEvent.self, bufferingPolicy: .unbounded)
-        let subscription = try subscribe(listener: ClientEventStreamListener(continuation))
-        continuation.onTermination = { _ in subscription.cancel() }
-        return stream
+        try listenerStream { try subscribe(listener: ClientEventStreamListener($0)) }
     }
 
     /// The network status, current value first.
     public func networkStatusUpdates() throws -> AsyncStream<NetworkStatus> {
-        try mapEvents { event in
+        mapStream(try events()) { event in
             if case let .networkStatusChanged(status) = event { return status }
             return nil
         }
@@ -53,7 +115,7 @@ extension ChatClient {
 
     /// The sync engine's state, current value first.
     public func syncStateUpdates() throws -> AsyncStream<SyncState> {
-        try mapEvents { event in
+        mapStream(try events()) { event in
             if case let .syncStateChanged(state) = event { return state }
             return nil
         }
@@ -61,22 +123,66 @@ extension ChatClient {
 
     /// Ids of the added, replaced or removed messages of one room, as they change.
     public func messageChanges(roomId: String) throws -> AsyncStream<[String]> {
-        try mapEvents { event in
+        mapStream(try events()) { event in
             if case let .messagesChanged(room, ids) = event, room == roomId { return ids }
             return nil
         }
     }
+}
 
-    private func mapEvents<T: Sendable>(_ pick: @escaping @Sendable (ClientEvent) -> T?) throws -> AsyncStream<T> {
-        let (stream, continuation) = AsyncStream.makeStream(of: T.self, bufferingPolicy: .unbounded)
-        let events = try self.events()
-        let task = Task {
-            for await event in events {
-                if let value = pick(event) { continuation.yield(value) }
+extension Timeline {
+    /// The timeline's updates as they come: `[.reset]` first, then the diffs of each change.
+    public func diffs() throws -> AsyncStream<[TimelineDiff]> {
+        try listenerStream { try subscribe(listener: TimelineStreamListener($0)) }
+    }
+
+    /// What the timeline shows (oldest first) after each update: the current items first, then
+    /// the array again after every change. Render it.
+    public func itemsUpdates() throws -> AsyncStream<[ChatMessage]> {
+        foldStream(try diffs(), [ChatMessage]()) { items, diffs in items.apply(diffs) }
+    }
+}
+
+extension RoomList {
+    /// The room list's updates as they come: `[.reset]` first, then the diffs of each change.
+    public func diffs() throws -> AsyncStream<[RoomListDiff]> {
+        try listenerStream { try subscribe(listener: RoomListStreamListener($0)) }
+    }
+
+    /// The rooms (most recently active first) after each update, the current ones first.
+    public func roomsUpdates() throws -> AsyncStream<[RoomSummary]> {
+        foldStream(try diffs(), [RoomSummary]()) { rooms, diffs in rooms.apply(diffs) }
+    }
+}
+
+extension Array where Element == ChatMessage {
+    /// Applies a timeline's diffs in order: afterwards the array equals `Timeline.items()`.
+    public mutating func apply(_ diffs: [TimelineDiff]) {
+        for d in diffs {
+            switch d {
+            case let .reset(items): self = items
+            case let .pushBack(item): append(item)
+            case let .pushFront(item): insert(item, at: 0)
+            case let .insert(index, item): insert(item, at: Int(index))
+            case let .set(index, item): self[Int(index)] = item
+            case let .remove(index): remove(at: Int(index))
             }
-            continuation.finish()
         }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
+    }
+}
+
+extension Array where Element == RoomSummary {
+    /// Applies the room list's diffs in order: afterwards the array equals `RoomList.rooms()`.
+    public mutating func apply(_ diffs: [RoomListDiff]) {
+        for d in diffs {
+            switch d {
+            case let .reset(items): self = items
+            case let .pushBack(item): append(item)
+            case let .pushFront(item): insert(item, at: 0)
+            case let .insert(index, item): insert(item, at: Int(index))
+            case let .set(index, item): self[Int(index)] = item
+            case let .remove(index): remove(at: Int(index))
+            }
+        }
     }
 }
