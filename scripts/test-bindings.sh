@@ -4,8 +4,9 @@
 # reference server, generates both bindings, then compiles and runs the same scenario in Kotlin
 # (JVM) and Swift (trixie chroot) against the real server on loopback.
 #
-# Prints each language's `N passed, N failed`, then `bindings: N passed, N failed`; exits
-# non-zero when a language fails or does not report.
+# Also checks that the post-processing of the generated code (bindings/postprocess.pl) refuses
+# code it does not recognise. Prints each stage's `N passed, N failed`, then `bindings: N passed,
+# N failed`; exits non-zero when a stage fails or does not report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -36,11 +37,35 @@ run_stage() { # NAME COMMAND...
     if "$@" 2>&1 | tee "$logs/$name.log"; then :; else status=1; fi
     echo "[$name] $(( $(date +%s) - t0 ))s" >&2
 }
+# The post-processing of the generated code (bindings/postprocess.pl, run by build.sh above) must
+# refuse code whose shape it does not recognise, or a UniFFI upgrade could undo it silently:
+# fed its own output (the shapes it rewrites are gone), each language's run must fail.
+postprocess_refuses() {
+    local passed=0 failed=0 lang file copy
+    for lang in kotlin swift; do
+        file=target/bindings/kotlin/dev/chatsync/chatsync.kt
+        [ "$lang" = swift ] && file=target/bindings/swift/Chatsync.swift
+        copy="$logs/refused.$lang"
+        cp "$file" "$copy"
+        if perl bindings/postprocess.pl "$lang" "$copy" 2>"$logs/refused.$lang.err"; then
+            echo "FAIL postprocess.pl $lang accepted code without the shapes it rewrites"
+            failed=$((failed + 1))
+        elif cmp -s "$file" "$copy"; then
+            echo "ok   postprocess.pl $lang refuses unknown code: $(head -n1 "$logs/refused.$lang.err")"
+            passed=$((passed + 1))
+        else
+            echo "FAIL postprocess.pl $lang changed the file it refused"
+            failed=$((failed + 1))
+        fi
+    done
+    echo "postprocess: $passed passed, $failed failed"
+}
+run_stage postprocess postprocess_refuses
 run_stage kotlin tests/kotlin/run.sh "$KOTLIN_HOME" target/bindings/kotlin target/bindings/lib "$server_bin" "$(free_port)"
 run_stage swift tests/swift/run.sh "$SWIFT_ROOT" target/bindings/swift target/bindings/lib "$server_bin" "$(free_port)"
 
 passed=0 failed=0
-for name in kotlin swift; do
+for name in postprocess kotlin swift; do
     line="$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed$" "$logs/$name.log" | tail -n1 || true)"
     if [ -z "$line" ]; then
         echo "[$name] did not report its results" >&2

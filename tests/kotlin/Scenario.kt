@@ -9,17 +9,22 @@ import dev.chatsync.*
 import java.io.File
 import java.io.IOException
 import java.net.HttpURLConnection
+import java.net.InetAddress
 import java.net.InetSocketAddress
+import java.net.ServerSocket
 import java.net.Socket
 import java.net.URI
 import java.nio.file.Files
 import java.util.concurrent.TimeUnit
 import kotlin.system.exitProcess
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.async
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.delay
@@ -63,6 +68,50 @@ class Server(private val bin: String, val port: Int, private val db: File, priva
     }
 }
 
+/**
+ * A server that accepts connections, reads each request and never answers: a call to it ends
+ * only when the client gives up. It reports what it observes: a request arrived, and the client
+ * closed the connection.
+ */
+class SilentServer : AutoCloseable {
+    private val socket = ServerSocket(0, 50, InetAddress.getLoopbackAddress())
+    val url = "http://127.0.0.1:${socket.localPort}"
+    val requestSeen = CompletableDeferred<Unit>()
+    val closedByClient = CompletableDeferred<Unit>()
+
+    init {
+        Thread {
+            try {
+                while (true) {
+                    val connection = socket.accept()
+                    Thread { serve(connection) }.apply { isDaemon = true }.start()
+                }
+            } catch (_: IOException) {
+                // closed
+            }
+        }.apply { isDaemon = true }.start()
+    }
+
+    private fun serve(connection: Socket) = connection.use { c ->
+        val input = c.getInputStream()
+        val head = StringBuilder()
+        while (!head.endsWith("\r\n\r\n")) {
+            val b = input.read()
+            if (b < 0) break
+            head.append(b.toChar())
+        }
+        requestSeen.complete(Unit)
+        // Never answer; a read returns -1 (or fails) once the client closes its end.
+        try {
+            while (input.read() >= 0) { }
+        } catch (_: IOException) {
+        }
+        closedByClient.complete(Unit)
+    }
+
+    override fun close() = socket.close()
+}
+
 /** Every event of a client, through the Flow wrapper, into a channel the test waits on. */
 class EventLog(client: ChatClient, scope: CoroutineScope) {
     private val channel = Channel<ClientEvent>(Channel.UNLIMITED)
@@ -80,6 +129,33 @@ class EventLog(client: ChatClient, scope: CoroutineScope) {
 
     /** Events already delivered and not yet consumed. */
     fun drain(): List<ClientEvent> = generateSequence { channel.tryReceive().getOrNull() }.toList()
+
+    /** Every event up to and including `SyncStateChanged(STOPPED)`. */
+    suspend fun untilStopped(): List<ClientEvent> = withTimeoutOrNull(DEADLINE_MS) {
+        val seen = mutableListOf<ClientEvent>()
+        while (seen.lastOrNull().let { !(it is ClientEvent.SyncStateChanged && it.state == SyncState.STOPPED) }) {
+            seen += channel.receive()
+        }
+        seen
+    } ?: error("no Stopped event within $DEADLINE_MS ms")
+}
+
+/** A timeline's updates through the Flow wrapper, applied to a list as an app would. */
+class TimelineLog(private val timeline: Timeline, scope: CoroutineScope) {
+    private val updates = Channel<List<TimelineDiff>>(Channel.UNLIMITED)
+    // Unconfined + undispatched: subscribed before the constructor returns.
+    val job: Job = scope.launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
+        timeline.diffs().collect { updates.send(it) }
+    }
+    val shown = mutableListOf<ChatMessage>()
+
+    /** Applies updates until one satisfies [matches]; returns that one. */
+    suspend fun await(what: String, matches: (List<TimelineDiff>) -> Boolean): List<TimelineDiff> =
+        withTimeoutOrNull(DEADLINE_MS) {
+            var found: List<TimelineDiff>? = null
+            while (found == null) updates.receive().let { shown.applyTimelineDiffs(it); if (matches(it)) found = it }
+            found
+        } ?: error("no timeline update '$what' within $DEADLINE_MS ms; shown: ${shown.map { it.text }}")
 }
 
 class Runner {
@@ -128,6 +204,10 @@ fun config(server: String, dir: File, user: String, token: TokenSource = TokenSo
     ClientConfig(serverUrl = server, dataDir = dir.path, userId = user, token = token,
         probe = ProbeConfig(timeoutMs = 500uL, intervalMs = 200uL))
 
+/** The same scenario's numbers: the newest page a fresh device holds, and the room's history. */
+const val PAGE = 50
+const val HISTORY = 120
+
 /** A token provider implemented in Kotlin: asks the dev route itself. */
 class DevRouteTokenProvider(private val server: String) : TokenProvider {
     @Volatile var calls = 0
@@ -140,12 +220,23 @@ class DevRouteTokenProvider(private val server: String) : TokenProvider {
         conn.outputStream.use { it.write("{\"user_id\":\"$userId\"}".toByteArray()) }
         val body = conn.inputStream.use { it.readBytes().decodeToString() }
         return Regex("\"access_token\"\\s*:\\s*\"([^\"]+)\"").find(body)?.groupValues?.get(1)
-            ?: throw TokenProviderException.Failed("no access_token in $body")
+            ?: throw TokenProviderException.Other("no access_token in $body")
     }
 }
 
+/** Signed out: the app must sign the user in again. */
 class RefusingTokenProvider : TokenProvider {
-    override fun fetchToken(userId: String): String = throw TokenProviderException.Failed("signed out")
+    override fun fetchToken(userId: String): String = throw TokenProviderException.Unauthorized("signed out")
+}
+
+/** In a tunnel: the token service cannot be reached, the user stays signed in. */
+class OfflineTokenProvider : TokenProvider {
+    override fun fetchToken(userId: String): String = throw TokenProviderException.Offline("no network for the token service")
+}
+
+/** A provider with a bug: it throws something that is not a TokenProviderException. */
+class BrokenTokenProvider : TokenProvider {
+    override fun fetchToken(userId: String): String = throw IllegalStateException("keychain locked")
 }
 
 /** Counts the events it gets; subscribed directly, without the Flow wrapper. */
@@ -205,28 +296,28 @@ fun main() {
         bob.syncOnce()
         bobEvents.await("bob: messages changed in the room") { it is ClientEvent.MessagesChanged && it.roomId == roomId }
         val got = bob.messages(roomId, 50u, null).withText("hello from kotlin")
-        expect(got.size == 1 && got[0].sent && got[0].user.id == "alice") { "bob has it once, sent: $got" }
+        expect(got.size == 1 && got[0].state == MessageState.SENT && got[0].sender.id == "alice") { "bob has it once, sent: $got" }
     }
     r.test("offline: the server is killed, a send still gives a pending echo") {
         server.kill()
         val echo = alice.sendText(roomId, "sent while offline")
-        expect(echo.pending && echo.state == MessageState.PENDING && !echo.sent) { "pending echo: $echo" }
+        expect(echo.state == MessageState.PENDING && echo.serverId == null && echo.id == echo.localId) { "pending echo: $echo" }
         try {
             val report = alice.syncOnce()
             expect(!report.online && report.pending == 1u) { "offline report: $report" }
         } catch (e: ChatException.Offline) {
-            expect(e.message!!.startsWith("offline")) { "readable message: ${e.message}" }
+            expect(e.message!!.startsWith("offline: ")) { "readable message: ${e.message}" }
         }
         val outbox = alice.outbox()
         expect(outbox.size == 1 && outbox[0].state == MessageState.PENDING) { "still queued: $outbox" }
         val shown = alice.messages(roomId, 50u, null).withText("sent while offline")
-        expect(shown.size == 1 && shown[0].pending) { "the echo is shown: $shown" }
+        expect(shown.size == 1 && shown[0].state == MessageState.PENDING) { "the echo is shown: $shown" }
     }
     r.test("back online: sync delivers exactly one copy") {
         server.start()
         until("alice's outbox is flushed", step = { runCatching { alice.syncOnce() }; alice.outbox() }) { it.isEmpty() }
         val mine = alice.messages(roomId, 50u, null).withText("sent while offline")
-        expect(mine.size == 1 && mine[0].sent && mine[0].serverId != null) { "alice: one sent copy: $mine" }
+        expect(mine.size == 1 && mine[0].state == MessageState.SENT && mine[0].serverId != null) { "alice: one sent copy: $mine" }
         val theirs = until("bob has the offline message", step = { bob.syncOnce(); bob.messages(roomId, 50u, null) }) {
             it.withText("sent while offline").isNotEmpty()
         }
@@ -236,7 +327,7 @@ fun main() {
     r.test("a bad server URL is a typed error with a readable message, and creates no store") {
         val dir = File(work, "bad-url")
         val e = expectThrows<ChatException.InvalidInput>("bad URL") { ChatClient(config("not a url", dir, "alice")) }
-        expect(e.message!!.startsWith("invalid input") && e.message!!.contains("not a url")) { "message: ${e.message}" }
+        expect(e.message!!.startsWith("invalid input: ") && e.message!!.contains("not a url")) { "message: ${e.message}" }
         expect(!dir.exists()) { "no store was created for a bad URL" }
         expectThrows<ChatException.InvalidInput>("plain http to a remote host") {
             ChatClient(config("http://chat.example.com", File(work, "insecure"), "alice"))
@@ -251,37 +342,84 @@ fun main() {
         val e = expectThrows<ChatException.InvalidInput>("17 KiB text") {
             runBlocking { alice.sendText(roomId, "x".repeat(17 * 1024)) }
         }
-        expect(e.message!!.contains("limit")) { "readable: ${e.message}" }
+        expect(e.message!!.startsWith("invalid input: ") && e.message!!.contains("at most")) { "readable: ${e.message}" }
         expect(alice.outbox() == before) { "nothing queued: ${alice.outbox()}" }
     }
     r.test("a message the server rejects ends failed with its reason, store intact") {
         val echo = alice.sendText("no-such-room", "to nowhere")
-        expect(echo.pending) { "queued first: $echo" }
+        expect(echo.state == MessageState.PENDING) { "queued first: $echo" }
         val failed = until("the server rejects it", step = { alice.syncOnce(); alice.outbox() }) {
             it.any { e -> e.localId == echo.localId && e.state == MessageState.FAILED }
         }.first { it.localId == echo.localId }
         expect(!failed.failureReason.isNullOrBlank()) { "a reason: $failed" }
         val shown = alice.messages("no-such-room", 50u, null).first { it.localId == echo.localId }
-        expect(shown.failed && shown.state == MessageState.FAILED && shown.failureReason != null) { "shown as failed: $shown" }
+        expect(shown.state == MessageState.FAILED && shown.failureReason != null) { "shown as failed: $shown" }
         alice.discard(echo.localId!!)
         expect(alice.outbox().isEmpty()) { "nothing left queued: ${alice.outbox()}" }
         expect(alice.messages(roomId, 50u, null).withText("sent while offline").size == 1) { "earlier messages intact" }
     }
-    r.test("token providers implemented in Kotlin: a working one, and a refusal as Unauthorized") {
+    r.test("token providers implemented in Kotlin: a working one, and a refusal as Unauthorized with its event") {
         val provider = DevRouteTokenProvider(server.url)
         ChatClient(config(server.url, File(work, "carol"), "carol", TokenSource.Provider(provider))).use { carol ->
             val room = carol.openDirectRoom("alice")
             expect(room.memberIds.contains("carol")) { "room: $room" }
             expect(provider.calls >= 1) { "the provider was asked" }
         }
-        val e = expectThrows<ChatException.Unauthorized>("refusing provider") {
-            runBlocking {
-                ChatClient(config(server.url, File(work, "dave"), "dave", TokenSource.Provider(RefusingTokenProvider()))).use {
-                    it.openDirectRoom("alice")
-                }
-            }
+        ChatClient(config(server.url, File(work, "dave-refused"), "dave", TokenSource.Provider(RefusingTokenProvider()))).use { dave ->
+            val events = EventLog(dave, scope)
+            val e = expectThrows<ChatException.Unauthorized>("refusing provider") { runBlocking { dave.openDirectRoom("alice") } }
+            expect(e.message == "unauthorized: token provider: signed out") { "the provider's reason, said once: ${e.message}" }
+            val event = events.await("the Unauthorized event") { it is ClientEvent.Unauthorized } as ClientEvent.Unauthorized
+            expect(event.reason.contains("signed out")) { "event: $event" }
+            events.job.cancelAndJoin()
         }
-        expect(e.message!!.contains("signed out")) { "the provider's reason: ${e.message}" }
+    }
+    r.test("a token provider that is offline keeps the client offline, never Unauthorized") {
+        val gina = ChatClient(config(server.url, File(work, "gina"), "gina", TokenSource.Provider(OfflineTokenProvider())))
+        val events = EventLog(gina, scope)
+        val e = expectThrows<ChatException.Offline>("offline provider") { runBlocking { gina.openDirectRoom("alice") } }
+        expect(e.message == "offline: token provider: no network for the token service") { "message: ${e.message}" }
+        val report = gina.syncOnce()
+        expect(!report.online) { "offline is a report: $report" }
+        gina.shutdown()
+        val seen = events.untilStopped()
+        expect(seen.none { it is ClientEvent.Unauthorized }) { "no Unauthorized event: $seen" }
+        events.job.cancelAndJoin()
+        gina.close()
+    }
+    r.test("a provider that throws something else is Internal with its message only, no stack trace") {
+        ChatClient(config(server.url, File(work, "hugo"), "hugo", TokenSource.Provider(BrokenTokenProvider()))).use { hugo ->
+            val e = expectThrows<ChatException.Internal>("broken provider") { runBlocking { hugo.openDirectRoom("alice") } }
+            expect(e.message == "internal error: token provider failed: keychain locked") { "message: ${e.message}" }
+        }
+    }
+    r.test("a bad token on a started client is announced with the Unauthorized event") {
+        ChatClient(config(server.url, File(work, "ivan"), "ivan", TokenSource.Fixed("not-a-token"))).use { ivan ->
+            val events = EventLog(ivan, scope)
+            ivan.setAppState(AppState.ACTIVE)
+            ivan.start()
+            val event = events.await("the Unauthorized event") { it is ClientEvent.Unauthorized } as ClientEvent.Unauthorized
+            expect(event.reason.isNotBlank()) { "a reason: $event" }
+            ivan.shutdown()
+            events.job.cancelAndJoin()
+        }
+    }
+    r.test("Rejected carries the server's code, and its message says it once") {
+        val e = expectThrows<ChatException.Rejected>("a direct room with oneself") { runBlocking { alice.openDirectRoom("alice") } }
+        expect(e.code == "bad_request") { "code: ${e.code}" }
+        expect(e.message == "rejected by server (bad_request): a direct room needs another user") { "message: ${e.message}" }
+        expect(e.detail == e.message) { "detail is the message" }
+    }
+    r.test("error messages read once: no field dump, no doubled prefix, no stack trace") {
+        val offline = expectThrows<ChatException.Offline>("nothing listens") {
+            runBlocking { ChatClient(config("http://127.0.0.1:1", File(work, "dead-2"), "alice")).use { it.openDirectRoom("bob") } }
+        }
+        val text = offline.message!!
+        expect(text.startsWith("offline: ") && !text.contains("detail=") && !text.contains("offline: offline")) { "message: $text" }
+        expect(offline.retryAfterSecs == null) { "no Retry-After from a server that is not there" }
+        val panic = expectThrows<ChatException.Internal>("panic") { selftestPanic("said once") }
+        expect(panic.message == "internal error: chatsync panicked: said once") { "message: ${panic.message}" }
+        expect(!panic.toString().contains("\tat ")) { "no stack trace in the text: $panic" }
     }
     r.test("background_sync with a budget returns a report") {
         bob.sendText(roomId, "ping for the background")
@@ -290,8 +428,18 @@ fun main() {
         val report = alice.backgroundSync(5_000uL)
         val tookMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)
         expect(tookMs < 6_000) { "within the budget: $tookMs ms" }
-        expect(report.finished && report.online && report.error == null) { "report: $report" }
+        expect(report.outcome == BackgroundOutcome.COMPLETED && !report.retryLater && report.online && report.error == null) { "report: $report" }
         expect(report.newMessages.any { it.senderId == "bob" && it.preview.contains("ping") }) { "previews: ${report.newMessages}" }
+    }
+    r.test("background_sync says how it ended: a refused token is not retried, no server is") {
+        ChatClient(config(server.url, File(work, "bg-refused"), "jane", TokenSource.Fixed("not-a-token"))).use { jane ->
+            val refused = jane.backgroundSync(5_000uL)
+            expect(refused.outcome == BackgroundOutcome.UNAUTHORIZED && !refused.retryLater && refused.error != null) { "report: $refused" }
+        }
+        ChatClient(config("http://127.0.0.1:1", File(work, "bg-offline"), "jane")).use { jane ->
+            val offline = jane.backgroundSync(5_000uL)
+            expect(offline.outcome == BackgroundOutcome.OFFLINE && offline.retryLater && !offline.online) { "report: $offline" }
+        }
     }
     r.test("started: a message arrives live through the listener, without a sync call") {
         bobEvents.drain() // only events from here on
@@ -305,6 +453,85 @@ fun main() {
         expect(live.withText("live from kotlin").size == 1) { "once: $live" }
         val id = live.withText("live from kotlin")[0].id
         bobEvents.await("bob's listener hears of it") { it is ClientEvent.MessagesChanged && it.roomId == roomId && id in it.ids }
+    }
+    r.test("a timeline: Reset first, then diffs as a message arrives and an echo turns sent") {
+        alice.timeline(roomId).use { timeline ->
+            val log = TimelineLog(timeline, scope)
+            val first = log.await("the first update") { true }
+            expect(first.size == 1 && first[0] is TimelineDiff.Reset) { "a Reset first: $first" }
+            expect(log.shown == timeline.items()) { "the Reset is what the timeline shows" }
+            val echo = alice.sendText(roomId, "through the timeline")
+            val pushed = log.await("the echo is shown") { u -> u.any { it is TimelineDiff.PushBack && it.item.id == echo.id } }
+            val shownEcho = (pushed.first { it is TimelineDiff.PushBack && it.item.id == echo.id } as TimelineDiff.PushBack).item
+            expect(shownEcho.state == MessageState.PENDING) { "pending first: $shownEcho" }
+            alice.syncOnce()
+            val set = log.await("the echo turns sent") { u -> u.any { it is TimelineDiff.Set && it.item.id == echo.id } }
+                .first { it is TimelineDiff.Set && it.item.id == echo.id } as TimelineDiff.Set
+            expect(set.item.state == MessageState.SENT && set.item.serverId != null) { "sent in place, same id: ${set.item}" }
+            expect(log.shown[set.index.toInt()].id == echo.id) { "at the echo's index" }
+            bob.sendText(roomId, "arrives in the timeline")
+            until("bob's outbox is flushed", step = { bob.syncOnce(); bob.outbox() }) { it.isEmpty() }
+            alice.syncOnce()
+            log.await("bob's message arrives") { u -> u.any { it is TimelineDiff.PushBack && it.item.text == "arrives in the timeline" } }
+            expect(log.shown.last().sender.id == "bob") { "the newest at the end: ${log.shown.last()}" }
+            expect(log.shown == timeline.items()) { "the applied diffs equal the timeline" }
+            log.job.cancelAndJoin()
+        }
+    }
+    r.test("load earlier after a refresh, through a timeline: no page repeats, a re-read changes nothing") {
+        ChatClient(config(server.url, File(work, "frank"), "frank")).use { frank ->
+            frank.login("Frank", null)
+            val room = frank.openDirectRoom("erin").id
+            for (i in 1..HISTORY) frank.sendText(room, "history $i")
+            until("frank's history is on the server", step = { frank.syncOnce(); frank.outbox() }) { it.isEmpty() }
+        }
+        val erin = ChatClient(config(server.url, File(work, "erin"), "erin"))
+        erin.login("Erin", null)
+        erin.syncOnce()
+        val room = erin.rooms().first { it.memberIds.contains("frank") }.id
+        val firstRead = erin.messages(room, PAGE.toUInt(), null)
+        expect(firstRead.size == PAGE && firstRead.first().text == "history $HISTORY") { "the newest page: ${firstRead.map { it.text }}" }
+        erin.timeline(room).use { timeline ->
+            expect(timeline.items().map { it.id } == firstRead.reversed().map { it.id }) { "the timeline shows the newest page, oldest first" }
+            val earlier = timeline.paginateBackwards(PAGE.toUInt())
+            expect(earlier.added == PAGE.toUInt() && earlier.hasMore) { "one page earlier: $earlier" }
+            val afterEarlier = timeline.items()
+            val again = erin.messages(room, PAGE.toUInt(), null)
+            expect(again == firstRead) { "reading the newest page again returns the same" }
+            expect(timeline.items() == afterEarlier) { "the re-read moved nothing" }
+            val earliest = timeline.paginateBackwards(PAGE.toUInt())
+            expect(earliest.added == (HISTORY - 2 * PAGE).toUInt() && !earliest.hasMore) { "the rest, no more: $earliest" }
+            val texts = timeline.items().map { it.text }
+            expect(texts == (1..HISTORY).map { "history $it" }) { "every message once, in order: $texts" }
+        }
+        val anchor = firstRead.last().serverId
+        val below = erin.loadOlder(room, anchor, PAGE.toUInt())
+        expect(below == erin.loadOlder(room, anchor, PAGE.toUInt())) { "an explicit anchor gives the same page twice" }
+        expect(below.messages.first().text == "history ${HISTORY - PAGE}") { "the page below the anchor: ${below.messages.map { it.text }}" }
+        erin.shutdown()
+        erin.close()
+    }
+    r.test("the room list: the current rooms first, then a room with a new message moves to the top") {
+        alice.syncOnce()
+        alice.roomList().use { list ->
+            val updates = Channel<List<RoomSummary>>(Channel.UNLIMITED)
+            val job = scope.launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
+                list.roomsFlow().collect { updates.send(it) }
+            }
+            val first = withTimeout(DEADLINE_MS) { updates.receive() }
+            expect(first == list.rooms() && first.size >= 2) { "the current rooms first (with bob and carol): $first" }
+            val target = first.last()
+            alice.sendText(target.id, "to the top")
+            val moved = withTimeout(DEADLINE_MS) {
+                var rooms = updates.receive()
+                while (rooms.firstOrNull()?.id != target.id) rooms = updates.receive()
+                rooms
+            }
+            expect(moved.first().lastMessage?.text == "to the top") { "with its last message: ${moved.first()}" }
+            expect(moved.map { it.id }.sorted() == first.map { it.id }.sorted()) { "the same rooms: $moved" }
+            until("alice's outbox is flushed", step = { alice.syncOnce(); alice.outbox() }) { it.isEmpty() }
+            job.cancelAndJoin()
+        }
     }
     r.test("typed flows: the current status first, then a room's message changes") {
         val status = withTimeout(DEADLINE_MS) { alice.networkStatusFlow().first() }
@@ -347,7 +574,7 @@ fun main() {
     }
     r.test("a panic inside the library becomes ChatException.Internal") {
         val e = expectThrows<ChatException.Internal>("sync panic") { selftestPanic("boom from kotlin") }
-        expect(e.message!!.contains("boom from kotlin")) { "message: ${e.message}" }
+        expect(e.message == "internal error: chatsync panicked: boom from kotlin") { "message: ${e.message}" }
         val a = expectThrows<ChatException.Internal>("async panic") { runBlocking { selftestPanicAsync("async boom") } }
         expect(a.message!!.contains("async boom")) { "message: ${a.message}" }
     }
@@ -372,6 +599,65 @@ fun main() {
         ChatClient(cfg).use { dave ->
             expect(dave.outbox().map { it.localId } == queued) { "same txn ids: ${dave.outbox()}" }
         }
+    }
+    r.test("a cancelled coroutine ends its call, and the request with it") {
+        SilentServer().use { silent ->
+            ChatClient(config(silent.url, File(work, "cancelled"), "alice", TokenSource.Fixed("t"))).use { c ->
+                val outcome = CompletableDeferred<String>()
+                val job = scope.launch {
+                    try {
+                        c.syncOnce()
+                        outcome.complete("finished")
+                    } catch (e: CancellationException) {
+                        outcome.complete("cancelled")
+                        throw e
+                    } catch (t: Throwable) {
+                        outcome.complete("failed: $t")
+                    }
+                }
+                withTimeout(DEADLINE_MS) { silent.requestSeen.await() }
+                job.cancel()
+                // Bounded waits on what can be observed: the call ended, the server saw the close.
+                val result = withTimeoutOrNull(5_000) { outcome.await() } ?: "still running 5 s after cancel"
+                expect(result == "cancelled") { "the call: $result" }
+                expect(withTimeoutOrNull(5_000) { silent.closedByClient.await() } != null) { "the server saw the request end" }
+            }
+        }
+    }
+    r.test("shutdown ends a call in flight with ShutDown; later calls fail; Stopped is the last event") {
+        SilentServer().use { silent ->
+            val c = ChatClient(config(silent.url, File(work, "shut"), "alice", TokenSource.Fixed("t")))
+            val events = EventLog(c, scope)
+            val call = scope.async { runCatching { c.syncOnce() } }
+            withTimeout(DEADLINE_MS) { silent.requestSeen.await() }
+            c.shutdown()
+            val result = withTimeoutOrNull(5_000) { call.await() }
+            expect(result?.exceptionOrNull() is ChatException.ShutDown) { "the call in flight: $result" }
+            expect(withTimeoutOrNull(5_000) { silent.closedByClient.await() } != null) { "its request ended" }
+            expect(c.syncState() == SyncState.STOPPED) { "state: ${c.syncState()}" }
+            expectThrows<ChatException.ShutDown>("a call after shutdown") { runBlocking { c.sendText("r1", "too late") } }
+            expectThrows<ChatException.ShutDown>("a read after shutdown") { c.outbox() }
+            expectThrows<ChatException.ShutDown>("a timeline after shutdown") { c.timeline("r1") }
+            val seen = events.untilStopped()
+            c.setNetworkReachable(false) // would be news on a live client
+            val late = EventLog(c, scope)
+            expect(late.next() == ClientEvent.SyncStateChanged(SyncState.STOPPED)) { "a late listener hears Stopped" }
+            expect(events.drain().isEmpty()) { "nothing after Stopped: ${events.drain()}" }
+            expect(seen.last() == ClientEvent.SyncStateChanged(SyncState.STOPPED)) { "Stopped last: $seen" }
+            events.job.cancelAndJoin()
+            late.job.cancelAndJoin()
+            c.close()
+        }
+    }
+    r.test("a closed Kotlin object throws ChatException.ShutDown, not IllegalStateException") {
+        val c = ChatClient(config("http://127.0.0.1:1", File(work, "closed"), "alice"))
+        val timeline = c.timeline("r1")
+        timeline.close()
+        c.close()
+        val read = expectThrows<ChatException.ShutDown>("a read on a closed client") { c.outbox() }
+        expect(read.message == "ChatClient is closed: close() or destroy() was called on it") { "message: ${read.message}" }
+        expectThrows<ChatException.ShutDown>("a call on a closed client") { runBlocking { c.syncOnce() } }
+        expectThrows<ChatException.ShutDown>("a closed timeline") { timeline.items() }
     }
     r.test("shutdown: later calls fail with ShutDown") {
         bobEvents.job.cancelAndJoin()

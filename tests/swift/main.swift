@@ -104,6 +104,66 @@ final class Server {
     }
 }
 
+/// A server that accepts connections, reads each request and never answers: a call to it ends
+/// only when the client gives up. It counts what it observes: requests that arrived, and
+/// connections the client closed.
+final class SilentServer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var requests = 0
+    private var closes = 0
+    private let fd: Int32
+    let port: UInt16
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
+                bind(fd, a, len) == 0 && listen(fd, 16) == 0 && getsockname(fd, a, &len) == 0
+            }
+        }
+        guard fd >= 0, bound else { throw TestFailure(description: "cannot listen on loopback") }
+        port = UInt16(bigEndian: addr.sin_port)
+        let listener = fd
+        Thread { [self] in
+            while true {
+                let connection = accept(listener, nil, nil)
+                if connection < 0 { return } // stopped
+                Thread { [self] in serve(connection) }.start()
+            }
+        }.start()
+    }
+
+    private func serve(_ connection: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var head: [UInt8] = []
+        while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            let n = Glibc.read(connection, &buffer, buffer.count)
+            if n <= 0 { break }
+            head += buffer[0..<n]
+        }
+        lock.lock(); requests += 1; lock.unlock()
+        // Never answer; a read returns 0 (or fails) once the client closes its end.
+        while Glibc.read(connection, &buffer, buffer.count) > 0 {}
+        Glibc.close(connection)
+        lock.lock(); closes += 1; lock.unlock()
+    }
+
+    var requestsSeen: Int { lock.lock(); defer { lock.unlock() }; return requests }
+    var closedByClient: Int { lock.lock(); defer { lock.unlock() }; return closes }
+
+    func stop() {
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+    }
+}
+
 /// Every event of a client through the AsyncStream wrapper, kept for the test to wait on.
 final class EventLog: @unchecked Sendable {
     private let lock = NSLock()
@@ -134,6 +194,12 @@ final class EventLog: @unchecked Sendable {
 
     func stop() { task?.cancel() }
 
+    /// Every event delivered so far, consumed or not.
+    func all() -> [ClientEvent] {
+        lock.lock(); defer { lock.unlock() }
+        return events
+    }
+
     /// Consumes every event delivered so far.
     func skipAll() {
         lock.lock(); defer { lock.unlock() }
@@ -157,6 +223,62 @@ final class EventLog: @unchecked Sendable {
     }
 }
 
+/// A timeline's updates through the AsyncStream wrapper, applied to an array as an app would.
+final class TimelineLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var updates: [[TimelineDiff]] = []
+    private var consumed = 0
+    private var task: Task<Void, Never>?
+    /// What the applied updates show; touched by the test only.
+    var shown: [ChatMessage] = []
+
+    init(_ timeline: Timeline) throws {
+        let stream = try timeline.diffs() // subscribed before this returns
+        task = Task { [weak self] in
+            for await update in stream {
+                guard let self else { return }
+                self.append(update)
+            }
+        }
+    }
+
+    private func append(_ update: [TimelineDiff]) {
+        lock.lock(); defer { lock.unlock() }
+        updates.append(update)
+    }
+
+    /// Applies updates until one satisfies `matches` (bounded); returns that one.
+    @MainActor
+    func await(_ what: String, _ matches: ([TimelineDiff]) -> Bool) async throws -> [TimelineDiff] {
+        let deadline = now() + deadlineSeconds
+        while true {
+            while let update = take() {
+                shown.apply(update)
+                if matches(update) { return update }
+            }
+            if now() > deadline { throw TestFailure(description: "no timeline update '\(what)' within \(deadlineSeconds) s; shown: \(shown.map(\.text))") }
+            try await Task.sleep(nanoseconds: 20_000_000) // poll interval of the bounded wait above
+        }
+    }
+
+    func stop() { task?.cancel() }
+
+    private func take() -> [TimelineDiff]? {
+        lock.lock(); defer { lock.unlock() }
+        guard consumed < updates.count else { return nil }
+        consumed += 1
+        return updates[consumed - 1]
+    }
+}
+
+/// Rooms lists collected from a stream, read from the test.
+final class RoomsLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lists: [[RoomSummary]] = []
+    func add(_ rooms: [RoomSummary]) { lock.lock(); lists.append(rooms); lock.unlock() }
+    var all: [[RoomSummary]] { lock.lock(); defer { lock.unlock() }; return lists }
+}
+
 /// Ids collected from a stream, read from the test.
 final class Collected: @unchecked Sendable {
     private let lock = NSLock()
@@ -172,6 +294,10 @@ final class RecordingListener: ClientListener, @unchecked Sendable {
     func onEvent(event: ClientEvent) { lock.lock(); events.append(event); lock.unlock() }
     var count: Int { lock.lock(); defer { lock.unlock() }; return events.count }
 }
+
+/// The same scenario's numbers: the newest page a fresh device holds, and the room's history.
+let page = 50
+let history = 120
 
 /// A token provider implemented in Swift: asks the dev route itself.
 final class DevRouteTokenProvider: TokenProvider, @unchecked Sendable {
@@ -192,14 +318,32 @@ final class DevRouteTokenProvider: TokenProvider, @unchecked Sendable {
         guard let data = body,
               let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let token = json["access_token"] as? String
-        else { throw TokenProviderError.Failed(reason: "no access_token from \(server)") }
+        else { throw TokenProviderError.Other(reason: "no access_token from \(server)") }
         return token
     }
 }
 
+/// Signed out: the app must sign the user in again.
 final class RefusingTokenProvider: TokenProvider, @unchecked Sendable {
-    func fetchToken(userId: String) throws -> String { throw TokenProviderError.Failed(reason: "signed out") }
+    func fetchToken(userId: String) throws -> String { throw TokenProviderError.Unauthorized(reason: "signed out") }
 }
+
+/// In a tunnel: the token service cannot be reached, the user stays signed in.
+final class OfflineTokenProvider: TokenProvider, @unchecked Sendable {
+    func fetchToken(userId: String) throws -> String { throw TokenProviderError.Offline(reason: "no network for the token service") }
+}
+
+/// A provider with a bug: it throws something that is not a TokenProviderError.
+struct KeychainLocked: Error, CustomStringConvertible {
+    var description: String { "keychain locked" }
+}
+
+final class BrokenTokenProvider: TokenProvider, @unchecked Sendable {
+    func fetchToken(userId: String) throws -> String { throw KeychainLocked() }
+}
+
+func isStopped(_ event: ClientEvent) -> Bool { event == .syncStateChanged(state: .stopped) }
+func isUnauthorized(_ event: ClientEvent) -> Bool { if case .unauthorized = event { return true }; return false }
 
 func config(_ server: String, _ dir: String, _ user: String, _ token: TokenSource = .devTokenRoute) -> ClientConfig {
     ClientConfig(serverUrl: server, dataDir: dir, userId: user, token: token,
@@ -273,29 +417,29 @@ await test("send, and a second client receives it through the listener") {
         return false
     }
     let got = withText(try bob.messages(roomId: roomId, limit: 50, before: nil), "hello from swift")
-    try expect(got.count == 1 && got[0].sent && got[0].user.id == "alice", "bob has it once, sent: \(got)")
+    try expect(got.count == 1 && got[0].state == .sent && got[0].sender.id == "alice", "bob has it once, sent: \(got)")
 }
 await test("offline: the server is killed, a send still gives a pending echo") {
     server.kill()
     let echo = try await alice.sendText(roomId: roomId, text: "sent while offline")
-    try expect(echo.pending && echo.state == .pending && !echo.sent, "pending echo: \(echo)")
+    try expect(echo.state == .pending && echo.serverId == nil && echo.id == echo.localId, "pending echo: \(echo)")
     do {
         let report = try await alice.syncOnce()
         try expect(!report.online && report.pending == 1, "offline report: \(report)")
     } catch let error as ChatError {
         guard case .Offline = error else { throw error }
-        try expect(error.message.hasPrefix("offline"), "readable message: \(error.message)")
+        try expect(error.message.hasPrefix("offline: "), "readable message: \(error.message)")
     }
     let outbox = try alice.outbox()
     try expect(outbox.count == 1 && outbox[0].state == .pending, "still queued: \(outbox)")
     let shown = withText(try alice.messages(roomId: roomId, limit: 50, before: nil), "sent while offline")
-    try expect(shown.count == 1 && shown[0].pending, "the echo is shown: \(shown)")
+    try expect(shown.count == 1 && shown[0].state == .pending, "the echo is shown: \(shown)")
 }
 await test("back online: sync delivers exactly one copy") {
     try server.start()
     _ = try await until("alice's outbox is flushed", { _ = try? await alice.syncOnce(); return try alice.outbox() }) { $0.isEmpty }
     let mine = withText(try alice.messages(roomId: roomId, limit: 50, before: nil), "sent while offline")
-    try expect(mine.count == 1 && mine[0].sent && mine[0].serverId != nil, "alice: one sent copy: \(mine)")
+    try expect(mine.count == 1 && mine[0].state == .sent && mine[0].serverId != nil, "alice: one sent copy: \(mine)")
     let theirs = try await until("bob has the offline message", {
         _ = try await bob.syncOnce(); return try bob.messages(roomId: roomId, limit: 50, before: nil)
     }) { !withText($0, "sent while offline").isEmpty }
@@ -307,7 +451,7 @@ await test("a bad server URL is a typed error with a readable message, and creat
     let bad = try await expectChatError("bad URL", { if case .InvalidInput = $0 { return true }; return false }) {
         _ = try ChatClient(config: config("not a url", dir, "alice"))
     }
-    try expect(bad.message.hasPrefix("invalid input") && bad.message.contains("not a url"), "message: \(bad.message)")
+    try expect(bad.message.hasPrefix("invalid input: ") && bad.message.contains("not a url"), "message: \(bad.message)")
     try expect(!FileManager.default.fileExists(atPath: dir), "no store was created for a bad URL")
     _ = try await expectChatError("plain http to a remote host", { if case .InvalidInput = $0 { return true }; return false }) {
         _ = try ChatClient(config: config("http://chat.example.com", work + "/insecure", "alice"))
@@ -323,34 +467,95 @@ await test("an oversized text (over 16 KiB) is a typed error and queues nothing"
     let e = try await expectChatError("17 KiB text", { if case .InvalidInput = $0 { return true }; return false }) {
         _ = try await alice.sendText(roomId: roomId, text: String(repeating: "x", count: 17 * 1024))
     }
-    try expect(e.message.contains("limit"), "readable: \(e.message)")
+    try expect(e.message.hasPrefix("invalid input: ") && e.message.contains("at most"), "readable: \(e.message)")
     try expect(try alice.outbox() == before, "nothing queued")
 }
 await test("a message the server rejects ends failed with its reason, store intact") {
     let echo = try await alice.sendText(roomId: "no-such-room", text: "to nowhere")
-    try expect(echo.pending, "queued first: \(echo)")
+    try expect(echo.state == .pending, "queued first: \(echo)")
     let outbox = try await until("the server rejects it", { _ = try await alice.syncOnce(); return try alice.outbox() }) { (entries: [OutboxEntry]) in
         entries.contains { $0.localId == echo.localId && $0.state == .failed }
     }
     let entry = outbox.first { $0.localId == echo.localId }!
     try expect(!(entry.failureReason ?? "").isEmpty, "a reason: \(entry)")
     let shown = try alice.messages(roomId: "no-such-room", limit: 50, before: nil).first { $0.localId == echo.localId }
-    try expect(shown?.failed == true && shown?.state == .failed && shown?.failureReason != nil, "shown as failed: \(String(describing: shown))")
+    try expect(shown?.state == .failed && shown?.failureReason != nil, "shown as failed: \(String(describing: shown))")
     try await alice.discard(localId: echo.localId!)
     try expect(try alice.outbox().isEmpty, "nothing left queued")
     try expect(withText(try alice.messages(roomId: roomId, limit: 50, before: nil), "sent while offline").count == 1, "earlier messages intact")
 }
-await test("token providers implemented in Swift: a working one, and a refusal as Unauthorized") {
+await test("token providers implemented in Swift: a working one, and a refusal as Unauthorized with its event") {
     let provider = DevRouteTokenProvider(server: server.url)
     let carol = try ChatClient(config: config(server.url, work + "/carol", "carol", .provider(provider: provider)))
     let room = try await carol.openDirectRoom(userId: "alice")
     try expect(room.memberIds.contains("carol"), "room: \(room)")
     try expect(provider.calls >= 1, "the provider was asked")
+    try carol.shutdown()
+    let dave = try ChatClient(config: config(server.url, work + "/dave-refused", "dave", .provider(provider: RefusingTokenProvider())))
+    let events = try EventLog(dave)
     let refused = try await expectChatError("refusing provider", { if case .Unauthorized = $0 { return true }; return false }) {
-        let dave = try ChatClient(config: config(server.url, work + "/dave", "dave", .provider(provider: RefusingTokenProvider())))
         _ = try await dave.openDirectRoom(userId: "alice")
     }
-    try expect(refused.message.contains("signed out"), "the provider's reason: \(refused.message)")
+    try expect(refused.message == "unauthorized: token provider: signed out", "the provider's reason, said once: \(refused.message)")
+    let event = try await events.await("the Unauthorized event", isUnauthorized)
+    if case let .unauthorized(reason) = event { try expect(reason.contains("signed out"), "event: \(event)") }
+    events.stop()
+    try dave.shutdown()
+}
+await test("a token provider that is offline keeps the client offline, never Unauthorized") {
+    let gina = try ChatClient(config: config(server.url, work + "/gina", "gina", .provider(provider: OfflineTokenProvider())))
+    let events = try EventLog(gina)
+    let e = try await expectChatError("offline provider", { if case .Offline = $0 { return true }; return false }) {
+        _ = try await gina.openDirectRoom(userId: "alice")
+    }
+    try expect(e.message == "offline: token provider: no network for the token service", "message: \(e.message)")
+    let report = try await gina.syncOnce()
+    try expect(!report.online, "offline is a report: \(report)")
+    try gina.shutdown()
+    _ = try await events.await("Stopped", isStopped)
+    try expect(!events.all().contains(where: isUnauthorized), "no Unauthorized event: \(events.all())")
+    events.stop()
+}
+await test("a provider that throws something else is Internal with its message only") {
+    let hugo = try ChatClient(config: config(server.url, work + "/hugo", "hugo", .provider(provider: BrokenTokenProvider())))
+    let e = try await expectChatError("broken provider", { if case .Internal = $0 { return true }; return false }) {
+        _ = try await hugo.openDirectRoom(userId: "alice")
+    }
+    try expect(e.message == "internal error: token provider failed: keychain locked", "message: \(e.message)")
+    try hugo.shutdown()
+}
+await test("a bad token on a started client is announced with the Unauthorized event") {
+    let ivan = try ChatClient(config: config(server.url, work + "/ivan", "ivan", .fixed(token: "not-a-token")))
+    let events = try EventLog(ivan)
+    try ivan.setAppState(state: .active)
+    try ivan.start()
+    let event = try await events.await("the Unauthorized event", isUnauthorized)
+    if case let .unauthorized(reason) = event { try expect(!reason.isEmpty, "a reason: \(event)") }
+    events.stop()
+    try ivan.shutdown()
+}
+await test("Rejected carries the server's code, and its message says it once") {
+    let e = try await expectChatError("a direct room with oneself", { if case .Rejected = $0 { return true }; return false }) {
+        _ = try await alice.openDirectRoom(userId: "alice")
+    }
+    guard case let .Rejected(code, detail) = e else { throw TestFailure(description: "\(e)") }
+    try expect(code == "bad_request", "code: \(code)")
+    try expect(detail == "rejected by server (bad_request): a direct room needs another user", "detail: \(detail)")
+    try expect(e.localizedDescription == detail, "localizedDescription is the text: \(e.localizedDescription)")
+}
+await test("error messages read once: no field dump, no doubled prefix") {
+    let offline = try await expectChatError("nothing listens", { if case .Offline = $0 { return true }; return false }) {
+        let c = try ChatClient(config: config("http://127.0.0.1:1", work + "/dead-2", "alice"))
+        defer { try? c.shutdown() }
+        _ = try await c.openDirectRoom(userId: "bob")
+    }
+    let text = offline.message
+    try expect(text.hasPrefix("offline: ") && !text.contains("detail") && !text.contains("offline: offline"), "message: \(text)")
+    if case let .Offline(_, retryAfterSecs) = offline { try expect(retryAfterSecs == nil, "no Retry-After from a server that is not there") }
+    let panic = try await expectChatError("panic", { if case .Internal = $0 { return true }; return false }) {
+        try selftestPanic(message: "said once")
+    }
+    try expect(panic.message == "internal error: chatsync panicked: said once", "message: \(panic.message)")
 }
 await test("background_sync with a budget returns a report") {
     _ = try await bob.sendText(roomId: roomId, text: "ping for the background")
@@ -359,8 +564,18 @@ await test("background_sync with a budget returns a report") {
     let report = try await alice.backgroundSync(budgetMs: 5_000)
     let took = now() - started
     try expect(took < 6, "within the budget: \(took) s")
-    try expect(report.finished && report.online && report.error == nil, "report: \(report)")
+    try expect(report.outcome == .completed && !report.retryLater && report.online && report.error == nil, "report: \(report)")
     try expect(report.newMessages.contains { $0.senderId == "bob" && $0.preview.contains("ping") }, "previews: \(report.newMessages)")
+}
+await test("background_sync says how it ended: a refused token is not retried, no server is") {
+    let refusedClient = try ChatClient(config: config(server.url, work + "/bg-refused", "jane", .fixed(token: "not-a-token")))
+    let refused = try await refusedClient.backgroundSync(budgetMs: 5_000)
+    try expect(refused.outcome == .unauthorized && !refused.retryLater && refused.error != nil, "report: \(refused)")
+    try refusedClient.shutdown()
+    let offlineClient = try ChatClient(config: config("http://127.0.0.1:1", work + "/bg-offline", "jane"))
+    let offline = try await offlineClient.backgroundSync(budgetMs: 5_000)
+    try expect(offline.outcome == .offline && offline.retryLater && !offline.online, "report: \(offline)")
+    try offlineClient.shutdown()
 }
 await test("started: a message arrives live through the listener, without a sync call") {
     bobEvents.skipAll() // only events from here on
@@ -377,6 +592,88 @@ await test("started: a message arrives live through the listener, without a sync
         if case let .messagesChanged(room, ids) = $0 { return room == roomId && ids.contains(id) }
         return false
     }
+}
+await test("a timeline: Reset first, then diffs as a message arrives and an echo turns sent") {
+    let timeline = try alice.timeline(roomId: roomId)
+    let log = try TimelineLog(timeline)
+    let first = try await log.await("the first update") { _ in true }
+    if first.count != 1 { throw TestFailure(description: "one Reset first: \(first)") }
+    guard case .reset = first[0] else { throw TestFailure(description: "a Reset first: \(first)") }
+    try expect(log.shown == (try timeline.items()), "the Reset is what the timeline shows")
+    let echo = try await alice.sendText(roomId: roomId, text: "through the timeline")
+    let pushed = try await log.await("the echo is shown") { update in
+        update.contains { if case let .pushBack(item) = $0 { return item.id == echo.id }; return false }
+    }
+    for case let .pushBack(item) in pushed where item.id == echo.id {
+        try expect(item.state == .pending, "pending first: \(item)")
+    }
+    _ = try await alice.syncOnce()
+    let turned = try await log.await("the echo turns sent") { update in
+        update.contains { if case let .set(_, item) = $0 { return item.id == echo.id }; return false }
+    }
+    for case let .set(index, item) in turned where item.id == echo.id {
+        try expect(item.state == .sent && item.serverId != nil, "sent in place, same id: \(item)")
+        try expect(log.shown[Int(index)].id == echo.id, "at the echo's index")
+    }
+    _ = try await bob.sendText(roomId: roomId, text: "arrives in the timeline")
+    _ = try await until("bob's outbox is flushed", { _ = try await bob.syncOnce(); return try bob.outbox() }) { $0.isEmpty }
+    _ = try await alice.syncOnce()
+    _ = try await log.await("bob's message arrives") { update in
+        update.contains { if case let .pushBack(item) = $0 { return item.text == "arrives in the timeline" }; return false }
+    }
+    try expect(log.shown.last?.sender.id == "bob", "the newest at the end: \(String(describing: log.shown.last))")
+    try expect(log.shown == (try timeline.items()), "the applied diffs equal the timeline")
+    log.stop()
+}
+await test("load earlier after a refresh, through a timeline: no page repeats, a re-read changes nothing") {
+    let frank = try ChatClient(config: config(server.url, work + "/frank", "frank"))
+    _ = try await frank.login(name: "Frank", avatarUrl: nil)
+    let frankRoom = try await frank.openDirectRoom(userId: "erin").id
+    for i in 1...history { _ = try await frank.sendText(roomId: frankRoom, text: "history \(i)") }
+    _ = try await until("frank's history is on the server", { _ = try await frank.syncOnce(); return try frank.outbox() }) { $0.isEmpty }
+    try frank.shutdown()
+    let erin = try ChatClient(config: config(server.url, work + "/erin", "erin"))
+    _ = try await erin.login(name: "Erin", avatarUrl: nil)
+    _ = try await erin.syncOnce()
+    guard let room = try erin.rooms().first(where: { $0.memberIds.contains("frank") })?.id else {
+        throw TestFailure(description: "erin does not know the room")
+    }
+    let firstRead = try erin.messages(roomId: room, limit: UInt32(page), before: nil)
+    try expect(firstRead.count == page && firstRead.first?.text == "history \(history)", "the newest page: \(firstRead.map(\.text))")
+    let timeline = try erin.timeline(roomId: room)
+    try expect(try timeline.items().map(\.id) == firstRead.reversed().map(\.id), "the timeline shows the newest page, oldest first")
+    let earlier = try await timeline.paginateBackwards(count: UInt32(page))
+    try expect(earlier.added == UInt32(page) && earlier.hasMore, "one page earlier: \(earlier)")
+    let afterEarlier = try timeline.items()
+    let again = try erin.messages(roomId: room, limit: UInt32(page), before: nil)
+    try expect(again == firstRead, "reading the newest page again returns the same")
+    try expect(try timeline.items() == afterEarlier, "the re-read moved nothing")
+    let earliest = try await timeline.paginateBackwards(count: UInt32(page))
+    try expect(earliest.added == UInt32(history - 2 * page) && !earliest.hasMore, "the rest, no more: \(earliest)")
+    let texts = try timeline.items().map(\.text)
+    try expect(texts == (1...history).map { "history \($0)" }, "every message once, in order: \(texts)")
+    let anchor = firstRead.last?.serverId
+    let below = try await erin.loadOlder(roomId: room, before: anchor, limit: UInt32(page))
+    let same = try await erin.loadOlder(roomId: room, before: anchor, limit: UInt32(page))
+    try expect(below == same, "an explicit anchor gives the same page twice")
+    try expect(below.messages.first?.text == "history \(history - page)", "the page below the anchor: \(below.messages.map(\.text))")
+    try erin.shutdown()
+}
+await test("the room list: the current rooms first, then a room with a new message moves to the top") {
+    _ = try await alice.syncOnce()
+    let list = try alice.roomList()
+    let log = RoomsLog()
+    let stream = try list.roomsUpdates()
+    let task = Task { for await rooms in stream { log.add(rooms) } }
+    let first = try await until("the current rooms", { log.all.first }) { $0 != nil }!
+    try expect(first == (try list.rooms()) && first.count >= 2, "the current rooms first (with bob and carol): \(first)")
+    let target = first.last!
+    _ = try await alice.sendText(roomId: target.id, text: "to the top")
+    let moved = try await until("the room moves to the top", { log.all.last }) { $0?.first?.id == target.id }!
+    try expect(moved.first?.lastMessage?.text == "to the top", "with its last message: \(String(describing: moved.first))")
+    try expect(moved.map(\.id).sorted() == first.map(\.id).sorted(), "the same rooms: \(moved)")
+    _ = try await until("alice's outbox is flushed", { _ = try await alice.syncOnce(); return try alice.outbox() }) { $0.isEmpty }
+    task.cancel()
 }
 await test("typed streams: the current status first, then a room's message changes") {
     var statuses = try alice.networkStatusUpdates().makeAsyncIterator()
@@ -423,7 +720,7 @@ await test("a panic inside the library becomes ChatError.Internal") {
     let e = try await expectChatError("sync panic", { if case .Internal = $0 { return true }; return false }) {
         try selftestPanic(message: "boom from swift")
     }
-    try expect(e.message.contains("boom from swift"), "message: \(e.message)")
+    try expect(e.message == "internal error: chatsync panicked: boom from swift", "message: \(e.message)")
     let a = try await expectChatError("async panic", { if case .Internal = $0 { return true }; return false }) {
         try await selftestPanicAsync(message: "async boom")
     }
@@ -458,6 +755,70 @@ await test("recoverStore: a healthy store is left alone, a damaged one is rebuil
     let ids = try again.outbox().map { $0.localId }
     try expect(ids == queued, "same txn ids: \(ids)")
     try again.shutdown()
+}
+await test("a cancelled Task ends its call with CancellationError, and the request with it") {
+    let silent = try SilentServer()
+    defer { silent.stop() }
+    let c = try ChatClient(config: config(silent.url, work + "/cancelled", "alice", .fixed(token: "t")))
+    let call = Task.detached { () -> String in
+        do {
+            _ = try await c.syncOnce()
+            return "finished"
+        } catch is CancellationError {
+            return "cancelled"
+        } catch {
+            return "failed: \(error)"
+        }
+    }
+    _ = try await until("the request reached the server", { silent.requestsSeen }) { $0 >= 1 }
+    let cancelledAt = now()
+    call.cancel()
+    let result = await call.value
+    let took = now() - cancelledAt
+    try expect(result == "cancelled", "the call: \(result)")
+    try expect(took < 5, "ended \(took) s after the cancel")
+    _ = try await until("the server sees the request end", { silent.closedByClient }) { $0 >= 1 }
+    try c.shutdown()
+}
+await test("shutdown ends a call in flight with ShutDown; later calls fail; Stopped is the last event") {
+    let silent = try SilentServer()
+    defer { silent.stop() }
+    let c = try ChatClient(config: config(silent.url, work + "/shut", "alice", .fixed(token: "t")))
+    let events = try EventLog(c)
+    let call = Task.detached { () -> String in
+        do {
+            _ = try await c.syncOnce()
+            return "finished"
+        } catch let error as ChatError {
+            if case .ShutDown = error { return "shut down" }
+            return "failed: \(error)"
+        } catch {
+            return "failed: \(error)"
+        }
+    }
+    _ = try await until("the request reached the server", { silent.requestsSeen }) { $0 >= 1 }
+    try c.shutdown()
+    let result = await call.value
+    try expect(result == "shut down", "the call in flight: \(result)")
+    _ = try await until("its request ended", { silent.closedByClient }) { $0 >= 1 }
+    try expect(try c.syncState() == .stopped, "state")
+    _ = try await expectChatError("a call after shutdown", { if case .ShutDown = $0 { return true }; return false }) {
+        _ = try await c.sendText(roomId: "r1", text: "too late")
+    }
+    _ = try await expectChatError("a read after shutdown", { if case .ShutDown = $0 { return true }; return false }) {
+        _ = try c.outbox()
+    }
+    _ = try await expectChatError("a timeline after shutdown", { if case .ShutDown = $0 { return true }; return false }) {
+        _ = try c.timeline(roomId: "r1")
+    }
+    _ = try await events.await("Stopped", isStopped)
+    try c.setNetworkReachable(reachable: false) // would be news on a live client
+    let late = try EventLog(c)
+    let heard = try await late.await("a late listener hears Stopped")
+    try expect(isStopped(heard), "a late listener hears Stopped: \(heard)")
+    try expect(isStopped(events.all().last!), "nothing after Stopped: \(events.all())")
+    events.stop()
+    late.stop()
 }
 await test("shutdown: later calls fail with ShutDown") {
     bobEvents?.stop()
