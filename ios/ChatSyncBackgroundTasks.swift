@@ -84,7 +84,7 @@ public final class ChatSyncBackgroundTasks: NSObject {
             )
             if let error = run.error { NSLog("ChatSync: background sync: \(error)") }
             if !Task.isCancelled { await post(run.notifications) }
-            completion.complete(success: run.outcome == .done && run.report?.finished == true)
+            completion.complete(success: run.outcome == .done)
         }
         task.expirationHandler = {
             // Out of time: stop the work (the core's own budget ends the sync too) and tell iOS now.

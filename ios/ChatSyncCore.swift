@@ -43,16 +43,16 @@ func chatSyncRejection(for error: Error) -> (code: String, message: String) {
     switch error {
     case let e as ChatError:
         switch e {
-        case .Offline(let m): return (ChatSyncErrorCode.offline, m)
-        case .Unauthorized(let m): return (ChatSyncErrorCode.unauthorized, m)
-        case .NotFound(let m): return (ChatSyncErrorCode.notFound, m)
-        case .Rejected(let m): return (ChatSyncErrorCode.rejected, m)
-        case .Protocol(let m): return (ChatSyncErrorCode.protocolError, m)
-        case .Storage(let m): return (ChatSyncErrorCode.storage, m)
-        case .InvalidInput(let m): return (ChatSyncErrorCode.invalidInput, m)
-        case .Busy(let m): return (ChatSyncErrorCode.busy, m)
-        case .ShutDown(let m): return (ChatSyncErrorCode.shutDown, m)
-        case .Internal(let m): return (ChatSyncErrorCode.internal, m)
+        case .Offline: return (ChatSyncErrorCode.offline, e.message)
+        case .Unauthorized: return (ChatSyncErrorCode.unauthorized, e.message)
+        case .NotFound: return (ChatSyncErrorCode.notFound, e.message)
+        case .Rejected: return (ChatSyncErrorCode.rejected, e.message)
+        case .Protocol: return (ChatSyncErrorCode.protocolError, e.message)
+        case .Storage: return (ChatSyncErrorCode.storage, e.message)
+        case .InvalidInput: return (ChatSyncErrorCode.invalidInput, e.message)
+        case .Busy: return (ChatSyncErrorCode.busy, e.message)
+        case .ShutDown: return (ChatSyncErrorCode.shutDown, e.message)
+        case .Internal: return (ChatSyncErrorCode.internal, e.message)
         }
     case let e as ChatSyncModuleError:
         return (e.code, e.message)
@@ -280,7 +280,8 @@ enum ChatSyncEventName {
     static let networkStatus = "ChatSyncNetworkStatus"
     static let syncState = "ChatSyncSyncState"
     static let outbox = "ChatSyncOutbox"
-    static let all = [messagesChanged, networkStatus, syncState, outbox]
+    static let unauthorized = "ChatSyncUnauthorized"
+    static let all = [messagesChanged, networkStatus, syncState, outbox, unauthorized]
 }
 
 /// The latest status the listener saw, answered by `getStatus()`.
@@ -290,27 +291,28 @@ struct ClientStatus: Equatable {
     var pending: UInt32 = 0
     var failed: UInt32 = 0
 
-    /// The status after `event`; message changes leave it as it is.
+    /// The status after `event`; message changes and a refused token leave it as it is.
     func applying(_ event: ClientEvent) -> ClientStatus {
         var next = self
         switch event {
         case .networkStatusChanged(let status): next.networkStatus = status
         case .syncStateChanged(let state): next.syncState = state
         case .outboxChanged(let pending, let failed): next.pending = pending; next.failed = failed
-        case .messagesChanged: break
+        case .messagesChanged, .unauthorized: break
         }
         return next
     }
 }
 
 /// The bindings' records as the dictionaries and arrays the bridge sends (null is NSNull), in
-/// exactly the shapes src/types.ts declares.
+/// exactly the shapes src/types.ts declares: the core's shapes (GiftedChat's is made in JS,
+/// src/convert.ts).
 enum BridgeValues {
     private static func orNull(_ value: Any?) -> Any { value ?? NSNull() }
 
     static func user(_ u: ChatUser) -> [String: Any] {
-        var out: [String: Any] = ["_id": u.id, "name": u.name]
-        if let avatar = u.avatar { out["avatar"] = avatar }
+        var out: [String: Any] = ["id": u.id, "name": u.name]
+        if let avatarUrl = u.avatarUrl { out["avatarUrl"] = avatarUrl }
         return out
     }
 
@@ -322,20 +324,17 @@ enum BridgeValues {
         }
     }
 
-    /// A message in GiftedChat's shape (`createdAt` stays RFC 3339; JS makes it a Date).
+    /// A message in the core's shape; src/convert.ts makes GiftedChat's (and the `Date`).
     static func message(_ m: ChatMessage) -> [String: Any] {
         [
-            "_id": m.id,
+            "id": m.id,
             "serverId": orNull(m.serverId.map { Double($0) }),
             "localId": orNull(m.localId),
             "roomId": m.roomId,
+            "sender": user(m.sender),
             "text": m.text,
             "createdAt": m.createdAt,
-            "user": user(m.user),
             "state": state(m.state),
-            "pending": m.pending,
-            "sent": m.sent,
-            "failed": m.failed,
             "failureReason": orNull(m.failureReason),
             "parts": m.parts.map { p -> [String: Any] in
                 var part: [String: Any] = ["type": p.mimeType]
@@ -349,7 +348,7 @@ enum BridgeValues {
     static func messages(_ list: [ChatMessage]) -> [[String: Any]] { list.map(message) }
 
     static func session(_ s: Session) -> [String: Any] {
-        ["user": user(s.user), "friendId": orNull(s.friendId), "roomId": orNull(s.roomId)]
+        ["user": user(s.user)]
     }
 
     static func room(_ r: RoomSummary) -> [String: Any] {
@@ -420,6 +419,8 @@ enum BridgeValues {
             return (ChatSyncEventName.syncState, ["state": syncState(state)])
         case .outboxChanged(let pending, let failed):
             return (ChatSyncEventName.outbox, ["pending": Double(pending), "failed": Double(failed)])
+        case .unauthorized(let reason):
+            return (ChatSyncEventName.unauthorized, ["reason": reason])
         }
     }
 }
@@ -614,13 +615,28 @@ final class ChatSyncRuntime: @unchecked Sendable {
 
 /// What one background run did.
 struct BackgroundRun {
+    /// The core's typed outcome and its `retryLater` advice, plus what only the task knows.
     enum Outcome: Equatable {
-        /// Synced (fully or until the budget ran out).
+        /// Synced and flushed.
         case done
         /// Nobody is logged in: the task should not be rescheduled.
         case nobodyLoggedIn
-        /// The store could not be opened or the call failed.
+        /// Worth trying again soon (out of time, offline or busy server, store held elsewhere).
         case retry
+        /// The token was refused: the user must sign in again; retrying will not help.
+        case unauthorized
+        /// Anything else (a damaged store, a bug): retrying will not help; see `error`.
+        case failed
+
+        /// The task's outcome for the core's report.
+        static func of(_ report: BackgroundSyncReport) -> Outcome {
+            if report.retryLater { return .retry }
+            switch report.outcome {
+            case .completed: return .done
+            case .unauthorized: return .unauthorized
+            default: return .failed
+            }
+        }
     }
 
     var outcome: Outcome
@@ -647,20 +663,25 @@ enum BackgroundSync {
             guard let opened = try open() else { return BackgroundRun(outcome: .nobodyLoggedIn) }
             client = opened
         } catch {
-            return BackgroundRun(outcome: .retry, error: "cannot open the store: \(chatSyncRejection(for: error).message)")
+            // Held by another process (the app itself): free again soon. Anything else (a
+            // damaged store) needs more than a retry.
+            var busy = false
+            if let e = error as? ChatError, case .Busy = e { busy = true }
+            return BackgroundRun(outcome: busy ? .retry : .failed, error: "cannot open the store: \(chatSyncRejection(for: error).message)")
         }
         let report: BackgroundSyncReport
         do {
             report = try await client.backgroundSync(budgetMs: budgetMs)
         } catch {
-            return BackgroundRun(outcome: .retry, error: chatSyncRejection(for: error).message)
+            return BackgroundRun(outcome: .failed, error: chatSyncRejection(for: error).message)
         }
         let notify = notificationsEnabled && !report.newMessages.isEmpty
         let foreground = notify ? await isForeground() : true
         return BackgroundRun(
-            outcome: .done,
+            outcome: .of(report),
             report: report,
-            notifications: notify && !foreground ? NotificationContent.forPreviews(report.newMessages) : []
+            notifications: notify && !foreground ? NotificationContent.forPreviews(report.newMessages) : [],
+            error: report.error
         )
     }
 }

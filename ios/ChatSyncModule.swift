@@ -138,11 +138,6 @@ final class ChatSyncModule: RCTEventEmitter {
         settle(resolve, reject) { try ChatSyncRuntime.shared.current?.session().map(BridgeValues.session) }
     }
 
-    @objc(setFriend:resolver:rejecter:)
-    func setFriend(_ userId: String, resolver resolve: @escaping RCTPromiseResolveBlock, rejecter reject: @escaping RCTPromiseRejectBlock) {
-        settle(resolve, reject) { [self] in BridgeValues.session(try await client().setFriend(userId: userId)) }
-    }
-
     @objc(openDirectRoom:resolver:rejecter:)
     func openDirectRoom(_ userId: String, resolver resolve: @escaping RCTPromiseResolveBlock, rejecter reject: @escaping RCTPromiseRejectBlock) {
         settle(resolve, reject) { [self] in BridgeValues.room(try await client().openDirectRoom(userId: userId)) }
@@ -164,11 +159,15 @@ final class ChatSyncModule: RCTEventEmitter {
         }
     }
 
-    @objc(loadEarlier:limit:resolver:rejecter:)
-    func loadEarlier(_ roomId: String, limit: Double, resolver resolve: @escaping RCTPromiseResolveBlock, rejecter reject: @escaping RCTPromiseRejectBlock) {
+    @objc(loadEarlier:options:resolver:rejecter:)
+    func loadEarlier(_ roomId: String, options: NSDictionary, resolver resolve: @escaping RCTPromiseResolveBlock, rejecter reject: @escaping RCTPromiseRejectBlock) {
         settle(resolve, reject) { [self] in
+            let limit = (options["limit"] as? NSNumber)?.doubleValue ?? 0
+            let before = (options["before"] as? NSNumber)?.doubleValue
+            guard limit >= 0, (before ?? 0) >= 0 else { throw ChatSyncModuleError.invalidInput("limit and before must not be negative") }
             let pageSize = limit >= 1 ? UInt32(min(limit, Double(UInt32.max))) : try requireOptions().effectivePageSize
-            return BridgeValues.loadOlder(try await client().loadOlder(roomId: roomId, limit: pageSize))
+            // The anchor is explicit (the oldest server id the screen holds): a page never repeats.
+            return BridgeValues.loadOlder(try await client().loadOlder(roomId: roomId, before: before.map { UInt64($0) }, limit: pageSize))
         }
     }
 

@@ -3,7 +3,15 @@
  * the public types, and turns rejections into {@link ChatSyncError}s.
  */
 
-import { NativeEventNames, parseNativeEvent, toChatMessage, toClientStatus, toLoadEarlierResult, toRoomSummary } from './convert';
+import {
+  NativeEventNames,
+  parseNativeEvent,
+  toChatMessage,
+  toClientStatus,
+  toLoadEarlierResult,
+  toRoomSummary,
+  toSession,
+} from './convert';
 import { ChatSyncError, ErrorCodes, toChatSyncError } from './errors';
 import { nativeEmitter, nativeModule } from './native';
 import type {
@@ -13,6 +21,7 @@ import type {
   ChatSyncEventType,
   ConfigureOptions,
   GetMessagesOptions,
+  LoadEarlierOptions,
   LoadEarlierResult,
   LoginUser,
   OutboxEntry,
@@ -43,7 +52,8 @@ function requireText(value: string, what: string): void {
 export function configure(options: ConfigureOptions): Promise<Session | null> {
   return call(async () => {
     requireText(options.serverUrl, 'serverUrl');
-    return nativeModule().configure(options);
+    const session = await nativeModule().configure(options);
+    return session ? toSession(session) : null;
   });
 }
 
@@ -55,7 +65,7 @@ export function login(user: LoginUser): Promise<Session> {
   return call(async () => {
     requireText(user.id, 'user.id');
     requireText(user.name, 'user.name');
-    return nativeModule().login(user);
+    return toSession(await nativeModule().login(user));
   });
 }
 
@@ -68,14 +78,9 @@ export function logout(): Promise<void> {
 
 /** The stored session, readable offline; null when nobody is logged in. */
 export function getSession(): Promise<Session | null> {
-  return call(() => nativeModule().getSession());
-}
-
-/** Remembers who the user chats with (the tutorial's friend). */
-export function setFriend(userId: string): Promise<Session> {
   return call(async () => {
-    requireText(userId, 'userId');
-    return nativeModule().setFriend(userId);
+    const session = await nativeModule().getSession();
+    return session ? toSession(session) : null;
   });
 }
 
@@ -100,11 +105,15 @@ export function getMessages(roomId: string, options: GetMessagesOptions = {}): P
   });
 }
 
-/** The page before the oldest message held: from the store first, then from the server. */
-export function loadEarlier(roomId: string, limit?: number): Promise<LoadEarlierResult> {
+/**
+ * The page below `before` (the oldest server id the screen holds; the newest page when absent):
+ * from the store first, then from the server. The anchor is explicit, so asking again after a
+ * refresh never repeats a page.
+ */
+export function loadEarlier(roomId: string, options: LoadEarlierOptions = {}): Promise<LoadEarlierResult> {
   return call(async () => {
     requireText(roomId, 'roomId');
-    return toLoadEarlierResult(await nativeModule().loadEarlier(roomId, limit ?? 0));
+    return toLoadEarlierResult(await nativeModule().loadEarlier(roomId, options));
   });
 }
 

@@ -1,19 +1,24 @@
 /**
- * Conversions from what the native modules send (plain maps, RFC 3339 strings) to the typed
- * values the JS API returns (GiftedChat-ready messages with `Date`s, typed events). Pure, so
- * they run under plain Node in the tests.
+ * Conversions from what the native modules send (the core's shapes as plain maps, RFC 3339
+ * strings) to the typed values the JS API returns (GiftedChat-ready messages with `Date`s, typed
+ * events). GiftedChat's shape is made here, not in the core or the native modules. Pure, so they
+ * run under plain Node in the tests.
  */
 
 import type {
   ChatMessage,
   ChatSyncEvent,
+  ChatUser,
   ClientStatus,
   LoadEarlierResult,
   NativeChatMessage,
+  NativeChatUser,
   NativeLoadEarlierResult,
   NativeRoomSummary,
+  NativeSession,
   NetworkStatus,
   RoomSummary,
+  Session,
   SyncState,
 } from './types';
 
@@ -23,14 +28,42 @@ export const NativeEventNames = {
   networkStatusChanged: 'ChatSyncNetworkStatus',
   syncStateChanged: 'ChatSyncSyncState',
   outboxChanged: 'ChatSyncOutbox',
+  unauthorized: 'ChatSyncUnauthorized',
 } as const;
 
 const NETWORK_STATUSES: readonly NetworkStatus[] = ['unknown', 'online', 'offline'];
 const SYNC_STATES: readonly SyncState[] = ['idle', 'syncing', 'live', 'backing_off', 'stopped'];
 
-/** A native message with `createdAt` parsed into a `Date`, as GiftedChat wants it. */
+/** The core's user as GiftedChat's `user` (`_id`, `name`, `avatar`). */
+export function toChatUser(raw: NativeChatUser): ChatUser {
+  return raw.avatarUrl ? { _id: raw.id, name: raw.name, avatar: raw.avatarUrl } : { _id: raw.id, name: raw.name };
+}
+
+/**
+ * The core's message in GiftedChat's shape: `_id` (stable: an echo keeps it when it turns sent),
+ * `user`, `createdAt` as a `Date`, and the `pending` / `sent` / `failed` flags of its state.
+ */
 export function toChatMessage(raw: NativeChatMessage): ChatMessage {
-  return { ...raw, createdAt: new Date(raw.createdAt) };
+  return {
+    _id: raw.id,
+    serverId: raw.serverId,
+    localId: raw.localId,
+    roomId: raw.roomId,
+    text: raw.text,
+    createdAt: new Date(raw.createdAt),
+    user: toChatUser(raw.sender),
+    state: raw.state,
+    pending: raw.state === 'pending',
+    sent: raw.state === 'sent',
+    failed: raw.state === 'failed',
+    failureReason: raw.failureReason ?? null,
+    parts: raw.parts,
+  };
+}
+
+/** The native session with its user in GiftedChat's shape. */
+export function toSession(raw: NativeSession): Session {
+  return { user: toChatUser(raw.user) };
 }
 
 /** A native room summary with its last message converted. */
@@ -78,6 +111,9 @@ export function parseNativeEvent(name: string, payload: unknown): ChatSyncEvent 
     case NativeEventNames.outboxChanged:
       if (typeof body.pending !== 'number' || typeof body.failed !== 'number') return null;
       return { type: 'outboxChanged', pending: body.pending, failed: body.failed };
+    case NativeEventNames.unauthorized:
+      if (typeof body.reason !== 'string') return null;
+      return { type: 'unauthorized', reason: body.reason };
     default:
       return null;
   }

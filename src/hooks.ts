@@ -9,7 +9,7 @@ import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 import { addEventListener, getMessages, getStatus, loadEarlier as loadEarlierPage } from './api';
 import { coalesce } from './coalesce';
 import { toChatSyncError } from './errors';
-import { initialMessagesState, messagesReducer, type MessagesState } from './messagesState';
+import { initialMessagesState, messagesReducer, oldestServerId, type MessagesState } from './messagesState';
 import {
   affectsRoom,
   networkReducer,
@@ -81,7 +81,8 @@ export function useMessages(roomId: string | null | undefined, options: UseMessa
     if (!current.roomId || current.isLoadingEarlier || !current.hasMore) return;
     const forRoom = current.roomId;
     dispatch({ type: 'loadEarlierStarted', roomId: forRoom });
-    loadEarlierPage(forRoom, limit).then(
+    // From below what the screen holds: the anchor is explicit, so no page repeats.
+    loadEarlierPage(forRoom, { before: oldestServerId(current.messages), limit }).then(
       (page) => dispatch({ type: 'loadEarlierFinished', roomId: forRoom, messages: page.messages, hasMore: page.hasMore }),
       (error: unknown) => dispatch({ type: 'failed', roomId: forRoom, error: toChatSyncError(error) }),
     );

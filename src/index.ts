@@ -23,7 +23,6 @@ export {
   openDirectRoom,
   retry,
   sendMessage,
-  setFriend,
   syncNow,
   type EventSubscription,
 } from './api';

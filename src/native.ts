@@ -10,22 +10,21 @@ import type {
   NativeChatMessage,
   NativeLoadEarlierResult,
   NativeRoomSummary,
+  NativeSession,
   OutboxEntry,
-  Session,
   SyncReport,
 } from './types';
 
 /** The methods the native module exports, with the raw shapes it resolves with. */
 export interface ChatSyncNativeModule {
-  configure(options: object): Promise<Session | null>;
-  login(user: object): Promise<Session>;
+  configure(options: object): Promise<NativeSession | null>;
+  login(user: object): Promise<NativeSession>;
   logout(): Promise<null>;
-  getSession(): Promise<Session | null>;
-  setFriend(userId: string): Promise<Session>;
+  getSession(): Promise<NativeSession | null>;
   openDirectRoom(userId: string): Promise<NativeRoomSummary>;
   getRooms(): Promise<NativeRoomSummary[]>;
   getMessages(roomId: string, options: object): Promise<NativeChatMessage[]>;
-  loadEarlier(roomId: string, limit: number): Promise<NativeLoadEarlierResult>;
+  loadEarlier(roomId: string, options: object): Promise<NativeLoadEarlierResult>;
   sendMessage(roomId: string, text: string): Promise<NativeChatMessage>;
   retry(localId: string): Promise<null>;
   discard(localId: string): Promise<null>;

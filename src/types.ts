@@ -64,6 +64,13 @@ export interface ChatUser {
   avatar?: string;
 }
 
+/** A user as the native module sends it (the core's shape). */
+export interface NativeChatUser {
+  id: string;
+  name: string;
+  avatarUrl?: string;
+}
+
 /** Delivery state of a message. */
 export type MessageState = 'sent' | 'pending' | 'failed';
 
@@ -75,21 +82,22 @@ export interface MessagePart {
   extraJson?: string;
 }
 
-/** A message as the native module sends it: `createdAt` is still an RFC 3339 string. */
+/**
+ * A message as the native module sends it: the core's shape (what a chat is; no UI library's),
+ * `createdAt` an RFC 3339 string. {@link ChatMessage} is made from it in src/convert.ts.
+ */
 export interface NativeChatMessage {
-  _id: string;
+  /** Stable across its life: the local id for messages sent from this device, else the server id. */
+  id: string;
   serverId: number | null;
   localId: string | null;
   roomId: string;
+  sender: NativeChatUser;
   text: string;
-  createdAt: string;
-  user: ChatUser;
-  state: MessageState;
-  pending: boolean;
-  sent: boolean;
-  failed: boolean;
-  failureReason?: string | null;
   parts: MessagePart[];
+  createdAt: string;
+  state: MessageState;
+  failureReason?: string | null;
 }
 
 /**
@@ -108,17 +116,33 @@ export interface GiftedChatMessageShape {
 
 /**
  * A message in the shape react-native-gifted-chat renders (`_id`, `text`, `createdAt: Date`,
- * `user`, `pending`, `sent`), plus chatsync's own fields.
+ * `user`, `pending`, `sent`), plus chatsync's own fields. Made in JS from the core's shape
+ * ({@link NativeChatMessage}) by `toChatMessage`.
  */
-export interface ChatMessage extends Omit<NativeChatMessage, 'createdAt'> {
+export interface ChatMessage {
+  _id: string;
+  serverId: number | null;
+  localId: string | null;
+  roomId: string;
+  text: string;
   createdAt: Date;
+  user: ChatUser;
+  state: MessageState;
+  pending: boolean;
+  sent: boolean;
+  failed: boolean;
+  failureReason?: string | null;
+  parts: MessagePart[];
 }
 
-/** What the app remembers between launches: who is logged in, the friend, the open room. */
+/** Who is logged in on this device, as the native module sends it. */
+export interface NativeSession {
+  user: NativeChatUser;
+}
+
+/** Who is logged in on this device. */
 export interface Session {
   user: ChatUser;
-  friendId: string | null;
-  roomId: string | null;
 }
 
 /** A room as the device knows it, as the native module sends it. */
@@ -187,6 +211,14 @@ export interface ClientStatus {
   failed: number;
 }
 
+/** Options of {@link loadEarlier}. */
+export interface LoadEarlierOptions {
+  /** The oldest server id the screen holds: the page ends below it. The newest page when absent. */
+  before?: number | null;
+  /** Default: the configured page size. */
+  limit?: number;
+}
+
 /** Options of {@link getMessages}. */
 export interface GetMessagesOptions {
   /** Default: the configured page size. */
@@ -200,7 +232,9 @@ export type ChatSyncEvent =
   | { type: 'messagesChanged'; roomId: string; ids: string[] }
   | { type: 'networkStatusChanged'; status: NetworkStatus }
   | { type: 'syncStateChanged'; state: SyncState }
-  | { type: 'outboxChanged'; pending: number; failed: number };
+  | { type: 'outboxChanged'; pending: number; failed: number }
+  /** The server refused the token: sign the user in again (sent once per streak). */
+  | { type: 'unauthorized'; reason: string };
 
 /** The `type` of a {@link ChatSyncEvent}. */
 export type ChatSyncEventType = ChatSyncEvent['type'];

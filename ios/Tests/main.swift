@@ -74,11 +74,11 @@ func checkBridgeSafe(_ value: Any, _ path: String = "$") throws {
 
 func message(_ id: UInt64?, localId: String? = nil, state: MessageState = .sent) -> ChatMessage {
     ChatMessage(
-        id: id.map { String($0) } ?? localId!, serverId: id, localId: localId, roomId: "r1", text: "hello",
-        createdAt: "2026-11-25T06:00:00.000Z", user: ChatUser(id: "alice", name: "Alice", avatar: nil), state: state,
-        pending: state == .pending, sent: state == .sent, failed: state == .failed,
-        failureReason: state == .failed ? "rejected by server (forbidden): no" : nil,
-        parts: [MessagePart(mimeType: "text/plain", content: "hello", extraJson: nil)]
+        id: id.map { String($0) } ?? localId!, serverId: id, localId: localId, roomId: "r1",
+        sender: ChatUser(id: "alice", name: "Alice", avatarUrl: nil), text: "hello",
+        parts: [MessagePart(mimeType: "text/plain", content: "hello", extraJson: nil)],
+        createdAt: "2026-11-25T06:00:00.000Z", state: state,
+        failureReason: state == .failed ? "rejected by server (forbidden): no" : nil
     )
 }
 
@@ -198,18 +198,21 @@ tests.append(("options: the core config carries every set field; a login token w
 tests.append(("errors: every ChatError maps to a code JS knows, keeping the message", {
     let js = try tsConstValues("src/errors.ts", "ErrorCodes")
     for code in ChatSyncErrorCode.all { try check(js.contains(code), "\(code) is not in src/errors.ts") }
-    let cases: [(ChatError, String)] = [(.Offline(message: "offline: x"), "E_OFFLINE"), (.Unauthorized(message: "u"), "E_UNAUTHORIZED"),
-                                        (.NotFound(message: "n"), "E_NOT_FOUND"), (.Rejected(message: "r"), "E_REJECTED"),
-                                        (.Protocol(message: "p"), "E_PROTOCOL"), (.Storage(message: "s"), "E_STORAGE"),
-                                        (.InvalidInput(message: "i"), "E_INVALID_INPUT"), (.Busy(message: "b"), "E_BUSY"),
-                                        (.ShutDown(message: "d"), "E_SHUT_DOWN"), (.Internal(message: "boom"), "E_INTERNAL")]
+    let cases: [(ChatError, String)] = [(.Offline(detail: "offline: x", retryAfterSecs: nil), "E_OFFLINE"), (.Unauthorized(detail: "u"), "E_UNAUTHORIZED"),
+                                        (.NotFound(detail: "n"), "E_NOT_FOUND"), (.Rejected(code: "forbidden", detail: "r"), "E_REJECTED"),
+                                        (.Protocol(detail: "p"), "E_PROTOCOL"), (.Storage(detail: "s"), "E_STORAGE"),
+                                        (.InvalidInput(detail: "i"), "E_INVALID_INPUT"), (.Busy(detail: "b"), "E_BUSY"),
+                                        (.ShutDown(detail: "d"), "E_SHUT_DOWN"), (.Internal(detail: "boom"), "E_INTERNAL")]
     for (error, code) in cases { try eq(chatSyncRejection(for: error).code, code, "\(error)") }
-    try eq(chatSyncRejection(for: ChatError.Offline(message: "offline: refused")).message, "offline: refused", "message")
+    try eq(chatSyncRejection(for: ChatError.Offline(detail: "offline: refused", retryAfterSecs: 5)).message, "offline: refused", "message")
+    try eq(chatSyncRejection(for: ChatError.Rejected(code: "forbidden", detail: "rejected by server (forbidden): no")).message,
+           "rejected by server (forbidden): no", "the readable text, not a dump of the case")
 }))
 
-tests.append(("bridge: messages, events and status have JS's shapes and names", {
+tests.append(("bridge: messages (the core's shape; JS makes GiftedChat's), events and status have JS's shapes and names", {
     let m = BridgeValues.message(message(42))
-    try eq(Set(m.keys), ["_id", "serverId", "localId", "roomId", "text", "createdAt", "user", "state", "pending", "sent", "failed", "failureReason", "parts"], "keys")
+    try eq(Set(m.keys), ["id", "serverId", "localId", "roomId", "sender", "text", "createdAt", "state", "failureReason", "parts"], "keys")
+    try eq(m["sender"] as? [String: String], ["id": "alice", "name": "Alice"], "sender without avatar")
     try eq(m["serverId"] as? Double, 42, "serverId is a JS number")
     try check(m["localId"] is NSNull, "null localId")
     try checkBridgeSafe(m)
@@ -217,15 +220,29 @@ tests.append(("bridge: messages, events and status have JS's shapes and names", 
     try check(echo["serverId"] is NSNull, "echo has no server id")
     try eq(echo["failureReason"] as? String, "rejected by server (forbidden): no", "reason")
     let events: [ClientEvent] = [.messagesChanged(roomId: "r1", ids: ["1"]), .networkStatusChanged(status: .offline),
-                                 .syncStateChanged(state: .backingOff), .outboxChanged(pending: 2, failed: 1)]
+                                 .syncStateChanged(state: .backingOff), .outboxChanged(pending: 2, failed: 1),
+                                 .unauthorized(reason: "token expired")]
     let converted = events.map(BridgeValues.event)
     for c in converted { try checkBridgeSafe(c.body) }
     try eq(converted.map(\.name), ChatSyncEventName.all, "names")
     try eq(converted[2].body["state"] as? String, "backing_off", "snake_case state")
+    try eq(converted[4].body["reason"] as? String, "token expired", "unauthorized")
     try eq(Set(ChatSyncEventName.all), try tsConstValues("src/convert.ts", "NativeEventNames"), "names shared with src/convert.ts")
     let status = ClientStatus().applying(.networkStatusChanged(status: .online)).applying(.outboxChanged(pending: 3, failed: 0))
     try eq(BridgeValues.status(status)["networkStatus"] as? String, "online", "status")
     try eq(status.applying(.messagesChanged(roomId: "r1", ids: [])), status, "message changes leave the status")
+    try eq(status.applying(.unauthorized(reason: "expired")), status, "a refused token leaves the status")
+}))
+
+tests.append(("background: the task reschedules only when the core says so; Busy and Unauthorized are not done", {
+    func report(_ outcome: BackgroundOutcome, _ retryLater: Bool) -> BackgroundSyncReport {
+        BackgroundSyncReport(outcome: outcome, retryLater: retryLater, online: false, newMessages: [], sent: 0, pending: 0, failed: 0, error: nil)
+    }
+    let expected: [(BackgroundSyncReport, BackgroundRun.Outcome)] = [
+        (report(.completed, false), .done), (report(.timedOut, true), .retry), (report(.offline, true), .retry),
+        (report(.busy, true), .retry), (report(.unauthorized, false), .unauthorized), (report(.failed, false), .failed),
+    ]
+    for (r, outcome) in expected { try eq(BackgroundRun.Outcome.of(r), outcome, "\(r.outcome)") }
 }))
 
 tests.append(("notifications: one per room, newest room first, stable identifiers", {
@@ -280,7 +297,7 @@ tests.append(("scenario: login through the module's options opens a started clie
     try check(runtime.isForeground, "foreground")
 }))
 
-tests.append(("scenario: a message from another phone arrives as an event and reads back in GiftedChat's shape", {
+tests.append(("scenario: a message from another phone arrives as an event and reads back in the core's shape", {
     bob = try ChatClient(config: ClientConfig(serverUrl: server.url, dataDir: work.appendingPathComponent("bob").path, userId: "bob", token: .devTokenRoute))
     _ = try await bob!.login(name: "Bob", avatarUrl: nil)
     roomId = try await bob!.openDirectRoom(userId: "alice").id
@@ -293,15 +310,15 @@ tests.append(("scenario: a message from another phone arrives as an event and re
     }
     try checkBridgeSafe(list)
     let m = list.first { $0["text"] as? String == "hi alice" }!
-    try eq(m["sent"] as? Bool, true, "sent")
-    try eq((m["user"] as? [String: Any])?["name"] as? String, "Bob", "sender")
+    try eq(m["state"] as? String, "sent", "sent")
+    try eq((m["sender"] as? [String: Any])?["name"] as? String, "Bob", "sender")
 }))
 
 tests.append(("scenario: a send while the server is down is a pending echo, sent after restart", {
     server.kill()
     runtime.setReachable(false)
     let echo = BridgeValues.message(try await runtime.current!.sendText(roomId: roomId, text: "sent while offline"))
-    try eq(echo["pending"] as? Bool, true, "pending")
+    try eq(echo["state"] as? String, "pending", "pending")
     try check(echo["serverId"] is NSNull, "no server id")
     let localId = echo["localId"] as! String
     try server.start()
@@ -309,7 +326,7 @@ tests.append(("scenario: a send while the server is down is a pending echo, sent
     let sent = try await until("sent", {
         _ = try? await runtime.current!.syncOnce()
         return try runtime.current!.messages(roomId: roomId, limit: 50, before: nil).first { $0.localId == localId }
-    }) { $0?.sent == true }
+    }) { (m: ChatMessage?) in m?.state == MessageState.sent }
     try eq(sent?.text, "sent while offline", "text")
 }))
 
@@ -322,7 +339,7 @@ tests.append(("scenario: the background task's launch restores the stored user a
     let run = await BackgroundSync.run(open: { try runtime.restore(baseDir: baseDir, options: stored, user: alice) }, budgetMs: 10_000,
                                        notificationsEnabled: true, isForeground: { runtime.isForeground })
     try eq(run.outcome, .done, "outcome (\(run.error ?? ""))")
-    try eq(run.report?.finished, true, "finished")
+    try eq(run.report?.outcome, .completed, "completed")
     try eq(run.notifications.map(\.body), ["ping for the background"], "notification")
     try eq(run.notifications.first?.title, "Bob", "title")
     try await bobSays("seen in the app")
@@ -331,6 +348,18 @@ tests.append(("scenario: the background task's launch restores the stored user a
     try eq(foreground.notifications, [], "no notification in the foreground")
     let nobody = await BackgroundSync.run(open: { try runtime.restore(baseDir: baseDir, options: stored, user: nil) }, notificationsEnabled: true, isForeground: { false })
     try eq(nobody.outcome, .nobodyLoggedIn, "logged out")
+}))
+
+tests.append(("scenario: a refused token ends the task as unauthorized, not done, and not retried", {
+    let dave = StoredUser(id: "dave")
+    var refused = options
+    refused.auth = .fixed(token: "not-a-token")
+    let client = try ChatClient(config: refused.clientConfig(user: dave, dataDir: ChatSyncRuntime.dataDir(baseDir: baseDir, user: dave).path))
+    defer { try? client.shutdown() }
+    let run = await BackgroundSync.run(open: { client }, budgetMs: 10_000, notificationsEnabled: true, isForeground: { false })
+    try eq(run.outcome, .unauthorized, "outcome (\(run.error ?? ""))")
+    try eq(run.report?.retryLater, false, "retrying will not help")
+    try check(run.error?.hasPrefix("unauthorized: ") == true, "error: \(run.error ?? "none")")
 }))
 
 tests.append(("scenario: a store held elsewhere is Busy (retry), empty text is invalid input", {

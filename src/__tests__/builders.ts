@@ -6,18 +6,15 @@ import type { ChatMessage, NativeChatMessage } from '../types';
 /** A sent message with server id `id` in `roomId`. */
 export function nativeSent(id: number, roomId = 'r1', text = `message ${id}`): NativeChatMessage {
   return {
-    _id: String(id),
+    id: String(id),
     serverId: id,
     localId: null,
     roomId,
+    sender: { id: 'alice', name: 'Alice' },
     text,
-    createdAt: new Date(Date.UTC(2026, 10, 25, 6, 0, id % 60)).toISOString(),
-    user: { _id: 'alice', name: 'Alice' },
-    state: 'sent',
-    pending: false,
-    sent: true,
-    failed: false,
     parts: [{ type: 'text/plain', content: text }],
+    createdAt: new Date(Date.UTC(2026, 10, 25, 6, 0, id % 60)).toISOString(),
+    state: 'sent',
   };
 }
 
@@ -30,13 +27,10 @@ export function sent(id: number, roomId = 'r1'): ChatMessage {
 export function echo(localId: string, roomId = 'r1', state: 'pending' | 'failed' = 'pending'): ChatMessage {
   return toChatMessage({
     ...nativeSent(0, roomId, `echo ${localId}`),
-    _id: localId,
+    id: localId,
     serverId: null,
     localId,
     state,
-    pending: state === 'pending',
-    sent: false,
-    failed: state === 'failed',
     failureReason: state === 'failed' ? 'rejected by server (forbidden): not a member' : null,
   });
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { NativeEventNames, parseNativeEvent, toChatMessage, toClientStatus, toRoomSummary } from '../convert';
+import { NativeEventNames, parseNativeEvent, toChatMessage, toClientStatus, toRoomSummary, toSession } from '../convert';
 import { ChatSyncError, ErrorCodes, toChatSyncError } from '../errors';
 import type { ChatMessage, GiftedChatMessageShape } from '../types';
 import { nativeSent } from './builders';
@@ -10,13 +10,33 @@ import { nativeSent } from './builders';
 const giftedChatReady: (m: ChatMessage) => GiftedChatMessageShape = (m) => m;
 
 describe('bridge conversions', () => {
-  it('turns createdAt into a Date and keeps every other field', () => {
+  it("makes GiftedChat's shape from the core's: _id, user, a Date, the flags of the state", () => {
     const raw = nativeSent(7);
     const message = giftedChatReady(toChatMessage(raw)) as ChatMessage;
     assert.equal(message.createdAt.toISOString(), raw.createdAt);
     assert.equal(message._id, '7');
-    assert.deepEqual(message.user, raw.user);
+    assert.deepEqual(message.user, { _id: 'alice', name: 'Alice' });
+    assert.deepEqual([message.pending, message.sent, message.failed], [false, true, false]);
+    assert.equal(message.state, 'sent');
+    assert.equal(message.serverId, 7);
     assert.deepEqual(message.parts, raw.parts);
+    const withAvatar = toChatMessage({ ...raw, sender: { id: 'bob', name: 'Bob', avatarUrl: 'https://x/b.png' } });
+    assert.deepEqual(withAvatar.user, { _id: 'bob', name: 'Bob', avatar: 'https://x/b.png' });
+  });
+
+  it('keeps an echo keyed by its local id, with its state as flags and its reason', () => {
+    const failed = toChatMessage({ ...nativeSent(0), id: 'txn-1', serverId: null, localId: 'txn-1', state: 'failed', failureReason: 'no' });
+    assert.equal(failed._id, 'txn-1');
+    assert.deepEqual([failed.pending, failed.sent, failed.failed], [false, false, true]);
+    assert.equal(failed.failureReason, 'no');
+    const pending = toChatMessage({ ...nativeSent(0), id: 'txn-2', serverId: null, localId: 'txn-2', state: 'pending' });
+    assert.deepEqual([pending.pending, pending.sent, pending.failed, pending.failureReason], [true, false, false, null]);
+  });
+
+  it('converts a session', () => {
+    assert.deepEqual(toSession({ user: { id: 'alice', name: 'Alice', avatarUrl: 'https://x/a.png' } }), {
+      user: { _id: 'alice', name: 'Alice', avatar: 'https://x/a.png' },
+    });
   });
 
   it('converts a room summary with and without a last message', () => {
@@ -43,6 +63,10 @@ describe('bridge conversions', () => {
       type: 'outboxChanged',
       pending: 1,
       failed: 2,
+    });
+    assert.deepEqual(parseNativeEvent(NativeEventNames.unauthorized, { reason: 'token expired' }), {
+      type: 'unauthorized',
+      reason: 'token expired',
     });
   });
 

@@ -3,8 +3,10 @@
 // the JVM scenario runs it against the real server; BackgroundSyncJobService adds the platform.
 package dev.chatsync.reactnative
 
+import dev.chatsync.BackgroundOutcome
 import dev.chatsync.BackgroundSyncReport
 import dev.chatsync.ChatClient
+import dev.chatsync.ChatException
 
 /** What one background run did. */
 data class BackgroundRun(
@@ -19,16 +21,33 @@ data class BackgroundRun(
 
 /** The background run, independent of the OS scheduler that triggers it. */
 object BackgroundSync {
-    /** How a run ended, for the job's reschedule decision. */
+    /**
+     * How a run ended, for the job's reschedule decision: the core's typed outcome and its
+     * `retryLater` advice, plus what only the job knows (nobody logged in).
+     */
     enum class Outcome {
-        /** Synced (fully or until the budget ran out); the next period comes anyway. */
+        /** Synced and flushed; the next period comes anyway. */
         DONE,
 
         /** Nobody is logged in: the job should be cancelled. */
         NOBODY_LOGGED_IN,
 
-        /** The store could not be opened or the call failed: retry with backoff. */
+        /** Worth trying again soon (the core says `retryLater`: out of time, offline or busy server, store held): reschedule with backoff. */
         RETRY,
+
+        /** The token was refused: the user must sign in again; retrying will not help. */
+        UNAUTHORIZED,
+
+        /** Anything else (a damaged store, a bug): retrying will not help; see `error`. */
+        FAILED,
+    }
+
+    /** The job's outcome for the core's report. */
+    fun outcomeOf(report: BackgroundSyncReport): Outcome = when {
+        report.retryLater -> Outcome.RETRY
+        report.outcome == BackgroundOutcome.COMPLETED -> Outcome.DONE
+        report.outcome == BackgroundOutcome.UNAUTHORIZED -> Outcome.UNAUTHORIZED
+        else -> Outcome.FAILED
     }
 
     /**
@@ -51,17 +70,21 @@ object BackgroundSync {
         val client = try {
             open() ?: return BackgroundRun(Outcome.NOBODY_LOGGED_IN)
         } catch (t: Throwable) {
-            return BackgroundRun(Outcome.RETRY, error = "cannot open the store: ${ErrorCodes.of(t).second}")
+            // Held by another process (the app itself): free again soon. Anything else (a
+            // damaged store) needs more than a retry.
+            val outcome = if (t is ChatException.Busy) Outcome.RETRY else Outcome.FAILED
+            return BackgroundRun(outcome, error = "cannot open the store: ${ErrorCodes.of(t).second}")
         }
         val report = try {
             client.backgroundSync(budgetMs.toULong())
         } catch (t: Throwable) {
-            return BackgroundRun(Outcome.RETRY, error = ErrorCodes.of(t).second)
+            return BackgroundRun(Outcome.FAILED, error = ErrorCodes.of(t).second)
         }
         val notify = notificationsEnabled && !isForeground() && report.newMessages.isNotEmpty()
         return BackgroundRun(
-            Outcome.DONE,
+            outcomeOf(report),
             report = report,
+            error = report.error,
             notifications = if (notify) NotificationContent.forPreviews(report.newMessages) else emptyList(),
         )
     }

@@ -23,7 +23,7 @@ class BackgroundSyncJobService : JobService() {
         running = scope.launch {
             val outcome = BackgroundSyncRunner.run(applicationContext)
             // A periodic job comes back next period anyway; rescheduling early (backoff) only
-            // helps when the store was busy for a moment.
+            // helps when the core says a retry may succeed (out of time, offline, busy).
             jobFinished(params, outcome == BackgroundSync.Outcome.RETRY)
         }
         return true // work continues on the coroutine
@@ -57,7 +57,9 @@ object BackgroundSyncRunner {
         when (run.outcome) {
             // Logged out (or never logged in) while the job survived, e.g. app data restored.
             BackgroundSync.Outcome.NOBODY_LOGGED_IN -> BackgroundSyncScheduler.cancel(context)
-            BackgroundSync.Outcome.RETRY -> Log.w(TAG, "background sync failed: ${run.error}")
+            BackgroundSync.Outcome.RETRY -> Log.w(TAG, "background sync will retry: ${run.error}")
+            BackgroundSync.Outcome.UNAUTHORIZED -> Log.w(TAG, "background sync: the token was refused, sign in again: ${run.error}")
+            BackgroundSync.Outcome.FAILED -> Log.e(TAG, "background sync failed: ${run.error}")
             BackgroundSync.Outcome.DONE -> Log.i(TAG, "background sync: ${run.report?.let(BridgeValues::backgroundReport)}")
         }
         NewMessageNotifier.post(context, run.notifications)

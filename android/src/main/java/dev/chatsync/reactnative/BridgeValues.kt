@@ -1,6 +1,7 @@
 // The shapes that cross the bridge to JS: the bindings' records and events as plain maps and
 // lists (what `Arguments.makeNativeMap` / `makeNativeArray` take), in exactly the shapes
-// src/types.ts declares. Plain Kotlin, so the JVM tests check them without a device.
+// src/types.ts declares: the core's shapes (GiftedChat's is made in JS, src/convert.ts). Plain
+// Kotlin, so the JVM tests check them without a device.
 package dev.chatsync.reactnative
 
 import dev.chatsync.BackgroundSyncReport
@@ -22,9 +23,10 @@ object EventNames {
     const val NETWORK_STATUS = "ChatSyncNetworkStatus"
     const val SYNC_STATE = "ChatSyncSyncState"
     const val OUTBOX = "ChatSyncOutbox"
+    const val UNAUTHORIZED = "ChatSyncUnauthorized"
 
     /** Every name, for `supportedEvents`-style checks. */
-    val all = listOf(MESSAGES_CHANGED, NETWORK_STATUS, SYNC_STATE, OUTBOX)
+    val all = listOf(MESSAGES_CHANGED, NETWORK_STATUS, SYNC_STATE, OUTBOX, UNAUTHORIZED)
 }
 
 /** The latest status the listener saw, answered by `getStatus()`. */
@@ -34,12 +36,12 @@ data class ClientStatus(
     val pending: UInt = 0u,
     val failed: UInt = 0u,
 ) {
-    /** The status after [event]; message changes leave it as it is. */
+    /** The status after [event]; message changes and a refused token leave it as it is. */
     fun apply(event: ClientEvent): ClientStatus = when (event) {
         is ClientEvent.NetworkStatusChanged -> copy(networkStatus = event.status)
         is ClientEvent.SyncStateChanged -> copy(syncState = event.state)
         is ClientEvent.OutboxChanged -> copy(pending = event.pending, failed = event.failed)
-        is ClientEvent.MessagesChanged -> this
+        is ClientEvent.MessagesChanged, is ClientEvent.Unauthorized -> this
     }
 }
 
@@ -50,9 +52,9 @@ object BridgeValues {
     private fun number(value: UInt): Double = value.toDouble()
 
     fun user(u: ChatUser): Map<String, Any?> = buildMap {
-        put("_id", u.id)
+        put("id", u.id)
         put("name", u.name)
-        if (u.avatar != null) put("avatar", u.avatar)
+        if (u.avatarUrl != null) put("avatarUrl", u.avatarUrl)
     }
 
     fun state(s: MessageState): String = when (s) {
@@ -61,19 +63,16 @@ object BridgeValues {
         MessageState.FAILED -> "failed"
     }
 
-    /** A message in GiftedChat's shape (`createdAt` stays RFC 3339; JS makes it a Date). */
+    /** A message in the core's shape; src/convert.ts makes GiftedChat's (and the `Date`). */
     fun message(m: ChatMessage): Map<String, Any?> = mapOf(
-        "_id" to m.id,
+        "id" to m.id,
         "serverId" to m.serverId?.let(::number),
         "localId" to m.localId,
         "roomId" to m.roomId,
+        "sender" to user(m.sender),
         "text" to m.text,
         "createdAt" to m.createdAt,
-        "user" to user(m.user),
         "state" to state(m.state),
-        "pending" to m.pending,
-        "sent" to m.sent,
-        "failed" to m.failed,
         "failureReason" to m.failureReason,
         "parts" to m.parts.map { p ->
             buildMap<String, Any?> {
@@ -86,11 +85,7 @@ object BridgeValues {
 
     fun messages(list: List<ChatMessage>): List<Any?> = list.map(::message)
 
-    fun session(s: Session): Map<String, Any?> = mapOf(
-        "user" to user(s.user),
-        "friendId" to s.friendId,
-        "roomId" to s.roomId,
-    )
+    fun session(s: Session): Map<String, Any?> = mapOf("user" to user(s.user))
 
     fun room(r: RoomSummary): Map<String, Any?> = mapOf(
         "id" to r.id,
@@ -149,11 +144,13 @@ object BridgeValues {
         is ClientEvent.NetworkStatusChanged -> EventNames.NETWORK_STATUS to mapOf("status" to networkStatus(e.status))
         is ClientEvent.SyncStateChanged -> EventNames.SYNC_STATE to mapOf("state" to syncState(e.state))
         is ClientEvent.OutboxChanged -> EventNames.OUTBOX to mapOf("pending" to number(e.pending), "failed" to number(e.failed))
+        is ClientEvent.Unauthorized -> EventNames.UNAUTHORIZED to mapOf("reason" to e.reason)
     }
 
     /** A background run, for logs and the debug API. */
     fun backgroundReport(r: BackgroundSyncReport): Map<String, Any?> = mapOf(
-        "finished" to r.finished,
+        "outcome" to r.outcome.name.lowercase(),
+        "retryLater" to r.retryLater,
         "online" to r.online,
         "newMessages" to number(r.newMessages.size.toUInt()),
         "sent" to number(r.sent),

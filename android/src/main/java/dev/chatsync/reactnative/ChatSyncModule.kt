@@ -152,11 +152,6 @@ class ChatSyncModule(private val reactContext: ReactApplicationContext) :
     }
 
     @ReactMethod
-    fun setFriend(userId: String, promise: Promise) = settle(promise) {
-        BridgeValues.session(client().setFriend(userId))
-    }
-
-    @ReactMethod
     fun openDirectRoom(userId: String, promise: Promise) = settle(promise) {
         BridgeValues.room(client().openDirectRoom(userId))
     }
@@ -176,9 +171,13 @@ class ChatSyncModule(private val reactContext: ReactApplicationContext) :
     }
 
     @ReactMethod
-    fun loadEarlier(roomId: String, limit: Double, promise: Promise) = settle(promise) {
-        val pageSize = if (limit >= 1) limit.toLong() else requireOptions().effectivePageSize.toLong()
-        BridgeValues.loadOlder(client().loadOlder(roomId, pageSize.toUInt()))
+    fun loadEarlier(roomId: String, options: ReadableMap, promise: Promise) = settle(promise) {
+        val limit = if (options.hasKey("limit") && !options.isNull("limit")) options.getDouble("limit").toLong() else 0L
+        val before = if (options.hasKey("before") && !options.isNull("before")) options.getDouble("before").toLong() else null
+        if (limit < 0 || (before != null && before < 0)) throw InvalidOptionsException("limit and before must not be negative")
+        val pageSize = if (limit > 0) limit else requireOptions().effectivePageSize.toLong()
+        // The anchor is explicit (the oldest server id the screen holds): a page never repeats.
+        BridgeValues.loadOlder(client().loadOlder(roomId, before?.toULong(), pageSize.toUInt()))
     }
 
     @ReactMethod

@@ -6,6 +6,8 @@
 // the TypeScript side are checked against src/.
 package dev.chatsync.reactnative
 
+import dev.chatsync.BackgroundOutcome
+import dev.chatsync.BackgroundSyncReport
 import dev.chatsync.ChatException
 import dev.chatsync.ChatMessage
 import dev.chatsync.ChatUser
@@ -47,15 +49,12 @@ private fun message(id: ULong?, localId: String? = null, state: MessageState = M
     serverId = id,
     localId = localId,
     roomId = "r1",
+    sender = ChatUser(id = "alice", name = "Alice", avatarUrl = null),
     text = "hello",
-    createdAt = "2026-11-25T06:00:00.000Z",
-    user = ChatUser(id = "alice", name = "Alice", avatar = null),
-    state = state,
-    pending = state == MessageState.PENDING,
-    sent = state == MessageState.SENT,
-    failed = state == MessageState.FAILED,
-    failureReason = if (state == MessageState.FAILED) "rejected by server (forbidden): no" else null,
     parts = listOf(MessagePart(mimeType = "text/plain", content = "hello", extraJson = null)),
+    createdAt = "2026-11-25T06:00:00.000Z",
+    state = state,
+    failureReason = if (state == MessageState.FAILED) "rejected by server (forbidden): no" else null,
 )
 
 /** Every leaf must be a type Arguments.makeNativeMap accepts as JS would read it. */
@@ -182,10 +181,10 @@ private val logicTests: List<Pair<String, () -> Unit>> = listOf(
     },
     "errors: every ChatException variant maps to its code, keeping the core's message" to {
         val cases = listOf(
-            ChatException.Offline("offline: connection refused") to ErrorCodes.OFFLINE,
+            ChatException.Offline("offline: connection refused", null) to ErrorCodes.OFFLINE,
             ChatException.Unauthorized("unauthorized: expired") to ErrorCodes.UNAUTHORIZED,
             ChatException.NotFound("not found: room r9") to ErrorCodes.NOT_FOUND,
-            ChatException.Rejected("rejected by server (forbidden): no") to ErrorCodes.REJECTED,
+            ChatException.Rejected("forbidden", "rejected by server (forbidden): no") to ErrorCodes.REJECTED,
             ChatException.Protocol("protocol error: ids went backwards") to ErrorCodes.PROTOCOL,
             ChatException.Storage("storage error: disk full") to ErrorCodes.STORAGE,
             ChatException.InvalidInput("invalid input: empty text") to ErrorCodes.INVALID_INPUT,
@@ -194,6 +193,7 @@ private val logicTests: List<Pair<String, () -> Unit>> = listOf(
             ChatException.Internal("panic: boom") to ErrorCodes.INTERNAL,
         )
         for ((error, code) in cases) eq(ErrorCodes.of(error), code to error.message, error.javaClass.simpleName)
+        eq(ErrorCodes.of(ChatException.Rejected("forbidden", "rejected by server (forbidden): no")).second, "rejected by server (forbidden): no", "the readable text, not a field list")
         eq(ErrorCodes.of(InvalidOptionsException("pageSize bad")), ErrorCodes.INVALID_INPUT to "pageSize bad", "options")
         eq(ErrorCodes.of(ModuleStateException(ErrorCodes.NOT_LOGGED_IN, "login first")).first, ErrorCodes.NOT_LOGGED_IN, "state")
         eq(ErrorCodes.of(IllegalStateException()), ErrorCodes.INTERNAL to "IllegalStateException", "no message")
@@ -206,21 +206,21 @@ private val logicTests: List<Pair<String, () -> Unit>> = listOf(
         check(kotlinCodes.size >= 12) { "found only $kotlinCodes" }
         for (code in kotlinCodes) check(code in js) { "$code is not in src/errors.ts ($js)" }
     },
-    "bridge: a sent message has GiftedChat's shape and only bridge-safe values" to {
+    "bridge: a sent message has the core's shape (JS makes GiftedChat's) and only bridge-safe values" to {
         val m = BridgeValues.message(message(42uL))
-        eq(m.keys, setOf("_id", "serverId", "localId", "roomId", "text", "createdAt", "user", "state", "pending", "sent", "failed", "failureReason", "parts"), "keys")
-        eq(m["_id"], "42", "_id")
+        eq(m.keys, setOf("id", "serverId", "localId", "roomId", "sender", "text", "createdAt", "state", "failureReason", "parts"), "keys")
+        eq(m["id"], "42", "id")
         eq(m["serverId"], 42.0, "serverId is a JS number")
         eq(m["state"], "sent", "state")
-        eq(m["user"], mapOf("_id" to "alice", "name" to "Alice"), "user without avatar")
+        eq(m["sender"], mapOf("id" to "alice", "name" to "Alice"), "sender without avatar")
         eq(m["parts"], listOf(mapOf("type" to "text/plain", "content" to "hello")), "parts")
         assertBridgeSafe(m)
     },
     "bridge: a failed echo keeps its local id and reason" to {
         val m = BridgeValues.message(message(null, localId = "txn-1", state = MessageState.FAILED))
-        eq(m["_id"], "txn-1", "_id")
+        eq(m["id"], "txn-1", "id")
         eq(m["serverId"], null, "serverId")
-        eq(m["failed"], true, "failed")
+        eq(m["state"], "failed", "state")
         eq(m["failureReason"], "rejected by server (forbidden): no", "reason")
         assertBridgeSafe(m)
     },
@@ -233,6 +233,7 @@ private val logicTests: List<Pair<String, () -> Unit>> = listOf(
             ClientEvent.NetworkStatusChanged(NetworkStatus.OFFLINE),
             ClientEvent.SyncStateChanged(SyncState.BACKING_OFF),
             ClientEvent.OutboxChanged(2u, 1u),
+            ClientEvent.Unauthorized("token expired"),
         )
         val converted = events.map(BridgeValues::event)
         converted.forEach { assertBridgeSafe(it.second) }
@@ -240,6 +241,7 @@ private val logicTests: List<Pair<String, () -> Unit>> = listOf(
         eq(converted[1].second, mapOf("status" to "offline"), "network")
         eq(converted[2].second, mapOf("state" to "backing_off"), "sync state in snake_case like src/types.ts")
         eq(converted[3].second, mapOf("pending" to 2.0, "failed" to 1.0), "outbox")
+        eq(converted[4].second, mapOf("reason" to "token expired"), "unauthorized")
         val js = tsConstValues("src/convert.ts", "NativeEventNames")
         eq(js, EventNames.all.toSet(), "event names shared with src/convert.ts")
     },
@@ -249,7 +251,24 @@ private val logicTests: List<Pair<String, () -> Unit>> = listOf(
         s = s.apply(ClientEvent.SyncStateChanged(SyncState.LIVE))
         s = s.apply(ClientEvent.OutboxChanged(3u, 0u))
         eq(s.apply(ClientEvent.MessagesChanged("r1", listOf("1"))), s, "message changes")
+        eq(s.apply(ClientEvent.Unauthorized("expired")), s, "a refused token")
         eq(BridgeValues.status(s), mapOf("networkStatus" to "online", "syncState" to "live", "pending" to 3.0, "failed" to 0.0), "status")
+    },
+    "background: the job reschedules early only when the core says so; Busy and Unauthorized are not DONE" to {
+        fun report(outcome: BackgroundOutcome, retryLater: Boolean) = BackgroundSyncReport(
+            outcome = outcome, retryLater = retryLater, online = false, newMessages = emptyList(),
+            sent = 0u, pending = 0u, failed = 0u, error = null,
+        )
+        val expected = mapOf(
+            report(BackgroundOutcome.COMPLETED, false) to BackgroundSync.Outcome.DONE,
+            report(BackgroundOutcome.TIMED_OUT, true) to BackgroundSync.Outcome.RETRY,
+            report(BackgroundOutcome.OFFLINE, true) to BackgroundSync.Outcome.RETRY,
+            report(BackgroundOutcome.BUSY, true) to BackgroundSync.Outcome.RETRY,
+            report(BackgroundOutcome.UNAUTHORIZED, false) to BackgroundSync.Outcome.UNAUTHORIZED,
+            report(BackgroundOutcome.FAILED, false) to BackgroundSync.Outcome.FAILED,
+        )
+        for ((r, outcome) in expected) eq(BackgroundSync.outcomeOf(r), outcome, r.outcome.name)
+        eq(BridgeValues.backgroundReport(report(BackgroundOutcome.TIMED_OUT, true))["outcome"], "timed_out", "report for logs")
     },
     "notifications: one per room, newest room first, replacing by a stable id" to {
         fun p(room: String, id: ULong, sender: String, text: String) = NewMessagePreview(room, id, sender.lowercase(), sender, text)

@@ -8,10 +8,12 @@
 package dev.chatsync.reactnative
 
 import dev.chatsync.AppState
+import dev.chatsync.BackgroundOutcome
 import dev.chatsync.ChatClient
 import dev.chatsync.ChatException
 import dev.chatsync.ClientConfig
 import dev.chatsync.ClientEvent
+import dev.chatsync.MessageState
 import dev.chatsync.NetworkStatus
 import dev.chatsync.TokenSource
 import java.io.File
@@ -112,7 +114,7 @@ class ModuleScenario private constructor(private val serverBin: String?) {
             val client = ChatSyncRuntime.open(filesDir, options, alice)
             ChatSyncRuntime.start()
             val session = BridgeValues.session(runBlocking { client.login("Alice", null) })
-            eq(session["user"], mapOf("_id" to "alice", "name" to "Alice"), "session user")
+            eq(session["user"], mapOf("id" to "alice", "name" to "Alice"), "session user")
             check(File(filesDir, "chatsync/616c696365").isDirectory) { "store not in files/chatsync/<hex user id>" }
             awaitEvent("online") { it == ClientEvent.NetworkStatusChanged(NetworkStatus.ONLINE) }
             eq(ChatSyncRuntime.status.networkStatus, NetworkStatus.ONLINE, "getStatus() follows the events")
@@ -129,7 +131,7 @@ class ModuleScenario private constructor(private val serverBin: String?) {
             ChatSyncRuntime.open(filesDir, options, alice)
             ChatSyncRuntime.start()
         },
-        "scenario: a message from another phone arrives as an event and reads back in GiftedChat's shape" to {
+        "scenario: a message from another phone arrives as an event and reads back in the core's shape" to {
             bob = ChatClient(
                 ClientConfig(serverUrl = server.url, dataDir = File(work, "bob").path, userId = "bob", token = TokenSource.DevTokenRoute),
             )
@@ -146,9 +148,9 @@ class ModuleScenario private constructor(private val serverBin: String?) {
             assertBridgeSafe(messages)
             @Suppress("UNCHECKED_CAST")
             val m = messages.first { (it as Map<*, *>)["text"] == "hi alice" } as Map<String, Any?>
-            eq(m["sent"], true, "sent")
-            eq((m["user"] as Map<*, *>)["name"], "Bob", "sender name")
-            check(m["serverId"] is Double && m["_id"] == (m["serverId"] as Double).toLong().toString()) { "ids: $m" }
+            eq(m["state"], "sent", "sent")
+            eq((m["sender"] as Map<*, *>)["name"], "Bob", "sender name")
+            check(m["serverId"] is Double && m["id"] == (m["serverId"] as Double).toLong().toString()) { "ids: $m" }
         },
         "scenario: a full page (50) reads from the store and converts for the bridge (measured)" to {
             runBlocking { repeat(59) { i -> bob.sendText(roomId, "filler $i") } }
@@ -167,16 +169,16 @@ class ModuleScenario private constructor(private val serverBin: String?) {
             server.kill()
             ChatSyncRuntime.setReachable(false)
             val echo = BridgeValues.message(runBlocking { aliceClient().sendText(roomId, "sent while offline") })
-            eq(echo["pending"], true, "pending")
+            eq(echo["state"], "pending", "pending")
             eq(echo["serverId"], null, "no server id yet")
             val localId = echo["localId"] as String
-            eq(echo["_id"], localId, "echo keyed by its local id")
+            eq(echo["id"], localId, "echo keyed by its local id")
             server.start()
             ChatSyncRuntime.setReachable(true)
             val sent = until("the echo is sent", {
                 runCatching { runBlocking { aliceClient().syncOnce() } }
                 aliceClient().messages(roomId, 50u, null).firstOrNull { it.localId == localId }
-            }) { it != null && it.sent }!!
+            }) { it != null && it.state == MessageState.SENT }!!
             eq(sent.text, "sent while offline", "text")
             check(until("bob receives it", { runBlocking { bob.syncOnce() }; bob.messages(roomId, 50u, null) }) { l -> l.any { it.text == "sent while offline" } }.isNotEmpty()) { "bob" }
         },
@@ -198,7 +200,7 @@ class ModuleScenario private constructor(private val serverBin: String?) {
             }
             println("measure: background run from a cold runtime (open store + sync + previews) took ${(System.nanoTime() - t0) / 1_000_000} ms")
             eq(run.outcome, BackgroundSync.Outcome.DONE, "outcome (${run.error})")
-            eq(run.report?.finished, true, "finished within budget")
+            eq(run.report?.outcome, BackgroundOutcome.COMPLETED, "completed within budget")
             eq(run.notifications.size, 1, "one notification")
             eq(run.notifications[0].roomId, roomId, "room")
             eq(run.notifications[0].title, "Bob", "title")
@@ -233,6 +235,22 @@ class ModuleScenario private constructor(private val serverBin: String?) {
             } finally {
                 held.shutdown()
                 held.destroy()
+            }
+        },
+        "scenario: a refused token ends the job as UNAUTHORIZED, not DONE, and not rescheduled early" to {
+            val refusedOptions = options.copy(auth = AuthOption.Fixed("not-a-token"))
+            val dave = StoredUser("dave")
+            val client = ChatClient(refusedOptions.toClientConfig(dave, ChatSyncRuntime.dataDir(filesDir, dave).path))
+            try {
+                val run = runBlocking {
+                    BackgroundSync.run(open = { client }, budgetMs = 10_000, notificationsEnabled = true, isForeground = { false })
+                }
+                eq(run.outcome, BackgroundSync.Outcome.UNAUTHORIZED, "outcome (${run.error})")
+                eq(run.report?.retryLater, false, "retrying will not help")
+                check(run.error?.startsWith("unauthorized: ") == true) { "error: ${run.error}" }
+            } finally {
+                client.shutdown()
+                client.destroy()
             }
         },
         "scenario: the core's typed errors reach JS as codes with its message" to {
