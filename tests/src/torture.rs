@@ -198,8 +198,8 @@ pub struct Ledger {
 /// The server's truth, read incrementally straight from the server (not through the proxy).
 pub struct Mirror {
     harness: Harness,
-    /// Per room: a member's token and every message so far, ascending.
-    rooms: BTreeMap<String, (String, Vec<chatsync_protocol::Message>)>,
+    /// Per room: a member, their token and every message so far, ascending.
+    rooms: BTreeMap<String, (String, String, Vec<chatsync_protocol::Message>)>,
     /// Text -> (room, sender, id) of every copy on the server.
     texts: HashMap<String, Vec<(String, String, u64)>>,
     /// Per (sender, room): the (life, n) of the newest message seen, for the order check.
@@ -217,7 +217,7 @@ impl Mirror {
         let mut mirrored = BTreeMap::new();
         for (room, member) in rooms {
             let token = harness.token(member).await.map_err(setup("token"))?;
-            mirrored.insert(room.clone(), (token, Vec::new()));
+            mirrored.insert(room.clone(), (member.clone(), token, Vec::new()));
         }
         Ok(Mirror {
             harness,
@@ -245,9 +245,16 @@ impl Mirror {
     }
 
     async fn try_refresh(&mut self) -> Result<(), crate::http::HttpError> {
-        for (room, (token, held)) in &mut self.rooms {
+        for (room, (member, token, held)) in &mut self.rooms {
             let after = held.last().map(|m| m.id);
-            let new = self.harness.history_after(token, room, after).await?;
+            let new = match self.harness.history_after(token, room, after).await {
+                // Dev tokens expire (an hour): a long run takes a fresh one.
+                Err(e) if e.detail.starts_with("401") => {
+                    *token = self.harness.token(member).await?;
+                    self.harness.history_after(token, room, after).await?
+                }
+                other => other?,
+            };
             for m in new {
                 let text = m.text().unwrap_or("").to_owned();
                 let copies = self.texts.entry(text.clone()).or_default();
@@ -324,7 +331,7 @@ pub async fn check_store(
         let outbox = client.outbox()?;
         let mut rooms = Vec::new();
         for room in &device.rooms {
-            rooms.push((room.clone(), all_messages(&client, room)?));
+            rooms.push((room.clone(), recent_messages(&client, room)?));
         }
         Ok((outbox, rooms))
     })();
@@ -382,23 +389,17 @@ pub async fn check_store(
     Ok(found)
 }
 
-/// Every message the store shows for `room`, newest first (paged back to the start).
-fn all_messages(
+/// Messages a check reads per room, newest first: where a life's sends, syncs and kills land.
+/// (Older history was checked by earlier lives; reading all of it after every kill made a long
+/// run quadratic.)
+const CHECKED_PER_ROOM: u32 = 300;
+
+/// The newest messages the store shows for `room`, newest first.
+fn recent_messages(
     client: &ChatClient,
     room: &str,
 ) -> Result<Vec<chatsync_core::ChatMessage>, ChatError> {
-    let mut shown = Vec::new();
-    let mut before = None;
-    loop {
-        let page = client.messages(room.to_owned(), 1_000, before)?;
-        let n = page.len();
-        let last = page.iter().rev().find_map(|m| m.server_id);
-        shown.extend(page);
-        match last {
-            Some(id) if n >= 1_000 => before = Some(id),
-            _ => return Ok(shown),
-        }
-    }
+    client.messages(room.to_owned(), CHECKED_PER_ROOM, None)
 }
 
 /// Opens a device store in this process, waiting while another process still holds it.
