@@ -64,13 +64,85 @@ fn bad_flags_are_one_line_and_exit_2() {
         (&["--auth", "maybe"][..], "--auth"),
         (&["--bogus"][..], "--bogus"),
         (&["--token-ttl", "soon"][..], "--token-ttl"),
+        (&["--token-ttl", "0"][..], "--token-ttl"),
+        (&["--token-ttl", "31536001"][..], "--token-ttl"),
+        (&["--token-ttl", "18446744073709551615"][..], "--token-ttl"),
+        (
+            &["--token-ttl", "99999999999999999999999"][..],
+            "--token-ttl",
+        ),
     ] {
         let (code, stderr) = run_to_end(args, dir.path());
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert_one_line_error(code, &stderr, needle);
     }
-    let (code, stderr) = run_to_end(&["--token-ttl", "0"], dir.path());
-    assert_one_line_error(code, &stderr, "--token-ttl");
+}
+
+#[test]
+fn unsafe_or_incomplete_auth_setups_are_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        // Dev mode hands anyone any account: not on an address others can reach...
+        (
+            &["--addr", "0.0.0.0:0", "--db", "x.db"][..],
+            chatsync_server::DEV_ON_PUBLIC_ADDRESS_FLAG,
+        ),
+        (
+            &["--addr", "[::]:0", "--db", "x.db"][..],
+            chatsync_server::DEV_ON_PUBLIC_ADDRESS_FLAG,
+        ),
+        // ...and it never takes the operator's secret, which secret mode needs.
+        (
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--db",
+                "x.db",
+                "--token-secret",
+                "s",
+            ][..],
+            "--token-secret is for --auth secret",
+        ),
+        (
+            &["--addr", "127.0.0.1:0", "--db", "x.db", "--auth", "secret"][..],
+            "--auth secret needs --token-secret",
+        ),
+    ] {
+        let (code, stderr) = run_to_end(args, dir.path());
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_one_line_error(code, &stderr, needle);
+    }
+    assert!(
+        !dir.path().join("x.db").exists(),
+        "a refused start opens nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_on_a_public_address_starts_only_when_the_risk_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--addr",
+            "0.0.0.0:0",
+            "--db",
+            "chat.db",
+            chatsync_server::DEV_ON_PUBLIC_ADDRESS_FLAG,
+        ])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("CHATSYNC_AUTH")
+        .env_remove("CHATSYNC_TOKEN_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Log::capture(&mut child);
+    log.wait_for("listening").await;
+    let warning = log.wait_for("dev auth on a non-loopback address").await;
+    assert!(warning.contains("any account"), "{warning}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[test]
@@ -248,7 +320,7 @@ async fn sigterm_answers_a_parked_long_poll_and_exits_0() {
         lines.iter().any(|l| l.contains("dev auth")),
         "dev mode is announced"
     );
-    let secret = std::fs::read_to_string(dir.path().join("chat.db.token-secret")).unwrap();
+    let secret = std::fs::read_to_string(dir.path().join("chat.db.dev-token-secret")).unwrap();
     for line in &lines {
         assert!(
             !line.contains(&token),
