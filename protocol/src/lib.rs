@@ -29,6 +29,12 @@ pub const SYNC_DEFAULT_LIMIT: u32 = 50;
 pub const SYNC_MAX_LIMIT: u32 = 100;
 /// Longest long-poll the server holds, in milliseconds.
 pub const SYNC_MAX_TIMEOUT_MS: u64 = 30_000;
+/// Longest request target (path and query), in bytes (414 beyond).
+pub const MAX_REQUEST_TARGET_BYTES: usize = 16 * 1024;
+/// Largest request head (request line and header fields), in bytes (431 beyond).
+pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+/// Most header fields in one request (431 beyond).
+pub const MAX_REQUEST_HEADERS: usize = 100;
 /// MIME type of a plain text part.
 pub const TEXT_PLAIN: &str = "text/plain";
 
@@ -119,11 +125,17 @@ pub mod error_code {
     pub const NOT_FOUND: &str = "not_found";
     /// 405: a method the route does not support.
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// 408: the request head or body did not arrive in time (the connection is closed after it).
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// 413: body over 64 KiB or a text part over 16 KiB.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// 414: a request target (path and query) over 16 KiB.
+    pub const URI_TOO_LONG: &str = "uri_too_long";
+    /// 431: a request head over 64 KiB or with more than 100 header fields.
+    pub const HEADERS_TOO_LARGE: &str = "request_header_fields_too_large";
     /// 500: a fault of the server, never caused by client input.
     pub const INTERNAL: &str = "internal_error";
-    /// 503: the server is shutting down (answers carry `Retry-After`).
+    /// 503: the server is shutting down or at its connection cap (answers carry `Retry-After`).
     pub const UNAVAILABLE: &str = "unavailable";
 }
 

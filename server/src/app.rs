@@ -1,12 +1,15 @@
-//! The HTTP application: shared state, the router with its layers (body limit, request log, JSON
-//! fallbacks for 404/405), and the extractors that turn every rejection into the protocol's error
-//! body. The router is built with utoipa-axum, so the OpenAPI document is generated from the same
+//! The HTTP application: shared state, the router with its layers (body limit, body deadline,
+//! request log, JSON fallbacks for 404/405), and the extractors that turn every rejection into the
+//! protocol's error body. The router is built with utoipa-axum, so the OpenAPI document is generated from the same
 //! route definitions that serve requests and cannot drift from them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -19,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::TokenKeys;
+use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::notify::Notifier;
 use crate::routes;
@@ -103,12 +107,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().into_openapi()
 }
 
-/// The complete application for these parts.
-pub fn router(
+/// The complete application for these parts. `body_timeout` bounds the time from a request's
+/// head to the end of its body, on `clock`.
+pub(crate) fn router(
     store: Arc<dyn Store>,
     notifier: Arc<Notifier>,
     keys: Arc<TokenKeys>,
     auth_mode: AuthMode,
+    body_timeout: Duration,
+    clock: Clock,
 ) -> Router {
     let (router, doc) = api_router().split_for_parts();
     let openapi_json = Arc::new(
@@ -128,8 +135,96 @@ pub fn router(
         .layer(axum::extract::DefaultBodyLimit::max(
             chatsync_protocol::MAX_BODY_BYTES,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyDeadline {
+                timeout: body_timeout,
+                clock,
+            },
+            body_deadline,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// The body timeout and its clock.
+#[derive(Clone)]
+struct BodyDeadline {
+    timeout: Duration,
+    clock: Clock,
+}
+
+/// Gives a request with a body a deadline for the whole of it, counted from its head: a client that
+/// drips its body, or announces a large chunk and stalls, gets a 408 when the deadline passes
+/// instead of holding the connection open.
+async fn body_deadline(
+    axum::extract::State(deadline): axum::extract::State<BodyDeadline>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let sleep = deadline
+        .clock
+        .sleep_until(deadline.clock.now() + deadline.timeout);
+    let request = request.map(|inner| {
+        Body::new(DeadlineBody {
+            inner,
+            deadline: Box::pin(sleep),
+            timeout: deadline.timeout,
+        })
+    });
+    next.run(request).await
+}
+
+/// A request body that fails with [`BodyTimeout`] once its deadline passes.
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+/// The error a body that missed its deadline reports (mapped to a 408).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} ms", .0.as_millis())]
+pub struct BodyTimeout(Duration);
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimeout(self.timeout))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The [`BodyTimeout`] somewhere in an error's chain of sources.
+fn body_timeout_in<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e BodyTimeout> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
+            return Some(timeout);
+        }
+        next = e.source();
+    }
+    None
 }
 
 async fn not_found() -> ApiError {
@@ -190,6 +285,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                         "the request body is at most {} bytes",
                         chatsync_protocol::MAX_BODY_BYTES
                     ))
+                } else if let Some(timeout) = body_timeout_in(&rejection) {
+                    ApiError::request_timeout(timeout.to_string())
                 } else {
                     ApiError::bad_request(rejection.body_text())
                 }

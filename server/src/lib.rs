@@ -1,8 +1,13 @@
 //! The chatsync reference server: sync protocol v1 (docs/protocol.md) over HTTP, storage in SQLite.
 //!
 //! Modules, in the order a request meets them:
-//! - [`serve`]: the listening socket and the connection tasks; graceful and abrupt stops.
-//! - [`app`]: the router, its layers, the error-mapping extractors, the OpenAPI document.
+//! - [`serve`]: the listening socket and the connection tasks; the connection cap, accept
+//!   back-off, graceful and abrupt stops.
+//! - [`front`]: each connection's front door: request heads checked before hyper sees them,
+//!   the header and idle timeouts, JSON answers to malformed heads.
+//! - [`clock`]: the clock the connection guards run on.
+//! - [`app`]: the router, its layers (body limit and deadline), the error-mapping extractors,
+//!   the OpenAPI document.
 //! - [`auth`]: HS256 bearer tokens; dev mode's own key kept beside the database.
 //! - [`routes`]: one module per resource (health, token, users, rooms, messages, sync, compat).
 //! - [`validate`]: checks on client input, so bad input is a 400/413 and never a 500.
@@ -22,7 +27,9 @@
 
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod error;
+mod front;
 pub mod notify;
 pub mod routes;
 pub mod serve;
@@ -33,10 +40,12 @@ pub mod validate;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use app::openapi;
+pub use clock::GuardClock;
 pub use error::{ApiError, ServerError};
-pub use serve::RunningServer;
+pub use serve::{ConnectionLimits, RunningServer};
 
 use crate::auth::TokenKeys;
 use crate::notify::Notifier;
@@ -45,6 +54,10 @@ use crate::store::Store;
 
 /// Default lifetime of issued tokens, in seconds (one hour).
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
+
+/// Shortest and longest header, body and idle timeout.
+const MIN_GUARD_TIMEOUT: Duration = Duration::from_millis(1);
+const MAX_GUARD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The flag that lets dev auth listen on a non-loopback address. Its name is the warning.
 pub const DEV_ON_PUBLIC_ADDRESS_FLAG: &str =
@@ -77,10 +90,18 @@ pub struct ServerConfig {
     /// Lets dev auth (anyone gets a token for any user) listen on a non-loopback address.
     /// Without it such a start is refused.
     pub dev_auth_on_public_address: bool,
+    /// Header, body and idle timeouts and the connection cap.
+    pub limits: ConnectionLimits,
+    /// The clock those timeouts run on ([`GuardClock`]).
+    pub guard_clock: GuardClock,
 }
 
 impl ServerConfig {
-    /// 127.0.0.1:0, dev auth, the given database file.
+    /// 127.0.0.1:0, dev auth, the given database file, default limits. The connection guards run
+    /// on the wall clock ([`GuardClock::Wall`]): tests that embed the server may pause their
+    /// runtime's clock to fast-forward a client, and that must not fire the server's timeouts
+    /// (long-poll holds still follow the runtime's clock). Tests of the timeouts themselves set
+    /// [`GuardClock::Runtime`] and pause time to be exact.
     pub fn for_tests(db_path: impl Into<PathBuf>) -> Self {
         ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -89,6 +110,8 @@ impl ServerConfig {
             token_secret: None,
             token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
             dev_auth_on_public_address: false,
+            limits: ConnectionLimits::default(),
+            guard_clock: GuardClock::Wall,
         }
     }
 }
@@ -122,6 +145,19 @@ pub struct ServeArgs {
         env = "CHATSYNC_DEV_MODE_ON_PUBLIC_ADDRESS_GIVES_ANYONE_ANY_ACCOUNT"
     )]
     pub dev_mode_on_public_address_gives_anyone_any_account: bool,
+    /// Time from the first byte of a request head to its end (then 408). E.g. 10s, 500ms.
+    #[arg(long, env = "CHATSYNC_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Time from a request head to the end of its body (then 408).
+    #[arg(long, env = "CHATSYNC_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+    /// How long a connection with no request in progress stays open.
+    #[arg(long, env = "CHATSYNC_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Most open connections; at the cap an idle one is closed to make room, else the newcomer
+    /// gets a 503 [default: the open-file limit (ulimit -n) less 64].
+    #[arg(long, env = "CHATSYNC_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
 }
 
 impl From<ServeArgs> for ServerConfig {
@@ -133,6 +169,15 @@ impl From<ServeArgs> for ServerConfig {
             token_secret: args.token_secret,
             token_ttl_secs: args.token_ttl,
             dev_auth_on_public_address: args.dev_mode_on_public_address_gives_anyone_any_account,
+            limits: ConnectionLimits {
+                header_timeout: args.header_timeout,
+                body_timeout: args.body_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: args
+                    .max_connections
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            },
+            guard_clock: GuardClock::Runtime,
         }
     }
 }
@@ -172,6 +217,22 @@ fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
             ))
         }
         _ => {}
+    }
+    let limits = &config.limits;
+    for (flag, value) in [
+        ("--header-timeout", limits.header_timeout),
+        ("--body-timeout", limits.body_timeout),
+        ("--idle-timeout", limits.idle_timeout),
+    ] {
+        if !(MIN_GUARD_TIMEOUT..=MAX_GUARD_TIMEOUT).contains(&value) {
+            return bad(format!(
+                "{flag} must be between 1ms and 1h, got {}",
+                humantime::format_duration(value)
+            ));
+        }
+    }
+    if limits.max_connections == Some(0) {
+        return bad("--max-connections must be at least 1".into());
     }
     if config.auth == AuthMode::Dev
         && !is_loopback(&config.addr)
@@ -220,8 +281,23 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         );
     }
     let notifier = Notifier::new();
-    let router = app::router(Arc::clone(&store), Arc::clone(&notifier), keys, config.auth);
-    let server = match serve::spawn(config.addr, router, store.clone(), notifier) {
+    let clock = clock::Clock::new(config.guard_clock);
+    let router = app::router(
+        Arc::clone(&store),
+        Arc::clone(&notifier),
+        keys,
+        config.auth,
+        config.limits.body_timeout,
+        clock.clone(),
+    );
+    let server = match serve::spawn(
+        config.addr,
+        router,
+        store.clone(),
+        notifier,
+        config.limits,
+        clock,
+    ) {
         Ok(server) => server,
         Err(e) => {
             store.close();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_chatsync-server");
+pub const BIN: &str = env!("CARGO_BIN_EXE_chatsync-server");
 
 /// Runs the binary to completion (bounded) and returns (exit code, stderr).
 fn run_to_end(args: &[&str], dir: &std::path::Path) -> (i32, String) {
@@ -161,7 +161,13 @@ fn help_exits_0() {
         "--auth",
         "--token-secret",
         "--token-ttl",
+        "--header-timeout",
+        "--body-timeout",
+        "--idle-timeout",
+        "--max-connections",
+        chatsync_server::DEV_ON_PUBLIC_ADDRESS_FLAG,
         "CHATSYNC_ADDR",
+        "CHATSYNC_MAX_CONNECTIONS",
     ] {
         assert!(help.contains(flag), "{flag} in help");
     }
@@ -191,13 +197,13 @@ fn an_unwritable_database_path_is_one_line_and_non_zero() {
 }
 
 /// The child's stderr lines, collected by a reader thread.
-struct Log {
+pub struct Log {
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     reader: std::thread::JoinHandle<()>,
 }
 
 impl Log {
-    fn capture(child: &mut Child) -> Self {
+    pub fn capture(child: &mut Child) -> Self {
         let stderr = child.stderr.take().unwrap();
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = lines.clone();
@@ -210,7 +216,7 @@ impl Log {
     }
 
     /// Waits (bounded) for a line containing `needle`.
-    async fn wait_for(&self, needle: &str) -> String {
+    pub async fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(line) = self
@@ -231,7 +237,12 @@ impl Log {
         }
     }
 
-    fn finish(self) -> Vec<String> {
+    /// Lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn finish(self) -> Vec<String> {
         self.reader.join().unwrap();
         std::sync::Arc::try_unwrap(self.lines)
             .unwrap()
