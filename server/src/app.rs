@@ -42,15 +42,25 @@ pub struct AppState {
     pub auth_mode: AuthMode,
     /// The OpenAPI document, rendered once at start.
     pub openapi_json: Arc<String>,
+    /// Reads running on the blocking pool at once: no more than the store has connections for,
+    /// so a burst of requests queues here instead of parking hundreds of blocking threads on a
+    /// connection pool (tokio's pool grows to 512 threads).
+    pub reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
-    /// Runs a storage call on the blocking pool (SQLite calls block) and maps its error.
+    /// Runs a storage read on the blocking pool (SQLite calls block), at most
+    /// [`Store::read_parallelism`] at a time, and maps its error.
     pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        let _permit = self
+            .reads
+            .acquire()
+            .await
+            .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
         let store = Arc::clone(&self.store);
         match tokio::task::spawn_blocking(move || f(&*store)).await {
             Ok(result) => result.map_err(ApiError::from),
@@ -122,12 +132,14 @@ pub(crate) fn router(
         doc.to_pretty_json()
             .expect("the OpenAPI document serializes"),
     );
+    let reads = Arc::new(tokio::sync::Semaphore::new(store.read_parallelism().max(1)));
     let state = AppState {
         store,
         notifier,
         keys,
         auth_mode,
         openapi_json,
+        reads,
     };
     router
         .fallback(not_found)

@@ -49,7 +49,7 @@ pub use serve::{ConnectionLimits, RunningServer};
 
 use crate::auth::TokenKeys;
 use crate::notify::Notifier;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::Store;
 
 /// Default lifetime of issued tokens, in seconds (one hour).
@@ -94,6 +94,9 @@ pub struct ServerConfig {
     pub limits: ConnectionLimits,
     /// The clock those timeouts run on ([`GuardClock`]).
     pub guard_clock: GuardClock,
+    /// Commit concurrent writes together (one transaction, one fsync). Off: one of each per
+    /// write, for measuring what group commit brings.
+    pub group_commit: bool,
 }
 
 impl ServerConfig {
@@ -112,6 +115,7 @@ impl ServerConfig {
             dev_auth_on_public_address: false,
             limits: ConnectionLimits::default(),
             guard_clock: GuardClock::Wall,
+            group_commit: true,
         }
     }
 }
@@ -158,6 +162,10 @@ pub struct ServeArgs {
     /// gets a 503 [default: the open-file limit (ulimit -n) less 64].
     #[arg(long, env = "CHATSYNC_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
+    /// Commit concurrent writes in one transaction and one fsync (each answered once its
+    /// commit is durable). false: one of each per write, to measure the difference.
+    #[arg(long, env = "CHATSYNC_GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
 }
 
 impl From<ServeArgs> for ServerConfig {
@@ -178,6 +186,7 @@ impl From<ServeArgs> for ServerConfig {
                     .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             },
             guard_clock: GuardClock::Runtime,
+            group_commit: args.group_commit,
         }
     }
 }
@@ -250,14 +259,24 @@ fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     check_config(&config)?;
     let db_path = config.db_path.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        run_blocking(move || SqliteStore::open(&db_path))
-            .await
-            .map_err(|source| ServerError::Database {
-                path: config.db_path.clone(),
-                source,
-            })?,
-    );
+    let options = SqliteOptions {
+        group_commit: config.group_commit,
+        ..SqliteOptions::default()
+    };
+    let (store, position) = run_blocking(move || {
+        let store = SqliteStore::open_with(&db_path, options)?;
+        let position = store.position()?;
+        Ok((store, position))
+    })
+    .await
+    .map_err(|source| ServerError::Database {
+        path: config.db_path.clone(),
+        source,
+    })?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    // Every commit from now on reaches the feed that answers long-polls, in commit order.
+    let notifier = Notifier::new(position);
+    store.set_commit_sink(Arc::clone(&notifier) as Arc<dyn store::CommitSink>);
     let keys = match (config.auth, &config.token_secret) {
         (AuthMode::Secret, Some(secret)) => TokenKeys::new(secret.clone(), config.token_ttl_secs),
         _ => {
@@ -280,7 +299,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             "this file is no longer read: older versions signed dev and secret mode tokens with it; tokens signed with it are refused. Delete it once nothing uses it"
         );
     }
-    let notifier = Notifier::new();
     let clock = clock::Clock::new(config.guard_clock);
     let router = app::router(
         Arc::clone(&store),

@@ -2,6 +2,10 @@
 //! long-poll. A request that finds nothing parks on the caller's [`crate::notify`] channel until a
 //! message lands in one of their rooms, a room is created with them in it, the timeout passes, or
 //! the server shuts down (then it answers at once with what it has).
+//!
+//! An incremental sync whose token the change feed still covers (the common case: a device that
+//! follows `next_batch`, and every woken long-poll) is answered from memory, with the answer the
+//! database would give at the feed's head; an initial sync or an old token reads the database.
 
 use axum::extract::State;
 use axum::Json;
@@ -66,8 +70,14 @@ pub async fn sync(
     let mut subscription =
         (since.is_some() && !timeout.is_zero()).then(|| state.notifier.subscribe(&caller));
     loop {
-        let user = caller.clone();
-        let batch = state.db(move |s| s.sync(&user, since, limit)).await?;
+        let from_feed = since.and_then(|since| state.notifier.answer(&caller, since, limit));
+        let batch = match from_feed {
+            Some(batch) => batch,
+            None => {
+                let user = caller.clone();
+                state.db(move |s| s.sync(&user, since, limit)).await?
+            }
+        };
         if let Some(since) = since {
             if since.message_id > batch.position.message_id
                 || since.membership_seq > batch.position.membership_seq
