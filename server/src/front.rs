@@ -647,8 +647,9 @@ impl FrontDoor {
 
     /// Polls the idle or header guard, whichever applies now. Ready when it fired.
     fn poll_guard(&mut self, cx: &mut Context<'_>) -> Poll<Guard> {
+        // (An armed timer is kept meanwhile, to be reset rather than allocated again; if it fires
+        // during a request the wake-up finds it not idle and does nothing.)
         if !self.shared.is_idle() {
-            self.timer = None;
             return Poll::Pending;
         }
         let (guard, deadline) = match self.head_started {
@@ -671,7 +672,6 @@ impl FrontDoor {
         }
         let (_, _, sleep) = self.timer.as_mut().expect("armed above");
         ready!(sleep.as_mut().poll(cx));
-        self.timer = None;
         Poll::Ready(guard)
     }
 }
@@ -738,7 +738,6 @@ impl AsyncRead for FrontDoor {
                             this.head = HeadProgress::default();
                             this.state = body.map_or(State::Head, State::Body);
                             this.head_started = None;
-                            this.timer = None;
                             this.shared.begin();
                             continue;
                         }

@@ -276,7 +276,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let store: Arc<dyn Store> = Arc::new(store);
     // Every commit from now on reaches the feed that answers long-polls, in commit order.
     let notifier = Notifier::new(position);
-    store.set_commit_sink(Arc::clone(&notifier) as Arc<dyn store::CommitSink>);
+    store.set_commit_sink(Arc::new(Arc::clone(&notifier)));
     let keys = match (config.auth, &config.token_secret) {
         (AuthMode::Secret, Some(secret)) => TokenKeys::new(secret.clone(), config.token_ttl_secs),
         _ => {

@@ -13,12 +13,14 @@
 //!   one SQLite connection: 1,000 live pollers cut sends from ~3,000/s to 206/s, and 5,000 parked
 //!   polls took p99 527 ms to answer after one send.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use chatsync_protocol::{Message, RoomSync};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::store::{Change, CommitSink, Committed, SyncBatch};
 use crate::sync_token::SyncPosition;
@@ -31,9 +33,19 @@ pub const FEED_MAX_ENTRIES: usize = 100_000;
 /// See [`FEED_MAX_ENTRIES`].
 pub const FEED_MAX_BYTES: usize = 64 * 1024 * 1024;
 
+/// What pacing counts per woken request (see the module documentation).
+pub const WAKE_COST: Duration = Duration::from_micros(100);
+/// The longest pause between two wake rounds.
+pub const MAX_WAKE_PAUSE: Duration = Duration::from_millis(100);
+
 /// The registry of parked long-polls and the change feed, shared by the routes.
 #[derive(Debug)]
 pub struct Notifier {
+    /// Users with news not yet announced, and when the next round may wake them. A std Mutex:
+    /// held for a set insert or a round, never across `.await`.
+    pacing: Mutex<Pacing>,
+    /// Where a delayed round runs (the runtime the server was started on); `None`: no pacing.
+    runtime: Option<tokio::runtime::Handle>,
     /// user id → change counter. A std Mutex: held only for a map lookup, never across `.await`.
     users: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// The latest committed changes. A std RwLock: every woken long-poll reads it at once, the
@@ -41,8 +53,11 @@ pub struct Notifier {
     feed: RwLock<Feed>,
     /// Becomes true once the server starts shutting down.
     shutdown: watch::Sender<bool>,
-    /// Live subscriptions (parked or about to park), for tests and metrics.
+    /// Live subscriptions (parked or about to park), for tests, metrics and pacing.
     subscriptions: AtomicUsize,
+    /// The most subscriptions at once since the last wake round (for pacing: while a round is
+    /// being answered, many of its long-polls are between two requests and not counted above).
+    peak: AtomicUsize,
 }
 
 /// What ended a wait.
@@ -54,11 +69,23 @@ pub enum Wake {
     Shutdown,
 }
 
-/// One kept change and the position it brought the stream to.
+/// See [`Notifier::pacing`].
+#[derive(Debug, Default)]
+struct Pacing {
+    pending: HashSet<String>,
+    /// No round before this.
+    next_round: Option<Instant>,
+    /// A delayed round is on its way.
+    scheduled: bool,
+}
+
+/// One kept change, the position it brought the stream to, and for a message its JSON, rendered
+/// once for every answer that carries it.
 #[derive(Debug)]
 struct Entry {
     position: SyncPosition,
     change: Change,
+    json: Option<Box<str>>,
 }
 
 /// The latest committed changes: every change with a position after `start`, up to `head`.
@@ -72,13 +99,20 @@ pub struct Feed {
     max_bytes: usize,
 }
 
+/// The messages of one room a sync answer carries, as feed entries.
+struct Selected<'f> {
+    room_id: &'f str,
+    messages: Vec<&'f Entry>,
+    limited: bool,
+}
+
 impl Feed {
     /// An empty feed at `position` (the store's position when it opened).
     pub fn new(position: SyncPosition) -> Feed {
         Feed::with_bounds(position, FEED_MAX_ENTRIES, FEED_MAX_BYTES)
     }
 
-    /// An empty feed that keeps at most `max_entries` changes and about `max_bytes` of parts.
+    /// An empty feed that keeps at most `max_entries` changes and about `max_bytes` of messages.
     pub fn with_bounds(position: SyncPosition, max_entries: usize, max_bytes: usize) -> Feed {
         Feed {
             start: position,
@@ -98,31 +132,46 @@ impl Feed {
     /// Appends one commit's changes (their positions only grow).
     pub fn push(&mut self, commit: Committed) {
         for change in commit.changes {
-            let position = match &change {
-                Change::Message { message, .. } => SyncPosition {
-                    message_id: message.id,
-                    membership_seq: self.head.membership_seq,
-                },
-                Change::Room { seqs, .. } => SyncPosition {
-                    message_id: self.head.message_id,
-                    membership_seq: seqs
-                        .iter()
-                        .copied()
-                        .max()
-                        .unwrap_or(self.head.membership_seq),
-                },
+            let (position, json) = match &change {
+                Change::Message { message, .. } => (
+                    SyncPosition {
+                        message_id: message.id,
+                        membership_seq: self.head.membership_seq,
+                    },
+                    Some(
+                        serde_json::to_string(&**message)
+                            .expect("a message serializes")
+                            .into_boxed_str(),
+                    ),
+                ),
+                Change::Room { seqs, .. } => (
+                    SyncPosition {
+                        message_id: self.head.message_id,
+                        membership_seq: seqs
+                            .iter()
+                            .copied()
+                            .max()
+                            .unwrap_or(self.head.membership_seq),
+                    },
+                    None,
+                ),
             };
             debug_assert!(position >= self.head, "changes arrive in commit order");
-            self.bytes += weight(&change);
+            let entry = Entry {
+                position,
+                change,
+                json,
+            };
+            self.bytes += weight(&entry);
             self.head = position;
-            self.entries.push_back(Entry { position, change });
+            self.entries.push_back(entry);
         }
         self.head = self.head.max(commit.position);
         while self.entries.len() > self.max_entries || self.bytes > self.max_bytes {
             let Some(old) = self.entries.pop_front() else {
                 break;
             };
-            self.bytes -= weight(&old.change);
+            self.bytes -= weight(&old);
             self.start = old.position;
         }
     }
@@ -131,6 +180,77 @@ impl Feed {
     /// database would; `None` when the feed does not hold everything after `since` (too old, or
     /// ahead of the head: the database decides then).
     pub fn answer(&self, user_id: &str, since: SyncPosition, limit: u32) -> Option<SyncBatch> {
+        let rooms = self
+            .select(user_id, since, limit)?
+            .into_iter()
+            .map(|room| {
+                let messages = room
+                    .messages
+                    .iter()
+                    .filter_map(|e| match &e.change {
+                        Change::Message { message, .. } => Some(Message::clone(message)),
+                        Change::Room { .. } => None,
+                    })
+                    .collect();
+                (
+                    room.room_id.to_owned(),
+                    RoomSync {
+                        messages,
+                        limited: room.limited,
+                    },
+                )
+            })
+            .collect();
+        Some(SyncBatch {
+            position: self.head,
+            rooms,
+        })
+    }
+
+    /// The same answer as [`Feed::answer`] as the JSON body of the sync response, byte for byte
+    /// what serializing that answer gives, put together from the messages' JSON rendered once at
+    /// commit: a message that 1,000 long-polls carry is serialized once, not 1,000 times.
+    pub fn render(&self, user_id: &str, since: SyncPosition, limit: u32) -> Option<Rendered> {
+        let rooms = self.select(user_id, since, limit)?;
+        let size: usize = rooms
+            .iter()
+            .map(|r| {
+                64 + r.room_id.len()
+                    + r.messages
+                        .iter()
+                        .map(|e| e.json.as_ref().map_or(0, |j| j.len() + 1))
+                        .sum::<usize>()
+            })
+            .sum();
+        let mut body = String::with_capacity(64 + size);
+        body.push_str("{\"next_batch\":\"");
+        body.push_str(&self.head.to_string());
+        body.push_str("\",\"rooms\":{");
+        for (i, room) in rooms.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&serde_json::to_string(room.room_id).expect("a string serializes"));
+            body.push_str(":{\"messages\":[");
+            for (j, entry) in room.messages.iter().enumerate() {
+                if j > 0 {
+                    body.push(',');
+                }
+                body.push_str(entry.json.as_deref().unwrap_or("null"));
+            }
+            body.push_str("],\"limited\":");
+            body.push_str(if room.limited { "true" } else { "false" });
+            body.push('}');
+        }
+        body.push_str("}}");
+        Some(Rendered {
+            body: body.into(),
+            empty: rooms.is_empty(),
+        })
+    }
+
+    /// The rooms and messages an answer carries: the feed's share of the sync query.
+    fn select(&self, user_id: &str, since: SyncPosition, limit: u32) -> Option<Vec<Selected<'_>>> {
         let covered = since.message_id >= self.start.message_id
             && since.membership_seq >= self.start.membership_seq
             && since.message_id <= self.head.message_id
@@ -144,8 +264,10 @@ impl Feed {
                 && e.position.membership_seq <= since.membership_seq
         });
         // Rooms the user joined after `since`: reported whole, like in an initial sync.
-        let mut joined: BTreeMap<&str, Vec<&Message>> = BTreeMap::new();
-        let mut changed: BTreeMap<&str, Vec<&Message>> = BTreeMap::new();
+        let mut joined: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
+        let mut changed: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
+        // Messages of one room share one member list: look the user up once per list.
+        let mut last_members: Option<(&Arc<[String]>, bool)> = None;
         for entry in self.entries.range(first..) {
             match &entry.change {
                 Change::Room { room, seqs } => {
@@ -159,63 +281,67 @@ impl Feed {
                     }
                 }
                 Change::Message { message, members } => {
-                    if members
-                        .binary_search_by(|m| m.as_str().cmp(user_id))
-                        .is_err()
-                    {
+                    let member = match last_members {
+                        Some((m, member)) if Arc::ptr_eq(m, members) => member,
+                        _ => {
+                            let member = members
+                                .binary_search_by(|m| m.as_str().cmp(user_id))
+                                .is_ok();
+                            last_members = Some((members, member));
+                            member
+                        }
+                    };
+                    if !member {
                         continue;
                     }
                     if let Some(list) = joined.get_mut(message.room_id.as_str()) {
                         // A joined room's messages all come after its creation, which is here.
-                        list.push(message);
+                        list.push(entry);
                     } else if message.id > since.message_id {
-                        changed.entry(&message.room_id).or_default().push(message);
+                        changed.entry(&message.room_id).or_default().push(entry);
                     }
                 }
             }
         }
-        let newest = |all: Vec<&Message>| {
-            let keep = all.len().min(limit as usize);
-            RoomSync {
-                limited: all.len() > keep,
-                messages: all[all.len() - keep..]
-                    .iter()
-                    .map(|m| (*m).clone())
-                    .collect(),
-            }
-        };
-        let mut rooms = BTreeMap::new();
-        for (id, messages) in changed.into_iter().chain(joined) {
-            rooms.insert(id.to_owned(), newest(messages));
-        }
-        Some(SyncBatch {
-            position: self.head,
-            rooms,
-        })
+        let keep = limit as usize;
+        changed.extend(joined);
+        Some(
+            changed
+                .into_iter()
+                .map(|(room_id, mut messages)| {
+                    let limited = messages.len() > keep;
+                    if limited {
+                        messages.drain(..messages.len() - keep);
+                    }
+                    Selected {
+                        room_id,
+                        messages,
+                        limited,
+                    }
+                })
+                .collect(),
+        )
     }
 }
 
-/// What a change counts against [`FEED_MAX_BYTES`]: its text and ids, roughly.
-fn weight(change: &Change) -> usize {
-    const OVERHEAD: usize = 128;
-    match change {
-        Change::Message { message, .. } => {
-            OVERHEAD
-                + message
-                    .parts
-                    .iter()
-                    .map(|p| {
-                        let extra = if p.extra.is_empty() {
-                            0
-                        } else {
-                            serde_json::to_vec(&p.extra).map_or(0, |v| v.len())
-                        };
-                        p.mime_type.len() + p.content.as_ref().map_or(0, String::len) + extra
-                    })
-                    .sum::<usize>()
-        }
-        Change::Room { room, .. } => {
-            OVERHEAD + room.member_ids.iter().map(|m| m.len() + 16).sum::<usize>()
+/// A sync answer rendered from the feed.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The JSON body.
+    pub body: bytes::Bytes,
+    /// No room in it: nothing new.
+    pub empty: bool,
+}
+
+/// What an entry counts against [`FEED_MAX_BYTES`]: its JSON (or member list), roughly.
+fn weight(entry: &Entry) -> usize {
+    const OVERHEAD: usize = 192;
+    match (&entry.change, &entry.json) {
+        // The message itself and its rendering are about the same size.
+        (Change::Message { .. }, Some(json)) => OVERHEAD + 2 * json.len(),
+        (Change::Message { .. }, None) => OVERHEAD,
+        (Change::Room { room, .. }, _) => {
+            OVERHEAD + room.member_ids.iter().map(|m| m.len() + 24).sum::<usize>()
         }
     }
 }
@@ -226,13 +352,16 @@ impl Notifier {
         Self::with_feed(Feed::new(position))
     }
 
-    /// A registry over this feed.
+    /// A registry over this feed. Wake rounds are paced on the current runtime, if there is one.
     pub fn with_feed(feed: Feed) -> Arc<Self> {
         Arc::new(Notifier {
+            pacing: Mutex::new(Pacing::default()),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             users: Mutex::new(HashMap::new()),
             feed: RwLock::new(feed),
             shutdown: watch::channel(false).0,
             subscriptions: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         })
     }
 
@@ -244,7 +373,8 @@ impl Notifier {
             .entry(user_id.to_owned())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe();
-        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+        let now = self.subscriptions.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
         Subscription {
             notifier: Arc::clone(self),
             user_id: user_id.to_owned(),
@@ -253,14 +383,53 @@ impl Notifier {
         }
     }
 
-    /// Wakes every parked request of these users.
-    pub fn notify<'a>(&self, user_ids: impl IntoIterator<Item = &'a str>) {
+    /// Wakes every parked request of these users now; how many requests that was.
+    pub fn notify<'a>(&self, user_ids: impl IntoIterator<Item = &'a str>) -> usize {
         let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let mut woken = 0;
         for user_id in user_ids {
             if let Some(tx) = users.get(user_id) {
+                woken += tx.receiver_count();
                 tx.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
+        woken
+    }
+
+    /// Announces news for these users: at once in a quiet moment, else with the next paced round.
+    fn announce(self: &Arc<Self>, user_ids: impl IntoIterator<Item = String>) {
+        let mut pacing = self.pacing.lock().unwrap_or_else(|e| e.into_inner());
+        pacing.pending.extend(user_ids);
+        if pacing.scheduled || pacing.pending.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        match (&self.runtime, pacing.next_round) {
+            (Some(runtime), Some(next)) if now < next => {
+                pacing.scheduled = true;
+                let notifier = Arc::clone(self);
+                runtime.spawn(async move {
+                    tokio::time::sleep_until(next).await;
+                    let mut pacing = notifier.pacing.lock().unwrap_or_else(|e| e.into_inner());
+                    pacing.scheduled = false;
+                    notifier.round(&mut pacing, Instant::now());
+                });
+            }
+            _ => self.round(&mut pacing, now),
+        }
+    }
+
+    /// Wakes everyone pending and sets when the next round may come.
+    fn round(&self, pacing: &mut Pacing, now: Instant) {
+        let pending = std::mem::take(&mut pacing.pending);
+        let woken = self.notify(pending.iter().map(String::as_str));
+        // The requests the next round may answer: the ones it woke and the ones that come back
+        // for more (the most long-polls registered at once since the last round).
+        let load = woken.max(self.peak.swap(self.subscriptions(), Ordering::Relaxed));
+        let pause = WAKE_COST
+            .saturating_mul(u32::try_from(load).unwrap_or(u32::MAX))
+            .min(MAX_WAKE_PAUSE);
+        pacing.next_round = Some(now + pause);
     }
 
     /// The sync answer for `user_id` from memory, when the feed covers `since` (see
@@ -270,6 +439,25 @@ impl Notifier {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .answer(user_id, since, limit)
+    }
+
+    /// The same answer rendered as the response body (see [`Feed::render`]).
+    pub fn render(&self, user_id: &str, since: SyncPosition, limit: u32) -> Option<Rendered> {
+        self.feed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .render(user_id, since, limit)
+    }
+
+    /// When the next wake round may come, if that is later than now: a long-poll that finds news
+    /// before it waits for it (see [`crate::routes::sync`]).
+    pub fn next_round(&self) -> Option<Instant> {
+        let next = self
+            .pacing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_round?;
+        (next > Instant::now()).then_some(next)
     }
 
     /// Answers every parked request now, and every later one at once.
@@ -293,20 +481,23 @@ impl Notifier {
     }
 }
 
-impl CommitSink for Notifier {
+/// The notifier as the store's commit sink: an `Arc` so a delayed round can hold it.
+impl CommitSink for Arc<Notifier> {
     fn committed(&self, commit: Committed) {
         // The users to wake: members of every room the commit touched, once each.
-        let mut concerned: Vec<Arc<[String]>> = Vec::new();
+        let mut concerned: HashSet<String> = HashSet::new();
+        let mut last: Option<&Arc<[String]>> = None;
         for change in &commit.changes {
-            let members = match change {
-                Change::Message { members, .. } => Arc::clone(members),
-                Change::Room { room, .. } => room.member_ids.clone().into(),
-            };
-            if !concerned
-                .iter()
-                .any(|m| Arc::ptr_eq(m, &members) || **m == *members)
-            {
-                concerned.push(members);
+            match change {
+                Change::Message { members, .. } => {
+                    // Consecutive messages of one room share their member list: skip it.
+                    if last.is_some_and(|l| Arc::ptr_eq(l, members)) {
+                        continue;
+                    }
+                    last = Some(members);
+                    concerned.extend(members.iter().cloned());
+                }
+                Change::Room { room, .. } => concerned.extend(room.member_ids.iter().cloned()),
             }
         }
         self.feed
@@ -314,7 +505,7 @@ impl CommitSink for Notifier {
             .unwrap_or_else(|e| e.into_inner())
             .push(commit);
         // After the feed holds the commit, so a woken request finds it there.
-        self.notify(concerned.iter().flat_map(|m| m.iter().map(String::as_str)));
+        self.announce(concerned);
     }
 }
 
@@ -329,6 +520,12 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// Waits until shutdown (only).
+    pub async fn shutdown(&mut self) -> Wake {
+        let _ = self.shutdown.wait_for(|down| *down).await;
+        Wake::Shutdown
+    }
+
     /// Waits until the user's data changed since the last call (or since subscribing), or until
     /// shutdown. Returns at once if either already happened.
     pub async fn wait(&mut self) -> Wake {
@@ -475,5 +672,63 @@ mod tests {
         let limited = feed.answer("alice", at(2, 0), 2).unwrap();
         assert!(limited.rooms["r1"].limited);
         assert_eq!(limited.rooms["r1"].messages.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_commit_wakes_at_once_and_busy_ones_are_paced_by_what_they_woke() {
+        let n = Notifier::new(at(0, 0));
+        let mut parked: Vec<Subscription> = (0..1000).map(|_| n.subscribe("bob")).collect();
+        let start = Instant::now();
+        n.committed(Committed {
+            changes: vec![message(1, "r1")],
+            position: at(1, 0),
+        });
+        for s in &mut parked {
+            assert_eq!(s.wait().await, Wake::Changed);
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "a quiet commit wakes at once"
+        );
+        // Two more commits right after a round that woke 1,000: announced together, 100 ms on.
+        for id in [2, 3] {
+            n.committed(Committed {
+                changes: vec![message(id, "r1")],
+                position: at(id, 0),
+            });
+        }
+        let first = &mut parked[0];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(99), first.wait())
+                .await
+                .is_err(),
+            "not before the pause"
+        );
+        assert_eq!(first.wait().await, Wake::Changed);
+        assert_eq!(start.elapsed(), MAX_WAKE_PAUSE.min(WAKE_COST * 1000));
+        let batch = n.answer("bob", at(1, 0), 50).unwrap();
+        let ids: Vec<u64> = batch.rooms["r1"].messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![2, 3], "one answer for both");
+        // Once the crowd is gone, a round that woke a few paces the next by little (the first
+        // round after still counts the crowd, which was registered until then).
+        drop(parked);
+        let mut one = n.subscribe("bob");
+        tokio::time::sleep(MAX_WAKE_PAUSE).await;
+        for id in [4, 5] {
+            n.committed(Committed {
+                changes: vec![message(id, "r1")],
+                position: at(id, 0),
+            });
+            assert_eq!(one.wait().await, Wake::Changed);
+        }
+        let quiet = Instant::now();
+        n.committed(Committed {
+            changes: vec![message(6, "r1")],
+            position: at(6, 0),
+        });
+        assert_eq!(one.wait().await, Wake::Changed);
+        // (tokio's timers have millisecond resolution)
+        assert!(quiet.elapsed() > Duration::ZERO && quiet.elapsed() <= Duration::from_millis(1));
     }
 }

@@ -259,8 +259,12 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// Rooms by id. A std RwLock: lookups from any thread, never held across `.await`.
 #[derive(Debug, Default)]
 struct RoomCache {
-    rooms: RwLock<HashMap<String, Arc<Room>>>,
+    rooms: RwLock<HashMap<String, CachedRoom>>,
 }
+
+/// A room with its member list as one shared slice: every message of the room reports that same
+/// list, so the feed checks a user against it once per run of messages.
+type CachedRoom = (Arc<Room>, Arc<[String]>);
 
 impl RoomCache {
     fn get(&self, id: &str) -> Option<Arc<Room>> {
@@ -268,7 +272,15 @@ impl RoomCache {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .cloned()
+            .map(|(room, _)| Arc::clone(room))
+    }
+
+    fn members(&self, id: &str) -> Option<Arc<[String]>> {
+        self.rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|(_, members)| Arc::clone(members))
     }
 
     fn insert(&self, room: Arc<Room>) {
@@ -278,7 +290,8 @@ impl RoomCache {
                 rooms.remove(&old);
             }
         }
-        rooms.insert(room.id.clone(), room);
+        let members = room.member_ids.clone().into();
+        rooms.insert(room.id.clone(), (room, members));
     }
 }
 
@@ -614,8 +627,8 @@ fn send(
         created_at: new.now.clone(),
         updated_at: new.now.clone(),
     };
-    let members: Arc<[String]> = match rooms.get(&new.room_id) {
-        Some(room) => room.member_ids.clone().into(),
+    let members = match rooms.members(&new.room_id) {
+        Some(members) => members,
         None => room_members(tx, &new.room_id)?.into(),
     };
     position.message_id = message.id;
@@ -1036,7 +1049,8 @@ mod tests {
             room_id: room.into(),
             sender: sender.into(),
             txn_id: txn.into(),
-            parts: vec![Part::text(txn)],
+            // Quotes, a backslash and non-ASCII: what JSON must escape or keep.
+            parts: vec![Part::text(format!("{txn} \"q\" \\ é 🎉"))],
             now: "2026-01-01T00:00:00.000Z".into(),
         }
     }
@@ -1441,6 +1455,19 @@ mod tests {
                     from_feed, from_db,
                     "step {step}: {user} since {since} limit {limit}"
                 );
+                // What the route sends from the feed is what serializing the database's answer
+                // gives, byte for byte.
+                let rendered = feed.render(user, since, limit).unwrap();
+                let expected = serde_json::to_vec(&chatsync_protocol::SyncResponse {
+                    next_batch: from_db.position.to_string(),
+                    rooms: from_db.rooms.clone(),
+                })
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&rendered.body),
+                    String::from_utf8_lossy(&expected)
+                );
+                assert_eq!(rendered.empty, from_db.rooms.is_empty());
             }
         }
     }

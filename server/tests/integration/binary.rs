@@ -138,11 +138,10 @@ async fn dev_mode_on_a_public_address_starts_only_when_the_risk_is_named() {
         .spawn()
         .unwrap();
     let log = Log::capture(&mut child);
+    let _child = Running(child);
     log.wait_for("listening").await;
     let warning = log.wait_for("dev auth on a non-loopback address").await;
     assert!(warning.contains("any account"), "{warning}");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
@@ -194,6 +193,22 @@ fn an_unwritable_database_path_is_one_line_and_non_zero() {
     // A directory is not a database either.
     let (code, stderr) = run_to_end(&["--addr", "127.0.0.1:0", "--db", "."], dir.path());
     assert_one_line_error(code, &stderr, "cannot open database");
+}
+
+/// A server process, killed when dropped, so a failing test leaves none behind.
+pub struct Running(pub Child);
+
+impl Running {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The child's stderr lines, collected by a reader thread.

@@ -7,14 +7,17 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::binary::{Log, BIN};
+use crate::binary::{Log, Running, BIN};
 use crate::support::raise_fd_limit;
 
 /// The server binary with its open-file limit at `nofile` (soft and hard), on a free port.
-async fn start(nofile: Option<u64>, args: &[&str]) -> (Child, Log, SocketAddr, tempfile::TempDir) {
+async fn start(
+    nofile: Option<u64>,
+    args: &[&str],
+) -> (Running, Log, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(BIN);
     command
@@ -45,6 +48,7 @@ async fn start(nofile: Option<u64>, args: &[&str]) -> (Child, Log, SocketAddr, t
     }
     let mut child = command.spawn().unwrap();
     let log = Log::capture(&mut child);
+    let child = Running(child);
     let line = log.wait_for("listening").await;
     let addr = line
         .split_whitespace()
@@ -98,9 +102,8 @@ fn open_idle(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect()
 }
 
-fn stop(mut child: Child, log: Log) -> Vec<String> {
-    child.kill().unwrap();
-    child.wait().unwrap();
+fn stop(child: Running, log: Log) -> Vec<String> {
+    drop(child);
     log.finish()
 }
 
