@@ -29,6 +29,13 @@ pub const SYNC_DEFAULT_LIMIT: u32 = 50;
 pub const SYNC_MAX_LIMIT: u32 = 100;
 /// Longest long-poll the server holds, in milliseconds.
 pub const SYNC_MAX_TIMEOUT_MS: u64 = 30_000;
+/// Longest user, room or transaction id, in bytes of UTF-8 (400 beyond); ids are never empty.
+pub const MAX_ID_BYTES: usize = 255;
+/// What an id may contain, as the ECMA-262 regular expression the OpenAPI document states: no
+/// Unicode control character (Cc), no Unicode white space, no `/`. (The class lists exactly the
+/// characters Rust's `char::is_control` and `char::is_whitespace` match, and `/`.)
+pub const ID_PATTERN: &str =
+    r"^[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000/]+$";
 /// Longest request target (path and query), in bytes (414 beyond).
 pub const MAX_REQUEST_TARGET_BYTES: usize = 16 * 1024;
 /// Largest request head (request line and header fields), in bytes (431 beyond).

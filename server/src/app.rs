@@ -114,7 +114,72 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of protocol v1 as this server serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().into_openapi()
+    let mut doc = api_router().into_openapi();
+    state_id_rules(&mut doc);
+    doc
+}
+
+/// States the id rules ([`chatsync_protocol::ID_PATTERN`], 1 to
+/// [`chatsync_protocol::MAX_ID_BYTES`] bytes) once, as the `Id` schema, and points every id a
+/// client sends at it: the `room_id`, `user_id` and `txn_id` parameters and the ids of the request
+/// bodies. Done on the finished document because the paths only exist once the router is built.
+fn state_id_rules(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, Schema, Type};
+    use utoipa::openapi::{Ref, RefOr};
+
+    let id = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        // maxLength counts characters; the limit is in bytes of UTF-8, so non-ASCII ids are shorter.
+        .max_length(Some(chatsync_protocol::MAX_ID_BYTES))
+        .pattern(Some(chatsync_protocol::ID_PATTERN))
+        .description(Some(format!(
+            "A user, room or transaction id: 1 to {} bytes of UTF-8, without control characters, white space or '/' (400 otherwise).",
+            chatsync_protocol::MAX_ID_BYTES
+        )))
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components
+        .schemas
+        .insert("Id".to_owned(), RefOr::T(Schema::Object(id)));
+    let id_ref = || RefOr::Ref(Ref::from_schema_name("Id"));
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.head,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter {
+                    if matches!(parameter.name.as_str(), "room_id" | "user_id" | "txn_id") {
+                        parameter.schema = Some(id_ref());
+                    }
+                }
+            }
+        }
+    }
+    for (schema, field) in [
+        ("TokenRequest", "user_id"),
+        ("DirectRoomRequest", "user_id"),
+        ("CreateRoomRequest", "member_ids"),
+    ] {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else {
+            continue;
+        };
+        match object.properties.get_mut(field) {
+            Some(RefOr::T(Schema::Array(array))) => {
+                array.items = ArrayItems::RefOrSchema(Box::new(id_ref()));
+            }
+            Some(property) => *property = id_ref(),
+            None => {}
+        }
+    }
 }
 
 /// The complete application for these parts. `body_timeout` bounds the time from a request's
@@ -127,7 +192,8 @@ pub(crate) fn router(
     body_timeout: Duration,
     clock: Clock,
 ) -> Router {
-    let (router, doc) = api_router().split_for_parts();
+    let (router, mut doc) = api_router().split_for_parts();
+    state_id_rules(&mut doc);
     let openapi_json = Arc::new(
         doc.to_pretty_json()
             .expect("the OpenAPI document serializes"),

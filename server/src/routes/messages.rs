@@ -69,6 +69,7 @@ pub struct HistoryParams {
     /// `older` (default) or `newer`.
     pub direction: Option<Direction>,
     /// Page size: default 20, at most 100 (larger values are clamped), at least 1.
+    #[param(minimum = 1)]
     pub limit: Option<u32>,
 }
 

@@ -35,6 +35,7 @@ pub struct SyncParams {
     /// are clamped. Ignored without `since`.
     pub timeout_ms: Option<u64>,
     /// Most messages per room: default 50, at most 100 (clamped), at least 1.
+    #[param(minimum = 1)]
     pub limit: Option<u32>,
 }
 
