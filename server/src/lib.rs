@@ -3,7 +3,7 @@
 //! Modules, in the order a request meets them:
 //! - [`serve`]: the listening socket and the connection tasks; the connection cap, accept
 //!   back-off, graceful and abrupt stops.
-//! - [`front`]: each connection's front door: request heads checked before hyper sees them,
+//! - `front`: each connection's front door: request heads checked before hyper sees them,
 //!   the header and idle timeouts, JSON answers to malformed heads.
 //! - [`clock`]: the clock the connection guards run on.
 //! - [`app`]: the router, its layers (body limit and deadline), the error-mapping extractors,
@@ -11,8 +11,9 @@
 //! - [`auth`]: HS256 bearer tokens; dev mode's own key kept beside the database.
 //! - [`routes`]: one module per resource (health, token, users, rooms, messages, sync, compat).
 //! - [`validate`]: checks on client input, so bad input is a 400/413 and never a 500.
-//! - [`store`]: the storage trait and its SQLite backend.
-//! - [`notify`]: wakes parked long-polls of the users a change concerns.
+//! - [`store`]: the storage trait and its SQLite backend (group commit, reader pool, room cache).
+//! - [`notify`]: the change feed every commit reaches, which answers incremental syncs from
+//!   memory, and the parked long-polls it wakes, paced under fan-out.
 //! - [`sync_token`]: the opaque `next_batch` token.
 //! - [`error`]: start-up errors and the protocol's JSON error answers.
 //!

@@ -15,7 +15,7 @@
 //!   closes one idle connection, waits 10 ms doubling to 1 s (reset by the next success), and logs
 //!   at most one line per 5 s with the count of errors it did not log. Before, it retried at once
 //!   forever: 35 CPU-seconds and 2.7 million log lines in 30 s.
-//! - each connection goes through the [`crate::front`] door (header and idle timeouts, JSON
+//! - each connection goes through the front door (`front.rs`: header and idle timeouts, JSON
 //!   answers to malformed heads); bodies have a deadline in the router ([`crate::app`]).
 
 use std::collections::HashMap;
