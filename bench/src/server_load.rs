@@ -11,7 +11,8 @@
 //!    the same build with `--group-commit false`, and the baseline build.
 //! 2. **wake latency**: 5,000 `/v1/sync` long-polls parked (50 users, 100 each, one room; the
 //!    server's debug log says when each is parked), then one send: from the start of the send to
-//!    each poll's complete answer, p50/p99/max, three rounds.
+//!    each poll's complete answer, p50/p99/max, three rounds. Connections stay open until every
+//!    answer is in (a device polls again on the same connection).
 //! 3. **sends/s with 1,000 live pollers**: 1,000 long-polls in the room (100 users) that follow
 //!    `next_batch` as soon as each answer arrives, while 32 senders send for `--duration`.
 //!
@@ -576,7 +577,9 @@ async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec
                 let (status, body) = poll.answer().await;
                 let at = Instant::now();
                 assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-                (at, body)
+                // Kept open until every answer is in, as a device that polls again would keep
+                // it: closing it here would put 5,000 teardowns inside the measured window.
+                (at, body, poll)
             }));
         }
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -595,8 +598,10 @@ async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec
         ))
         .await;
         let mut latencies = Vec::with_capacity(polls);
+        let mut open = Vec::with_capacity(polls);
         for w in waiting {
-            let (at, body) = w.await.expect("poll");
+            let (at, body, poll) = w.await.expect("poll");
+            open.push(poll);
             assert!(
                 String::from_utf8_lossy(&body).contains(&text),
                 "answered with the message"
@@ -604,6 +609,7 @@ async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec
             latencies.push((at - start).as_micros() as u32);
         }
         let server_cpu = server.cpu() - cpu_before;
+        drop(open);
         latencies.sort_unstable();
         out.push(Wake {
             p50_ms: percentile(&latencies, 0.50) / 1000.0,
