@@ -11,7 +11,7 @@
 //!    the same build with `--group-commit false`, and the baseline build.
 //! 2. **wake latency**: 5,000 `/v1/sync` long-polls parked (50 users, 100 each, one room; the
 //!    server's debug log says when each is parked), then one send: from the start of the send to
-//!    each poll's complete answer, p50/p99/max, three rounds. Connections stay open until every
+//!    each poll's complete answer, p50/p99/max, five rounds. Connections stay open until every
 //!    answer is in (a device polls again on the same connection).
 //! 3. **sends/s with 1,000 live pollers**: 1,000 long-polls in the room (100 users) that follow
 //!    `next_batch` as soon as each answer arrives, while 32 senders send for `--duration`.
@@ -50,7 +50,7 @@ impl Plan {
             senders: vec![1, 8, 32, 128],
             parked: 5_000,
             parked_users: 50,
-            wake_rounds: 3,
+            wake_rounds: 5,
             pollers: 1_000,
             poller_users: 100,
             live_senders: 32,
@@ -179,12 +179,13 @@ pub fn run(args: &[String]) {
             ));
             for (i, r) in rounds.iter().enumerate() {
                 println!(
-                "  {label:<17} round {}: p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  ({} answered; server CPU {:.0} ms)",
+                "  {label:<17} round {}: p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  ({} answered; the send itself {:.1} ms; server CPU {:.0} ms)",
                 i + 1,
                 r.p50_ms,
                 r.p99_ms,
                 r.max_ms,
                 r.answered,
+                r.send_ms,
                 r.server_cpu.as_secs_f64() * 1000.0
             );
             }
@@ -547,6 +548,8 @@ struct Wake {
     answered: usize,
     /// CPU the server used from the send to the last answer.
     server_cpu: Duration,
+    /// How long the send itself took to be answered (its commit included).
+    send_ms: f64,
 }
 
 /// Parks `polls` long-polls, sends one message, times every answer; `rounds` times.
@@ -597,6 +600,8 @@ async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec
             &format!(r#"{{"parts":[{{"type":"text/plain","content":"{text}"}}]}}"#),
         ))
         .await;
+        // The send's own answer: its commit (an fsync) is part of every poll's wait.
+        let send_ms = start.elapsed().as_secs_f64() * 1000.0;
         let mut latencies = Vec::with_capacity(polls);
         let mut open = Vec::with_capacity(polls);
         for w in waiting {
@@ -617,6 +622,7 @@ async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec
             max_ms: f64::from(*latencies.last().unwrap_or(&0)) / 1000.0,
             answered: latencies.len(),
             server_cpu,
+            send_ms,
         });
     }
     out

@@ -504,8 +504,17 @@ impl CommitSink for Arc<Notifier> {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(commit);
-        // After the feed holds the commit, so a woken request finds it there.
-        self.announce(concerned);
+        // Announced once the writes are answered (see `answered`); a request that looks before
+        // that already finds the commit in the feed.
+        self.pacing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pending
+            .extend(concerned);
+    }
+
+    fn answered(&self) {
+        self.announce(std::iter::empty());
     }
 }
 
@@ -566,6 +575,12 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commit as the store reports it: its changes, then (its writes answered) the go-ahead.
+    fn publish(n: &Arc<Notifier>, commit: Committed) {
+        n.committed(commit);
+        n.answered();
+    }
 
     fn notifier() -> Arc<Notifier> {
         Notifier::new(SyncPosition::default())
@@ -633,19 +648,25 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_commit_wakes_the_members_after_the_feed_holds_it() {
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_is_in_the_feed_before_its_writes_are_answered_and_wakes_after() {
         let n = Notifier::new(at(10, 2));
         let mut bob = n.subscribe("bob");
         n.committed(Committed {
             changes: vec![message(11, "r1")],
             position: at(11, 2),
         });
-        assert_eq!(bob.wait().await, Wake::Changed);
+        // Reported, its writes not answered yet: a request that looks finds it...
         let batch = n.answer("bob", at(10, 2), 50).unwrap();
         assert_eq!(batch.position, at(11, 2));
         assert_eq!(batch.rooms["r1"].messages[0].id, 11);
         assert!(n.answer("carol", at(10, 2), 50).unwrap().rooms.is_empty());
+        // ...but nobody is woken before the writers have their answers.
+        assert!(tokio::time::timeout(Duration::from_secs(1), bob.wait())
+            .await
+            .is_err());
+        n.answered();
+        assert_eq!(bob.wait().await, Wake::Changed);
     }
 
     #[test]
@@ -679,10 +700,13 @@ mod tests {
         let n = Notifier::new(at(0, 0));
         let mut parked: Vec<Subscription> = (0..1000).map(|_| n.subscribe("bob")).collect();
         let start = Instant::now();
-        n.committed(Committed {
-            changes: vec![message(1, "r1")],
-            position: at(1, 0),
-        });
+        publish(
+            &n,
+            Committed {
+                changes: vec![message(1, "r1")],
+                position: at(1, 0),
+            },
+        );
         for s in &mut parked {
             assert_eq!(s.wait().await, Wake::Changed);
         }
@@ -693,10 +717,13 @@ mod tests {
         );
         // Two more commits right after a round that woke 1,000: announced together, 100 ms on.
         for id in [2, 3] {
-            n.committed(Committed {
-                changes: vec![message(id, "r1")],
-                position: at(id, 0),
-            });
+            publish(
+                &n,
+                Committed {
+                    changes: vec![message(id, "r1")],
+                    position: at(id, 0),
+                },
+            );
         }
         let first = &mut parked[0];
         assert!(
@@ -716,17 +743,23 @@ mod tests {
         let mut one = n.subscribe("bob");
         tokio::time::sleep(MAX_WAKE_PAUSE).await;
         for id in [4, 5] {
-            n.committed(Committed {
-                changes: vec![message(id, "r1")],
-                position: at(id, 0),
-            });
+            publish(
+                &n,
+                Committed {
+                    changes: vec![message(id, "r1")],
+                    position: at(id, 0),
+                },
+            );
             assert_eq!(one.wait().await, Wake::Changed);
         }
         let quiet = Instant::now();
-        n.committed(Committed {
-            changes: vec![message(6, "r1")],
-            position: at(6, 0),
-        });
+        publish(
+            &n,
+            Committed {
+                changes: vec![message(6, "r1")],
+                position: at(6, 0),
+            },
+        );
         assert_eq!(one.wait().await, Wake::Changed);
         // (tokio's timers have millisecond resolution)
         assert!(quiet.elapsed() > Duration::ZERO && quiet.elapsed() <= Duration::from_millis(1));

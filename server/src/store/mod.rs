@@ -175,10 +175,15 @@ pub struct Committed {
     pub position: SyncPosition,
 }
 
-/// Where a backend reports its commits, in commit order, before answering the writes in them.
+/// Where a backend reports its commits, in commit order: each commit's changes before the
+/// writes in it are answered, then [`CommitSink::answered`] once they are.
 pub trait CommitSink: Send + Sync + 'static {
     /// One commit's changes. Called on the backend's writer; must not block.
     fn committed(&self, commit: Committed);
+    /// The writes of the last reported commit have been answered. The notifier wakes the
+    /// long-polls here, not in `committed`: the writers' answers are then scheduled before
+    /// thousands of woken requests, not behind them.
+    fn answered(&self) {}
 }
 
 /// Storage of users, rooms, memberships and messages.

@@ -478,13 +478,15 @@ impl WriterState {
     fn commit(&mut self, batch: Vec<Job>) {
         match self.try_commit(&batch) {
             Ok((dones, commit)) => {
-                if !commit.changes.is_empty() {
-                    if let Some(sink) = self.sink.get() {
-                        sink.committed(commit);
-                    }
+                let sink = self.sink.get().filter(|_| !commit.changes.is_empty());
+                if let Some(sink) = sink {
+                    sink.committed(commit);
                 }
                 for (job, done) in batch.into_iter().zip(dones) {
                     answer(job, Ok(done));
+                }
+                if let Some(sink) = sink {
+                    sink.answered();
                 }
             }
             Err(e) if batch.len() == 1 => {
