@@ -1,7 +1,7 @@
 //! Storage behind a small trait, so the routes do not know which database holds the data. SQLite
 //! ([`sqlite::SqliteStore`]) is the embedded default; a PostgreSQL backend for deployments that
 //! outgrow one machine implements the same trait. See docs/adr/0002-sqlite-storage-trait.md and
-//! docs/adr/0013-server-group-commit-and-fan-out.md.
+//! docs/adr/0012-server-group-commit-and-fan-out.md.
 //!
 //! Two kinds of calls:
 //! - **writes** return a [`Pending`] at once: the write is queued for the backend's next commit
