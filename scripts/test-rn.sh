@@ -88,7 +88,11 @@ if [ ! -f "$android_dir/.done" ]; then
     apt_dir="$CHATSYNC_TOOLCHAINS/apt-bullseye"
     rm -rf "$android_dir" "$apt_dir"
     mkdir -p "$apt_dir"/{lists/partial,archives/partial,cache,etc/preferences.d,state} "$android_dir"
-    echo "deb http://deb.debian.org/debian bullseye main" > "$apt_dir/etc/sources.list"
+    # The archive this machine's apt already uses (DEBIAN_MIRROR overrides it).
+    # shellcheck source=scripts/toolchains/apt-mirror.sh
+    source "$root/scripts/toolchains/apt-mirror.sh"
+    mirror="$(debian_mirror)"
+    echo "deb $mirror bullseye main" > "$apt_dir/etc/sources.list"
     touch "$apt_dir/state/status"
     cat > "$apt_dir/apt.conf" <<EOF
 Dir::Etc::SourceList "$apt_dir/etc/sources.list";

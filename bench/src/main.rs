@@ -17,6 +17,8 @@
 //! - [`proxy`]: the counting loopback proxy; [`server`]: the seeded reference server;
 //! - one module per scenario: [`persist`] (1 and 6), [`cold`] (2), [`first_sync`] (3 and 5),
 //!   [`wake`] (4), [`size`] (7), [`ffi`] (8).
+//! - [`server_load`]: `chatsync-bench server`, the reference server's own throughput and wake-up
+//!   latency against real server binaries (scripts/bench-server.sh; BENCHMARKS.md, server section).
 
 mod baselines;
 mod cold;
@@ -28,6 +30,7 @@ mod process;
 mod proxy;
 mod report;
 mod server;
+mod server_load;
 mod size;
 mod stats;
 mod wake;
@@ -110,6 +113,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
+        Some("server") => server_load::run(&args[1..]),
         Some("child") => {
             let result = match args.get(1).map(String::as_str) {
                 Some("cold-start") => cold::child(started, &args[2..]),
@@ -121,6 +125,7 @@ fn main() {
         }
         _ => {
             eprintln!("usage: chatsync-bench run [--quick] [--cdylib PATH] [--kotlin-runner PATH]");
+            eprintln!("       chatsync-bench server --server-bin PATH [--baseline-bin PATH] [--duration SECS] [--quick]");
             std::process::exit(2);
         }
     }
@@ -207,7 +212,7 @@ fn run(args: &[String]) {
 }
 
 /// The machine's 1, 5 and 15 minute load averages (other work sharing the CPUs).
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or_else(
         |_| "load unknown".into(),
         |l| {

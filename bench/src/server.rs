@@ -34,18 +34,20 @@ pub async fn start_seeded(db: &Path, total: u64, rooms: usize) -> SeededServer {
         let now = "2026-11-25T06:00:00.000Z";
         for (id, name) in [("alice", "Alice"), ("bob", "Bob")] {
             store
-                .put_user(&User {
+                .put_user(User {
                     id: id.into(),
                     name: name.into(),
                     avatar_url: None,
                 })
+                .wait()
                 .expect("seed a user");
         }
         let members = vec!["alice".to_owned(), "bob".to_owned()];
         let room_ids: Vec<String> = (0..rooms)
             .map(|i| {
                 store
-                    .create_room(Some(&format!("room {i}")), &members, now)
+                    .create_room(Some(format!("room {i}")), members.clone(), now.into())
+                    .wait()
                     .expect("seed a room")
                     .id
             })

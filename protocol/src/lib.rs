@@ -33,6 +33,19 @@ pub const SYNC_DEFAULT_LIMIT: u32 = 50;
 pub const SYNC_MAX_LIMIT: u32 = 100;
 /// Longest long-poll the server holds, in milliseconds.
 pub const SYNC_MAX_TIMEOUT_MS: u64 = 30_000;
+/// Longest user, room or transaction id, in bytes of UTF-8 (400 beyond); ids are never empty.
+pub const MAX_ID_BYTES: usize = 255;
+/// What an id may contain, as the ECMA-262 regular expression the OpenAPI document states: no
+/// Unicode control character (Cc), no Unicode white space, no `/`. (The class lists exactly the
+/// characters Rust's `char::is_control` and `char::is_whitespace` match, and `/`.)
+pub const ID_PATTERN: &str =
+    r"^[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000/]+$";
+/// Longest request target (path and query), in bytes (414 beyond).
+pub const MAX_REQUEST_TARGET_BYTES: usize = 16 * 1024;
+/// Largest request head (request line and header fields), in bytes (431 beyond).
+pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+/// Most header fields in one request (431 beyond).
+pub const MAX_REQUEST_HEADERS: usize = 100;
 /// MIME type of a plain text part.
 pub const TEXT_PLAIN: &str = "text/plain";
 
@@ -123,11 +136,17 @@ pub mod error_code {
     pub const NOT_FOUND: &str = "not_found";
     /// 405: a method the route does not support.
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// 408: the request head or body did not arrive in time (the connection is closed after it).
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// 413: body over 64 KiB or a text part over 16 KiB.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// 414: a request target (path and query) over 16 KiB.
+    pub const URI_TOO_LONG: &str = "uri_too_long";
+    /// 431: a request head over 64 KiB or with more than 100 header fields.
+    pub const HEADERS_TOO_LARGE: &str = "request_header_fields_too_large";
     /// 500: a fault of the server, never caused by client input.
     pub const INTERNAL: &str = "internal_error";
-    /// 503: the server is shutting down (answers carry `Retry-After`).
+    /// 503: the server is shutting down or at its connection cap (answers carry `Retry-After`).
     pub const UNAVAILABLE: &str = "unavailable";
 }
 

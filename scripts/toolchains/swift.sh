@@ -7,9 +7,12 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 SWIFT_ROOT="$CHATSYNC_TOOLCHAINS/swift-trixie"
-DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# shellcheck source=scripts/toolchains/apt-mirror.sh
+source "$(dirname "$0")/apt-mirror.sh"
 
 if [ ! -f "$SWIFT_ROOT/.done" ]; then
+    # The archive this machine's apt already uses (DEBIAN_MIRROR overrides it).
+    DEBIAN_MIRROR="$(debian_mirror)"
     apt_install debootstrap
     # A previous attempt may have died with /proc mounted inside: never rm -rf through a mount.
     if mountpoint -q "$SWIFT_ROOT/proc" 2>/dev/null; then umount "$SWIFT_ROOT/proc"; fi

@@ -4,7 +4,13 @@
 //! `jsonwebtoken` crate would need a crypto backend that also brings RSA, ECDSA and EdDSA, which
 //! this server never uses. The check is strict: the header must say `HS256` (no `none`, no
 //! algorithm confusion), the MAC is compared in constant time, `exp` is required.
-//! Tokens and secrets are never logged.
+//! `iat` and `nbf` are honoured: a token issued (or valid from) more than the leeway in the future
+//! is refused. Tokens and secrets are never logged.
+//!
+//! Dev and secret mode never share a key ([`TokenKeys::dev`], [`TokenKeys::new`]): dev mode keeps
+//! its own secret in `<db>.dev-token-secret` and signs with a key derived from it under a label
+//! of its own, so a token the open dev route handed out is never valid once the same database
+//! runs in secret mode, even if an operator passes that file's content as `--token-secret`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,8 +30,17 @@ use crate::validate;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Clock skew tolerated on `exp` and `nbf`, in seconds.
-const LEEWAY_SECS: u64 = 30;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// Longest lifetime of an issued token (`--token-ttl`): 365 days. A bound keeps `iat + ttl` far
+/// from overflowing and a dev token from living forever.
+pub const MAX_TOKEN_TTL_SECS: u64 = 365 * 24 * 60 * 60;
+
+/// The label under which dev mode derives its signing key from its secret (HMAC-SHA256 of the
+/// label, keyed with the secret). Secret mode signs with the operator's secret as it is, so the
+/// two keys differ whatever secrets are given.
+const DEV_KEY_LABEL: &[u8] = b"chatsync dev-mode token signing key v1";
 
 /// The claims the server signs and reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +75,9 @@ pub enum TokenError {
     /// `nbf` is in the future.
     #[error("token not yet valid")]
     NotYetValid,
+    /// `iat` is in the future (beyond the leeway for clock skew).
+    #[error("token issued in the future")]
+    IssuedInFuture,
     /// `sub` is not a valid user id.
     #[error("token subject is not a valid user id")]
     BadSubject,
@@ -96,10 +114,23 @@ fn now_secs() -> u64 {
 }
 
 impl TokenKeys {
-    /// Keys over `secret`; issued tokens live `ttl_secs`.
+    /// Secret mode's keys: tokens are signed and checked with `secret` as it is (the app's backend
+    /// signs with the same secret); issued tokens live `ttl_secs`.
     pub fn new(secret: impl Into<Vec<u8>>, ttl_secs: u64) -> Self {
         TokenKeys {
             secret: secret.into(),
+            ttl_secs,
+        }
+    }
+
+    /// Dev mode's keys: the signing key is derived from `dev_secret` under dev mode's own label,
+    /// so it never equals a secret-mode key, even over the same secret.
+    pub fn dev(dev_secret: impl AsRef<[u8]>, ttl_secs: u64) -> Self {
+        let mut mac = HmacSha256::new_from_slice(dev_secret.as_ref())
+            .expect("HMAC accepts keys of any length");
+        mac.update(DEV_KEY_LABEL);
+        TokenKeys {
+            secret: mac.finalize().into_bytes().to_vec(),
             ttl_secs,
         }
     }
@@ -133,7 +164,7 @@ impl TokenKeys {
         let now = now_secs();
         self.sign_claims(&Claims {
             sub: user_id.to_owned(),
-            exp: now + self.ttl_secs,
+            exp: now.saturating_add(self.ttl_secs),
             iat: Some(now),
             nbf: None,
         })
@@ -171,6 +202,9 @@ impl TokenKeys {
         if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
             return Err(TokenError::NotYetValid);
         }
+        if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
+            return Err(TokenError::IssuedInFuture);
+        }
         if validate::id("sub", &claims.sub).is_err() {
             return Err(TokenError::BadSubject);
         }
@@ -185,18 +219,29 @@ fn decode_json<T: for<'de> Deserialize<'de>>(segment: &str) -> Result<T, TokenEr
     serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
 }
 
-/// Where the generated secret is kept: beside the database, `<db file name>.token-secret`.
-pub fn secret_file_path(db_path: &Path) -> PathBuf {
+/// Where dev mode keeps its generated secret: beside the database, `<db file name>.dev-token-secret`.
+/// Secret mode never reads it.
+pub fn dev_secret_file_path(db_path: &Path) -> PathBuf {
+    beside(db_path, ".dev-token-secret")
+}
+
+/// The file older versions kept one generated secret in for both modes (which is how a dev
+/// token stayed valid in secret mode). No mode reads it any more; its presence is logged.
+pub fn legacy_secret_file_path(db_path: &Path) -> PathBuf {
+    beside(db_path, ".token-secret")
+}
+
+fn beside(db_path: &Path, suffix: &str) -> PathBuf {
     let mut name = db_path
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "chatsync.db".into());
-    name.push(".token-secret");
+    name.push(suffix);
     db_path.with_file_name(name)
 }
 
-/// Reads the secret kept beside the database, generating it (256 random bits, hex, mode 0600) on
-/// first use.
+/// Reads the dev secret kept beside the database, generating it (256 random bits, hex, mode 0600)
+/// on first use.
 pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
@@ -299,12 +344,66 @@ mod tests {
     }
 
     #[test]
+    fn tokens_issued_in_the_future_are_refused_beyond_the_leeway() {
+        let keys = TokenKeys::new("s3cret", 60);
+        let at = |iat: u64| {
+            keys.sign_claims(&Claims {
+                sub: "alice".into(),
+                exp: now_secs() + 7200,
+                iat: Some(iat),
+                nbf: None,
+            })
+        };
+        assert_eq!(
+            keys.verify(&at(now_secs() + 3600)),
+            Err(TokenError::IssuedInFuture)
+        );
+        assert_eq!(
+            keys.verify(&at(now_secs() + LEEWAY_SECS + 5)),
+            Err(TokenError::IssuedInFuture)
+        );
+        // Clock skew within the leeway, and the past, are fine.
+        assert!(keys.verify(&at(now_secs() + LEEWAY_SECS - 5)).is_ok());
+        assert!(keys.verify(&at(now_secs() - 600)).is_ok());
+    }
+
+    #[test]
+    fn the_largest_ttl_does_not_overflow() {
+        let keys = TokenKeys::new("s3cret", u64::MAX);
+        let claims = keys.verify(&keys.issue("alice")).unwrap();
+        assert_eq!(claims.exp, u64::MAX);
+    }
+
+    #[test]
+    fn dev_and_secret_keys_differ_even_over_the_same_secret() {
+        let dev = TokenKeys::dev("same", 60);
+        let secret = TokenKeys::new("same", 60);
+        assert_eq!(
+            secret.verify(&dev.issue("alice")),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            dev.verify(&secret.issue("alice")),
+            Err(TokenError::BadSignature)
+        );
+        // Deterministic: a restart in dev mode over the same secret file accepts its tokens.
+        let again = TokenKeys::dev("same", 60);
+        assert!(again.verify(&dev.issue("alice")).is_ok());
+    }
+
+    #[test]
     fn the_secret_is_generated_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let path = secret_file_path(&dir.path().join("x.db"));
-        assert!(path.ends_with("x.db.token-secret"));
+        let path = dev_secret_file_path(&dir.path().join("x.db"));
+        assert!(path.ends_with("x.db.dev-token-secret"));
         let first = load_or_create_secret(&path).unwrap();
         assert_eq!(first.len(), 64);
         assert_eq!(load_or_create_secret(&path).unwrap(), first);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
     }
 }

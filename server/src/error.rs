@@ -99,6 +99,14 @@ impl ApiError {
             description,
         )
     }
+    /// 408: the request body did not arrive within the body timeout. The connection is closed.
+    pub fn request_timeout(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            error_code::REQUEST_TIMEOUT,
+            description,
+        )
+    }
     /// 413: body or text part too large.
     pub fn payload_too_large(description: impl Into<String>) -> Self {
         Self::new(
@@ -144,10 +152,20 @@ impl IntoResponse for ApiError {
             error_description: self.description,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let headers = response.headers_mut();
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // What the rest of a timed-out request would be is unknown: do not read on.
+            StatusCode::REQUEST_TIMEOUT => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            // docs/protocol.md promises it: come back in a second.
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }
@@ -162,6 +180,15 @@ mod tests {
         let r = ApiError::unauthorized("no").into_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn timeouts_close_and_unavailable_says_when_to_come_back() {
+        let r = ApiError::request_timeout("slow").into_response();
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
+        let r = ApiError::unavailable("busy").into_response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
     }
 
     #[test]

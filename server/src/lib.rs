@@ -1,13 +1,19 @@
 //! The chatsync reference server: sync protocol v1 (docs/protocol.md) over HTTP, storage in SQLite.
 //!
 //! Modules, in the order a request meets them:
-//! - [`serve`]: the listening socket and the connection tasks; graceful and abrupt stops.
-//! - [`app`]: the router, its layers, the error-mapping extractors, the OpenAPI document.
-//! - [`auth`]: HS256 bearer tokens, the secret kept beside the database.
+//! - [`serve`]: the listening socket and the connection tasks; the connection cap, accept
+//!   back-off, graceful and abrupt stops.
+//! - `front`: each connection's front door: request heads checked before hyper sees them,
+//!   the header and idle timeouts, JSON answers to malformed heads.
+//! - [`clock`]: the clock the connection guards run on.
+//! - [`app`]: the router, its layers (body limit and deadline), the error-mapping extractors,
+//!   the OpenAPI document.
+//! - [`auth`]: HS256 bearer tokens; dev mode's own key kept beside the database.
 //! - [`routes`]: one module per resource (health, token, users, rooms, messages, sync, compat).
 //! - [`validate`]: checks on client input, so bad input is a 400/413 and never a 500.
-//! - [`store`]: the storage trait and its SQLite backend.
-//! - [`notify`]: wakes parked long-polls of the users a change concerns.
+//! - [`store`]: the storage trait and its SQLite backend (group commit, reader pool, room cache).
+//! - [`notify`]: the change feed every commit reaches, which answers incremental syncs from
+//!   memory, and the parked long-polls it wakes, paced under fan-out.
 //! - [`sync_token`]: the opaque `next_batch` token.
 //! - [`error`]: start-up errors and the protocol's JSON error answers.
 //!
@@ -22,7 +28,9 @@
 
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod error;
+mod front;
 pub mod notify;
 pub mod routes;
 pub mod serve;
@@ -33,18 +41,28 @@ pub mod validate;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use app::openapi;
+pub use clock::GuardClock;
 pub use error::{ApiError, ServerError};
-pub use serve::RunningServer;
+pub use serve::{ConnectionLimits, RunningServer};
 
 use crate::auth::TokenKeys;
 use crate::notify::Notifier;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::Store;
 
 /// Default lifetime of issued tokens, in seconds (one hour).
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
+
+/// Shortest and longest header, body and idle timeout.
+const MIN_GUARD_TIMEOUT: Duration = Duration::from_millis(1);
+const MAX_GUARD_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The flag that lets dev auth listen on a non-loopback address. Its name is the warning.
+pub const DEV_ON_PUBLIC_ADDRESS_FLAG: &str =
+    "--dev-mode-on-public-address-gives-anyone-any-account";
 
 /// How clients get tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,14 +82,30 @@ pub struct ServerConfig {
     pub db_path: PathBuf,
     /// Token mode.
     pub auth: AuthMode,
-    /// HS256 secret; `None` generates one once and keeps it beside the database.
+    /// Secret mode's HS256 secret (required there, refused in dev mode, which generates a secret
+    /// of its own beside the database: the two modes never share a key).
     pub token_secret: Option<String>,
-    /// Lifetime of tokens issued by `POST /v1/token`, in seconds.
+    /// Lifetime of tokens issued by `POST /v1/token`, in seconds (1 to
+    /// [`auth::MAX_TOKEN_TTL_SECS`]).
     pub token_ttl_secs: u64,
+    /// Lets dev auth (anyone gets a token for any user) listen on a non-loopback address.
+    /// Without it such a start is refused.
+    pub dev_auth_on_public_address: bool,
+    /// Header, body and idle timeouts and the connection cap.
+    pub limits: ConnectionLimits,
+    /// The clock those timeouts run on ([`GuardClock`]).
+    pub guard_clock: GuardClock,
+    /// Commit concurrent writes together (one transaction, one fsync). Off: one of each per
+    /// write, for measuring what group commit brings.
+    pub group_commit: bool,
 }
 
 impl ServerConfig {
-    /// 127.0.0.1:0, dev auth, the given database file.
+    /// 127.0.0.1:0, dev auth, the given database file, default limits. The connection guards run
+    /// on the wall clock ([`GuardClock::Wall`]): tests that embed the server may pause their
+    /// runtime's clock to fast-forward a client, and that must not fire the server's timeouts
+    /// (long-poll holds still follow the runtime's clock). Tests of the timeouts themselves set
+    /// [`GuardClock::Runtime`] and pause time to be exact.
     pub fn for_tests(db_path: impl Into<PathBuf>) -> Self {
         ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -79,6 +113,10 @@ impl ServerConfig {
             auth: AuthMode::Dev,
             token_secret: None,
             token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+            dev_auth_on_public_address: false,
+            limits: ConnectionLimits::default(),
+            guard_clock: GuardClock::Wall,
+            group_commit: true,
         }
     }
 }
@@ -93,15 +131,42 @@ pub struct ServeArgs {
     /// SQLite database file (created if missing).
     #[arg(long, env = "CHATSYNC_DB", default_value = "./chatsync.db")]
     pub db: PathBuf,
-    /// `dev`: anyone gets a token from POST /v1/token. `secret`: tokens come from your backend.
+    /// `dev`: anyone gets a token from POST /v1/token (loopback addresses only). `secret`: tokens
+    /// come from your backend, signed with --token-secret.
     #[arg(long, env = "CHATSYNC_AUTH", value_enum, default_value_t = AuthMode::Dev)]
     pub auth: AuthMode,
-    /// HS256 token secret (default: generated once, kept beside the database as DB.token-secret).
+    /// HS256 secret your backend signs tokens with (required with --auth secret, refused in dev
+    /// mode, whose own key is generated once and kept beside the database as DB.dev-token-secret).
     #[arg(long, env = "CHATSYNC_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
-    /// Lifetime of issued tokens, in seconds.
-    #[arg(long, env = "CHATSYNC_TOKEN_TTL", default_value_t = DEFAULT_TOKEN_TTL_SECS)]
+    /// Lifetime of issued tokens, in seconds (1 to 31536000, a year).
+    #[arg(long, env = "CHATSYNC_TOKEN_TTL", default_value_t = DEFAULT_TOKEN_TTL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=auth::MAX_TOKEN_TTL_SECS))]
     pub token_ttl: u64,
+    /// Lets dev auth listen on a non-loopback address, where anyone who reaches it gets a token for
+    /// any account. Without it such a start is refused.
+    #[arg(
+        long = "dev-mode-on-public-address-gives-anyone-any-account",
+        env = "CHATSYNC_DEV_MODE_ON_PUBLIC_ADDRESS_GIVES_ANYONE_ANY_ACCOUNT"
+    )]
+    pub dev_mode_on_public_address_gives_anyone_any_account: bool,
+    /// Time from the first byte of a request head to its end (then 408). E.g. 10s, 500ms.
+    #[arg(long, env = "CHATSYNC_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Time from a request head to the end of its body (then 408).
+    #[arg(long, env = "CHATSYNC_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+    /// How long a connection with no request in progress stays open.
+    #[arg(long, env = "CHATSYNC_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Most open connections; at the cap an idle one is closed to make room, else the newcomer
+    /// gets a 503 [default: the open-file limit (ulimit -n) less 64].
+    #[arg(long, env = "CHATSYNC_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Commit concurrent writes in one transaction and one fsync (each answered once its
+    /// commit is durable). false: one of each per write, to measure the difference.
+    #[arg(long, env = "CHATSYNC_GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
 }
 
 impl From<ServeArgs> for ServerConfig {
@@ -112,48 +177,146 @@ impl From<ServeArgs> for ServerConfig {
             auth: args.auth,
             token_secret: args.token_secret,
             token_ttl_secs: args.token_ttl,
+            dev_auth_on_public_address: args.dev_mode_on_public_address_gives_anyone_any_account,
+            limits: ConnectionLimits {
+                header_timeout: args.header_timeout,
+                body_timeout: args.body_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: args
+                    .max_connections
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            },
+            guard_clock: GuardClock::Runtime,
+            group_commit: args.group_commit,
         }
     }
 }
 
+/// Whether `addr` only reaches this machine (127.0.0.0/8, ::1, and ::ffff:127.0.0.0/104).
+fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Refuses configurations that are unsafe or cannot work, before anything is opened.
+fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
+    let bad = |m: String| Err(ServerError::Config(m));
+    if !(1..=auth::MAX_TOKEN_TTL_SECS).contains(&config.token_ttl_secs) {
+        return bad(format!(
+            "--token-ttl must be between 1 and {} seconds (a year), got {}",
+            auth::MAX_TOKEN_TTL_SECS,
+            config.token_ttl_secs
+        ));
+    }
+    match (config.auth, config.token_secret.as_deref()) {
+        (_, Some("")) => return bad("--token-secret must not be empty".into()),
+        (AuthMode::Secret, None) => {
+            return bad(
+                "--auth secret needs --token-secret (or CHATSYNC_TOKEN_SECRET): the secret your backend signs tokens with"
+                    .into(),
+            )
+        }
+        (AuthMode::Dev, Some(_)) => {
+            return bad(format!(
+                "--token-secret is for --auth secret; dev mode signs with a key of its own ({}), never shared with secret mode",
+                auth::dev_secret_file_path(&config.db_path).display()
+            ))
+        }
+        _ => {}
+    }
+    let limits = &config.limits;
+    for (flag, value) in [
+        ("--header-timeout", limits.header_timeout),
+        ("--body-timeout", limits.body_timeout),
+        ("--idle-timeout", limits.idle_timeout),
+    ] {
+        if !(MIN_GUARD_TIMEOUT..=MAX_GUARD_TIMEOUT).contains(&value) {
+            return bad(format!(
+                "{flag} must be between 1ms and 1h, got {}",
+                humantime::format_duration(value)
+            ));
+        }
+    }
+    if limits.max_connections == Some(0) {
+        return bad("--max-connections must be at least 1".into());
+    }
+    if config.auth == AuthMode::Dev
+        && !is_loopback(&config.addr)
+        && !config.dev_auth_on_public_address
+    {
+        return bad(format!(
+            "dev auth on {} would give anyone who reaches it a token for any account; use a loopback --addr, --auth secret, or {DEV_ON_PUBLIC_ADDRESS_FLAG}",
+            config.addr
+        ));
+    }
+    Ok(())
+}
+
 /// Binds, runs the server on the current tokio runtime, returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    if config.token_secret.as_deref() == Some("") {
-        return Err(ServerError::Config(
-            "--token-secret must not be empty".into(),
-        ));
-    }
-    if config.token_ttl_secs == 0 {
-        return Err(ServerError::Config(
-            "--token-ttl must be at least 1 second".into(),
-        ));
-    }
+    check_config(&config)?;
     let db_path = config.db_path.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        run_blocking(move || SqliteStore::open(&db_path))
-            .await
-            .map_err(|source| ServerError::Database {
-                path: config.db_path.clone(),
-                source,
-            })?,
-    );
-    let secret = match &config.token_secret {
-        Some(secret) => secret.clone(),
-        None => {
-            let path = auth::secret_file_path(&config.db_path);
+    let options = SqliteOptions {
+        group_commit: config.group_commit,
+        ..SqliteOptions::default()
+    };
+    let (store, position) = run_blocking(move || {
+        let store = SqliteStore::open_with(&db_path, options)?;
+        let position = store.position()?;
+        Ok((store, position))
+    })
+    .await
+    .map_err(|source| ServerError::Database {
+        path: config.db_path.clone(),
+        source,
+    })?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    // Every commit from now on reaches the feed that answers long-polls, in commit order.
+    let notifier = Notifier::new(position);
+    store.set_commit_sink(Arc::new(Arc::clone(&notifier)));
+    let keys = match (config.auth, &config.token_secret) {
+        (AuthMode::Secret, Some(secret)) => TokenKeys::new(secret.clone(), config.token_ttl_secs),
+        _ => {
+            let path = auth::dev_secret_file_path(&config.db_path);
             let secret_path = path.clone();
-            run_blocking(move || auth::load_or_create_secret(&secret_path))
+            let secret = run_blocking(move || auth::load_or_create_secret(&secret_path))
                 .await
                 .map_err(|source| {
                     store.close();
                     ServerError::TokenSecret { path, source }
-                })?
+                })?;
+            TokenKeys::dev(secret, config.token_ttl_secs)
         }
     };
-    let keys = Arc::new(TokenKeys::new(secret, config.token_ttl_secs));
-    let notifier = Notifier::new();
-    let router = app::router(Arc::clone(&store), Arc::clone(&notifier), keys, config.auth);
-    let server = match serve::spawn(config.addr, router, store.clone(), notifier) {
+    let keys = Arc::new(keys);
+    let legacy = auth::legacy_secret_file_path(&config.db_path);
+    if legacy.exists() {
+        tracing::warn!(
+            file = %legacy.display(),
+            "this file is no longer read: older versions signed dev and secret mode tokens with it; tokens signed with it are refused. Delete it once nothing uses it"
+        );
+    }
+    let clock = clock::Clock::new(config.guard_clock);
+    let router = app::router(
+        Arc::clone(&store),
+        Arc::clone(&notifier),
+        keys,
+        config.auth,
+        config.limits.body_timeout,
+        clock.clone(),
+    );
+    let server = match serve::spawn(
+        config.addr,
+        router,
+        store.clone(),
+        notifier,
+        config.limits,
+        clock,
+    ) {
         Ok(server) => server,
         Err(e) => {
             store.close();
@@ -162,9 +325,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     };
     tracing::info!(addr = %server.addr(), db = %config.db_path.display(), "chatsync-server listening");
     if config.auth == AuthMode::Dev {
-        tracing::warn!(
-            "dev auth: POST /v1/token gives a token to anyone (use --auth secret in production)"
-        );
+        if is_loopback(&server.addr()) {
+            tracing::warn!(
+                "dev auth: POST /v1/token gives a token to anyone (use --auth secret in production)"
+            );
+        } else {
+            tracing::warn!(
+                addr = %server.addr(),
+                "dev auth on a non-loopback address ({DEV_ON_PUBLIC_ADDRESS_FLAG}): anyone who reaches it gets a token for any account"
+            );
+        }
     }
     Ok(server)
 }

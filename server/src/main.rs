@@ -56,6 +56,11 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(chatsync_server::run(cli.serve)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A configuration that cannot or must not run is a usage error, like a bad flag.
+        Err(e @ chatsync_server::ServerError::Config(_)) => {
+            eprintln!("chatsync-server: error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("chatsync-server: error: {e}");
             ExitCode::FAILURE

@@ -6,7 +6,7 @@ use chatsync_protocol::{Part, MAX_TEXT_PART_BYTES, TEXT_PLAIN};
 use crate::error::ApiError;
 
 /// Longest user, room or transaction id, in bytes.
-pub const MAX_ID_BYTES: usize = 255;
+pub const MAX_ID_BYTES: usize = chatsync_protocol::MAX_ID_BYTES;
 /// Longest room or user name, in bytes.
 pub const MAX_NAME_BYTES: usize = 1024;
 /// Most members a room can be created with.
@@ -94,6 +94,50 @@ mod tests {
                 StatusCode::BAD_REQUEST,
                 "{bad:?}"
             );
+        }
+    }
+
+    /// The character class of [`chatsync_protocol::ID_PATTERN`] (what the OpenAPI document
+    /// tells clients) refuses exactly the characters [`id`] refuses, over all of Unicode.
+    #[test]
+    fn the_documented_id_pattern_matches_the_check() {
+        let pattern = chatsync_protocol::ID_PATTERN;
+        let class = pattern
+            .strip_prefix("^[^")
+            .and_then(|p| p.strip_suffix("]+$"))
+            .expect("^[^...]+$");
+        // Parse the class: \uXXXX escapes, plain characters, and ranges between them.
+        let mut items: Vec<char> = Vec::new();
+        let mut rest = class;
+        let mut ranges: Vec<(char, char)> = Vec::new();
+        let mut dash = false;
+        while !rest.is_empty() {
+            if let Some(hex) = rest.strip_prefix("\\u") {
+                let c = char::from_u32(u32::from_str_radix(&hex[..4], 16).unwrap()).unwrap();
+                items.push(c);
+                rest = &hex[4..];
+            } else if let Some(r) = rest.strip_prefix('-') {
+                dash = true;
+                rest = r;
+                continue;
+            } else {
+                let c = rest.chars().next().unwrap();
+                items.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+            let c = items.pop().unwrap();
+            if dash {
+                let start = ranges.pop().unwrap().0;
+                ranges.push((start, c));
+                dash = false;
+            } else {
+                ranges.push((c, c));
+            }
+        }
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let documented_forbidden = ranges.iter().any(|(a, b)| (*a..=*b).contains(&c));
+            let refused = id("x", &c.to_string()).is_err();
+            assert_eq!(documented_forbidden, refused, "U+{:04X}", c as u32);
         }
     }
 

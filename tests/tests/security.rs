@@ -8,7 +8,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use chatsync_core::{ChatClient, ChatError, ClientConfig, TokenSource};
-use chatsync_server::ServerConfig;
+use chatsync_server::auth::TokenKeys;
+use chatsync_server::{AuthMode, ServerConfig};
 use chatsync_tests::http::Harness;
 
 #[test]
@@ -70,11 +71,14 @@ async fn tokens_and_secrets_never_reach_the_logs() {
     let secret = "very-secret-token-key-0123456789";
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::for_tests(dir.path().join("s.db"));
+    config.auth = AuthMode::Secret;
     config.token_secret = Some(secret.into());
     let server = chatsync_server::start(config).await.unwrap();
     let h = Harness::new(server.url());
-    let token = h.token("alice").await.unwrap();
-    let bob = h.token("bob").await.unwrap();
+    // Secret mode: the app's backend signs the tokens with the shared secret.
+    let backend = TokenKeys::new(secret, 3600);
+    let token = backend.issue("alice");
+    let bob = backend.issue("bob");
     let room = h.create_room(&token, "r", &["bob".into()]).await.unwrap();
 
     let mut c = ClientConfig::new(

@@ -74,7 +74,11 @@ fn documented(status: u16) -> Option<&'static str> {
         403 => "forbidden",
         404 => "not_found",
         405 => "method_not_allowed",
+        408 => "request_timeout",
         413 => "payload_too_large",
+        414 => "uri_too_long",
+        431 => "request_header_fields_too_large",
+        503 => "unavailable",
         _ => return None,
     })
 }
@@ -232,6 +236,120 @@ async fn huge_and_odd_query_values_are_400_or_clamped() {
     // The largest timeout is clamped: a request for a day's long-poll does not hold a day.
     // (Answered by the graceful shutdown below at the latest; not waited for here.)
     assert_alive(&s, "query values").await;
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_overlong_heads_get_the_json_error_body() {
+    let s = scene().await;
+    let long_target = format!(
+        "GET /v1/sync?since={} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "9".repeat(20_000)
+    );
+    let many_fields: String = (0..101).map(|i| format!("x-{i}: y\r\n")).collect();
+    let many_fields = format!("GET /health HTTP/1.1\r\nhost: x\r\n{many_fields}\r\n");
+    let huge_field = format!(
+        "GET /health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "b".repeat(70_000)
+    );
+    let put = |headers: &str, body: &str| {
+        format!("POST /v1/token HTTP/1.1\r\nhost: x\r\n{headers}\r\n{body}").into_bytes()
+    };
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "a control byte in the method",
+            b"G\x01T / HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "spaces in the target",
+            b"GET /a b c HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "a DEL in the target",
+            b"GET /a\x7f HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "HTTP/9.9",
+            b"GET / HTTP/9.9\r\nhost: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "an HTTP/2 preface",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "not HTTP at all",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "a space in a field name",
+            b"GET / HTTP/1.1\r\nbad field: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "a control byte in a field value",
+            b"GET / HTTP/1.1\r\nx: a\x01b\r\n\r\n".to_vec(),
+            400,
+        ),
+        ("a 20,000-byte target", long_target.into_bytes(), 414),
+        ("101 header fields", many_fields.into_bytes(), 431),
+        ("a 70 KiB header field", huge_field.into_bytes(), 431),
+        (
+            "a malformed Content-Length",
+            put("content-length: 12a\r\n", ""),
+            400,
+        ),
+        (
+            "two Content-Lengths",
+            put("content-length: 1\r\ncontent-length: 2\r\n", "{}"),
+            400,
+        ),
+        (
+            "Transfer-Encoding and Content-Length",
+            put(
+                "transfer-encoding: chunked\r\ncontent-length: 5\r\n",
+                "0\r\n\r\n",
+            ),
+            400,
+        ),
+        (
+            "a Transfer-Encoding other than chunked",
+            put("transfer-encoding: gzip\r\n", ""),
+            400,
+        ),
+        (
+            "a garbled chunked body",
+            put("transfer-encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n"),
+            400,
+        ),
+    ];
+    for (what, request, status) in cases {
+        let a = raw(s.server.addr(), &request).await;
+        assert_documented(what, &a, &[status]);
+        assert_alive(&s, what).await;
+    }
+    // Pipelined behind a good request: the good one is answered, then the bad one, in order.
+    let mut both = b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n".to_vec();
+    both.extend_from_slice(b"GET /\x01 HTTP/1.1\r\nhost: x\r\n\r\n");
+    let mut stream = TcpStream::connect(s.server.addr()).await.unwrap();
+    stream.write_all(&both).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut got))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    let got = String::from_utf8_lossy(&got);
+    let (first, second) = got.split_once("\r\n\r\nok").expect("the good one first");
+    assert!(first.starts_with("HTTP/1.1 200"), "{got}");
+    let second = Raw {
+        status: second.split(' ').nth(1).unwrap().parse().unwrap(),
+        body: second.split_once("\r\n\r\n").unwrap().1.to_owned(),
+    };
+    assert_documented("pipelined after a good request", &second, &[400]);
 }
 
 #[tokio::test]

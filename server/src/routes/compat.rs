@@ -23,6 +23,7 @@ pub struct CompatParams {
     /// Exclusive lower bound (default: from the first message).
     pub initial_id: Option<u64>,
     /// How many: default 10, at most 100 (clamped), at least 1.
+    #[param(minimum = 1)]
     pub limit: Option<u32>,
 }
 

@@ -54,12 +54,8 @@ pub async fn send_message(
         parts: request.parts,
         now: now_rfc3339(),
     };
-    let outcome = state.db(move |s| s.send_message(new)).await?;
-    if outcome.created {
-        state
-            .notifier
-            .notify(outcome.member_ids.iter().map(String::as_str));
-    }
+    // Resolves once the commit holding it is durable; the store's commit wakes the long-polls.
+    let outcome = state.store.send_message(new).await?;
     Ok(Json(outcome.message))
 }
 
@@ -73,6 +69,7 @@ pub struct HistoryParams {
     /// `older` (default) or `newer`.
     pub direction: Option<Direction>,
     /// Page size: default 20, at most 100 (larger values are clamped), at least 1.
+    #[param(minimum = 1)]
     pub limit: Option<u32>,
 }
 

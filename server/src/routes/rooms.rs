@@ -1,6 +1,7 @@
 //! Rooms: create (`POST /v1/rooms`), the one-to-one room of two users (`POST /v1/rooms/direct`),
 //! list the caller's rooms (`GET /v1/rooms`), read one (`GET /v1/rooms/{room_id}`). Creating a
-//! room wakes its members' parked long-polls, since a joined room is news for their sync.
+//! room wakes its members' parked long-polls (through the store's commit report), since a joined
+//! room is news for their sync.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -47,13 +48,10 @@ pub async fn create_room(
     members.push(caller);
     members.sort();
     members.dedup();
-    let now = now_rfc3339();
     let room = state
-        .db(move |s| s.create_room(request.name.as_deref(), &members, &now))
+        .store
+        .create_room(request.name, members, now_rfc3339())
         .await?;
-    state
-        .notifier
-        .notify(room.member_ids.iter().map(String::as_str));
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -79,15 +77,10 @@ pub async fn direct_room(
     if request.user_id == caller {
         return Err(ApiError::bad_request("a direct room needs another user"));
     }
-    let now = now_rfc3339();
-    let (room, created) = state
-        .db(move |s| s.direct_room(&caller, &request.user_id, &now))
+    let (room, _created) = state
+        .store
+        .direct_room(caller, request.user_id, now_rfc3339())
         .await?;
-    if created {
-        state
-            .notifier
-            .notify(room.member_ids.iter().map(String::as_str));
-    }
     Ok(Json(room))
 }
 
@@ -130,5 +123,7 @@ pub async fn get_room(
     AuthUser(caller): AuthUser,
     ApiPath(room_id): ApiPath<String>,
 ) -> Result<Json<Room>, ApiError> {
-    room_for_member(&state, &room_id, &caller).await.map(Json)
+    room_for_member(&state, &room_id, &caller)
+        .await
+        .map(|room| Json(Room::clone(&room)))
 }

@@ -43,7 +43,7 @@ pub async fn put_user(
         name: request.name,
         avatar_url: request.avatar_url,
     };
-    let stored = state.db(move |s| s.put_user(&user)).await?;
+    let stored = state.store.put_user(user).await?;
     Ok(Json(stored))
 }
 

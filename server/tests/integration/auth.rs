@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chatsync_server::auth::{Claims, TokenKeys};
-use chatsync_server::AuthMode;
+use chatsync_server::{AuthMode, ServerConfig, ServerError};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -78,9 +78,9 @@ async fn missing_malformed_forged_and_expired_tokens_are_401() {
     rooms_with(&t, Some(&format!("Bearer {}", segments.join("."))))
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
-    // Expired (signed with the server's real secret, kept beside the database).
-    let secret = std::fs::read_to_string(t.dir.path().join("chat.db.token-secret")).unwrap();
-    let keys = TokenKeys::new(secret.trim(), 60);
+    // Expired (signed with the server's real dev key, derived from the secret beside the database).
+    let secret = std::fs::read_to_string(t.dir.path().join("chat.db.dev-token-secret")).unwrap();
+    let keys = TokenKeys::dev(secret.trim(), 60);
     let expired = keys.sign_claims(&Claims {
         sub: "alice".into(),
         exp: now() - 3600,
@@ -132,10 +132,12 @@ async fn secret_mode_turns_token_issuing_off_and_accepts_backend_tokens() {
     answer(r)
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
-    assert!(
-        !t.dir.path().join("chat.db.token-secret").exists(),
-        "a given secret is not written to disk"
-    );
+    for file in ["chat.db.token-secret", "chat.db.dev-token-secret"] {
+        assert!(
+            !t.dir.path().join(file).exists(),
+            "secret mode writes no secret to disk ({file})"
+        );
+    }
     let backend = TokenKeys::new("shared-with-the-app-backend", 600);
     let alice = Client {
         url: t.url.clone(),
@@ -157,6 +159,117 @@ async fn the_generated_secret_survives_a_restart_so_tokens_stay_valid() {
     let t2 = TestServer::start_in(dir, |c| c.addr = addr).await;
     assert_eq!(
         rooms_with(&t2, Some(&format!("Bearer {}", alice.token)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_dev_token_is_refused_after_a_restart_in_secret_mode_on_the_same_database() {
+    let t = TestServer::start().await;
+    let alice = t.user("alice").await;
+    let bearer = format!("Bearer {}", alice.token);
+    assert_eq!(rooms_with(&t, Some(&bearer)).await.status, StatusCode::OK);
+    let mut t = t;
+    t.server.take().unwrap().shutdown().await;
+    let db = t.dir.path().join("chat.db");
+    let dev_secret = std::fs::read_to_string(t.dir.path().join("chat.db.dev-token-secret"))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    // Secret mode takes only the operator's secret: without one it does not start (older
+    // versions read the file dev mode had written, so dev tokens stayed valid).
+    let mut config = ServerConfig::for_tests(&db);
+    config.auth = AuthMode::Secret;
+    match chatsync_server::start(config).await {
+        Err(ServerError::Config(m)) => assert!(m.contains("--token-secret"), "{m}"),
+        other => panic!("secret mode started without a secret: {other:?}"),
+    }
+    // With a secret, the dev token is refused, even when the operator hands over dev mode's
+    // own secret: the two modes derive different keys.
+    for secret in ["the-operators-own-secret".to_owned(), dev_secret] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&db, dir.path().join("chat.db")).unwrap();
+        let t2 = TestServer::start_in(dir, |c| {
+            c.auth = AuthMode::Secret;
+            c.token_secret = Some(secret.clone());
+        })
+        .await;
+        let a = rooms_with(&t2, Some(&bearer)).await;
+        a.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        assert!(
+            a.body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("signature"),
+            "{}",
+            a.body
+        );
+        // The backend's tokens work.
+        let backend = TokenKeys::new(secret.as_str(), 60).issue("alice");
+        assert_eq!(
+            rooms_with(&t2, Some(&format!("Bearer {backend}")))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test]
+async fn tokens_issued_in_the_future_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start_in(dir, |c| {
+        c.auth = AuthMode::Secret;
+        c.token_secret = Some("shared-with-the-app-backend".into());
+    })
+    .await;
+    let backend = TokenKeys::new("shared-with-the-app-backend", 600);
+    let signed_at = |iat: u64| {
+        backend.sign_claims(&Claims {
+            sub: "alice".into(),
+            exp: now() + 7200,
+            iat: Some(iat),
+            nbf: None,
+        })
+    };
+    let a = rooms_with(&t, Some(&format!("Bearer {}", signed_at(now() + 3600)))).await;
+    a.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        a.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("issued in the future"),
+        "{}",
+        a.body
+    );
+    // A few seconds of clock skew are tolerated.
+    let skewed = rooms_with(&t, Some(&format!("Bearer {}", signed_at(now() + 5)))).await;
+    assert_eq!(skewed.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn token_lifetimes_outside_one_second_to_a_year_are_refused_at_start() {
+    for ttl in [0, chatsync_server::auth::MAX_TOKEN_TTL_SECS + 1, u64::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::for_tests(dir.path().join("chat.db"));
+        config.token_ttl_secs = ttl;
+        match chatsync_server::start(config).await {
+            Err(ServerError::Config(m)) => assert!(m.contains("--token-ttl"), "{m}"),
+            other => panic!("ttl {ttl}: {other:?}"),
+        }
+    }
+    // The largest allowed lifetime issues a token that works.
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start_in(dir, |c| {
+        c.token_ttl_secs = chatsync_server::auth::MAX_TOKEN_TTL_SECS
+    })
+    .await;
+    let alice = t.user("alice").await;
+    assert_eq!(
+        rooms_with(&t, Some(&format!("Bearer {}", alice.token)))
             .await
             .status,
         StatusCode::OK

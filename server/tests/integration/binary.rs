@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_chatsync-server");
+pub const BIN: &str = env!("CARGO_BIN_EXE_chatsync-server");
 
 /// Runs the binary to completion (bounded) and returns (exit code, stderr).
 fn run_to_end(args: &[&str], dir: &std::path::Path) -> (i32, String) {
@@ -64,13 +64,84 @@ fn bad_flags_are_one_line_and_exit_2() {
         (&["--auth", "maybe"][..], "--auth"),
         (&["--bogus"][..], "--bogus"),
         (&["--token-ttl", "soon"][..], "--token-ttl"),
+        (&["--token-ttl", "0"][..], "--token-ttl"),
+        (&["--token-ttl", "31536001"][..], "--token-ttl"),
+        (&["--token-ttl", "18446744073709551615"][..], "--token-ttl"),
+        (
+            &["--token-ttl", "99999999999999999999999"][..],
+            "--token-ttl",
+        ),
     ] {
         let (code, stderr) = run_to_end(args, dir.path());
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert_one_line_error(code, &stderr, needle);
     }
-    let (code, stderr) = run_to_end(&["--token-ttl", "0"], dir.path());
-    assert_one_line_error(code, &stderr, "--token-ttl");
+}
+
+#[test]
+fn unsafe_or_incomplete_auth_setups_are_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        // Dev mode hands anyone any account: not on an address others can reach...
+        (
+            &["--addr", "0.0.0.0:0", "--db", "x.db"][..],
+            chatsync_server::DEV_ON_PUBLIC_ADDRESS_FLAG,
+        ),
+        (
+            &["--addr", "[::]:0", "--db", "x.db"][..],
+            chatsync_server::DEV_ON_PUBLIC_ADDRESS_FLAG,
+        ),
+        // ...and it never takes the operator's secret, which secret mode needs.
+        (
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--db",
+                "x.db",
+                "--token-secret",
+                "s",
+            ][..],
+            "--token-secret is for --auth secret",
+        ),
+        (
+            &["--addr", "127.0.0.1:0", "--db", "x.db", "--auth", "secret"][..],
+            "--auth secret needs --token-secret",
+        ),
+    ] {
+        let (code, stderr) = run_to_end(args, dir.path());
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_one_line_error(code, &stderr, needle);
+    }
+    assert!(
+        !dir.path().join("x.db").exists(),
+        "a refused start opens nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_on_a_public_address_starts_only_when_the_risk_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--addr",
+            "0.0.0.0:0",
+            "--db",
+            "chat.db",
+            chatsync_server::DEV_ON_PUBLIC_ADDRESS_FLAG,
+        ])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("CHATSYNC_AUTH")
+        .env_remove("CHATSYNC_TOKEN_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Log::capture(&mut child);
+    let _child = Running(child);
+    log.wait_for("listening").await;
+    let warning = log.wait_for("dev auth on a non-loopback address").await;
+    assert!(warning.contains("any account"), "{warning}");
 }
 
 #[test]
@@ -89,7 +160,13 @@ fn help_exits_0() {
         "--auth",
         "--token-secret",
         "--token-ttl",
+        "--header-timeout",
+        "--body-timeout",
+        "--idle-timeout",
+        "--max-connections",
+        chatsync_server::DEV_ON_PUBLIC_ADDRESS_FLAG,
         "CHATSYNC_ADDR",
+        "CHATSYNC_MAX_CONNECTIONS",
     ] {
         assert!(help.contains(flag), "{flag} in help");
     }
@@ -118,14 +195,30 @@ fn an_unwritable_database_path_is_one_line_and_non_zero() {
     assert_one_line_error(code, &stderr, "cannot open database");
 }
 
+/// A server process, killed when dropped, so a failing test leaves none behind.
+pub struct Running(pub Child);
+
+impl Running {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The child's stderr lines, collected by a reader thread.
-struct Log {
+pub struct Log {
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     reader: std::thread::JoinHandle<()>,
 }
 
 impl Log {
-    fn capture(child: &mut Child) -> Self {
+    pub fn capture(child: &mut Child) -> Self {
         let stderr = child.stderr.take().unwrap();
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = lines.clone();
@@ -138,7 +231,7 @@ impl Log {
     }
 
     /// Waits (bounded) for a line containing `needle`.
-    async fn wait_for(&self, needle: &str) -> String {
+    pub async fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(line) = self
@@ -159,7 +252,12 @@ impl Log {
         }
     }
 
-    fn finish(self) -> Vec<String> {
+    /// Lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn finish(self) -> Vec<String> {
         self.reader.join().unwrap();
         std::sync::Arc::try_unwrap(self.lines)
             .unwrap()
@@ -248,7 +346,7 @@ async fn sigterm_answers_a_parked_long_poll_and_exits_0() {
         lines.iter().any(|l| l.contains("dev auth")),
         "dev mode is announced"
     );
-    let secret = std::fs::read_to_string(dir.path().join("chat.db.token-secret")).unwrap();
+    let secret = std::fs::read_to_string(dir.path().join("chat.db.dev-token-secret")).unwrap();
     for line in &lines {
         assert!(
             !line.contains(&token),

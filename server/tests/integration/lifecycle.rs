@@ -219,6 +219,7 @@ async fn a_busy_port_and_a_bad_database_path_are_clear_errors() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let mut config = ServerConfig::for_tests(file.join("db.sqlite"));
+    config.auth = chatsync_server::AuthMode::Secret;
     config.token_secret = Some("s".into());
     let err = chatsync_server::start(config).await.unwrap_err();
     assert!(err.to_string().starts_with("cannot open database"), "{err}");

@@ -135,3 +135,61 @@ async fn message_json_shape_is_stable() {
     shape["updated_at"] = json!("[rfc3339]");
     insta::assert_json_snapshot!(shape);
 }
+
+#[tokio::test]
+async fn the_document_states_the_id_rules_and_the_limits_minimum() {
+    let t = TestServer::start().await;
+    let doc: Value = t
+        .http
+        .get(format!("{}/v1/openapi.json", t.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = &doc["components"]["schemas"]["Id"];
+    assert_eq!(id["type"], "string");
+    assert_eq!(id["minLength"], 1);
+    assert_eq!(id["maxLength"], chatsync_protocol::MAX_ID_BYTES);
+    assert_eq!(id["pattern"], chatsync_protocol::ID_PATTERN);
+    let id_ref = json!({"$ref": "#/components/schemas/Id"});
+    let mut ids_seen = 0;
+    let mut limits_seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                if ["room_id", "user_id", "txn_id"].contains(&name) {
+                    assert_eq!(p["schema"], id_ref, "{method} {path} {name}");
+                    ids_seen += 1;
+                }
+                if name == "limit" {
+                    assert_eq!(
+                        p["schema"]["minimum"], 1,
+                        "{method} {path}: limit=0 is a 400"
+                    );
+                    limits_seen += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(ids_seen, 7, "every id parameter of every route");
+    assert_eq!(limits_seen, 3, "history, sync, compat");
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["TokenRequest"]["properties"]["user_id"], id_ref);
+    assert_eq!(
+        schemas["DirectRoomRequest"]["properties"]["user_id"],
+        id_ref
+    );
+    assert_eq!(
+        schemas["CreateRoomRequest"]["properties"]["member_ids"]["items"],
+        id_ref
+    );
+    // The document says what the server does: an id the pattern refuses is a 400.
+    let alice = t.user("alice").await;
+    alice
+        .get("/v1/users/a%20b")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+}
