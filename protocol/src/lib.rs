@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 pub mod limits;
-pub mod v2;
 pub mod time;
+pub mod v2;
 
 use serde::{Deserialize, Serialize};
 
@@ -138,10 +138,15 @@ pub mod error_code {
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     /// 408: the request head or body did not arrive in time (the connection is closed after it).
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
+    /// 409: the write conflicts with the message's state (editing or reacting to a deleted
+    /// message, too many reactions of one user on one message).
+    pub const CONFLICT: &str = "conflict";
     /// 413: body over 64 KiB or a text part over 16 KiB.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// 414: a request target (path and query) over 16 KiB.
     pub const URI_TOO_LONG: &str = "uri_too_long";
+    /// 429: too many requests of one kind (typing notices); the answer carries `Retry-After`.
+    pub const TOO_MANY_REQUESTS: &str = "too_many_requests";
     /// 431: a request head over 64 KiB or with more than 100 header fields.
     pub const HEADERS_TOO_LARGE: &str = "request_header_fields_too_large";
     /// 500: a fault of the server, never caused by client input.

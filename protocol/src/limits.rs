@@ -158,10 +158,19 @@ mod tests {
     fn ids_follow_the_documented_rule() {
         assert!(check_id("room id", "r1").is_ok());
         assert!(check_id("room id", &"é".repeat(127)).is_ok()); // 254 bytes
-        assert_eq!(check_id("room id", ""), Err(Invalid::Empty { what: "room id" }));
-        assert!(matches!(check_id("room id", &"x".repeat(256)), Err(Invalid::TooLong { .. })));
+        assert_eq!(
+            check_id("room id", ""),
+            Err(Invalid::Empty { what: "room id" })
+        );
+        assert!(matches!(
+            check_id("room id", &"x".repeat(256)),
+            Err(Invalid::TooLong { .. })
+        ));
         for bad in ["a b", "a/b", "a\nb", "a\u{0}b", "a\u{a0}b"] {
-            assert!(matches!(check_id("room id", bad), Err(Invalid::BadCharacter { .. })), "{bad:?}");
+            assert!(
+                matches!(check_id("room id", bad), Err(Invalid::BadCharacter { .. })),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             check_id("room id", "a/b").unwrap_err().to_string(),

@@ -24,6 +24,9 @@ pub const MAX_REACTION_KEY_BYTES: usize = 32;
 /// Most changes to older messages (updates, receipts, members) in one sync answer; the rest
 /// follow with `has_more`.
 pub const SYNC_MAX_CHANGES: usize = 500;
+/// Most reaction keys one user has on one message at once; adding another is a 409 (a bound on
+/// what one member can make every sync of the message carry).
+pub const MAX_REACTION_KEYS_PER_USER: usize = 20;
 /// How long a "typing" lasts unless renewed, in milliseconds.
 pub const TYPING_TTL_MS: u64 = 6_000;
 /// Fewest milliseconds between two typing notices of one user in one room; faster ones are 429.
@@ -35,8 +38,26 @@ pub fn token(pos: u64) -> String {
 }
 
 /// The position a v2 sync token stands for; `None` for anything else (a v1 token included).
+/// A server may append `_<n>` of its own after the position (the reference server's typing mark,
+/// see docs/protocol.md); the position is what comes before it. Plain decimal only: no sign.
 pub fn parse_token(token: &str) -> Option<u64> {
-    token.strip_prefix('p')?.parse().ok()
+    let rest = token.strip_prefix('p')?;
+    let pos = match rest.split_once('_') {
+        Some((pos, mark)) => {
+            decimal(mark)?;
+            pos
+        }
+        None => rest,
+    };
+    decimal(pos)
+}
+
+/// A plain decimal number (no sign, not empty).
+fn decimal(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The reactions of one key on a message, as the requesting user sees them.
@@ -54,6 +75,8 @@ pub struct Reaction {
 /// A message with its state: v1's fields plus what happened to it after it was sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+// Named `v2.Message` in the OpenAPI document, beside v1's `Message`.
+#[cfg_attr(feature = "openapi", schema(as = v2::Message))]
 pub struct Message {
     /// Server-assigned, strictly increasing across all rooms; never reused.
     pub id: u64,
@@ -154,6 +177,8 @@ pub struct TypingRequest {
 /// One room in a v2 sync answer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+// Named `v2.RoomSync` in the OpenAPI document, beside v1's `RoomSync`.
+#[cfg_attr(feature = "openapi", schema(as = v2::RoomSync))]
 pub struct RoomSync {
     /// New messages since the token, ascending; the newest `limit` of them when `limited`.
     #[serde(default)]
@@ -181,6 +206,8 @@ pub struct RoomSync {
 /// Answer of `GET /v2/sync`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+// Named `v2.SyncResponse` in the OpenAPI document, beside v1's `SyncResponse`.
+#[cfg_attr(feature = "openapi", schema(as = v2::SyncResponse))]
 pub struct SyncResponse {
     /// The token of the next sync (a position in the change stream).
     pub next_batch: String,
@@ -194,6 +221,8 @@ pub struct SyncResponse {
 /// A page of v2 history (`GET /v2/rooms/{room_id}/messages`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+// Named `v2.HistoryResponse` in the OpenAPI document, beside v1's `HistoryResponse`.
+#[cfg_attr(feature = "openapi", schema(as = v2::HistoryResponse))]
 pub struct HistoryResponse {
     /// Ascending by id, with their current state.
     pub messages: Vec<Message>,
@@ -235,6 +264,16 @@ mod tests {
         assert_eq!(parse_token("p42"), Some(42));
         assert_eq!(parse_token("s42_1"), None);
         assert_eq!(parse_token("p"), None);
+        assert_eq!(
+            parse_token("p42_7"),
+            Some(42),
+            "a server's own mark after the position"
+        );
+        for bad in [
+            "p+4", "p-4", "p4_", "p_4", "p4_x", "p4_5_6", "42", "P4", "p 4",
+        ] {
+            assert_eq!(parse_token(bad), None, "{bad}");
+        }
     }
 
     #[test]
