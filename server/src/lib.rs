@@ -1,4 +1,5 @@
-//! The chatsync reference server: sync protocol v1 (docs/protocol.md) over HTTP, storage in SQLite.
+//! The chatsync reference server: sync protocols v1 and v2 (docs/protocol.md) over HTTP, storage
+//! in SQLite.
 //!
 //! Modules, in the order a request meets them:
 //! - [`serve`]: the listening socket and the connection tasks; the connection cap, accept
@@ -9,12 +10,15 @@
 //! - [`app`]: the router, its layers (body limit and deadline), the error-mapping extractors,
 //!   the OpenAPI document.
 //! - [`auth`]: HS256 bearer tokens; dev mode's own key kept beside the database.
-//! - [`routes`]: one module per resource (health, token, users, rooms, messages, sync, compat).
+//! - [`routes`]: one module per resource (health, token, users, rooms, messages, sync, compat),
+//!   and protocol v2's (`routes::v2`: writes, history, sync).
 //! - [`validate`]: checks on client input, so bad input is a 400/413 and never a 500.
-//! - [`store`]: the storage trait and its SQLite backend (group commit, reader pool, room cache).
-//! - [`notify`]: the change feed every commit reaches, which answers incremental syncs from
-//!   memory, and the parked long-polls it wakes, paced under fan-out.
-//! - [`sync_token`]: the opaque `next_batch` token.
+//! - [`store`]: the storage trait and its SQLite backend (group commit, reader pool, room cache,
+//!   the change stream of protocol v2).
+//! - [`notify`]: the parked long-polls, woken by commits and typing, paced under fan-out.
+//! - [`feed`]: the latest commits in memory, which answer incremental syncs (v1 and v2).
+//! - [`typing`]: who is typing where: in memory only, expiring, rate-limited.
+//! - [`sync_token`]: the opaque `next_batch` tokens of v1 and v2.
 //! - [`error`]: start-up errors and the protocol's JSON error answers.
 //!
 //! Library use (the tests of every other crate run the real server this way):
@@ -30,12 +34,14 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod feed;
 mod front;
 pub mod notify;
 pub mod routes;
 pub mod serve;
 pub mod store;
 pub mod sync_token;
+pub mod typing;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -264,10 +270,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         group_commit: config.group_commit,
         ..SqliteOptions::default()
     };
-    let (store, position) = run_blocking(move || {
+    let (store, head) = run_blocking(move || {
         let store = SqliteStore::open_with(&db_path, options)?;
-        let position = store.position()?;
-        Ok((store, position))
+        let head = store.head()?;
+        Ok((store, head))
     })
     .await
     .map_err(|source| ServerError::Database {
@@ -276,7 +282,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })?;
     let store: Arc<dyn Store> = Arc::new(store);
     // Every commit from now on reaches the feed that answers long-polls, in commit order.
-    let notifier = Notifier::new(position);
+    let notifier = Notifier::new(head);
     store.set_commit_sink(Arc::new(Arc::clone(&notifier)));
     let keys = match (config.auth, &config.token_secret) {
         (AuthMode::Secret, Some(secret)) => TokenKeys::new(secret.clone(), config.token_ttl_secs),

@@ -1,37 +1,31 @@
-//! Parked `/v1/sync` long-polls and the change feed that answers them from memory.
+//! Parked `/v1/sync` and `/v2/sync` long-polls and the change feed that answers them from memory.
 //!
 //! - **Waking**: each user with at least one parked request has one `tokio::sync::watch` channel; a
 //!   commit bumps the channels of the members of the rooms it touched, so a message wakes exactly
 //!   the requests that can return it. A parked request is a suspended future holding a receiver (no
 //!   thread, no timer thread), which is why thousands fit. Shutdown is a separate watch flag that
 //!   answers every parked request at once.
-//! - **Answering** ([`Feed`]): the store hands every commit's changes to the notifier in commit
-//!   order ([`CommitSink`]), before it answers the writes in it. The feed keeps the latest of them
-//!   (bounded in count and bytes) with their positions, so an incremental sync whose token is at
-//!   or after the oldest kept position is answered from memory, exactly as the database would
-//!   answer it at the feed's head, without a query. Before, each woken long-poll re-queried the
-//!   one SQLite connection: 1,000 live pollers cut sends from ~3,000/s to 206/s, and 5,000 parked
-//!   polls took p99 527 ms to answer after one send.
+//! - **Answering** ([`Feed`], crate::feed): the store hands every commit's changes to the
+//!   notifier in commit order ([`CommitSink`]), before it answers the writes in it. The feed keeps
+//!   the latest of them (bounded in count and bytes) with their positions, so an incremental sync
+//!   whose token is at or after the oldest kept position is answered from memory, exactly as the
+//!   database would answer it at the feed's head, without a query. Before, each woken long-poll
+//!   re-queried the one SQLite connection: 1,000 live pollers cut sends from ~3,000/s to 206/s,
+//!   and 5,000 parked polls took p99 527 ms to answer after one send.
+//! - **Typing** is not a commit: the typing registry (crate::typing) announces its changes
+//!   here ([`Notifier::announce_to`]), paced like commits.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use chatsync_protocol::{Message, RoomSync};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::store::{Change, CommitSink, Committed, SyncBatch};
+pub use crate::feed::{Feed, Miss, Rendered, FEED_MAX_BYTES, FEED_MAX_ENTRIES};
+use crate::store::{CommitSink, Committed, Head, ReadState, StreamBatch, SyncBatch};
 use crate::sync_token::SyncPosition;
-
-/// Most changes the feed keeps, and about how many bytes of message parts. Beyond either, the
-/// oldest go and a sync from before them is answered by the database. 100,000 entries is a few
-/// seconds of the most the server commits; a long-poll parked for its 30 s is usually still
-/// covered, a client back from a day offline never is (it needs the database anyway).
-pub const FEED_MAX_ENTRIES: usize = 100_000;
-/// See [`FEED_MAX_ENTRIES`].
-pub const FEED_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// What pacing counts per woken request (see the module documentation).
 pub const WAKE_COST: Duration = Duration::from_micros(100);
@@ -79,277 +73,10 @@ struct Pacing {
     scheduled: bool,
 }
 
-/// One kept change, the position it brought the stream to, and for a message its JSON, rendered
-/// once for every answer that carries it.
-#[derive(Debug)]
-struct Entry {
-    position: SyncPosition,
-    change: Change,
-    json: Option<Box<str>>,
-}
-
-/// The latest committed changes: every change with a position after `start`, up to `head`.
-#[derive(Debug)]
-pub struct Feed {
-    start: SyncPosition,
-    head: SyncPosition,
-    entries: VecDeque<Entry>,
-    bytes: usize,
-    max_entries: usize,
-    max_bytes: usize,
-}
-
-/// The messages of one room a sync answer carries, as feed entries.
-struct Selected<'f> {
-    room_id: &'f str,
-    messages: Vec<&'f Entry>,
-    limited: bool,
-}
-
-impl Feed {
-    /// An empty feed at `position` (the store's position when it opened).
-    pub fn new(position: SyncPosition) -> Feed {
-        Feed::with_bounds(position, FEED_MAX_ENTRIES, FEED_MAX_BYTES)
-    }
-
-    /// An empty feed that keeps at most `max_entries` changes and about `max_bytes` of messages.
-    pub fn with_bounds(position: SyncPosition, max_entries: usize, max_bytes: usize) -> Feed {
-        Feed {
-            start: position,
-            head: position,
-            entries: VecDeque::new(),
-            bytes: 0,
-            max_entries: max_entries.max(1),
-            max_bytes,
-        }
-    }
-
-    /// The position after the newest change.
-    pub fn head(&self) -> SyncPosition {
-        self.head
-    }
-
-    /// Appends one commit's changes (their positions only grow).
-    pub fn push(&mut self, commit: Committed) {
-        for change in commit.changes {
-            let (position, json) = match &change {
-                Change::Message { message, .. } => (
-                    SyncPosition {
-                        message_id: message.id,
-                        membership_seq: self.head.membership_seq,
-                    },
-                    Some(
-                        serde_json::to_string(&**message)
-                            .expect("a message serializes")
-                            .into_boxed_str(),
-                    ),
-                ),
-                Change::Room { seqs, .. } => (
-                    SyncPosition {
-                        message_id: self.head.message_id,
-                        membership_seq: seqs
-                            .iter()
-                            .copied()
-                            .max()
-                            .unwrap_or(self.head.membership_seq),
-                    },
-                    None,
-                ),
-            };
-            debug_assert!(position >= self.head, "changes arrive in commit order");
-            let entry = Entry {
-                position,
-                change,
-                json,
-            };
-            self.bytes += weight(&entry);
-            self.head = position;
-            self.entries.push_back(entry);
-        }
-        self.head = self.head.max(commit.position);
-        while self.entries.len() > self.max_entries || self.bytes > self.max_bytes {
-            let Some(old) = self.entries.pop_front() else {
-                break;
-            };
-            self.bytes -= weight(&old);
-            self.start = old.position;
-        }
-    }
-
-    /// What `/v1/sync` answers `user_id` for `since` with this `limit`, at the feed's head, as the
-    /// database would; `None` when the feed does not hold everything after `since` (too old, or
-    /// ahead of the head: the database decides then).
-    pub fn answer(&self, user_id: &str, since: SyncPosition, limit: u32) -> Option<SyncBatch> {
-        let rooms = self
-            .select(user_id, since, limit)?
-            .into_iter()
-            .map(|room| {
-                let messages = room
-                    .messages
-                    .iter()
-                    .filter_map(|e| match &e.change {
-                        Change::Message { message, .. } => Some(Message::clone(message)),
-                        Change::Room { .. } => None,
-                    })
-                    .collect();
-                (
-                    room.room_id.to_owned(),
-                    RoomSync {
-                        messages,
-                        limited: room.limited,
-                    },
-                )
-            })
-            .collect();
-        Some(SyncBatch {
-            position: self.head,
-            rooms,
-        })
-    }
-
-    /// The same answer as [`Feed::answer`] as the JSON body of the sync response, byte for byte
-    /// what serializing that answer gives, put together from the messages' JSON rendered once at
-    /// commit: a message that 1,000 long-polls carry is serialized once, not 1,000 times.
-    pub fn render(&self, user_id: &str, since: SyncPosition, limit: u32) -> Option<Rendered> {
-        let rooms = self.select(user_id, since, limit)?;
-        let size: usize = rooms
-            .iter()
-            .map(|r| {
-                64 + r.room_id.len()
-                    + r.messages
-                        .iter()
-                        .map(|e| e.json.as_ref().map_or(0, |j| j.len() + 1))
-                        .sum::<usize>()
-            })
-            .sum();
-        let mut body = String::with_capacity(64 + size);
-        body.push_str("{\"next_batch\":\"");
-        body.push_str(&self.head.to_string());
-        body.push_str("\",\"rooms\":{");
-        for (i, room) in rooms.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(&serde_json::to_string(room.room_id).expect("a string serializes"));
-            body.push_str(":{\"messages\":[");
-            for (j, entry) in room.messages.iter().enumerate() {
-                if j > 0 {
-                    body.push(',');
-                }
-                body.push_str(entry.json.as_deref().unwrap_or("null"));
-            }
-            body.push_str("],\"limited\":");
-            body.push_str(if room.limited { "true" } else { "false" });
-            body.push('}');
-        }
-        body.push_str("}}");
-        Some(Rendered {
-            body: body.into(),
-            empty: rooms.is_empty(),
-        })
-    }
-
-    /// The rooms and messages an answer carries: the feed's share of the sync query.
-    fn select(&self, user_id: &str, since: SyncPosition, limit: u32) -> Option<Vec<Selected<'_>>> {
-        let covered = since.message_id >= self.start.message_id
-            && since.membership_seq >= self.start.membership_seq
-            && since.message_id <= self.head.message_id
-            && since.membership_seq <= self.head.membership_seq;
-        if !covered {
-            return None;
-        }
-        // Positions only grow, so the changes after `since` are a suffix.
-        let first = self.entries.partition_point(|e| {
-            e.position.message_id <= since.message_id
-                && e.position.membership_seq <= since.membership_seq
-        });
-        // Rooms the user joined after `since`: reported whole, like in an initial sync.
-        let mut joined: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
-        let mut changed: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
-        // Messages of one room share one member list: look the user up once per list.
-        let mut last_members: Option<(&Arc<[String]>, bool)> = None;
-        for entry in self.entries.range(first..) {
-            match &entry.change {
-                Change::Room { room, seqs } => {
-                    if let Ok(i) = room
-                        .member_ids
-                        .binary_search_by(|m| m.as_str().cmp(user_id))
-                    {
-                        if seqs[i] > since.membership_seq {
-                            joined.insert(&room.id, Vec::new());
-                        }
-                    }
-                }
-                Change::Message { message, members } => {
-                    let member = match last_members {
-                        Some((m, member)) if Arc::ptr_eq(m, members) => member,
-                        _ => {
-                            let member = members
-                                .binary_search_by(|m| m.as_str().cmp(user_id))
-                                .is_ok();
-                            last_members = Some((members, member));
-                            member
-                        }
-                    };
-                    if !member {
-                        continue;
-                    }
-                    if let Some(list) = joined.get_mut(message.room_id.as_str()) {
-                        // A joined room's messages all come after its creation, which is here.
-                        list.push(entry);
-                    } else if message.id > since.message_id {
-                        changed.entry(&message.room_id).or_default().push(entry);
-                    }
-                }
-            }
-        }
-        let keep = limit as usize;
-        changed.extend(joined);
-        Some(
-            changed
-                .into_iter()
-                .map(|(room_id, mut messages)| {
-                    let limited = messages.len() > keep;
-                    if limited {
-                        messages.drain(..messages.len() - keep);
-                    }
-                    Selected {
-                        room_id,
-                        messages,
-                        limited,
-                    }
-                })
-                .collect(),
-        )
-    }
-}
-
-/// A sync answer rendered from the feed.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    /// The JSON body.
-    pub body: bytes::Bytes,
-    /// No room in it: nothing new.
-    pub empty: bool,
-}
-
-/// What an entry counts against [`FEED_MAX_BYTES`]: its JSON (or member list), roughly.
-fn weight(entry: &Entry) -> usize {
-    const OVERHEAD: usize = 192;
-    match (&entry.change, &entry.json) {
-        // The message itself and its rendering are about the same size.
-        (Change::Message { .. }, Some(json)) => OVERHEAD + 2 * json.len(),
-        (Change::Message { .. }, None) => OVERHEAD,
-        (Change::Room { room, .. }, _) => {
-            OVERHEAD + room.member_ids.iter().map(|m| m.len() + 24).sum::<usize>()
-        }
-    }
-}
-
 impl Notifier {
     /// A registry with nobody waiting and an empty feed at `position`.
-    pub fn new(position: SyncPosition) -> Arc<Self> {
-        Self::with_feed(Feed::new(position))
+    pub fn new(head: Head) -> Arc<Self> {
+        Self::with_feed(Feed::new(head))
     }
 
     /// A registry over this feed. Wake rounds are paced on the current runtime, if there is one.
@@ -449,6 +176,50 @@ impl Notifier {
             .render(user_id, since, limit)
     }
 
+    /// The v2 sync answer for `user_id` from memory (see [`Feed::answer_v2`]).
+    pub fn answer_v2(
+        &self,
+        user_id: &str,
+        since: u64,
+        limit: u32,
+        also: &[String],
+    ) -> Result<StreamBatch, Miss> {
+        self.feed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .answer_v2(user_id, since, limit, also)
+    }
+
+    /// The same answer rendered as the response body (see [`Feed::render_v2`]).
+    pub fn render_v2(
+        &self,
+        user_id: &str,
+        since: u64,
+        limit: u32,
+        also: &[String],
+        next_batch: impl FnOnce(u64) -> String,
+        typing: impl FnMut(&str) -> Vec<String>,
+    ) -> Result<Rendered, Miss> {
+        self.feed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .render_v2(user_id, since, limit, also, next_batch, typing)
+    }
+
+    /// Read states from the database at stream position `at`, for the feed (see
+    /// [`Feed::fill_reads`]).
+    pub fn fill_reads(&self, user_id: &str, at: u64, states: Vec<(String, ReadState)>) {
+        self.feed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .fill_reads(user_id, at, states);
+    }
+
+    /// Announces news that is not a commit (typing) to these users, paced like commits.
+    pub fn announce_to(self: &Arc<Self>, user_ids: impl IntoIterator<Item = String>) {
+        self.announce(user_ids);
+    }
+
     /// When the next wake round may come, if that is later than now: a long-poll that finds news
     /// before it waits for it (see [`crate::routes::sync`]).
     pub fn next_round(&self) -> Option<Instant> {
@@ -486,19 +257,15 @@ impl CommitSink for Arc<Notifier> {
     fn committed(&self, commit: Committed) {
         // The users to wake: members of every room the commit touched, once each.
         let mut concerned: HashSet<String> = HashSet::new();
-        let mut last: Option<&Arc<[String]>> = None;
+        let mut last: Option<*const [String]> = None;
         for change in &commit.changes {
-            match change {
-                Change::Message { members, .. } => {
-                    // Consecutive messages of one room share their member list: skip it.
-                    if last.is_some_and(|l| Arc::ptr_eq(l, members)) {
-                        continue;
-                    }
-                    last = Some(members);
-                    concerned.extend(members.iter().cloned());
-                }
-                Change::Room { room, .. } => concerned.extend(room.member_ids.iter().cloned()),
+            let members = change.members();
+            // Consecutive changes of one room share their member list: skip it.
+            if last.is_some_and(|l| std::ptr::eq(l, members)) {
+                continue;
             }
+            last = Some(members as *const [String]);
+            concerned.extend(members.iter().cloned());
         }
         self.feed
             .write()
@@ -575,6 +342,7 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Change;
 
     /// A commit as the store reports it: its changes, then (its writes answered) the go-ahead.
     fn publish(n: &Arc<Notifier>, commit: Committed) {
@@ -583,7 +351,7 @@ mod tests {
     }
 
     fn notifier() -> Arc<Notifier> {
-        Notifier::new(SyncPosition::default())
+        Notifier::new(Head::default())
     }
 
     #[tokio::test]
@@ -629,13 +397,18 @@ mod tests {
 
     fn message(id: u64, room: &str) -> Change {
         Change::Message {
-            message: Arc::new(Message {
+            pos: id,
+            message: Arc::new(crate::store::MessageState {
                 id,
                 room_id: room.into(),
                 user_id: "alice".into(),
                 parts: vec![chatsync_protocol::Part::text(format!("m{id}"))],
                 created_at: "t".into(),
                 updated_at: "t".into(),
+                edited_at: None,
+                deleted: false,
+                reactions: Vec::new(),
+                txn_id: format!("t{id}"),
             }),
             members: vec!["alice".to_owned(), "bob".to_owned()].into(),
         }
@@ -648,13 +421,21 @@ mod tests {
         }
     }
 
+    /// The head after message `message_id` when only messages took positions.
+    fn head(message_id: u64, membership_seq: u64) -> Head {
+        Head {
+            v1: at(message_id, membership_seq),
+            pos: message_id,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_commit_is_in_the_feed_before_its_writes_are_answered_and_wakes_after() {
-        let n = Notifier::new(at(10, 2));
+        let n = Notifier::new(head(10, 2));
         let mut bob = n.subscribe("bob");
         n.committed(Committed {
             changes: vec![message(11, "r1")],
-            position: at(11, 2),
+            head: head(11, 2),
         });
         // Reported, its writes not answered yet: a request that looks finds it...
         let batch = n.answer("bob", at(10, 2), 50).unwrap();
@@ -671,14 +452,14 @@ mod tests {
 
     #[test]
     fn the_feed_forgets_its_oldest_changes_and_then_sends_those_syncs_to_the_database() {
-        let mut feed = Feed::with_bounds(at(0, 0), 3, usize::MAX);
+        let mut feed = Feed::with_bounds(head(0, 0), 3, usize::MAX);
         for id in 1..=5 {
             feed.push(Committed {
                 changes: vec![message(id, "r1")],
-                position: at(id, 0),
+                head: head(id, 0),
             });
         }
-        assert_eq!(feed.head(), at(5, 0));
+        assert_eq!(feed.head(), head(5, 0));
         assert!(
             feed.answer("alice", at(1, 0), 50).is_none(),
             "2 is forgotten"
@@ -697,14 +478,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_quiet_commit_wakes_at_once_and_busy_ones_are_paced_by_what_they_woke() {
-        let n = Notifier::new(at(0, 0));
+        let n = Notifier::new(head(0, 0));
         let mut parked: Vec<Subscription> = (0..1000).map(|_| n.subscribe("bob")).collect();
         let start = Instant::now();
         publish(
             &n,
             Committed {
                 changes: vec![message(1, "r1")],
-                position: at(1, 0),
+                head: head(1, 0),
             },
         );
         for s in &mut parked {
@@ -721,7 +502,7 @@ mod tests {
                 &n,
                 Committed {
                     changes: vec![message(id, "r1")],
-                    position: at(id, 0),
+                    head: head(id, 0),
                 },
             );
         }
@@ -747,7 +528,7 @@ mod tests {
                 &n,
                 Committed {
                     changes: vec![message(id, "r1")],
-                    position: at(id, 0),
+                    head: head(id, 0),
                 },
             );
             assert_eq!(one.wait().await, Wake::Changed);
@@ -757,7 +538,7 @@ mod tests {
             &n,
             Committed {
                 changes: vec![message(6, "r1")],
-                position: at(6, 0),
+                head: head(6, 0),
             },
         );
         assert_eq!(one.wait().await, Wake::Changed);

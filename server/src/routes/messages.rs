@@ -56,7 +56,7 @@ pub async fn send_message(
     };
     // Resolves once the commit holding it is durable; the store's commit wakes the long-polls.
     let outcome = state.store.send_message(new).await?;
-    Ok(Json(outcome.message))
+    Ok(Json(outcome.message.v1()))
 }
 
 /// Query of a history request.

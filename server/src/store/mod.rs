@@ -13,6 +13,14 @@
 //!
 //! Every commit's changes are handed, in commit order, to the [`CommitSink`] (the notifier), which
 //! answers parked long-polls from memory.
+//!
+//! **The change stream** (protocol v2, docs/adr/0015-change-stream.md): every change (a send, an
+//! edit, a deletion, a reaction added or removed, a receipt moving forward, a room created) takes
+//! the next position of one sequence, assigned by the backend *inside the transaction that
+//! commits it*, so positions are in commit order and a reader's snapshot always holds a prefix
+//! of them: a sync that answered up to position `p` can never be passed by a change that
+//! commits later with a position at or below `p`. [`Head`] is where the stream (and v1's two
+//! sequences) stand.
 
 pub mod sqlite;
 
@@ -22,7 +30,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use chatsync_protocol::{Direction, Message, Part, Room, RoomSync, User};
+use chatsync_protocol::{v2, Direction, Message, Part, Room, RoomSync, User};
 use tokio::sync::oneshot;
 
 use crate::sync_token::SyncPosition;
@@ -112,19 +120,240 @@ pub struct NewMessage {
 /// Result of a send.
 #[derive(Debug, Clone)]
 pub struct SendOutcome {
-    /// The stored message (the earlier one for a repeated txn id).
-    pub message: Message,
+    /// The stored message as it is now (for a repeated txn id: the earlier one, with whatever
+    /// happened to it since).
+    pub message: MessageState,
     /// False when (sender, txn id) was already stored and nothing new was written.
     pub created: bool,
 }
 
+/// A message with everything that happened to it, as stored: what every answer about it, v1 or
+/// v2, for any user, is made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageState {
+    /// Server-assigned, strictly increasing across all rooms.
+    pub id: u64,
+    /// The room.
+    pub room_id: String,
+    /// The sender.
+    pub user_id: String,
+    /// The content now (empty once deleted).
+    pub parts: Vec<Part>,
+    /// When it was sent.
+    pub created_at: String,
+    /// Its last edit or deletion (reactions do not change it).
+    pub updated_at: String,
+    /// When its sender last edited it (cleared by a deletion).
+    pub edited_at: Option<String>,
+    /// Deleted by its sender: a tombstone.
+    pub deleted: bool,
+    /// Reactions by key, in the order first given (among the current ones), each with its
+    /// reactors, sorted.
+    pub reactions: Vec<(String, Vec<String>)>,
+    /// The txn id the sender sent it with (shown to the sender only).
+    pub txn_id: String,
+}
+
+impl MessageState {
+    /// The v1 shape (v1 clients never see a deleted message; the routes leave those out).
+    pub fn v1(&self) -> Message {
+        Message {
+            id: self.id,
+            user_id: self.user_id.clone(),
+            room_id: self.room_id.clone(),
+            parts: self.parts.clone(),
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+        }
+    }
+
+    /// The v2 shape as `viewer` sees it: whether they reacted, and the txn id if they sent it.
+    pub fn v2_for(&self, viewer: &str) -> v2::Message {
+        v2::Message {
+            id: self.id,
+            user_id: self.user_id.clone(),
+            room_id: self.room_id.clone(),
+            parts: self.parts.clone(),
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            edited_at: self.edited_at.clone(),
+            deleted: self.deleted,
+            reactions: self
+                .reactions
+                .iter()
+                .map(|(key, users)| v2::Reaction {
+                    key: key.clone(),
+                    count: u32::try_from(users.len()).unwrap_or(u32::MAX),
+                    me: users.binary_search_by(|u| u.as_str().cmp(viewer)).is_ok(),
+                })
+                .collect(),
+            txn_id: (self.user_id == viewer).then(|| self.txn_id.clone()),
+        }
+    }
+}
+
 /// A page of history.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HistoryPage {
+pub struct HistoryPage<M = Message> {
     /// Ascending by id.
-    pub messages: Vec<Message>,
+    pub messages: Vec<M>,
     /// Whether more messages exist beyond this page in the requested direction.
     pub has_more: bool,
+}
+
+/// An edit of a message (protocol v2).
+#[derive(Debug, Clone)]
+pub struct EditMessage {
+    /// The room the message must be in.
+    pub room_id: String,
+    /// The message.
+    pub message_id: u64,
+    /// Who asks (only the sender may).
+    pub user_id: String,
+    /// The idempotency key (per user and kind of write).
+    pub txn_id: String,
+    /// The new, validated, parts.
+    pub parts: Vec<Part>,
+    /// RFC 3339 time of the edit.
+    pub now: String,
+}
+
+/// A deletion of a message (protocol v2).
+#[derive(Debug, Clone)]
+pub struct DeleteMessage {
+    /// The room the message must be in.
+    pub room_id: String,
+    /// The message.
+    pub message_id: u64,
+    /// Who asks (only the sender may).
+    pub user_id: String,
+    /// The idempotency key.
+    pub txn_id: String,
+    /// RFC 3339 time of the deletion.
+    pub now: String,
+}
+
+/// A reaction added or removed (protocol v2).
+#[derive(Debug, Clone)]
+pub struct React {
+    /// The room the message must be in.
+    pub room_id: String,
+    /// The message.
+    pub message_id: u64,
+    /// Who reacts (any member; the route checked membership).
+    pub user_id: String,
+    /// The idempotency key.
+    pub txn_id: String,
+    /// The validated key.
+    pub key: String,
+    /// Add (true) or remove.
+    pub on: bool,
+}
+
+/// A read receipt (protocol v2).
+#[derive(Debug, Clone)]
+pub struct ReadReceipt {
+    /// The room.
+    pub room_id: String,
+    /// The reader (a member; the route checked membership).
+    pub user_id: String,
+    /// The idempotency key.
+    pub txn_id: String,
+    /// The newest message read: a message of this room.
+    pub message_id: u64,
+}
+
+/// A user's read-up-to in a room and what is left unread after it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadState {
+    /// The read-up-to message id (0: none).
+    pub read_upto: u64,
+    /// Messages from others after it, not deleted.
+    pub unread: u32,
+}
+
+/// Why a v2 write was refused. Nothing was changed; the route maps each to a 4xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such message in this room (404; for a receipt 400: it is a body field).
+    NoSuchMessage,
+    /// Only the sender may edit or delete a message (403).
+    NotSender,
+    /// The message is deleted: no edit, no reaction (409).
+    Deleted,
+    /// The user already has [`v2::MAX_REACTION_KEYS_PER_USER`] keys on this message (409).
+    TooManyReactions,
+}
+
+/// A v2 write's outcome: its answer, or why nothing was changed.
+pub type WriteResult<T> = Result<T, Refusal>;
+
+/// One room of a v2 sync answer before it is shaped for the user (the typing list is added by
+/// the route: typing is not stored).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamRoom {
+    /// New messages, ascending (tombstones included).
+    pub messages: Vec<MessageState>,
+    /// Older new messages were left out.
+    pub limited: bool,
+    /// Older messages changed since the token, ascending by id.
+    pub updates: Vec<MessageState>,
+    /// Members whose read-up-to moved (all members' on a room new to the device), now.
+    pub receipts: BTreeMap<String, u64>,
+    /// The user's unread count now.
+    pub unread: u32,
+}
+
+/// A v2 sync answer before it is shaped for the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamBatch {
+    /// The position to hand back (`next_batch`).
+    pub pos: u64,
+    /// Changes after `pos` are waiting (the answer was bounded).
+    pub has_more: bool,
+    /// The rooms with a change (every room on an initial sync).
+    pub rooms: BTreeMap<String, StreamRoom>,
+}
+
+impl StreamBatch {
+    /// The wire answer for `viewer`, with `typing` per room (the rooms it lists come with the
+    /// typing list it gives).
+    pub fn into_response(
+        self,
+        viewer: &str,
+        next_batch: String,
+        mut typing: impl FnMut(&str) -> Vec<String>,
+    ) -> v2::SyncResponse {
+        let rooms = self
+            .rooms
+            .into_iter()
+            .map(|(room_id, room)| {
+                let sync = v2::RoomSync {
+                    messages: room.messages.iter().map(|m| m.v2_for(viewer)).collect(),
+                    limited: room.limited,
+                    updates: room.updates.iter().map(|m| m.v2_for(viewer)).collect(),
+                    receipts: room.receipts,
+                    unread: room.unread,
+                    typing: typing(&room_id),
+                };
+                (room_id, sync)
+            })
+            .collect();
+        v2::SyncResponse {
+            next_batch,
+            has_more: self.has_more,
+            rooms,
+        }
+    }
+}
+
+/// Where the store stands: v1's two sequences and the change stream's position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Head {
+    /// The v1 position (newest message id, newest membership sequence number).
+    pub v1: SyncPosition,
+    /// The newest position of the change stream (0: nothing yet).
+    pub pos: u64,
 }
 
 /// A history request.
@@ -147,18 +376,57 @@ pub struct SyncBatch {
     pub rooms: BTreeMap<String, RoomSync>,
 }
 
-/// One committed change that a sync can report.
+/// What kind of change to an existing message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// Its content was replaced.
+    Edit,
+    /// It became a tombstone.
+    Deletion,
+    /// A reaction was added or removed.
+    Reaction,
+}
+
+/// One committed change that a sync can report, with its position in the change stream.
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A new message (a repeated txn id is no change).
     Message {
+        /// Its position.
+        pos: u64,
         /// The stored message.
-        message: Arc<Message>,
+        message: Arc<MessageState>,
         /// The members of its room, sorted: the users it concerns.
+        members: Arc<[String]>,
+    },
+    /// An edit, a deletion, or a reaction added or removed.
+    Updated {
+        /// Its position.
+        pos: u64,
+        /// Which.
+        kind: UpdateKind,
+        /// The message's whole state after the change.
+        message: Arc<MessageState>,
+        /// The members of its room, sorted.
+        members: Arc<[String]>,
+    },
+    /// A member's read-up-to moved forward.
+    Receipt {
+        /// Its position.
+        pos: u64,
+        /// The room.
+        room_id: Arc<str>,
+        /// The reader.
+        user_id: Arc<str>,
+        /// Their read-up-to and unread count after it.
+        read: ReadState,
+        /// The members of its room, sorted.
         members: Arc<[String]>,
     },
     /// A new room: every member joined it.
     Room {
+        /// Its position (one for the room's creation, whatever the number of members).
+        pos: u64,
         /// The room (members sorted).
         room: Arc<Room>,
         /// Each member's membership sequence number, in the order of `room.member_ids`.
@@ -166,13 +434,44 @@ pub enum Change {
     },
 }
 
-/// The changes of one commit, in order, and the position after it.
+impl Change {
+    /// The change's position in the stream.
+    pub fn pos(&self) -> u64 {
+        match self {
+            Change::Message { pos, .. }
+            | Change::Updated { pos, .. }
+            | Change::Receipt { pos, .. }
+            | Change::Room { pos, .. } => *pos,
+        }
+    }
+
+    /// The room it happened in.
+    pub fn room_id(&self) -> &str {
+        match self {
+            Change::Message { message, .. } | Change::Updated { message, .. } => &message.room_id,
+            Change::Receipt { room_id, .. } => room_id,
+            Change::Room { room, .. } => &room.id,
+        }
+    }
+
+    /// The users it concerns: the members of its room, sorted.
+    pub fn members(&self) -> &[String] {
+        match self {
+            Change::Message { members, .. }
+            | Change::Updated { members, .. }
+            | Change::Receipt { members, .. } => members,
+            Change::Room { room, .. } => &room.member_ids,
+        }
+    }
+}
+
+/// The changes of one commit, in order, and where the store stands after it.
 #[derive(Debug, Clone)]
 pub struct Committed {
     /// What the commit stored, in the order of their positions.
     pub changes: Vec<Change>,
-    /// The position after the commit (newest message id, newest membership seq).
-    pub position: SyncPosition,
+    /// The head after the commit.
+    pub head: Head,
 }
 
 /// Where a backend reports its commits, in commit order: each commit's changes before the
@@ -203,6 +502,17 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a message unless (sender, txn id) is already stored (also within one commit: two
     /// sends with the same txn id store one message).
     fn send_message(&self, message: NewMessage) -> Pending<SendOutcome>;
+    /// Replaces a message's parts (its sender only; not once deleted). Idempotent per (user,
+    /// txn id): a repeat changes nothing and answers the message as it is now.
+    fn edit_message(&self, edit: EditMessage) -> Pending<WriteResult<MessageState>>;
+    /// Makes a message a tombstone (its sender only; again is a no-op). Idempotent per (user,
+    /// txn id).
+    fn delete_message(&self, delete: DeleteMessage) -> Pending<WriteResult<MessageState>>;
+    /// Adds or removes a user's reaction (not on a deleted message; a no-op when already so).
+    /// Idempotent per (user, txn id).
+    fn react(&self, react: React) -> Pending<WriteResult<MessageState>>;
+    /// Moves a user's read-up-to forward (never back). Idempotent per (user, txn id).
+    fn read_receipt(&self, receipt: ReadReceipt) -> Pending<WriteResult<ReadState>>;
 
     /// A user's profile.
     fn user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
@@ -230,6 +540,33 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SyncBatch, StoreError>;
     /// The current position (newest message id, newest membership change).
     fn position(&self) -> Result<SyncPosition, StoreError>;
+    /// Where the store stands: v1's position and the change stream's.
+    fn head(&self) -> Result<Head, StoreError>;
+
+    /// A page of a room's history in v2 state (tombstones included).
+    fn history_v2(
+        &self,
+        room_id: &str,
+        query: HistoryQuery,
+    ) -> Result<HistoryPage<MessageState>, StoreError>;
+    /// What happened in `user_id`'s rooms after position `since` (everything, the newest
+    /// `limit` messages per room, when `None`), bounded by [`v2::SYNC_MAX_CHANGES`] changes
+    /// to older messages. Rooms in `also` (the user's, where someone's typing changed) are in
+    /// the answer even when nothing else happened there. A `since` ahead of the stream is
+    /// answered with `pos` below it (the route refuses that).
+    fn sync_v2(
+        &self,
+        user_id: &str,
+        since: Option<u64>,
+        limit: u32,
+        also: &[String],
+    ) -> Result<StreamBatch, StoreError>;
+    /// `user_id`'s read state in each of `rooms`, and the stream position it is true at.
+    fn read_states(
+        &self,
+        user_id: &str,
+        rooms: &[String],
+    ) -> Result<(u64, Vec<(String, ReadState)>), StoreError>;
 
     /// Reports every later commit to `sink` (one sink; set before serving).
     fn set_commit_sink(&self, sink: Arc<dyn CommitSink>);
