@@ -36,6 +36,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Parked long-polls.
     pub notifier: Arc<Notifier>,
+    /// Who is typing where (v2; in memory only).
+    pub typing: Arc<crate::typing::Typing>,
     /// Token signing and checking.
     pub keys: Arc<TokenKeys>,
     /// Whether `POST /v1/token` is on.
@@ -75,7 +77,7 @@ impl AppState {
 /// The OpenAPI document's fixed parts; the paths come from the router.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "chatsync sync protocol", version = "1", description = "Sync protocol v1 of the chatsync reference server. See docs/protocol.md."),
+    info(title = "chatsync sync protocol", version = "2", description = "Sync protocols v1 and v2 of the chatsync reference server. See docs/protocol.md."),
     modifiers(&BearerAuth),
     components(schemas(chatsync_protocol::ErrorBody, chatsync_protocol::Direction))
 )]
@@ -110,9 +112,17 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::messages::history))
         .routes(routes!(routes::sync::sync))
         .routes(routes!(routes::compat::messages))
+        .routes(routes!(routes::v2::messages::send_message))
+        .routes(routes!(routes::v2::messages::edit_message))
+        .routes(routes!(routes::v2::messages::delete_message))
+        .routes(routes!(routes::v2::messages::react))
+        .routes(routes!(routes::v2::messages::history))
+        .routes(routes!(routes::v2::reads::receipt))
+        .routes(routes!(routes::v2::reads::typing))
+        .routes(routes!(routes::v2::sync::sync))
 }
 
-/// The OpenAPI document of protocol v1 as this server serves it.
+/// The OpenAPI document of protocols v1 and v2 as this server serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api_router().into_openapi();
     state_id_rules(&mut doc);
@@ -202,6 +212,7 @@ pub(crate) fn router(
     let state = AppState {
         store,
         notifier,
+        typing: Arc::new(crate::typing::Typing::new()),
         keys,
         auth_mode,
         openapi_json,

@@ -57,6 +57,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable description (never contains a token or a secret).
     pub description: String,
+    /// Seconds to wait before trying again (`Retry-After`), for a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -65,6 +67,7 @@ impl ApiError {
             status,
             code,
             description: description.into(),
+            retry_after: None,
         }
     }
     /// 400: malformed input.
@@ -106,6 +109,21 @@ impl ApiError {
             error_code::REQUEST_TIMEOUT,
             description,
         )
+    }
+    /// 409: the write conflicts with the state of what it writes to (a deleted message).
+    pub fn conflict(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, error_code::CONFLICT, description)
+    }
+    /// 429: too many requests of this kind; try again after `retry_after` seconds.
+    pub fn too_many_requests(description: impl Into<String>, retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                error_code::TOO_MANY_REQUESTS,
+                description,
+            )
+        }
     }
     /// 413: body or text part too large.
     pub fn payload_too_large(description: impl Into<String>) -> Self {
@@ -165,6 +183,10 @@ impl IntoResponse for ApiError {
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let secs = self.retry_after.unwrap_or(1).max(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             _ => {}
         }
         response
@@ -189,6 +211,9 @@ mod tests {
         assert_eq!(r.headers()[header::CONNECTION], "close");
         let r = ApiError::unavailable("busy").into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let r = ApiError::too_many_requests("slow down", 3).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "3");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The route handlers, one module per resource. Each handler carries its `#[utoipa::path]`
-//! description, which is what the OpenAPI document is generated from.
+//! The route handlers, one module per resource, and protocol v2's under [`v2`]. Each handler
+//! carries its `#[utoipa::path]` description, which is what the OpenAPI document is generated
+//! from.
 
 pub mod compat;
 pub mod health;
@@ -9,6 +10,7 @@ pub mod rooms;
 pub mod sync;
 pub mod token;
 pub mod users;
+pub mod v2;
 
 use std::sync::Arc;
 

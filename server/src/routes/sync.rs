@@ -68,16 +68,43 @@ pub async fn sync(
         .transpose()?;
     let limit = clamp_limit(params.limit, SYNC_DEFAULT_LIMIT, SYNC_MAX_LIMIT)?;
     let timeout = Duration::from_millis(params.timeout_ms.unwrap_or(0).min(SYNC_MAX_TIMEOUT_MS));
+    hold(&state, &caller, since.is_some(), timeout, || {
+        look(&state, &caller, since, limit)
+    })
+    .await
+}
+
+/// An answer that may say nothing new.
+pub(crate) trait News {
+    /// Nothing new in it: a long-poll holds on.
+    fn is_empty(&self) -> bool;
+}
+
+/// The long-poll of both syncs: looks with `look`, and while the answer is empty (and the
+/// request is an incremental one with a `timeout`), holds until a change for `caller` or the
+/// timeout, then looks again.
+pub(crate) async fn hold<A, F, Fut>(
+    state: &AppState,
+    caller: &str,
+    incremental: bool,
+    timeout: Duration,
+    mut look: F,
+) -> Result<A, ApiError>
+where
+    A: News,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<A, ApiError>>,
+{
     let deadline = Instant::now() + timeout;
     // Subscribe before the first look so a message stored in between still wakes us.
     let mut subscription =
-        (since.is_some() && !timeout.is_zero()).then(|| state.notifier.subscribe(&caller));
+        (incremental && !timeout.is_zero()).then(|| state.notifier.subscribe(caller));
     // A long-poll answers on the notifier's pace (see crate::notify, Pacing): one that finds news
     // between two rounds waits for the next round (at most ~100 ms), so live pollers answer
     // once per round, not once per commit. Once held or woken, it answers.
     let mut paced = false;
     loop {
-        let answer = look(&state, &caller, since, limit).await?;
+        let answer = look().await?;
         let Some(waiter) = subscription.as_mut() else {
             return Ok(answer);
         };
@@ -133,25 +160,38 @@ async fn look(
 }
 
 /// A sync answer: rendered by the feed, or read from the database. Both are a
-/// [`SyncResponse`] on the wire, byte for byte the same for the same content.
+/// [`SyncResponse`] (v1) or a `v2::SyncResponse` on the wire, byte for byte the same for the same
+/// content.
 #[derive(Debug)]
-pub enum Answer {
-    /// The JSON body, from [`crate::notify::Feed::render`].
+pub enum Answer<T = SyncResponse> {
+    /// The JSON body, from [`crate::feed::Feed::render`] or [`crate::feed::Feed::render_v2`].
     Rendered(Rendered),
     /// From the database.
-    Batch(SyncResponse),
+    Batch(T),
 }
 
-impl Answer {
+impl News for SyncResponse {
+    fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+}
+
+impl News for chatsync_protocol::v2::SyncResponse {
+    fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+}
+
+impl<T: News> News for Answer<T> {
     fn is_empty(&self) -> bool {
         match self {
             Answer::Rendered(r) => r.empty,
-            Answer::Batch(b) => b.rooms.is_empty(),
+            Answer::Batch(b) => b.is_empty(),
         }
     }
 }
 
-impl IntoResponse for Answer {
+impl<T: serde::Serialize> IntoResponse for Answer<T> {
     fn into_response(self) -> Response {
         match self {
             Answer::Rendered(r) => {

@@ -20,7 +20,7 @@ async fn unknown_routes_are_json_404() {
         .assert_error(StatusCode::NOT_FOUND, "not_found");
     answer(
         t.http
-            .get(format!("{}/v2/sync", t.url))
+            .get(format!("{}/v3/sync", t.url))
             .send()
             .await
             .unwrap(),

@@ -14,3 +14,6 @@ mod pressure;
 mod rooms;
 mod send;
 mod sync;
+mod v2_stream;
+mod v2_sync;
+mod v2_writes;

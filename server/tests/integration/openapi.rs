@@ -46,6 +46,15 @@ async fn openapi_lists_every_route_and_method() {
         "GET /v1/rooms/{room_id}/messages",
         "GET /v1/sync",
         "GET /messages",
+        // Protocol v2.
+        "PUT /v2/rooms/{room_id}/messages/{txn_id}",
+        "PUT /v2/rooms/{room_id}/messages/{message_id}/edits/{txn_id}",
+        "PUT /v2/rooms/{room_id}/messages/{message_id}/deletion/{txn_id}",
+        "PUT /v2/rooms/{room_id}/messages/{message_id}/reactions/{txn_id}",
+        "PUT /v2/rooms/{room_id}/receipt/{txn_id}",
+        "PUT /v2/rooms/{room_id}/typing",
+        "GET /v2/rooms/{room_id}/messages",
+        "GET /v2/sync",
     ];
     expected.sort();
     assert_eq!(listed, expected);
@@ -58,6 +67,16 @@ async fn openapi_lists_every_route_and_method() {
         "ErrorBody",
         "Room",
         "HistoryResponse",
+        "v2.Message",
+        "v2.RoomSync",
+        "v2.SyncResponse",
+        "v2.HistoryResponse",
+        "Reaction",
+        "EditRequest",
+        "ReactionRequest",
+        "ReceiptRequest",
+        "ReceiptResponse",
+        "TypingRequest",
     ] {
         assert!(
             doc["components"]["schemas"].get(schema).is_some(),
@@ -87,7 +106,8 @@ async fn every_route_the_document_lists_is_served() {
         let concrete = path
             .replace("{user_id}", "alice")
             .replace("{room_id}", "r1")
-            .replace("{txn_id}", "t1");
+            .replace("{txn_id}", "t1")
+            .replace("{message_id}", "1");
         for method in item
             .as_object()
             .unwrap()
@@ -174,8 +194,8 @@ async fn the_document_states_the_id_rules_and_the_limits_minimum() {
             }
         }
     }
-    assert_eq!(ids_seen, 7, "every id parameter of every route");
-    assert_eq!(limits_seen, 3, "history, sync, compat");
+    assert_eq!(ids_seen, 19, "every id parameter of every route");
+    assert_eq!(limits_seen, 5, "history, sync, compat, v2 history, v2 sync");
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["TokenRequest"]["properties"]["user_id"], id_ref);
     assert_eq!(

@@ -208,3 +208,86 @@ pub fn raise_fd_limit(wanted: u64) {
         }
     }
 }
+
+/// Protocol v2 calls, answers as JSON (the wire is what the tests pin).
+impl Client {
+    pub async fn put(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    /// `PUT /v2/rooms/{room}/messages/{txn}` with one text part.
+    pub async fn send_v2(&self, room: &str, txn: &str, text: &str) -> Value {
+        self.put(
+            &format!("/v2/rooms/{room}/messages/{txn}"),
+            json!({"parts": [{"type": "text/plain", "content": text}]}),
+        )
+        .await
+        .ok()
+    }
+
+    pub async fn edit(&self, room: &str, id: u64, txn: &str, text: &str) -> Answer {
+        self.put(
+            &format!("/v2/rooms/{room}/messages/{id}/edits/{txn}"),
+            json!({"parts": [{"type": "text/plain", "content": text}]}),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, room: &str, id: u64, txn: &str) -> Answer {
+        self.call(
+            Method::PUT,
+            &format!("/v2/rooms/{room}/messages/{id}/deletion/{txn}"),
+            None,
+        )
+        .await
+    }
+
+    pub async fn react(&self, room: &str, id: u64, txn: &str, key: &str, on: bool) -> Answer {
+        self.put(
+            &format!("/v2/rooms/{room}/messages/{id}/reactions/{txn}"),
+            json!({"key": key, "on": on}),
+        )
+        .await
+    }
+
+    pub async fn receipt(&self, room: &str, txn: &str, id: u64) -> Answer {
+        self.put(
+            &format!("/v2/rooms/{room}/receipt/{txn}"),
+            json!({"message_id": id}),
+        )
+        .await
+    }
+
+    pub async fn typing(&self, room: &str, typing: bool) -> Answer {
+        self.put(&format!("/v2/rooms/{room}/typing"), json!({"typing": typing}))
+            .await
+    }
+
+    /// `GET /v2/sync?{query}`, which must succeed.
+    pub async fn sync_v2(&self, query: &str) -> Value {
+        self.get(&format!("/v2/sync?{query}")).await.ok()
+    }
+
+    /// Every message of a room in v2 state, oldest first (v2 history, newer direction).
+    pub async fn history_v2(&self, room: &str) -> Vec<Value> {
+        let mut out: Vec<Value> = Vec::new();
+        loop {
+            let after = out.last().map_or(0, |m| m["id"].as_u64().unwrap());
+            let page = self
+                .get(&format!(
+                    "/v2/rooms/{room}/messages?direction=newer&limit=100&initial_id={after}"
+                ))
+                .await
+                .ok();
+            out.extend(page["messages"].as_array().unwrap().iter().cloned());
+            if page["has_more"] != true {
+                return out;
+            }
+        }
+    }
+}
+
+/// The text of a v2 message's first part.
+pub fn text(message: &Value) -> &str {
+    message["parts"][0]["content"].as_str().unwrap_or("")
+}
