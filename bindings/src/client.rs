@@ -115,7 +115,67 @@ impl ChatClient {
             .map(Into::into)
     }
 
-    /// The outbox: messages not yet accepted by the server, pending or failed.
+    /// The message `message_id` names (its `id`), in whichever room holds it; `None` when it is
+    /// not on the device.
+    pub fn message(&self, message_id: String) -> Result<Option<ChatMessage>, ChatError> {
+        guard(|| self.inner.message(message_id)).map(|m| m.map(Into::into))
+    }
+
+    /// New text for a message of this user (`message_id`: the message's `id`). Queued like a
+    /// send (offline too, across kills, exactly once; the timeline shows it at once); a message
+    /// still queued is rewritten in place instead. `InvalidInput` for someone else's message,
+    /// a deleted one, or an empty text.
+    pub async fn edit_message(
+        &self,
+        room_id: String,
+        message_id: String,
+        text: String,
+    ) -> Result<(), ChatError> {
+        guard_async(self.inner.edit_message(room_id, message_id, text)).await
+    }
+
+    /// Deletes a message of this user: it stays in place as a tombstone. A message still queued
+    /// is dropped instead, never sent.
+    pub async fn delete_message(&self, room_id: String, message_id: String) -> Result<(), ChatError> {
+        guard_async(self.inner.delete_message(room_id, message_id)).await
+    }
+
+    /// Toggles the user's reaction `key` (an emoji, at most 32 bytes) on a message; returns
+    /// whether the user now reacts with it. Toggling back before it was sent sends nothing.
+    pub async fn toggle_reaction(
+        &self,
+        room_id: String,
+        message_id: String,
+        key: String,
+    ) -> Result<bool, ChatError> {
+        guard_async(self.inner.toggle_reaction(room_id, message_id, key)).await
+    }
+
+    /// Marks the room read up to its newest message (a queued receipt that only moves forward):
+    /// its unread count drops at once, and on the user's other devices after their next sync.
+    pub async fn mark_read(&self, room_id: String) -> Result<(), ChatError> {
+        guard_async(self.inner.mark_read(room_id)).await
+    }
+
+    /// Tells the room the user is (or stopped) typing. Ephemeral: sent now or not at all
+    /// (`Offline` when the server cannot be reached), never queued; it lapses after 6 s unless
+    /// renewed.
+    pub async fn set_typing(&self, room_id: String, typing: bool) -> Result<(), ChatError> {
+        guard_async(self.inner.set_typing(room_id, typing)).await
+    }
+
+    /// Who is typing in a room now (the user excluded), as the last sync said.
+    pub fn typing(&self, room_id: String) -> Result<Vec<String>, ChatError> {
+        guard(|| self.inner.typing(room_id))
+    }
+
+    /// The user's unread messages over all rooms (the app badge).
+    pub fn unread_total(&self) -> Result<u32, ChatError> {
+        guard(|| self.inner.unread_total())
+    }
+
+    /// The outbox: changes not yet accepted by the server (sends, edits, deletions, reactions,
+    /// receipts), pending or failed, in send order.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, ChatError> {
         guard(|| self.inner.outbox()).map(convert_all)
     }

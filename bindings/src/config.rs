@@ -42,10 +42,12 @@ pub enum TokenProviderError {
         /// Readable text, carried into the resulting `Unauthorized` error and event.
         reason: String,
     },
-    /// Anything else (a keychain that is locked, a bug in the provider).
+    /// Anything else (a keychain that is locked, a bug in the provider). The user stays signed
+    /// in and the client retries later, as for `Offline`: an iOS keychain is locked until the
+    /// first unlock, which is when a background task often runs.
     #[error("{reason}")]
     Other {
-        /// Readable text, carried into the resulting `Internal` error.
+        /// Readable text, carried into the resulting `Offline` error.
         reason: String,
     },
 }

@@ -40,6 +40,19 @@ pub enum ClientEvent {
         /// Messages rejected for good.
         failed: u32,
     },
+    /// Who is typing in a room changed (the user excluded). Ephemeral: never stored.
+    TypingChanged {
+        /// The room.
+        room_id: String,
+        /// Members typing now.
+        user_ids: Vec<String>,
+    },
+    /// The user's unread messages over all rooms changed (or, first, the current total): the
+    /// app badge.
+    UnreadChanged {
+        /// Unread messages in all rooms.
+        total: u32,
+    },
     /// The server refused the token and the token source had no better one: sign the user in
     /// again. Sent once per streak of refusals (again after a request succeeded).
     Unauthorized {
@@ -60,6 +73,10 @@ impl From<chatsync_core::ClientEvent> for ClientEvent {
                 state: state.into(),
             },
             E::OutboxChanged { pending, failed } => ClientEvent::OutboxChanged { pending, failed },
+            E::TypingChanged { room_id, user_ids } => {
+                ClientEvent::TypingChanged { room_id, user_ids }
+            }
+            E::UnreadChanged { total } => ClientEvent::UnreadChanged { total },
             E::Unauthorized { reason } => ClientEvent::Unauthorized { reason },
         }
     }

@@ -63,6 +63,46 @@ pub struct ChatMessage {
     pub state: MessageState,
     /// The server's reason, when failed.
     pub failure_reason: Option<String>,
+    /// When the sender last edited it, RFC 3339; `None` when never edited. An edit still queued
+    /// shows at once (with `pending_change`).
+    pub edited_at: Option<String>,
+    /// Deleted by its sender: a tombstone (`text` empty, no parts, no reactions) that keeps its
+    /// place in the timeline.
+    pub deleted: bool,
+    /// Reactions by key, in key order, with whether the user reacted (queued toggles shown
+    /// already).
+    pub reactions: Vec<ReactionSummary>,
+    /// Members other than the sender who have read it (their read receipt is at or after it).
+    pub read_by: Vec<String>,
+    /// A change of this user to the message (an edit, a deletion, a reaction) is queued and
+    /// shown ahead of the server.
+    pub pending_change: bool,
+}
+
+/// The reactions of one key on a message.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct ReactionSummary {
+    /// The key (an emoji, a short code).
+    pub key: String,
+    /// How many members reacted with it.
+    pub count: u32,
+    /// Whether the user did.
+    pub me: bool,
+}
+
+/// What a queued change does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum ChangeKind {
+    /// A new message.
+    Send,
+    /// New content for a message.
+    Edit,
+    /// A deletion.
+    Delete,
+    /// A reaction added or removed.
+    React,
+    /// A read receipt.
+    Receipt,
 }
 
 /// Who is logged in on this device.
@@ -83,6 +123,9 @@ pub struct RoomSummary {
     pub member_ids: Vec<String>,
     /// Newest message held on the device, if any.
     pub last_message: Option<ChatMessage>,
+    /// The user's unread messages in the room, as the server counted them (0 at once when the
+    /// user marks it read on this device).
+    pub unread: u32,
 }
 
 /// Result of `Timeline.paginate_backwards`.
@@ -176,11 +219,15 @@ pub struct BackgroundSyncReport {
 /// An entry of the outbox, as `outbox()` lists it.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct OutboxEntry {
-    /// The local id (txn id) of the queued message.
+    /// The local id (txn id) of the queued change; for a send, also the message's `id`.
     pub local_id: String,
+    /// What it does.
+    pub kind: ChangeKind,
+    /// The message a change is about (its `id`), for edits, deletions and reactions.
+    pub target_id: Option<String>,
     /// The room it goes to.
     pub room_id: String,
-    /// Its text.
+    /// A send's or an edit's text; a reaction's key.
     pub text: String,
     /// When it was queued, RFC 3339.
     pub created_at: String,
@@ -278,6 +325,34 @@ impl From<chatsync_core::ChatMessage> for ChatMessage {
             created_at: m.created_at,
             state: m.state.into(),
             failure_reason: m.failure_reason,
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+            reactions: convert_all(m.reactions),
+            read_by: m.read_by,
+            pending_change: m.pending_change,
+        }
+    }
+}
+
+impl From<chatsync_core::ReactionSummary> for ReactionSummary {
+    fn from(r: chatsync_core::ReactionSummary) -> Self {
+        ReactionSummary {
+            key: r.key,
+            count: r.count,
+            me: r.me,
+        }
+    }
+}
+
+impl From<chatsync_core::ChangeKind> for ChangeKind {
+    fn from(k: chatsync_core::ChangeKind) -> Self {
+        use chatsync_core::ChangeKind as K;
+        match k {
+            K::Send => ChangeKind::Send,
+            K::Edit => ChangeKind::Edit,
+            K::Delete => ChangeKind::Delete,
+            K::React => ChangeKind::React,
+            K::Receipt => ChangeKind::Receipt,
         }
     }
 }
@@ -297,6 +372,7 @@ impl From<chatsync_core::RoomSummary> for RoomSummary {
             name: r.name,
             member_ids: r.member_ids,
             last_message: r.last_message.map(Into::into),
+            unread: r.unread,
         }
     }
 }
@@ -376,6 +452,8 @@ impl From<chatsync_core::OutboxEntry> for OutboxEntry {
     fn from(e: chatsync_core::OutboxEntry) -> Self {
         OutboxEntry {
             local_id: e.local_id,
+            kind: e.kind.into(),
+            target_id: e.target_id,
             room_id: e.room_id,
             text: e.text,
             created_at: e.created_at,

@@ -237,6 +237,11 @@ mod tests {
             created_at: "2026-12-02T10:00:00.000Z".into(),
             state: chatsync_core::MessageState::Sent,
             failure_reason: None,
+            edited_at: None,
+            deleted: false,
+            reactions: vec![],
+            read_by: vec![],
+            pending_change: false,
         }
     }
 

@@ -82,6 +82,58 @@ pub enum Command {
     /// Check the store; when it is damaged, keep it aside and rebuild it with every queued
     /// message that can be read (under its original txn id) and the login.
     Doctor(JsonFlag),
+    /// Edit one of your messages (ID: its id from `messages`); queued like a send.
+    Edit(EditArgs),
+    /// Delete one of your messages (it stays as a tombstone); queued like a send.
+    Delete(MessageIdArgs),
+    /// Toggle your reaction KEY (an emoji) on a message: again removes it.
+    React(ReactArgs),
+    /// Mark a room read up to its newest message.
+    Read(RoomOnly),
+    /// Tell a room you are typing (it lapses by itself after a few seconds).
+    Typing(TypingArgs),
+}
+
+/// A message by its id (as `chatsync messages` shows it).
+#[derive(Debug, Args)]
+pub struct MessageIdArgs {
+    /// The message's id: its server id, or its local id while it is queued.
+    pub id: String,
+}
+
+/// `chatsync edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The message's id: its server id, or its local id while it is queued.
+    pub id: String,
+    /// The new text.
+    pub text: String,
+}
+
+/// `chatsync react`.
+#[derive(Debug, Args)]
+pub struct ReactArgs {
+    /// The message's id.
+    pub id: String,
+    /// The reaction (an emoji or a short code, at most 32 bytes).
+    pub key: String,
+}
+
+/// A command about one room.
+#[derive(Debug, Args)]
+pub struct RoomOnly {
+    #[command(flatten)]
+    pub target: RoomTarget,
+}
+
+/// `chatsync typing`.
+#[derive(Debug, Args)]
+pub struct TypingArgs {
+    #[command(flatten)]
+    pub target: RoomTarget,
+    /// Say you stopped typing instead.
+    #[arg(long)]
+    pub stop: bool,
 }
 
 /// Which room a command is about: a room id or the direct room with a user.

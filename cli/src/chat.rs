@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::args::{ChatArgs, GlobalArgs};
 use crate::device::{direct_room, user_id};
 use crate::exit::{CliError, Exit};
-use crate::render::{one_line, short_time};
+use crate::render::{annotations, body, one_line, short_time};
 
 /// On end of input, how long to wait for queued lines to be delivered while online.
 const DRAIN_ON_EXIT: Duration = Duration::from_secs(10);
@@ -50,8 +50,8 @@ impl TimelineListener for DiffListener {
 struct ChatView {
     /// The timeline's items, oldest first.
     items: Vec<ChatMessage>,
-    /// Printed messages by id (stable across echo -> sent) and the state they were printed in.
-    shown: HashMap<String, MessageState>,
+    /// Printed messages by id (stable across echo -> sent) and what was printed of them.
+    shown: HashMap<String, Shown>,
     /// How many of the first reset's newest items to print (the rest is older history).
     history: usize,
     network: NetworkStatus,
@@ -59,6 +59,26 @@ struct ChatView {
     failed: u32,
     /// The status line last printed, to print it only when it changes.
     last_status: Option<String>,
+}
+
+/// What was printed of a message: a new line is printed when one of these changes.
+#[derive(Clone, Debug, PartialEq)]
+struct Shown {
+    state: MessageState,
+    text: String,
+    deleted: bool,
+    reactions: String,
+}
+
+impl Shown {
+    fn of(message: &ChatMessage) -> Shown {
+        Shown {
+            state: message.state,
+            text: message.text.clone(),
+            deleted: message.deleted,
+            reactions: annotations(message),
+        }
+    }
 }
 
 /// `[06:00] Alice: hello (pending)`.
@@ -74,9 +94,10 @@ fn chat_line(message: &ChatMessage) -> String {
         ),
     };
     format!(
-        "[{hhmm}] {}: {}{marker}",
+        "[{hhmm}] {}: {}{}{marker}",
         message.sender.name,
-        one_line(&message.text)
+        body(message),
+        annotations(message)
     )
 }
 
@@ -105,28 +126,35 @@ impl ChatView {
         };
         let mut lines = Vec::new();
         for (i, message) in self.items.iter().enumerate() {
-            match self.shown.get(&message.id).copied() {
+            let now = Shown::of(message);
+            match self.shown.get(&message.id).cloned() {
                 None if i < skip => {
                     // Older history than asked for: known, not printed.
-                    self.shown.insert(message.id.clone(), message.state);
+                    self.shown.insert(message.id.clone(), now);
                 }
                 None => {
-                    self.shown.insert(message.id.clone(), message.state);
+                    self.shown.insert(message.id.clone(), now);
                     lines.push(chat_line(message));
                 }
-                Some(before) if before != message.state => {
-                    self.shown.insert(message.id.clone(), message.state);
-                    lines.push(match message.state {
-                        MessageState::Sent => format!("  ✓ sent: {}", one_line(&message.text)),
-                        MessageState::Failed => format!(
-                            "  ✗ failed ({}): {}",
-                            message.failure_reason.as_deref().unwrap_or("rejected"),
-                            one_line(&message.text)
-                        ),
-                        MessageState::Pending => {
-                            format!("  … queued again: {}", one_line(&message.text))
+                Some(before) if before != now => {
+                    let text = one_line(&message.text);
+                    lines.push(if now.deleted && !before.deleted {
+                        format!("  ✗ deleted: {}", one_line(&before.text))
+                    } else if now.text != before.text {
+                        format!("  ✎ edited: {text}")
+                    } else if now.state != before.state {
+                        match message.state {
+                            MessageState::Sent => format!("  ✓ sent: {text}"),
+                            MessageState::Failed => format!(
+                                "  ✗ failed ({}): {text}",
+                                message.failure_reason.as_deref().unwrap_or("rejected")
+                            ),
+                            MessageState::Pending => format!("  … queued again: {text}"),
                         }
+                    } else {
+                        format!("  reactions on \"{text}\":{}", now.reactions)
                     });
+                    self.shown.insert(message.id.clone(), now);
                 }
                 Some(_) => {}
             }
@@ -294,10 +322,28 @@ pub async fn chat(
             },
             update = diffs.recv() => {
                 let Some(update) = update else { break };
-                print_lines(&view.on_diffs(&update));
+                let lines = view.on_diffs(&update);
+                print_lines(&lines);
+                // The screen is open: what it shows is read.
+                if !lines.is_empty() {
+                    if let Err(e) = client.mark_read(room_id.clone()).await {
+                        eprintln!("cannot mark read: {}", CliError::from(e));
+                    }
+                }
             },
             event = events.recv() => {
                 let Some(event) = event else { break };
+                if let ClientEvent::TypingChanged { room_id: typing_in, user_ids } = &event {
+                    if *typing_in == room_id {
+                        let line = if user_ids.is_empty() {
+                            "-- nobody is typing --".to_owned()
+                        } else {
+                            format!("-- {} typing --", user_ids.join(", "))
+                        };
+                        print_lines(&[line]);
+                    }
+                    continue;
+                }
                 print_lines(&view.apply(&event).into_iter().collect::<Vec<_>>());
             },
             _ = tokio::time::sleep_until(deadline), if drain_deadline.is_some() => {
@@ -333,6 +379,11 @@ mod tests {
             state,
             failure_reason: None,
             parts: vec![],
+            edited_at: None,
+            deleted: false,
+            reactions: vec![],
+            read_by: vec![],
+            pending_change: false,
         }
     }
 

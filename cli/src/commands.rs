@@ -3,7 +3,10 @@
 
 use chatsync_core::{ChatClient, ChatError, ChatMessage, MessageState, SyncReport};
 
-use crate::args::{GlobalArgs, JsonFlag, MessagesArgs, OutboxIdArgs, SendArgs};
+use crate::args::{
+    EditArgs, GlobalArgs, JsonFlag, MessageIdArgs, MessagesArgs, OutboxIdArgs, ReactArgs,
+    RoomOnly, SendArgs, TypingArgs,
+};
 use crate::device::{resolve_room, user_id};
 use crate::exit::{CliError, Exit};
 use crate::progress::ProgressGuard;
@@ -245,4 +248,116 @@ fn print_list<T: serde::Serialize>(
         }
         Ok(())
     }
+}
+
+/// The message `id` names, and its room.
+fn find_message(client: &ChatClient, id: &str) -> Result<ChatMessage, CliError> {
+    client.message(id.to_owned())?.ok_or_else(|| CliError {
+        exit: Exit::NotFound,
+        message: format!("no message {id} on this device (see `chatsync messages`)"),
+    })
+}
+
+/// After a change was queued: tries to deliver it (like `send`), prints the message as it then
+/// stands, says when it stays queued.
+async fn deliver_and_show(
+    client: &ChatClient,
+    global: &GlobalArgs,
+    id: &str,
+) -> Result<Exit, CliError> {
+    let delivery = sync_and_flush(client).await;
+    if let Some(shown) = client.message(id.to_owned())? {
+        print_json(&shown).map_err(io_error)?;
+    }
+    match delivery {
+        Delivery::Online(report) if report.failed == 0 || report.pending == 0 => {}
+        Delivery::Online(_) => {}
+        Delivery::Offline(reason) => eprintln!(
+            "queued: {} is unreachable{}; `chatsync sync` delivers it later",
+            global.server,
+            because(&reason)
+        ),
+        Delivery::Unavailable(what) => eprintln!(
+            "queued: {what} (from {}); `chatsync sync` delivers it later",
+            global.server
+        ),
+        Delivery::Failed(e) => eprintln!("queued: not delivered yet: {e}"),
+    }
+    let refused = client
+        .outbox()?
+        .into_iter()
+        .find(|e| e.state == MessageState::Failed && e.target_id.as_deref() == Some(id));
+    if let Some(entry) = refused {
+        report_rejected(&entry.local_id, entry.failure_reason.as_deref());
+        return Ok(Exit::Refused);
+    }
+    Ok(Exit::Ok)
+}
+
+/// `chatsync edit ID TEXT`.
+pub async fn edit(client: &ChatClient, global: &GlobalArgs, args: EditArgs) -> Result<Exit, CliError> {
+    let message = find_message(client, &args.id)?;
+    client
+        .edit_message(message.room_id, args.id.clone(), args.text)
+        .await
+        .map_err(|e| CliError::from(e).context(format!("cannot edit {}", args.id)))?;
+    deliver_and_show(client, global, &message.id).await
+}
+
+/// `chatsync delete ID`.
+pub async fn delete(
+    client: &ChatClient,
+    global: &GlobalArgs,
+    args: MessageIdArgs,
+) -> Result<Exit, CliError> {
+    let message = find_message(client, &args.id)?;
+    client
+        .delete_message(message.room_id, args.id.clone())
+        .await
+        .map_err(|e| CliError::from(e).context(format!("cannot delete {}", args.id)))?;
+    if message.state != MessageState::Sent {
+        // It was still queued: dropped, never sent.
+        println!("{}  deleted before it was sent", args.id);
+        return Ok(Exit::Ok);
+    }
+    deliver_and_show(client, global, &message.id).await
+}
+
+/// `chatsync react ID KEY`: toggles.
+pub async fn react(client: &ChatClient, global: &GlobalArgs, args: ReactArgs) -> Result<Exit, CliError> {
+    let message = find_message(client, &args.id)?;
+    client
+        .toggle_reaction(message.room_id, args.id.clone(), args.key)
+        .await
+        .map_err(|e| CliError::from(e).context(format!("cannot react to {}", args.id)))?;
+    deliver_and_show(client, global, &message.id).await
+}
+
+/// `chatsync read (--room ID | --with USER)`.
+pub async fn read(client: &ChatClient, global: &GlobalArgs, args: RoomOnly) -> Result<Exit, CliError> {
+    let me = user_id(global)?;
+    let room = resolve_room(client, &me, &args.target).await?;
+    client
+        .mark_read(room.clone())
+        .await
+        .map_err(|e| CliError::from(e).context(format!("cannot mark {room} read")))?;
+    let delivery = sync_and_flush(client).await;
+    if let Some(summary) = client.rooms()?.into_iter().find(|r| r.id == room) {
+        print_json(&summary).map_err(io_error)?;
+    }
+    if let Delivery::Offline(_) | Delivery::Unavailable(_) = delivery {
+        eprintln!("queued: the receipt goes out with the next sync");
+    }
+    Ok(Exit::Ok)
+}
+
+/// `chatsync typing (--room ID | --with USER) [--stop]`: now or not at all (never queued).
+pub async fn typing(client: &ChatClient, global: &GlobalArgs, args: TypingArgs) -> Result<Exit, CliError> {
+    let me = user_id(global)?;
+    let room = resolve_room(client, &me, &args.target).await?;
+    client
+        .set_typing(room, !args.stop)
+        .await
+        .map_err(|e| CliError::from(e).context("cannot say you are typing"))?;
+    Ok(Exit::Ok)
 }

@@ -173,6 +173,7 @@ mod tests {
             name: None,
             member_ids: members.iter().map(|m| m.to_string()).collect(),
             last_message: None,
+            unread: 0,
         }
     }
 

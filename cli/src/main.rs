@@ -114,6 +114,11 @@ async fn run_device_command(
         Command::Retry(args) => commands::retry(client, global, args).await,
         Command::Discard(args) => commands::discard(client, args).await,
         Command::Chat(args) => chat::chat(client, global, args).await,
+        Command::Edit(args) => commands::edit(client, global, args).await,
+        Command::Delete(args) => commands::delete(client, global, args).await,
+        Command::React(args) => commands::react(client, global, args).await,
+        Command::Read(args) => commands::read(client, global, args).await,
+        Command::Typing(args) => commands::typing(client, global, args).await,
     }
 }
 

@@ -35,17 +35,44 @@ pub fn state_marker(message: &ChatMessage) -> String {
     }
 }
 
-/// One message on one line: `#12 2026-11-25 06:00 alice: hello [pending]`.
+/// What happened to a message after it was sent, as a suffix: ` (edited)`, `[👍2*]` (`*`: you).
+pub fn annotations(message: &ChatMessage) -> String {
+    let mut out = String::new();
+    if message.edited_at.is_some() && !message.deleted {
+        out.push_str(" (edited)");
+    }
+    if !message.reactions.is_empty() {
+        let shown: Vec<String> = message
+            .reactions
+            .iter()
+            .map(|r| format!("{}{}{}", r.key, r.count, if r.me { "*" } else { "" }))
+            .collect();
+        out.push_str(&format!("  [{}]", shown.join(" ")));
+    }
+    out
+}
+
+/// A message's text, or `(deleted)` for a tombstone.
+pub fn body(message: &ChatMessage) -> String {
+    if message.deleted {
+        "(deleted)".to_owned()
+    } else {
+        one_line(&message.text)
+    }
+}
+
+/// One message on one line: `#12 2026-11-25 06:00 alice: hello (edited)  [👍2*]  [pending]`.
 pub fn message_line(message: &ChatMessage) -> String {
     let id = match message.server_id {
         Some(id) => format!("#{id}"),
         None => format!("({})", message.id),
     };
     format!(
-        "{id} {} {}: {}{}",
+        "{id} {} {}: {}{}{}",
         short_time(&message.created_at),
         message.sender.name,
-        one_line(&message.text),
+        body(message),
+        annotations(message),
         state_marker(message)
     )
 }
@@ -61,8 +88,13 @@ pub fn room_line(room: &RoomSummary) -> String {
         Some(m) => format!("  last: {}: {}", m.sender.name, one_line(&m.text)),
         None => String::new(),
     };
+    let unread = if room.unread > 0 {
+        format!("  ({} unread)", room.unread)
+    } else {
+        String::new()
+    };
     format!(
-        "{}{name}  members: {}{last}",
+        "{}{name}  members: {}{unread}{last}",
         room.id,
         room.member_ids.join(",")
     )
@@ -117,6 +149,11 @@ mod tests {
             state,
             failure_reason: (state == MessageState::Failed).then(|| "too large".into()),
             parts: vec![],
+            edited_at: None,
+            deleted: false,
+            reactions: vec![],
+            read_by: vec![],
+            pending_change: false,
         }
     }
 

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chatsync_protocol::{
-    DirectRoomRequest, Direction, ErrorBody, HistoryResponse, Message, Part, PutUserRequest, Room,
-    RoomList, SendMessageRequest, SyncResponse, TokenRequest, TokenResponse, User,
-    HISTORY_MAX_LIMIT, MAX_BODY_BYTES, SYNC_MAX_LIMIT,
+    v2, DirectRoomRequest, Direction, ErrorBody, Part, PutUserRequest, Room, RoomList,
+    SendMessageRequest, TokenRequest, TokenResponse, User, HISTORY_MAX_LIMIT, MAX_BODY_BYTES,
+    SYNC_MAX_LIMIT,
 };
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -405,6 +405,12 @@ impl Api {
                 &String::from_utf8_lossy(&bytes),
             ));
         }
+        // 204 (typing) has no body at all.
+        let bytes = if bytes.is_empty() && status == reqwest::StatusCode::NO_CONTENT {
+            b"null".to_vec()
+        } else {
+            bytes
+        };
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::Protocol(format!("unexpected answer ({status}): {e}")))
     }
@@ -480,42 +486,105 @@ impl Api {
             .await
     }
 
-    /// `PUT /v1/rooms/{room}/messages/{txn}`: idempotent per txn id.
+    /// `PUT /v2/rooms/{room}/messages/{txn}`: idempotent per txn id.
     pub async fn send_message(
         &self,
         room_id: &str,
         txn_id: &str,
         parts: &[Part],
-    ) -> Result<Message, ApiError> {
+    ) -> Result<v2::Message, ApiError> {
         let body = SendMessageRequest {
             parts: parts.to_vec(),
         };
-        let message: Message = self
-            .call(
-                Method::PUT,
-                self.url(&["v1", "rooms", room_id, "messages", txn_id]),
-                Some(&body),
-                None,
-            )
-            .await?;
-        if message.room_id != room_id {
-            return Err(ApiError::Protocol(format!(
-                "sent to room {room_id} but the server stored it in {}",
-                message.room_id
-            )));
-        }
+        let url = self.url(&["v2", "rooms", room_id, "messages", txn_id]);
+        let message: v2::Message = self.call(Method::PUT, url, Some(&body), None).await?;
+        check_in_room(room_id, &message)?;
         Ok(message)
     }
 
-    /// One history page; checks that it is ascending and on the requested side of `initial_id`.
+    /// `PUT /v2/rooms/{room}/messages/{id}/edits/{txn}`.
+    pub async fn edit_message(
+        &self,
+        room_id: &str,
+        message_id: u64,
+        txn_id: &str,
+        parts: &[Part],
+    ) -> Result<v2::Message, ApiError> {
+        let body = v2::EditRequest {
+            parts: parts.to_vec(),
+        };
+        let id = message_id.to_string();
+        let url = self.url(&["v2", "rooms", room_id, "messages", &id, "edits", txn_id]);
+        let message: v2::Message = self.call(Method::PUT, url, Some(&body), None).await?;
+        check_in_room(room_id, &message)?;
+        Ok(message)
+    }
+
+    /// `PUT /v2/rooms/{room}/messages/{id}/deletion/{txn}`.
+    pub async fn delete_message(
+        &self,
+        room_id: &str,
+        message_id: u64,
+        txn_id: &str,
+    ) -> Result<v2::Message, ApiError> {
+        let id = message_id.to_string();
+        let url = self.url(&["v2", "rooms", room_id, "messages", &id, "deletion", txn_id]);
+        let message: v2::Message = self.call::<(), _>(Method::PUT, url, None, None).await?;
+        check_in_room(room_id, &message)?;
+        Ok(message)
+    }
+
+    /// `PUT /v2/rooms/{room}/messages/{id}/reactions/{txn}`.
+    pub async fn react(
+        &self,
+        room_id: &str,
+        message_id: u64,
+        txn_id: &str,
+        key: &str,
+        on: bool,
+    ) -> Result<v2::Message, ApiError> {
+        let body = v2::ReactionRequest {
+            key: key.to_owned(),
+            on,
+        };
+        let id = message_id.to_string();
+        let url = self.url(&["v2", "rooms", room_id, "messages", &id, "reactions", txn_id]);
+        let message: v2::Message = self.call(Method::PUT, url, Some(&body), None).await?;
+        check_in_room(room_id, &message)?;
+        Ok(message)
+    }
+
+    /// `PUT /v2/rooms/{room}/receipt/{txn}`.
+    pub async fn receipt(
+        &self,
+        room_id: &str,
+        txn_id: &str,
+        message_id: u64,
+    ) -> Result<v2::ReceiptResponse, ApiError> {
+        let body = v2::ReceiptRequest { message_id };
+        let url = self.url(&["v2", "rooms", room_id, "receipt", txn_id]);
+        self.call(Method::PUT, url, Some(&body), None).await
+    }
+
+    /// `PUT /v2/rooms/{room}/typing` (answered 204: no body to read).
+    pub async fn typing(&self, room_id: &str, typing: bool) -> Result<(), ApiError> {
+        let body = v2::TypingRequest { typing };
+        let url = self.url(&["v2", "rooms", room_id, "typing"]);
+        self.call::<_, NoContent>(Method::PUT, url, Some(&body), None)
+            .await
+            .map(|_| ())
+    }
+
+    /// One history page (v2: messages with their state); checks that it is ascending and on the
+    /// requested side of `initial_id`.
     pub async fn history(
         &self,
         room_id: &str,
         initial_id: Option<u64>,
         direction: Direction,
         limit: u32,
-    ) -> Result<HistoryResponse, ApiError> {
-        let mut url = self.url(&["v1", "rooms", room_id, "messages"]);
+    ) -> Result<v2::HistoryResponse, ApiError> {
+        let mut url = self.url(&["v2", "rooms", room_id, "messages"]);
         {
             let mut q = url.query_pairs_mut();
             if let Some(id) = initial_id {
@@ -530,7 +599,7 @@ impl Api {
             );
             q.append_pair("limit", &limit.to_string());
         }
-        let page: HistoryResponse = self.call::<(), _>(Method::GET, url, None, None).await?;
+        let page: v2::HistoryResponse = self.call::<(), _>(Method::GET, url, None, None).await?;
         check_ascending(room_id, &page.messages)?;
         if let (Some(initial), Some(first), Some(last)) =
             (initial_id, page.messages.first(), page.messages.last())
@@ -548,14 +617,14 @@ impl Api {
         Ok(page)
     }
 
-    /// `GET /v1/sync`; `timeout_ms` is the long-poll hold (0: answer at once).
+    /// `GET /v2/sync`; `timeout_ms` is the long-poll hold (0: answer at once).
     pub async fn sync(
         &self,
         since: Option<&str>,
         timeout_ms: u64,
         limit: u32,
-    ) -> Result<SyncResponse, ApiError> {
-        let mut url = self.url(&["v1", "sync"]);
+    ) -> Result<v2::SyncResponse, ApiError> {
+        let mut url = self.url(&["v2", "sync"]);
         {
             let mut q = url.query_pairs_mut();
             if let Some(since) = since {
@@ -565,14 +634,35 @@ impl Api {
             q.append_pair("limit", &limit.to_string());
         }
         let timeout = REQUEST_TIMEOUT + Duration::from_millis(timeout_ms);
-        let response: SyncResponse = self
+        let response: v2::SyncResponse = self
             .call::<(), _>(Method::GET, url, None, Some(timeout))
             .await?;
         for (room_id, room) in &response.rooms {
             check_ascending(room_id, &room.messages)?;
+            check_ascending(room_id, &room.updates)?;
         }
         Ok(response)
     }
+}
+
+/// The answer of a route that answers 204: any JSON or none at all.
+struct NoContent;
+
+impl<'de> serde::Deserialize<'de> for NoContent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| NoContent)
+    }
+}
+
+/// Protocol check: an answer about a message of `room_id` is about a message of that room.
+fn check_in_room(room_id: &str, message: &v2::Message) -> Result<(), ApiError> {
+    if message.room_id != room_id {
+        return Err(ApiError::Protocol(format!(
+            "asked about room {room_id} but the server answered about {}",
+            message.room_id
+        )));
+    }
+    Ok(())
 }
 
 /// Why [`read_capped`] stopped.
@@ -603,7 +693,7 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
 }
 
 /// Protocol check: messages of one room, strictly ascending ids, each tagged with that room.
-fn check_ascending(room_id: &str, messages: &[Message]) -> Result<(), ApiError> {
+fn check_ascending(room_id: &str, messages: &[v2::Message]) -> Result<(), ApiError> {
     let mut previous = None;
     for m in messages {
         if m.room_id != room_id {
@@ -748,13 +838,17 @@ mod tests {
 
     #[test]
     fn backwards_ids_are_a_protocol_error() {
-        let m = |id| Message {
+        let m = |id| v2::Message {
             id,
             user_id: "u".into(),
             room_id: "r".into(),
             parts: vec![],
             created_at: String::new(),
             updated_at: String::new(),
+            edited_at: None,
+            deleted: false,
+            reactions: vec![],
+            txn_id: None,
         };
         assert!(check_ascending("r", &[m(1), m(2)]).is_ok());
         assert!(matches!(

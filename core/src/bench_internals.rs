@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-use chatsync_protocol::{Message, RoomSync, SyncResponse};
+use chatsync_protocol::v2::{RoomSync, SyncResponse};
+use chatsync_protocol::Message;
 
 use crate::store::Store;
 
@@ -36,23 +37,21 @@ impl BenchStore {
         })
     }
 
-    /// Applies `messages` as one `/v1/sync` answer (grouped by room, not limited), as one
+    /// Applies `messages` as one `/v2/sync` answer (grouped by room, not limited), as one
     /// transaction, moving the sync token; does not flush. Returns how many were new.
     pub fn apply_sync_batch(&mut self, messages: &[Message]) -> Result<usize, String> {
         let mut rooms = std::collections::BTreeMap::<String, RoomSync>::new();
         for m in messages {
             rooms
                 .entry(m.room_id.clone())
-                .or_insert_with(|| RoomSync {
-                    messages: Vec::new(),
-                    limited: false,
-                })
+                .or_default()
                 .messages
-                .push(m.clone());
+                .push(m.clone().into());
         }
         self.batches += 1;
         let response = SyncResponse {
-            next_batch: format!("bench{}", self.batches),
+            next_batch: chatsync_protocol::v2::token(self.batches),
+            has_more: false,
             rooms,
         };
         let since = self.store.meta.sync_token().map_err(|e| e.to_string())?;

@@ -123,6 +123,7 @@ impl ChatClient {
             changes.clone(),
         ));
         let queue = Arc::new(SendQueue::new(
+            config.user_id.clone(),
             store.clone(),
             api.clone(),
             events.clone(),
@@ -293,6 +294,12 @@ impl ChatClient {
         .map_err(ChatError::from)
     }
 
+    /// The message `message_id` names (its `id`: a server id, or the local id of a message sent
+    /// from this device), in whichever room holds it; `None` when it is not on the device.
+    pub fn message(&self, message_id: String) -> std::result::Result<Option<ChatMessage>, ChatError> {
+        self.read(|r| r.message(&message_id))
+    }
+
     /// Up to `limit` messages of a room from the store, below `before` (a server id; the
     /// newest when `None`), newest first, never across a gap, with the queued echoes that
     /// belong in that span on top of `limit`. A pure read: it moves nothing, so reading again
@@ -364,7 +371,84 @@ impl ChatClient {
         let record = self
             .run(async move { queue.send_text(&room_id, &text).await })
             .await?;
-        self.read(|r| r.echo(&r.store()?, &record))
+        self.read(|r| {
+            let store = r.store()?;
+            let ctx = r.room_context(&store, &record.room_id)?;
+            r.echo(&store, &ctx, &record)
+        })
+    }
+
+    /// New content for a message of this user (`message_id`: the message's `id`). Queued like a
+    /// send (offline too, across kills, exactly once); a message still queued is rewritten in
+    /// place instead, so it goes out once, with the new text. The timeline shows the edit at
+    /// once.
+    pub async fn edit_message(
+        &self,
+        room_id: String,
+        message_id: String,
+        text: String,
+    ) -> std::result::Result<(), ChatError> {
+        let queue = self.queue.clone();
+        self.run(async move { queue.edit(&room_id, &message_id, &text).await })
+            .await
+    }
+
+    /// Deletes a message of this user (it stays in place as a tombstone). A message still
+    /// queued is dropped instead, never sent.
+    pub async fn delete_message(
+        &self,
+        room_id: String,
+        message_id: String,
+    ) -> std::result::Result<(), ChatError> {
+        let queue = self.queue.clone();
+        self.run(async move { queue.delete(&room_id, &message_id).await })
+            .await
+    }
+
+    /// Toggles the user's reaction `key` (an emoji, at most 32 bytes) on a message: added when
+    /// they have not reacted with it, removed when they have. Toggling back before it was sent
+    /// sends nothing. Returns whether the user now reacts with `key`.
+    pub async fn toggle_reaction(
+        &self,
+        room_id: String,
+        message_id: String,
+        key: String,
+    ) -> std::result::Result<bool, ChatError> {
+        let queue = self.queue.clone();
+        self.run(async move { queue.toggle_reaction(&room_id, &message_id, &key).await })
+            .await
+    }
+
+    /// Marks the room read up to its newest message (a receipt, queued; only moves forward).
+    /// Every device of the user then shows it read, and the unread counts drop.
+    pub async fn mark_read(&self, room_id: String) -> std::result::Result<(), ChatError> {
+        let queue = self.queue.clone();
+        self.run(async move { queue.mark_read(&room_id).await })
+            .await
+    }
+
+    /// Tells the room the user is (or stopped) typing. Ephemeral: sent now or not at all
+    /// (offline: `Offline`), never queued; the server lets it lapse after 6 s unless renewed
+    /// (at most once a second).
+    pub async fn set_typing(
+        &self,
+        room_id: String,
+        typing: bool,
+    ) -> std::result::Result<(), ChatError> {
+        let sync = self.sync.clone();
+        self.run(async move { sync.set_typing(&room_id, typing).await })
+            .await
+    }
+
+    /// Who types in a room now (the user excluded), as the last sync said.
+    pub fn typing(&self, room_id: String) -> std::result::Result<Vec<String>, ChatError> {
+        self.shutdown.check()?;
+        Ok(self.sync.typing(&room_id))
+    }
+
+    /// The user's unread messages over all rooms (the app badge), as the rooms show them.
+    pub fn unread_total(&self) -> std::result::Result<u32, ChatError> {
+        self.read(|r| r.unread_total())
     }
 
     /// Every queued message (pending and failed), in send order.
@@ -447,11 +531,10 @@ impl ChatClient {
     /// same txn id).
     pub async fn background_sync(&self, budget_ms: u64) -> BackgroundSyncReport {
         let lifecycle = self.lifecycle.clone();
-        match self
+        let task = self
             .handle
-            .spawn(async move { lifecycle.background_sync(budget_ms).await })
-            .await
-        {
+            .spawn(async move { lifecycle.background_sync(budget_ms).await });
+        match AbortOnDrop(task).await {
             Ok(report) => report,
             Err(e) => BackgroundSyncReport {
                 outcome: BackgroundOutcome::Failed,
@@ -493,7 +576,7 @@ impl Drop for ChatClient {
 }
 
 /// A spawned task aborted when its handle is dropped before it finished.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
 impl<T> Future for AbortOnDrop<T> {
     type Output = std::result::Result<T, tokio::task::JoinError>;

@@ -166,7 +166,9 @@ fn token_error(t: TokenError) -> ChatError {
     match t {
         TokenError::Offline(m) => ChatError::Offline(format!("token provider: {m}")),
         TokenError::Unauthorized(m) => ChatError::Unauthorized(format!("token provider: {m}")),
-        TokenError::Other(m) => ChatError::Internal(format!("token provider failed: {m}")),
+        // The app's provider failed for its own reasons: not our bug, and not a sign-out; try
+        // again later, like a network failure.
+        TokenError::Other(m) => ChatError::Offline(format!("token provider failed: {m}")),
     }
 }
 
@@ -207,7 +209,7 @@ mod tests {
         let out: ChatError = token(TokenError::Unauthorized("signed out".into())).into();
         assert!(matches!(out, ChatError::Unauthorized(_)));
         let other: ChatError = token(TokenError::Other("keychain locked".into())).into();
-        assert!(matches!(other, ChatError::Internal(_)));
+        assert_eq!(other, ChatError::Offline("token provider failed: keychain locked".into()));
     }
 
     #[test]

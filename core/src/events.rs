@@ -37,6 +37,18 @@ pub enum ClientEvent {
         /// Entries rejected for good, waiting for retry or discard.
         failed: u32,
     },
+    /// Who is typing in a room changed (the user excluded). Ephemeral: not stored.
+    TypingChanged {
+        /// The room.
+        room_id: String,
+        /// Members typing now.
+        user_ids: Vec<String>,
+    },
+    /// The user's total of unread messages over all rooms changed (the app badge).
+    UnreadChanged {
+        /// Unread messages in all rooms.
+        total: u32,
+    },
     /// The server refused the token and the token source had no better one: the app should sign
     /// the user in again. Sent once per streak of refusals (again after a request succeeded).
     Unauthorized {
@@ -58,6 +70,8 @@ struct Snapshot {
     outbox: (u32, u32),
     /// Inside a streak of refused tokens.
     unauthorized: bool,
+    /// The last unread total sent.
+    unread: u32,
 }
 
 /// The core's side of the events: `emit` never blocks on a listener.
@@ -76,6 +90,7 @@ impl Default for EventHub {
                 sync: SyncState::Idle,
                 outbox: (0, 0),
                 unauthorized: false,
+                unread: 0,
             })),
         }
     }
@@ -118,8 +133,14 @@ impl EventHub {
                 }
                 snap.unauthorized = true;
             }
+            ClientEvent::UnreadChanged { total } => {
+                if snap.unread == *total {
+                    return;
+                }
+                snap.unread = *total;
+            }
             ClientEvent::MessagesChanged { ids, .. } if ids.is_empty() => return,
-            ClientEvent::MessagesChanged { .. } => {}
+            ClientEvent::MessagesChanged { .. } | ClientEvent::TypingChanged { .. } => {}
         }
         self.fanout.send(event);
     }
@@ -157,6 +178,7 @@ impl EventHub {
                     pending: snap.outbox.0,
                     failed: snap.outbox.1,
                 },
+                ClientEvent::UnreadChanged { total: snap.unread },
             ]
         };
         // Under the snapshot lock: no change can slip in between the state and the changes.
@@ -217,7 +239,7 @@ mod tests {
             .lock()
             .unwrap()
             .len()
-            == 5));
+            == 6));
         let events = rec.events.lock().unwrap().clone();
         assert_eq!(
             events[0],
@@ -238,7 +260,8 @@ mod tests {
                 failed: 0
             }
         );
-        assert_eq!(&events[3..], &[changed("1"), changed("2")]);
+        assert_eq!(events[3], ClientEvent::UnreadChanged { total: 0 });
+        assert_eq!(&events[4..], &[changed("1"), changed("2")]);
     }
 
     #[test]
@@ -309,7 +332,7 @@ mod tests {
             .lock()
             .unwrap()
             .len()
-            == 1003));
+            == 1004));
         drop(open_gate);
     }
 
@@ -323,7 +346,7 @@ mod tests {
             .lock()
             .unwrap()
             .len()
-            == 3));
+            == 4));
         sub.cancel();
         hub.emit(changed("after cancel"));
         let rec2 = Arc::new(Recorder::default());
@@ -370,7 +393,7 @@ mod stop_tests {
         let late = Arc::new(Recorder::default());
         let _late = hub.subscribe(late.clone());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while (rec.0.lock().unwrap().len() < 4 || late.0.lock().unwrap().is_empty())
+        while (rec.0.lock().unwrap().len() < 5 || late.0.lock().unwrap().is_empty())
             && std::time::Instant::now() < deadline
         {
             std::thread::yield_now();
@@ -381,8 +404,8 @@ mod stop_tests {
         assert_eq!(rec.0.lock().unwrap().last(), Some(&stopped));
         assert_eq!(
             rec.0.lock().unwrap().len(),
-            4,
-            "3 current states, then Stopped, nothing after"
+            5,
+            "4 current states, then Stopped, nothing after"
         );
         assert_eq!(*late.0.lock().unwrap(), vec![stopped]);
     }

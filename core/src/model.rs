@@ -73,6 +73,91 @@ pub struct ChatMessage {
     /// The server's reason, when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// When the sender last edited it (an edit still queued shows at once, as `pending_change`).
+    /// In JSON `edited`: the time, or `false`.
+    #[serde(rename = "edited", with = "time_or_false")]
+    pub edited_at: Option<String>,
+    /// Deleted by its sender: a tombstone (`text` empty, no parts, no reactions; its place kept).
+    pub deleted: bool,
+    /// Reactions by key, with whether the user reacted (queued toggles shown already). In JSON
+    /// an object: key -> `{"count": n, "me": bool}`.
+    #[serde(with = "reactions_by_key")]
+    pub reactions: Vec<ReactionSummary>,
+    /// Members other than the sender who have read it (their receipt is at or after it).
+    pub read_by: Vec<String>,
+    /// A change of this user to the message is queued, not yet accepted by the server (an edit,
+    /// a deletion or a reaction shown ahead of the server).
+    pub pending_change: bool,
+}
+
+/// `Option<String>` as the time or `false`.
+mod time_or_false {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(t) => t.serialize(s),
+            None => false.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Edited {
+            Time(String),
+            Flag(#[allow(dead_code)] bool),
+        }
+        Ok(match Edited::deserialize(d)? {
+            Edited::Time(t) => Some(t),
+            Edited::Flag(_) => None,
+        })
+    }
+}
+
+/// Reactions as an object keyed by reaction key, in key order.
+mod reactions_by_key {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::ReactionSummary;
+
+    #[derive(Serialize, Deserialize)]
+    struct Count {
+        count: u32,
+        me: bool,
+    }
+
+    pub fn serialize<S: Serializer>(v: &[ReactionSummary], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(|r| (r.key.as_str(), Count { count: r.count, me: r.me }))
+            .collect::<BTreeMap<_, _>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ReactionSummary>, D::Error> {
+        let map = BTreeMap::<String, Count>::deserialize(d)?;
+        Ok(map
+            .into_iter()
+            .map(|(key, c)| ReactionSummary {
+                key,
+                count: c.count,
+                me: c.me,
+            })
+            .collect())
+    }
+}
+
+/// The reactions of one key on a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionSummary {
+    /// The key (an emoji, a short code).
+    pub key: String,
+    /// How many members reacted with it.
+    pub count: u32,
+    /// Whether the user did.
+    pub me: bool,
 }
 
 /// Who is logged in on this device.
@@ -93,6 +178,9 @@ pub struct RoomSummary {
     pub member_ids: Vec<String>,
     /// Newest message held on the device (a queued one included), if any.
     pub last_message: Option<ChatMessage>,
+    /// The user's unread messages in the room, as the server counted them (0 once the user
+    /// marked it read on this device, ahead of the server).
+    pub unread: u32,
 }
 
 /// A change to a list the app renders (a timeline, the room list), in the spirit of
@@ -241,14 +329,34 @@ pub struct BackgroundSyncReport {
     pub error: Option<String>,
 }
 
+/// What a queued change does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new message.
+    Send,
+    /// New content for a message.
+    Edit,
+    /// A deletion.
+    Delete,
+    /// A reaction added or removed.
+    React,
+    /// A read receipt.
+    Receipt,
+}
+
 /// An entry of the outbox, as `outbox()` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
-    /// The client txn id, also the message's `id`.
+    /// The client txn id; for a send, also the message's `id`.
     pub local_id: String,
+    /// What it does.
+    pub kind: ChangeKind,
+    /// The message a change is about (its `id`), for edits, deletions and reactions.
+    pub target_id: Option<String>,
     /// Room it is sent to.
     pub room_id: String,
-    /// Text of its text/plain part.
+    /// Text of its text/plain part (a send's or an edit's; a reaction's key).
     pub text: String,
     /// RFC 3339, when it was queued.
     pub created_at: String,

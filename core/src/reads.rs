@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::store::messages::StoredMessage;
 use crate::store::meta::StoredSession;
-use crate::store::outbox::OutboxRecord;
+use crate::store::outbox::{Op, OutboxRecord, Target};
 use crate::store::rooms::{RoomRecord, VisibleFloor};
 use crate::store::{SharedStore, Store};
 
@@ -77,26 +77,77 @@ impl Reads {
         })
     }
 
+    /// What rendering a room's messages needs besides the messages: its record (receipts) and
+    /// the changes this device has queued about them (shown ahead of the server).
+    pub fn room_context(&self, store: &Store, room_id: &str) -> Result<RoomContext> {
+        let record = store.room(room_id)?.unwrap_or_else(RoomRecord::first_seen);
+        let changes = store
+            .outbox
+            .entries()?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.room_id == room_id && !r.op.is_send())
+            .collect();
+        Ok(RoomContext { record, changes })
+    }
+
     /// A stored message as the app renders it.
-    pub fn chat_message(&self, store: &Store, stored: &StoredMessage) -> Result<ChatMessage> {
+    pub fn chat_message(
+        &self,
+        store: &Store,
+        ctx: &RoomContext,
+        stored: &StoredMessage,
+    ) -> Result<ChatMessage> {
         let m = &stored.message;
-        Ok(ChatMessage {
-            id: stored.local_id.clone().unwrap_or_else(|| m.id.to_string()),
+        let mut view = ChatMessage {
+            id: stored
+                .local_id
+                .clone()
+                .unwrap_or_else(|| m.id.to_string()),
             server_id: Some(m.id),
             local_id: stored.local_id.clone(),
             room_id: m.room_id.clone(),
             sender: self.chat_user(store, &m.user_id)?,
-            text: m.text().unwrap_or("").to_owned(),
-            parts: m.parts.iter().map(message_part).collect(),
+            text: if stored.deleted {
+                String::new()
+            } else {
+                m.text().unwrap_or("").to_owned()
+            },
+            parts: if stored.deleted {
+                Vec::new()
+            } else {
+                m.parts.iter().map(message_part).collect()
+            },
             created_at: m.created_at.clone(),
             state: MessageState::Sent,
             failure_reason: None,
-        })
+            edited_at: stored.edited_at.clone(),
+            deleted: stored.deleted,
+            reactions: stored
+                .reactions
+                .iter()
+                .map(|r| ReactionSummary {
+                    key: r.key.clone(),
+                    count: r.count,
+                    me: r.me,
+                })
+                .collect(),
+            read_by: ctx
+                .record
+                .receipts
+                .iter()
+                .filter(|(user, read)| **read >= m.id && **user != m.user_id)
+                .map(|(user, _)| user.clone())
+                .collect(),
+            pending_change: false,
+        };
+        overlay(&mut view, &ctx.changes);
+        Ok(view)
     }
 
-    /// The echo of a queued message.
-    pub fn echo(&self, store: &Store, record: &OutboxRecord) -> Result<ChatMessage> {
-        Ok(ChatMessage {
+    /// The echo of a queued send.
+    pub fn echo(&self, store: &Store, ctx: &RoomContext, record: &OutboxRecord) -> Result<ChatMessage> {
+        let mut view = ChatMessage {
             id: record.local_id.clone(),
             server_id: None,
             local_id: Some(record.local_id.clone()),
@@ -107,7 +158,14 @@ impl Reads {
             created_at: record.created_at.clone(),
             state: record.state,
             failure_reason: record.failure_reason.clone(),
-        })
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+            read_by: Vec::new(),
+            pending_change: false,
+        };
+        overlay(&mut view, &ctx.changes);
+        Ok(view)
     }
 
     /// Up to `limit` stored messages of `room_id` below `before`, newest first, never reading
@@ -141,13 +199,13 @@ impl Reads {
         }
     }
 
-    /// The outbox entries of one room, in queue order.
+    /// The queued sends of one room (their echoes), in queue order.
     fn room_echoes(&self, store: &Store, room_id: &str) -> Result<Vec<(u64, OutboxRecord)>> {
         Ok(store
             .outbox
             .entries()?
             .into_iter()
-            .filter(|(_, r)| r.room_id == room_id)
+            .filter(|(_, r)| r.room_id == room_id && r.op.is_send())
             .collect())
     }
 
@@ -168,17 +226,18 @@ impl Reads {
     ) -> Result<Vec<ChatMessage>> {
         // Sort key, larger is newer: a message by (id, 0, 0), an echo right above the message it
         // was queued after by (after_id, 1, seq).
+        let ctx = self.room_context(store, room_id)?;
         let mut items: Vec<((u64, u8, u64), ChatMessage)> = Vec::with_capacity(page.len());
         for stored in page {
-            items.push(((stored.message.id, 0, 0), self.chat_message(store, stored)?));
+            items.push(((stored.message.id, 0, 0), self.chat_message(store, &ctx, stored)?));
         }
         if lower < upper {
             for (seq, record) in self.room_echoes(store, room_id)? {
                 let after = record.after_id.unwrap_or(0);
                 if after >= lower && after < upper {
-                    items.push(((after, 1, seq), self.echo(store, &record)?));
+                    items.push(((after, 1, seq), self.echo(store, &ctx, &record)?));
                 } else if keep_below && after < lower {
-                    items.push(((u64::MAX, 1, seq), self.echo(store, &record)?));
+                    items.push(((u64::MAX, 1, seq), self.echo(store, &ctx, &record)?));
                 }
             }
         }
@@ -249,6 +308,33 @@ impl Reads {
         Ok(Window { items, anchor })
     }
 
+    /// The message the app's id names (a server id, or the local id of a message sent from this
+    /// device, queued or sent), wherever it is held; `None` when it is not on the device.
+    pub fn message(&self, id: &str) -> Result<Option<ChatMessage>> {
+        let store = self.store()?;
+        for (_, record) in store.outbox.entries()? {
+            if record.op.is_send() && record.local_id == id {
+                let ctx = self.room_context(&store, &record.room_id)?;
+                return Ok(Some(self.echo(&store, &ctx, &record)?));
+            }
+        }
+        for (room_id, _) in store.rooms()? {
+            let server_id = match id.parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => store.server_id_of(&room_id, id)?,
+            };
+            if let Some(stored) = server_id
+                .map(|n| store.messages.get(&room_id, n))
+                .transpose()?
+                .flatten()
+            {
+                let ctx = self.room_context(&store, &room_id)?;
+                return Ok(Some(self.chat_message(&store, &ctx, &stored)?));
+            }
+        }
+        Ok(None)
+    }
+
     /// Whether stored or server history exists below `id` in `room_id`.
     pub fn has_older(&self, room_id: &str, id: u64) -> Result<bool> {
         let store = self.store()?;
@@ -266,6 +352,7 @@ impl Reads {
         let store = self.store()?;
         let mut out = Vec::new();
         for (id, record) in store.rooms()? {
+            let unread = store.unread_shown(&id, &record)?;
             let page = self.store_page(&store, &id, 1, None)?;
             let lower = page.messages.last().map_or(0, |m| m.message.id);
             let last_message = self
@@ -281,6 +368,7 @@ impl Reads {
                 name,
                 member_ids,
                 last_message,
+                unread,
             });
         }
         out.sort_by(|a, b| {
@@ -288,6 +376,11 @@ impl Reads {
             t(b).cmp(&t(a)).then_with(|| a.id.cmp(&b.id))
         });
         Ok(out)
+    }
+
+    /// The app badge: every room's unread count as [`Reads::rooms`] shows it.
+    pub fn unread_total(&self) -> Result<u32> {
+        Ok(self.store()?.unread_total()?)
     }
 
     /// Every queued message (pending and failed), in send order.
@@ -298,7 +391,24 @@ impl Reads {
             .entries()?
             .into_iter()
             .map(|(_, r)| OutboxEntry {
-                text: text_of(&r.parts),
+                kind: match &r.op {
+                    Op::Send => ChangeKind::Send,
+                    Op::Edit { .. } => ChangeKind::Edit,
+                    Op::Delete { .. } => ChangeKind::Delete,
+                    Op::React { .. } => ChangeKind::React,
+                    Op::Receipt { .. } => ChangeKind::Receipt,
+                },
+                target_id: match &r.op {
+                    Op::Edit { target } | Op::Delete { target } | Op::React { target, .. } => target
+                        .local_id
+                        .clone()
+                        .or_else(|| target.server_id.map(|id| id.to_string())),
+                    _ => None,
+                },
+                text: match &r.op {
+                    Op::React { key, .. } => key.clone(),
+                    _ => text_of(&r.parts),
+                },
                 local_id: r.local_id,
                 room_id: r.room_id,
                 created_at: r.created_at,
@@ -360,4 +470,63 @@ pub(crate) fn check_limit(limit: u32) -> Result<u32> {
         return Err(Error::InvalidInput("limit must be at least 1".into()));
     }
     Ok(limit.min(MAX_READ_LIMIT))
+}
+
+/// A room's record and the changes this device has queued about its messages.
+pub(crate) struct RoomContext {
+    pub record: RoomRecord,
+    /// Queued edits, deletions, reactions and receipts of the room, in queue order.
+    pub changes: Vec<OutboxRecord>,
+}
+
+/// Whether `target` names the message shown as `view`.
+fn names(target: &Target, view: &ChatMessage) -> bool {
+    (target.server_id.is_some() && target.server_id == view.server_id)
+        || (target.local_id.is_some() && target.local_id == view.local_id)
+}
+
+/// Shows this device's queued changes to a message ahead of the server: an edit's text, a
+/// deletion's tombstone, a reaction toggled.
+fn overlay(view: &mut ChatMessage, changes: &[OutboxRecord]) {
+    for change in changes {
+        match &change.op {
+            Op::Edit { target } if names(target, view) => {
+                view.text = text_of(&change.parts);
+                view.parts = change.parts.iter().map(message_part).collect();
+                view.edited_at = Some(change.created_at.clone());
+                view.pending_change = true;
+            }
+            Op::Delete { target } if names(target, view) => {
+                view.deleted = true;
+                view.text.clear();
+                view.parts.clear();
+                view.reactions.clear();
+                view.pending_change = true;
+            }
+            Op::React { target, key, on } if names(target, view) => {
+                let at = view.reactions.iter().position(|r| r.key == *key);
+                match (at, *on) {
+                    (Some(i), true) if !view.reactions[i].me => {
+                        view.reactions[i].count += 1;
+                        view.reactions[i].me = true;
+                    }
+                    (None, true) => view.reactions.push(ReactionSummary {
+                        key: key.clone(),
+                        count: 1,
+                        me: true,
+                    }),
+                    (Some(i), false) if view.reactions[i].me => {
+                        view.reactions[i].count = view.reactions[i].count.saturating_sub(1);
+                        view.reactions[i].me = false;
+                        if view.reactions[i].count == 0 {
+                            view.reactions.remove(i);
+                        }
+                    }
+                    _ => {}
+                }
+                view.pending_change = true;
+            }
+            _ => {}
+        }
+    }
 }

@@ -30,7 +30,8 @@ use crate::error::{Error, Result};
 use crate::events::{ClientEvent, EventHub};
 use crate::model::*;
 use crate::reads::check_room_id;
-use crate::store::outbox::OutboxRecord;
+use crate::store::messages::StoredMessage;
+use crate::store::outbox::{Op, OutboxRecord, Target};
 use crate::store::{SharedStore, Store};
 
 /// First retry delay after a transient failure.
@@ -114,11 +115,20 @@ pub(crate) struct SendQueue {
     /// Notified whenever something becomes sendable (a send, a retry, a discard that unblocks
     /// a room): the scheduler's live flusher waits on it.
     wake: Arc<Notify>,
+    /// The device's user: only their own messages can be edited or deleted.
+    user_id: String,
 }
 
 impl SendQueue {
-    pub fn new(store: SharedStore, api: Arc<Api>, events: EventHub, changes: Changes) -> Self {
+    pub fn new(
+        user_id: String,
+        store: SharedStore,
+        api: Arc<Api>,
+        events: EventHub,
+        changes: Changes,
+    ) -> Self {
         SendQueue {
+            user_id,
             store,
             api,
             events,
@@ -162,6 +172,7 @@ impl SendQueue {
             attempts: 0,
             failure_reason: None,
             after_id,
+            op: Op::Send,
         };
         store.enqueue(&record)?;
         // Durable before the app is told it is queued. When that fails (a full disk) the app is
@@ -176,6 +187,256 @@ impl SendQueue {
         Ok(record)
     }
 
+    /// Makes a queued change durable and tells everyone; on a failed flush the journal forgets
+    /// it (the app is told the change failed).
+    async fn committed(&self, store: &Store, room_id: &str, ids: Vec<String>) -> Result<()> {
+        store.flush().await?;
+        self.changed(room_id, ids);
+        self.emit_counts(store);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// A change's entry in the queue.
+    fn change_record(room_id: &str, after_id: Option<u64>, parts: Vec<Part>, op: Op) -> OutboxRecord {
+        OutboxRecord {
+            local_id: uuid::Uuid::new_v4().to_string(),
+            room_id: room_id.to_owned(),
+            parts,
+            created_at: now_rfc3339(),
+            state: MessageState::Pending,
+            attempts: 0,
+            failure_reason: None,
+            after_id,
+            op,
+        }
+    }
+
+    /// What the app's message id `id` in `room_id` names: a send still queued (its local id),
+    /// or a held message (by server id, or by the local id it was sent with).
+    fn resolve(&self, store: &Store, room_id: &str, id: &str) -> Result<Resolved> {
+        for (seq, r) in store.outbox.entries()? {
+            if r.op.is_send() && r.local_id == id && r.room_id == room_id {
+                return Ok(Resolved::Queued { seq, record: r });
+            }
+        }
+        let server_id = match id.parse::<u64>() {
+            Ok(n) if store.messages.get(room_id, n)?.is_some() => Some(n),
+            _ => store.server_id_of(room_id, id)?,
+        };
+        let Some(server_id) = server_id else {
+            return Err(Error::NotFound(format!("no message {id} in room {room_id}")));
+        };
+        let held = store
+            .messages
+            .get(room_id, server_id)?
+            .ok_or_else(|| Error::NotFound(format!("no message {id} in room {room_id}")))?;
+        Ok(Resolved::Held(held))
+    }
+
+    /// Checks that the user may change `held` (their own message, not deleted).
+    fn check_own(&self, held: &StoredMessage, what: &str) -> Result<()> {
+        if held.message.user_id != self.user_id {
+            return Err(Error::InvalidInput(format!(
+                "only the sender can {what} a message"
+            )));
+        }
+        if held.deleted {
+            return Err(Error::InvalidInput(format!("cannot {what} a deleted message")));
+        }
+        Ok(())
+    }
+
+    /// Queued changes of `room_id` about `target` (by server id or the local id of its send).
+    fn queued_changes(
+        store: &Store,
+        room_id: &str,
+        target: &Target,
+    ) -> Result<Vec<(u64, OutboxRecord)>> {
+        Ok(store
+            .outbox
+            .entries()?
+            .into_iter()
+            .filter(|(_, r)| r.room_id == room_id)
+            .filter(|(_, r)| match &r.op {
+                Op::Edit { target: t } | Op::Delete { target: t } | Op::React { target: t, .. } => {
+                    t == target
+                }
+                _ => false,
+            })
+            .collect())
+    }
+
+    /// New content for a message of this user. A send still queued is rewritten in place (it
+    /// goes out once, with the new text); an edit already queued for the message is rewritten.
+    pub async fn edit(&self, room_id: &str, id: &str, text: &str) -> Result<()> {
+        check_room_id(room_id)?;
+        if text.trim().is_empty() {
+            return Err(Error::InvalidInput("message text is empty".into()));
+        }
+        let parts = vec![Part::text(text)];
+        chatsync_protocol::limits::check_parts(&parts)?;
+        // Not while a flush may be sending the message with its old text.
+        let _one_flush = self.flush_lock.lock().await;
+        let store = self.store()?;
+        match self.resolve(&store, room_id, id)? {
+            Resolved::Queued { seq, .. } => {
+                store.update_outbox(seq, |r| r.parts = parts.clone())?;
+            }
+            Resolved::Held(held) => {
+                self.check_own(&held, "edit")?;
+                let target = target_of(&held);
+                let queued = Self::queued_changes(&store, room_id, &target)?;
+                match queued.iter().find(|(_, r)| matches!(r.op, Op::Edit { .. })) {
+                    Some((seq, _)) => {
+                        store.update_outbox(*seq, |r| r.parts = parts.clone())?;
+                    }
+                    None => {
+                        store.enqueue(&Self::change_record(
+                            room_id,
+                            None,
+                            parts,
+                            Op::Edit { target },
+                        ))?;
+                    }
+                }
+            }
+        }
+        self.committed(&store, room_id, vec![id.to_owned()]).await
+    }
+
+    /// Deletes a message of this user. A send still queued is dropped (never sent), with the
+    /// changes queued about it; otherwise a deletion is queued and the edits and reactions
+    /// queued about the message are dropped (they would only fail).
+    pub async fn delete(&self, room_id: &str, id: &str) -> Result<()> {
+        check_room_id(room_id)?;
+        let _one_flush = self.flush_lock.lock().await;
+        let store = self.store()?;
+        match self.resolve(&store, room_id, id)? {
+            Resolved::Queued { seq, record } => {
+                let target = Target {
+                    server_id: None,
+                    local_id: Some(record.local_id.clone()),
+                };
+                for (s, _) in Self::queued_changes(&store, room_id, &target)? {
+                    store.remove_outbox(s)?;
+                }
+                store.remove_outbox(seq)?;
+            }
+            Resolved::Held(held) => {
+                self.check_own(&held, "delete")?;
+                let target = target_of(&held);
+                for (s, _) in Self::queued_changes(&store, room_id, &target)? {
+                    store.remove_outbox(s)?;
+                }
+                store.enqueue(&Self::change_record(
+                    room_id,
+                    None,
+                    Vec::new(),
+                    Op::Delete { target },
+                ))?;
+            }
+        }
+        self.committed(&store, room_id, vec![id.to_owned()]).await
+    }
+
+    /// Toggles the user's reaction `key` on a message: added when they have not reacted with
+    /// it, removed when they have. Toggling back a change still queued cancels it (nothing is
+    /// sent). Returns whether the user now reacts with `key`.
+    pub async fn toggle_reaction(&self, room_id: &str, id: &str, key: &str) -> Result<bool> {
+        check_room_id(room_id)?;
+        chatsync_protocol::v2::check_reaction_key(key)?;
+        let _one_flush = self.flush_lock.lock().await;
+        let store = self.store()?;
+        let (target, stored_me) = match self.resolve(&store, room_id, id)? {
+            Resolved::Queued { record, .. } => (
+                Target {
+                    server_id: None,
+                    local_id: Some(record.local_id),
+                },
+                false,
+            ),
+            Resolved::Held(held) => {
+                if held.deleted {
+                    return Err(Error::InvalidInput(
+                        "cannot react to a deleted message".into(),
+                    ));
+                }
+                let me = held.reactions.iter().any(|r| r.key == key && r.me);
+                (target_of(&held), me)
+            }
+        };
+        let pending = Self::queued_changes(&store, room_id, &target)?
+            .into_iter()
+            .find(|(_, r)| matches!(&r.op, Op::React { key: k, .. } if k == key));
+        let now_on = match pending {
+            Some((seq, record)) => {
+                // A toggle back: the queued change is cancelled, the stored state stands.
+                store.remove_outbox(seq)?;
+                let Op::React { on, .. } = record.op else {
+                    unreachable!("filtered on React")
+                };
+                !on
+            }
+            None => {
+                store.enqueue(&Self::change_record(
+                    room_id,
+                    None,
+                    Vec::new(),
+                    Op::React {
+                        target,
+                        key: key.to_owned(),
+                        on: !stored_me,
+                    },
+                ))?;
+                !stored_me
+            }
+        };
+        self.committed(&store, room_id, vec![id.to_owned()]).await?;
+        Ok(now_on)
+    }
+
+    /// Marks the room read up to its newest held message: a receipt is queued (or the one
+    /// already queued moves forward). Nothing when the user's receipt is there already.
+    pub async fn mark_read(&self, room_id: &str) -> Result<()> {
+        check_room_id(room_id)?;
+        // Not while a flush may be sending the receipt queued before.
+        let _one_flush = self.flush_lock.lock().await;
+        let store = self.store()?;
+        let Some(room) = store.room(room_id)? else {
+            return Ok(());
+        };
+        let Some(newest) = room.newest_held else {
+            return Ok(());
+        };
+        if room.receipts.get(&self.user_id).is_some_and(|r| *r >= newest) && room.unread == 0 {
+            return Ok(());
+        }
+        let queued = store
+            .outbox
+            .entries()?
+            .into_iter()
+            .find(|(_, r)| r.room_id == room_id && matches!(r.op, Op::Receipt { .. }));
+        match queued {
+            Some((seq, _)) => {
+                store.update_outbox(seq, |r| {
+                    if let Op::Receipt { message_id } = &mut r.op {
+                        *message_id = (*message_id).max(newest);
+                    }
+                })?;
+            }
+            None => {
+                store.enqueue(&Self::change_record(
+                    room_id,
+                    None,
+                    Vec::new(),
+                    Op::Receipt { message_id: newest },
+                ))?;
+            }
+        }
+        self.committed(&store, room_id, Vec::new()).await
+    }
+
     /// Pending and failed counts.
     pub fn counts(&self) -> Result<(u32, u32)> {
         counts(&self.store()?)
@@ -188,6 +449,11 @@ impl SendQueue {
                 .events
                 .emit(ClientEvent::OutboxChanged { pending, failed }),
             Err(e) => tracing::warn!("cannot count the outbox: {e}"),
+        }
+        // A receipt queued or confirmed moves the badge.
+        match store.unread_total() {
+            Ok(total) => self.events.emit(ClientEvent::UnreadChanged { total }),
+            Err(e) => tracing::warn!("cannot count unread messages: {e}"),
         }
     }
 
@@ -237,8 +503,38 @@ impl SendQueue {
                 continue;
             }
             if record.state == MessageState::Failed {
-                blocked.insert(record.room_id.clone());
+                // A failed send holds its room back; a failed change does not.
+                if record.op.is_send() {
+                    blocked.insert(record.room_id.clone());
+                }
                 continue;
+            }
+            if !record.op.is_send() {
+                match self.send_change(&store, seq, &record).await {
+                    Ok(Sent::Done) => {
+                        report.sent += 1;
+                        pending = pending.saturating_sub(1);
+                        self.events
+                            .emit(ClientEvent::OutboxChanged { pending, failed });
+                        continue;
+                    }
+                    // Its message is still queued (a later flush) or was discarded (dropped).
+                    Ok(Sent::Waiting) => {
+                        blocked.insert(record.room_id.clone());
+                        continue;
+                    }
+                    Err(e) => match self.after_failure(&store, seq, &record, e).await? {
+                        Some(stop) => {
+                            report.stopped_by = Some(stop);
+                            break;
+                        }
+                        None => {
+                            pending = pending.saturating_sub(1);
+                            failed += 1;
+                            continue;
+                        }
+                    },
+                }
             }
             match self
                 .api
@@ -311,6 +607,122 @@ impl SendQueue {
         Ok(report)
     }
 
+    /// Sends one queued change (not a send) and records the answer.
+    async fn send_change(&self, store: &Store, seq: u64, record: &OutboxRecord) -> Result<Sent> {
+        let room = &record.room_id;
+        let resolve = |t: &Target| -> Result<Option<u64>> {
+            match (t.server_id, &t.local_id) {
+                (Some(id), _) => Ok(Some(id)),
+                (None, Some(local)) => Ok(store.server_id_of(room, local)?),
+                (None, None) => Ok(None),
+            }
+        };
+        let target = match &record.op {
+            Op::Edit { target } | Op::Delete { target } | Op::React { target, .. } => {
+                match resolve(target)? {
+                    Some(id) => Some(id),
+                    None => {
+                        let still_queued = store.outbox.entries()?.into_iter().any(|(_, r)| {
+                            r.op.is_send() && Some(&r.local_id) == target.local_id.as_ref()
+                        });
+                        if still_queued {
+                            return Ok(Sent::Waiting);
+                        }
+                        // Its send was discarded: the change is about nothing.
+                        store.remove_outbox(seq)?;
+                        store.flush().await?;
+                        return Ok(Sent::Done);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let txn = &record.local_id;
+        let message = match &record.op {
+            Op::Send => unreachable!("sends are flushed by the caller"),
+            Op::Edit { .. } => Some(
+                self.api
+                    .edit_message(room, target.unwrap_or(0), txn, &record.parts)
+                    .await?,
+            ),
+            Op::Delete { .. } => Some(
+                self.api
+                    .delete_message(room, target.unwrap_or(0), txn)
+                    .await?,
+            ),
+            Op::React { key, on, .. } => Some(
+                self.api
+                    .react(room, target.unwrap_or(0), txn, key, *on)
+                    .await?,
+            ),
+            Op::Receipt { message_id } => {
+                let answer = self.api.receipt(room, txn, *message_id).await?;
+                store.apply_own_receipt(room, &self.user_id, answer.message_id, answer.unread)?;
+                None
+            }
+        };
+        store.complete_change(seq, txn, message.as_ref())?;
+        store.flush().await?;
+        self.backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset();
+        let ids = message
+            .iter()
+            .map(|m| m.id.to_string())
+            .chain(std::iter::once(txn.clone()))
+            .collect();
+        self.changed(room, ids);
+        Ok(Sent::Done)
+    }
+
+    /// Records a failed attempt of a change. A transient failure arms the backoff and stops the
+    /// flush (returned); a permanent one marks the entry failed (`None`).
+    async fn after_failure(
+        &self,
+        store: &Store,
+        seq: u64,
+        record: &OutboxRecord,
+        error: Error,
+    ) -> Result<Option<Error>> {
+        let transient = matches!(&error, Error::Api(e) if e.is_transient() || matches!(e, ApiError::Protocol(_)));
+        if transient {
+            store.update_outbox(seq, |r| r.attempts = r.attempts.saturating_add(1))?;
+            store.flush().await?;
+            let retry_after = match &error {
+                Error::Api(e) => e.retry_after(),
+                _ => None,
+            };
+            let mut rng = fastrand::Rng::new();
+            self.backoff
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .on_failure(Instant::now(), retry_after, &mut rng);
+            return Ok(Some(error));
+        }
+        if matches!(
+            &error,
+            Error::Api(ApiError::Unauthorized(_) | ApiError::ShutDown | ApiError::Token(_))
+                | Error::ShutDown
+        ) {
+            return Err(error);
+        }
+        let reason = match &error {
+            Error::Api(ApiError::Rejected { reason, .. } | ApiError::NotFound(reason)) => {
+                reason.clone()
+            }
+            other => other.to_string(),
+        };
+        store.update_outbox(seq, |r| {
+            r.state = MessageState::Failed;
+            r.attempts = r.attempts.saturating_add(1);
+            r.failure_reason = Some(reason.clone());
+        })?;
+        store.flush().await?;
+        self.changed(&record.room_id, vec![record.local_id.clone()]);
+        Ok(None)
+    }
+
     /// A failed entry becomes pending again (and unblocks its room).
     pub async fn retry(&self, local_id: &str) -> Result<()> {
         let store = self.store()?;
@@ -370,7 +782,9 @@ fn sendable_count(store: &Store) -> Result<usize> {
     let mut sendable = 0;
     for (_, r) in store.outbox.entries()? {
         if r.state == MessageState::Failed {
-            blocked.insert(r.room_id);
+            if r.op.is_send() {
+                blocked.insert(r.room_id);
+            }
         } else if !blocked.contains(&r.room_id) {
             sendable += 1;
         }
@@ -425,5 +839,29 @@ mod tests {
             })
             .collect();
         assert!(delays.len() > 10);
+    }
+}
+
+/// What an app's message id names.
+enum Resolved {
+    /// A send still queued.
+    Queued { seq: u64, record: OutboxRecord },
+    /// A message held in the store.
+    Held(StoredMessage),
+}
+
+/// How a queued change went.
+enum Sent {
+    /// Accepted (or moot): out of the queue.
+    Done,
+    /// Its message is still queued: later.
+    Waiting,
+}
+
+/// The target naming a held message (its server id; its local id too when this device sent it).
+fn target_of(held: &StoredMessage) -> Target {
+    Target {
+        server_id: Some(held.message.id),
+        local_id: None,
     }
 }

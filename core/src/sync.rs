@@ -46,6 +46,8 @@ pub(crate) struct SyncOutcome {
     pub new_messages: BTreeMap<String, u32>,
     /// New messages from other users, for notifications.
     pub previews: Vec<NewMessagePreview>,
+    /// The server has more changes waiting: sync again at once.
+    pub has_more: bool,
 }
 
 /// The sync service.
@@ -59,6 +61,8 @@ pub(crate) struct SyncService {
     max_messages_per_room: u32,
     /// One sync batch applied (and its gaps filled) at a time.
     sync_lock: tokio::sync::Mutex<()>,
+    /// Who types where, as the last answer said (ephemeral: never stored).
+    typing: std::sync::Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl SyncService {
@@ -78,16 +82,78 @@ impl SyncService {
             page_size: config.page_size,
             max_messages_per_room: config.max_messages_per_room,
             sync_lock: tokio::sync::Mutex::new(()),
+            typing: std::sync::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Records who types in the rooms of an answer; tells the app where it changed.
+    fn note_typing(&self, response: &chatsync_protocol::v2::SyncResponse) {
+        let mut typing = self.typing.lock().unwrap_or_else(|p| p.into_inner());
+        for (room_id, room) in &response.rooms {
+            let now: Vec<String> = room
+                .typing
+                .iter()
+                .filter(|u| **u != self.user_id)
+                .cloned()
+                .collect();
+            let before = typing.get(room_id).cloned().unwrap_or_default();
+            if before != now {
+                if now.is_empty() {
+                    typing.remove(room_id);
+                } else {
+                    typing.insert(room_id.clone(), now.clone());
+                }
+                self.events.emit(ClientEvent::TypingChanged {
+                    room_id: room_id.clone(),
+                    user_ids: now,
+                });
+            }
+        }
+    }
+
+    /// Who types in `room_id` now, as the last sync said.
+    pub fn typing(&self, room_id: &str) -> Vec<String> {
+        self.typing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Tells the server the user is (or stopped) typing in `room_id`. Ephemeral: not queued; a
+    /// failure is returned and nothing is retried.
+    pub async fn set_typing(&self, room_id: &str, typing: bool) -> Result<()> {
+        check_room_id(room_id)?;
+        Ok(self.api.typing(room_id, typing).await?)
     }
 
     fn store(&self) -> Result<Store> {
         self.store.get().ok_or(Error::ShutDown)
     }
 
-    /// One `/v1/sync` (holding up to `timeout_ms`), applied and flushed, gaps filled, rooms
-    /// trimmed, views and listeners told.
+    /// Syncs until caught up: one `/v2/sync` holding up to `timeout_ms`, then, while the server
+    /// says more changes are waiting (`has_more`: its answers are bounded), more at once.
     pub async fn sync_request(&self, timeout_ms: u64) -> Result<SyncOutcome> {
+        /// Rounds of one call at most (500 changes each): the rest comes with the next call.
+        const MAX_ROUNDS: u32 = 20;
+        let mut outcome = self.sync_round(timeout_ms).await?;
+        let mut rounds = 1;
+        while outcome.has_more && rounds < MAX_ROUNDS {
+            let more = self.sync_round(0).await?;
+            for (room, n) in more.new_messages {
+                *outcome.new_messages.entry(room).or_default() += n;
+            }
+            outcome.previews.extend(more.previews);
+            outcome.has_more = more.has_more;
+            rounds += 1;
+        }
+        Ok(outcome)
+    }
+
+    /// One `/v2/sync` (holding up to `timeout_ms`), applied and flushed, gaps filled, rooms
+    /// trimmed, views and listeners told.
+    async fn sync_round(&self, timeout_ms: u64) -> Result<SyncOutcome> {
         let store = self.store()?;
         let limit = self.page_size.clamp(1, SYNC_MAX_LIMIT);
         let mut since = store.meta.sync_token()?;
@@ -108,6 +174,7 @@ impl SyncService {
         let _one_batch = self.sync_lock.lock().await;
         let applied = store.apply_sync(&response, since.as_deref())?;
         store.flush().await?;
+        self.note_typing(&response);
 
         let mut changed: BTreeMap<String, Vec<u64>> = applied.new;
         self.fetch_unknown_rooms(&store, response.rooms.keys())
@@ -122,7 +189,10 @@ impl SyncService {
         }
         store.flush().await?;
 
-        let mut outcome = SyncOutcome::default();
+        let mut outcome = SyncOutcome {
+            has_more: response.has_more,
+            ..SyncOutcome::default()
+        };
         let mut senders = BTreeSet::new();
         for (room_id, ids) in &changed {
             if ids.is_empty() {
@@ -131,10 +201,15 @@ impl SyncService {
             outcome
                 .new_messages
                 .insert(room_id.clone(), ids.len() as u32);
+            // Read on another device of the user: no notification for it.
+            let read_up_to = store
+                .room(room_id)?
+                .and_then(|r| r.receipts.get(&self.user_id).copied())
+                .unwrap_or(0);
             for id in ids {
                 if let Some(stored) = store.messages.get(room_id, *id)? {
                     let m = stored.message;
-                    if m.user_id != self.user_id {
+                    if m.user_id != self.user_id && m.id > read_up_to && !stored.deleted {
                         senders.insert(m.user_id.clone());
                         outcome.previews.push(NewMessagePreview {
                             room_id: room_id.clone(),
@@ -161,6 +236,14 @@ impl SyncService {
         }
         // Every room of the answer may have changed (its record at least): the views re-read.
         self.changes.rooms(response.rooms.keys());
+        if !applied.completed.is_empty() {
+            let (pending, failed) = crate::send_queue::counts(&store)?;
+            self.events
+                .emit(ClientEvent::OutboxChanged { pending, failed });
+        }
+        self.events.emit(ClientEvent::UnreadChanged {
+            total: store.unread_total()?,
+        });
         for (room_id, ids) in changed {
             self.events.emit(ClientEvent::MessagesChanged {
                 room_id,
@@ -358,3 +441,4 @@ mod tests {
         );
     }
 }
+

@@ -142,7 +142,8 @@ impl Timeline {
         let inner = self.inner.clone();
         let shutdown = inner.shutdown.clone();
         let work = async move { shutdown.race(inner.paginate_backwards(count)).await };
-        match self.runtime.spawn(work).await {
+        // Aborted when the caller stops waiting (a cancelled coroutine or Task).
+        match crate::client::AbortOnDrop(self.runtime.spawn(work)).await {
             Ok(result) => result.map_err(ChatError::from),
             Err(e) if e.is_panic() => Err(Error::from_panic(e.into_panic()).into()),
             Err(_) => Err(ChatError::ShutDown),
@@ -154,7 +155,9 @@ impl Inner {
     async fn paginate_backwards(&self, count: u32) -> Result<PaginationOutcome> {
         let count = check_limit(count)?;
         let _one = self.paginating.lock().await;
-        let before = self.lock().items.len();
+        // The oldest item shown now: what the page adds is what comes before it afterwards
+        // (new messages arriving meanwhile at the other end do not count).
+        let first = self.lock().items.first().map(|m| m.id.clone());
         let anchor = self.lock().anchor;
         let mut has_more_on_server = None;
         let mut new_anchor = self.older_anchor(anchor, count)?;
@@ -172,8 +175,12 @@ impl Inner {
             Some(a) => self.reads.has_older(&self.room_id, a)?,
             None => has_more_on_server.unwrap_or(false),
         };
+        let added = match &first {
+            Some(id) => after.items.iter().position(|m| &m.id == id).unwrap_or(0),
+            None => after.items.len(),
+        };
         Ok(PaginationOutcome {
-            added: after.items.len().saturating_sub(before) as u32,
+            added: added as u32,
             has_more,
         })
     }

@@ -147,11 +147,11 @@ async fn background_makes_exactly_one_sync_per_interval_and_none_while_offline()
     let started = Instant::now();
     alice.start();
     assert!(
-        wait_until(10 * MINUTE, || proxy.requests_to("/v1/sync").len() >= 6).await,
+        wait_until(10 * MINUTE, || proxy.requests_to("/v2/sync").len() >= 6).await,
         "{:?}",
         proxy.requests()
     );
-    let syncs: Vec<Instant> = proxy.requests_to("/v1/sync").iter().map(|r| r.at).collect();
+    let syncs: Vec<Instant> = proxy.requests_to("/v2/sync").iter().map(|r| r.at).collect();
     assert!(
         syncs[0] - started < Duration::from_secs(1),
         "first sync (catch-up) at once"
@@ -166,7 +166,7 @@ async fn background_makes_exactly_one_sync_per_interval_and_none_while_offline()
     // Nothing else was requested: no probe while online, no flush with an empty outbox.
     let all: Vec<_> = proxy.requests()[before..].to_vec();
     assert!(
-        all.iter().all(|r| r.path == "/v1/sync"),
+        all.iter().all(|r| r.path == "/v2/sync"),
         "unexpected requests: {all:?}"
     );
 
@@ -187,7 +187,7 @@ async fn background_makes_exactly_one_sync_per_interval_and_none_while_offline()
     let back = Instant::now();
     assert!(
         wait_until(Duration::from_secs(5), || proxy
-            .requests_to("/v1/sync")
+            .requests_to("/v2/sync")
             .len()
             > syncs.len())
         .await
@@ -557,12 +557,12 @@ async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_s
     alice.set_app_state(AppState::Active);
     alice.start();
     assert!(wait_until(MINUTE, || server.parked_long_polls() == 1).await);
-    let syncs = || proxy.requests_to("/v1/sync");
+    let syncs = || proxy.requests_to("/v2/sync");
     // Index of the first sync request after the faults below are armed.
     let mut first = syncs().len();
 
     // 503 with Retry-After: 30 -> the next attempt exactly 30 s later, and still Online.
-    proxy.fail_next("/v1/sync", 1, 503, Some(30));
+    proxy.fail_next("/v2/sync", 1, 503, Some(30));
     assert!(wait_until(2 * MINUTE, || syncs().len() >= first + 2).await);
     let s = syncs();
     assert!(s[first].faulted && !s[first + 1].faulted);
@@ -579,7 +579,7 @@ async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_s
 
     // 429 without Retry-After -> the default pause (5 s).
     first = syncs().len();
-    proxy.fail_next("/v1/sync", 1, 429, None);
+    proxy.fail_next("/v2/sync", 1, 429, None);
     assert!(wait_until(2 * MINUTE, || syncs().len() >= first + 2).await);
     let gap = syncs()[first + 1].at - syncs()[first].at;
     assert!(
@@ -589,7 +589,7 @@ async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_s
 
     // Five 500s: each wait doubles, jittered within [d/2, d], d = 1, 2, 4, 8, 16 s.
     first = syncs().len();
-    proxy.fail_next("/v1/sync", 5, 500, None);
+    proxy.fail_next("/v2/sync", 5, 500, None);
     assert!(wait_until(5 * MINUTE, || syncs().len() >= first + 6).await);
     let s = syncs();
     assert!(s[first..first + 5].iter().all(|r| r.faulted) && !s[first + 5].faulted);
@@ -604,7 +604,7 @@ async fn server_backoff_hints_are_honoured_failures_back_off_with_jitter_and_a_s
 
     // Four 500s, then a trip to the background and back: the backoff starts over.
     first = syncs().len();
-    proxy.fail_next("/v1/sync", 6, 500, None);
+    proxy.fail_next("/v2/sync", 6, 500, None);
     assert!(wait_until(5 * MINUTE, || syncs().len() >= first + 4).await);
     alice.set_app_state(AppState::Background);
     tokio::time::sleep(Duration::from_secs(1)).await;

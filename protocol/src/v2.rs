@@ -128,6 +128,24 @@ impl Message {
     }
 }
 
+impl From<crate::Message> for Message {
+    /// A v1 message as v2 states it: never edited, not deleted, no reactions.
+    fn from(m: crate::Message) -> Self {
+        Message {
+            id: m.id,
+            user_id: m.user_id,
+            room_id: m.room_id,
+            parts: m.parts,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+            txn_id: None,
+        }
+    }
+}
+
 /// Body of `PUT /v2/rooms/{room_id}/messages/{message_id}/edits/{txn_id}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -387,10 +387,10 @@ fun main() {
         events.job.cancelAndJoin()
         gina.close()
     }
-    r.test("a provider that throws something else is Internal with its message only, no stack trace") {
+    r.test("a provider that throws something else is Offline (retried, still signed in) with its message only, no stack trace") {
         ChatClient(config(server.url, File(work, "hugo"), "hugo", TokenSource.Provider(BrokenTokenProvider()))).use { hugo ->
-            val e = expectThrows<ChatException.Internal>("broken provider") { runBlocking { hugo.openDirectRoom("alice") } }
-            expect(e.message == "internal error: token provider failed: keychain locked") { "message: ${e.message}" }
+            val e = expectThrows<ChatException.Offline>("broken provider") { runBlocking { hugo.openDirectRoom("alice") } }
+            expect(e.message == "offline: token provider failed: keychain locked") { "message: ${e.message}" }
         }
     }
     r.test("a bad token on a started client is announced with the Unauthorized event") {
@@ -532,6 +532,33 @@ fun main() {
             until("alice's outbox is flushed", step = { alice.syncOnce(); alice.outbox() }) { it.isEmpty() }
             job.cancelAndJoin()
         }
+    }
+    r.test("the chat model: an edit, a reaction, a read receipt and a deletion reach the other side") {
+        val echo = alice.sendText(roomId, "typo hre")
+        until("alice's outbox is flushed", step = { alice.syncOnce(); alice.outbox() }) { it.isEmpty() }
+        val unread = until("bob has it, unread", step = { bob.syncOnce(); bob.rooms().first { it.id == roomId } }) { it.unread >= 1u }
+        expect(bob.unreadTotal() >= unread.unread) { "the badge counts the room: ${bob.unreadTotal()} vs ${unread.unread}" }
+        val bobsId = bob.messages(roomId, 50u, null).withText("typo hre").single().id
+
+        alice.editMessage(roomId, echo.id, "typo here")
+        val edited = alice.message(echo.id)
+        expect(edited?.text == "typo here" && edited.pendingChange && edited.editedAt != null) { "the edit shows at once: $edited" }
+        expect(alice.outbox().map { it.kind } == listOf(ChangeKind.EDIT)) { "one queued edit: ${alice.outbox()}" }
+        expect(bob.toggleReaction(roomId, bobsId, "\uD83D\uDC4D")) { "bob now reacts" }
+        bob.markRead(roomId)
+        expect(bob.rooms().first { it.id == roomId }.unread == 0u) { "read at once on bob's device" }
+
+        val seen = until("alice sees the edit sent, bob's reaction and his receipt", step = { alice.syncOnce(); alice.message(echo.id)!! }) {
+            it.reactions.any { r -> r.key == "\uD83D\uDC4D" && r.count == 1u && !r.me } && "bob" in it.readBy && !it.pendingChange
+        }
+        expect(seen.text == "typo here" && seen.editedAt != null) { "edited: $seen" }
+        val onBob = until("bob sees the edit", step = { bob.syncOnce(); bob.message(bobsId)!! }) { it.text == "typo here" }
+        expect(onBob.editedAt != null && onBob.reactions.single().me) { "with his own reaction: $onBob" }
+
+        alice.deleteMessage(roomId, echo.id)
+        val tombstone = until("bob sees a tombstone in its place", step = { alice.syncOnce(); bob.syncOnce(); bob.message(bobsId)!! }) { it.deleted }
+        expect(tombstone.text == "" && tombstone.parts.isEmpty() && tombstone.reactions.isEmpty()) { "nothing left of it: $tombstone" }
+        expectThrows<ChatException.InvalidInput>("editing someone else's message") { runBlocking { bob.editMessage(roomId, bobsId, "mine now") } }
     }
     r.test("typed flows: the current status first, then a room's message changes") {
         val status = withTimeout(DEADLINE_MS) { alice.networkStatusFlow().first() }

@@ -516,12 +516,12 @@ await test("a token provider that is offline keeps the client offline, never Una
     try expect(!events.all().contains(where: isUnauthorized), "no Unauthorized event: \(events.all())")
     events.stop()
 }
-await test("a provider that throws something else is Internal with its message only") {
+await test("a provider that throws something else is Offline (retried, still signed in) with its message only") {
     let hugo = try ChatClient(config: config(server.url, work + "/hugo", "hugo", .provider(provider: BrokenTokenProvider())))
-    let e = try await expectChatError("broken provider", { if case .Internal = $0 { return true }; return false }) {
+    let e = try await expectChatError("broken provider", { if case .Offline = $0 { return true }; return false }) {
         _ = try await hugo.openDirectRoom(userId: "alice")
     }
-    try expect(e.message == "internal error: token provider failed: keychain locked", "message: \(e.message)")
+    try expect(e.message == "offline: token provider failed: keychain locked", "message: \(e.message)")
     try hugo.shutdown()
 }
 await test("a bad token on a started client is announced with the Unauthorized event") {
@@ -674,6 +674,35 @@ await test("the room list: the current rooms first, then a room with a new messa
     try expect(moved.map(\.id).sorted() == first.map(\.id).sorted(), "the same rooms: \(moved)")
     _ = try await until("alice's outbox is flushed", { _ = try await alice.syncOnce(); return try alice.outbox() }) { $0.isEmpty }
     task.cancel()
+}
+await test("the chat model: an edit, a reaction, a read receipt and a deletion reach the other side") {
+    let echo = try await alice.sendText(roomId: roomId, text: "typo hre")
+    _ = try await until("alice's outbox is flushed", { _ = try await alice.syncOnce(); return try alice.outbox() }) { $0.isEmpty }
+    let unread = try await until("bob has it, unread", { _ = try await bob.syncOnce(); return try bob.rooms().first { $0.id == roomId }!.unread }) { $0 >= 1 }
+    try expect(try bob.unreadTotal() >= unread, "the badge counts the room")
+    let bobsId = withText(try bob.messages(roomId: roomId, limit: 50, before: nil), "typo hre")[0].id
+
+    try await alice.editMessage(roomId: roomId, messageId: echo.id, text: "typo here")
+    let edited = try alice.message(messageId: echo.id)
+    try expect(edited?.text == "typo here" && edited?.pendingChange == true && edited?.editedAt != nil, "the edit shows at once: \(String(describing: edited))")
+    try expect(try alice.outbox().map(\.kind) == [.edit], "one queued edit")
+    try expect(try await bob.toggleReaction(roomId: roomId, messageId: bobsId, key: "👍"), "bob now reacts")
+    try await bob.markRead(roomId: roomId)
+    try expect(try bob.rooms().first { $0.id == roomId }!.unread == 0, "read at once on bob's device")
+
+    let seen = try await until("alice sees the edit sent, bob's reaction and his receipt", { _ = try await alice.syncOnce(); return try alice.message(messageId: echo.id)! }) {
+        $0.reactions.contains { $0.key == "👍" && $0.count == 1 && !$0.me } && $0.readBy.contains("bob") && !$0.pendingChange
+    }
+    try expect(seen.text == "typo here" && seen.editedAt != nil, "edited: \(seen)")
+    let onBob = try await until("bob sees the edit", { _ = try await bob.syncOnce(); return try bob.message(messageId: bobsId)! }) { $0.text == "typo here" }
+    try expect(onBob.editedAt != nil && onBob.reactions.count == 1 && onBob.reactions[0].me, "with his own reaction: \(onBob)")
+
+    try await alice.deleteMessage(roomId: roomId, messageId: echo.id)
+    let tombstone = try await until("bob sees a tombstone in its place", { _ = try await alice.syncOnce(); _ = try await bob.syncOnce(); return try bob.message(messageId: bobsId)! }) { $0.deleted }
+    try expect(tombstone.text == "" && tombstone.parts.isEmpty && tombstone.reactions.isEmpty, "nothing left of it: \(tombstone)")
+    _ = try await expectChatError("editing someone else's message", { if case .InvalidInput = $0 { return true }; return false }) {
+        try await bob.editMessage(roomId: roomId, messageId: bobsId, text: "mine now")
+    }
 }
 await test("typed streams: the current status first, then a room's message changes") {
     var statuses = try alice.networkStatusUpdates().makeAsyncIterator()

@@ -41,11 +41,11 @@ fn sync_body(next: &str, messages: Vec<Value>) -> String {
 fn honest(sync: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Responder {
     Arc::new(move |r: &Request| {
         match (r.method.as_str(), r.path()) {
-        ("GET", "/v1/sync") if !r.has_query("since") => Reply::Json(
+        ("GET", "/v2/sync") if !r.has_query("since") => Reply::Json(
             200,
-            sync_body("s3", (1..=3).map(|i| message(i, ROOM, &format!("m{i}"))).collect()),
+            sync_body("p3", (1..=3).map(|i| message(i, ROOM, &format!("m{i}"))).collect()),
         ),
-        ("GET", "/v1/sync") => sync(r),
+        ("GET", "/v2/sync") => sync(r),
         ("GET", "/v1/rooms") => Reply::Json(
             200,
             json!({"rooms": [{"id": ROOM, "member_ids": ["alice", "bob"], "created_at": "2026-11-25T06:00:00.000Z"}]})
@@ -128,7 +128,7 @@ fn is_offline(r: &Result<chatsync_core::SyncReport, ChatError>) -> bool {
 #[tokio::test]
 async fn rejected_sync_answers_leave_the_store_untouched() {
     type Expect = fn(&Result<chatsync_core::SyncReport, ChatError>) -> bool;
-    let full = sync_body("s9", vec![message(4, ROOM, "m4"), message(5, ROOM, "m5")]);
+    let full = sync_body("p9", vec![message(4, ROOM, "m4"), message(5, ROOM, "m5")]);
     let cases: Vec<(&str, Reply, Expect)> = vec![
         (
             "truncated JSON",
@@ -145,7 +145,7 @@ async fn rejected_sync_answers_leave_the_store_untouched() {
         ),
         (
             "next_batch of the wrong type",
-            Reply::Json(200, full.replace("\"s9\"", "9")),
+            Reply::Json(200, full.replace("\"p9\"", "9")),
             is_protocol,
         ),
         (
@@ -170,7 +170,7 @@ async fn rejected_sync_answers_leave_the_store_untouched() {
             "ids going backwards",
             Reply::Json(
                 200,
-                sync_body("s9", vec![message(5, ROOM, "m5"), message(4, ROOM, "m4")]),
+                sync_body("p9", vec![message(5, ROOM, "m5"), message(4, ROOM, "m4")]),
             ),
             is_protocol,
         ),
@@ -179,7 +179,7 @@ async fn rejected_sync_answers_leave_the_store_untouched() {
             Reply::Json(
                 200,
                 sync_body(
-                    "s9",
+                    "p9",
                     vec![message(4, ROOM, "m4"), message(4, ROOM, "m4 again")],
                 ),
             ),
@@ -189,7 +189,7 @@ async fn rejected_sync_answers_leave_the_store_untouched() {
             "a message listed under another room",
             Reply::Json(
                 200,
-                sync_body("s9", vec![message(4, ROOM, "m4"), message(5, "r2", "m5")]),
+                sync_body("p9", vec![message(4, ROOM, "m4"), message(5, "r2", "m5")]),
             ),
             is_protocol,
         ),
@@ -259,7 +259,7 @@ async fn rejected_sync_answers_leave_the_store_untouched() {
     }
     // And after all that, an honest answer still applies.
     server.set(honest(|_| {
-        Reply::Json(200, sync_body("s9", vec![message(4, ROOM, "m4")]))
+        Reply::Json(200, sync_body("p9", vec![message(4, ROOM, "m4")]))
     }));
     let report = client.sync_once().await.unwrap();
     assert_eq!(report.new_messages.get(ROOM), Some(&1));
@@ -281,7 +281,7 @@ const ANSWER_CAP: u64 = 16 << 20;
 
 #[tokio::test]
 async fn oversized_answers_are_refused_without_being_read() {
-    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("p3", vec![]))))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -351,7 +351,7 @@ async fn oversized_answers_are_refused_without_being_read() {
     }
     // An honest answer still applies afterwards.
     server.set(honest(|_| {
-        Reply::Json(200, sync_body("s4", vec![message(4, ROOM, "m4")]))
+        Reply::Json(200, sync_body("p4", vec![message(4, ROOM, "m4")]))
     }));
     let report = client.sync_once().await.unwrap();
     assert_eq!(report.new_messages.get(ROOM), Some(&1));
@@ -394,7 +394,7 @@ async fn sync_with_events(
 
 #[tokio::test]
 async fn a_held_message_changed_by_sync_is_announced_and_an_identical_repeat_is_not() {
-    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("p3", vec![]))))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -412,7 +412,7 @@ async fn a_held_message_changed_by_sync_is_announced_and_an_identical_repeat_is_
     };
 
     // Message 2 comes again with new parts and updated_at: stored, announced, not "new".
-    let batch = sync_body("s4", vec![edited(2, ROOM, "m2, edited")]);
+    let batch = sync_body("p4", vec![edited(2, ROOM, "m2, edited")]);
     server.set(honest(move |_| Reply::Json(200, batch.clone())));
     let (report, changed) = sync_with_events(&client, &events).await;
     assert!(report.new_messages.is_empty(), "{report:?}");
@@ -435,7 +435,7 @@ async fn a_held_message_changed_by_sync_is_announced_and_an_identical_repeat_is_
     // A new message, an unchanged repeat and a changed one in one batch: one event with the new
     // id and the changed one; only the new one counts as new.
     let batch = sync_body(
-        "s5",
+        "p5",
         vec![
             edited(2, ROOM, "m2, edited"),
             edited(3, ROOM, "m3, edited"),
@@ -468,10 +468,10 @@ async fn odd_but_valid_answers_give_correct_results() {
         "id": 4, "user_id": "bob", "room_id": ROOM,
         "parts": [{"type": "application/x-poll", "options": ["a", "b"], "meta": {"k": 1}}],
         "created_at": "2026-11-25T06:00:00.000Z", "updated_at": "2026-11-25T06:00:00.000Z",
-        "reactions": {"future": "field"}
+        "poll_results": {"future": "field"}
     });
     server.set(honest(move |_| {
-        Reply::Json(200, sync_body("s4", vec![poll.clone()]))
+        Reply::Json(200, sync_body("p4", vec![poll.clone()]))
     }));
     client.sync_once().await.unwrap();
     let newest = client.messages(ROOM.into(), 10, None).unwrap();
@@ -490,7 +490,7 @@ async fn odd_but_valid_answers_give_correct_results() {
         Reply::Json(
             200,
             sync_body(
-                "s3",
+                "p3",
                 (1..=3)
                     .map(|i| message(i, ROOM, &format!("m{i}")))
                     .collect(),
@@ -502,7 +502,7 @@ async fn odd_but_valid_answers_give_correct_results() {
     assert_eq!(digest_but_attempts(&client), before);
 
     // A slow drip (the body 8 bytes every 5 ms) is read to the end and applied.
-    let body = sync_body("s5", vec![message(5, ROOM, "dripped")]);
+    let body = sync_body("p5", vec![message(5, ROOM, "dripped")]);
     server.set(honest(move |_| Reply::Drip {
         body: body.clone(),
         chunk: 8,
@@ -514,7 +514,7 @@ async fn odd_but_valid_answers_give_correct_results() {
 
     // A huge but valid answer (unknown padding field, 8 MiB) is a correct, empty result.
     server.set(honest(|_| Reply::Huge {
-        prefix: r#"{"next_batch":"s6","rooms":{},"padding":""#.into(),
+        prefix: r#"{"next_batch":"p6","rooms":{},"padding":""#.into(),
         fill: b' ',
         suffix: "\"}".into(),
         len: 8 << 20,
@@ -530,16 +530,16 @@ async fn odd_but_valid_answers_give_correct_results() {
 
 #[tokio::test]
 async fn garbled_send_answers_keep_the_message_queued_until_an_honest_one() {
-    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("p3", vec![]))))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let client = seeded_client(&server, dir.path()).await;
     let local_id = client.outbox().unwrap()[0].local_id.clone();
     let sends = |reply: Reply| -> Responder {
-        let base = honest(|_| Reply::Json(200, sync_body("s3", vec![])));
+        let base = honest(|_| Reply::Json(200, sync_body("p3", vec![])));
         Arc::new(move |r: &Request| {
-            if r.method == "PUT" && r.path().starts_with("/v1/rooms/") {
+            if r.method == "PUT" && r.path().starts_with("/v2/rooms/") {
                 reply.clone()
             } else {
                 base(r)
@@ -586,7 +586,7 @@ async fn garbled_send_answers_keep_the_message_queued_until_an_honest_one() {
     let puts: Vec<String> = server
         .requests()
         .into_iter()
-        .filter(|r| r.method == "PUT" && r.path().starts_with("/v1/rooms/"))
+        .filter(|r| r.method == "PUT" && r.path().starts_with("/v2/rooms/"))
         .map(|r| r.path().to_owned())
         .collect();
     assert!(
@@ -610,14 +610,14 @@ fn limited_body(next: &str, messages: Vec<Value>) -> String {
 
 #[tokio::test]
 async fn a_garbled_gap_fill_leaves_the_gap_recorded_and_never_shown_as_history() {
-    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("p3", vec![]))))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let client = seeded_client(&server, dir.path()).await;
     // A limited batch (20, 21): 4..=19 are missing. Every history page is garbage.
     let batch = limited_body(
-        "s21",
+        "p21",
         vec![message(20, ROOM, "m20"), message(21, ROOM, "m21")],
     );
     let garbage_history = |batch: String| -> Responder {
@@ -644,7 +644,7 @@ async fn a_garbled_gap_fill_leaves_the_gap_recorded_and_never_shown_as_history()
 
     // A history page going the wrong way (ids above the gap's end) is refused too.
     let wrong_way = json!({"messages": [message(30, ROOM, "m30")], "has_more": false}).to_string();
-    let base = honest(move |_| Reply::Json(200, sync_body("s21", vec![])));
+    let base = honest(move |_| Reply::Json(200, sync_body("p21", vec![])));
     server.set(Arc::new(move |r: &Request| {
         if r.method == "GET" && r.path().ends_with("/messages") {
             Reply::Json(200, wrong_way.clone())
@@ -668,7 +668,7 @@ async fn a_garbled_gap_fill_leaves_the_gap_recorded_and_never_shown_as_history()
         "has_more": true
     })
     .to_string();
-    let base = honest(move |_| Reply::Json(200, sync_body("s21", vec![])));
+    let base = honest(move |_| Reply::Json(200, sync_body("p21", vec![])));
     server.set(Arc::new(move |r: &Request| {
         if r.method == "GET" && r.path().ends_with("/messages") {
             Reply::Json(200, page.clone())
@@ -693,7 +693,7 @@ async fn a_garbled_gap_fill_leaves_the_gap_recorded_and_never_shown_as_history()
 /// A redirect within the configured server's own origin is still followed.
 #[tokio::test]
 async fn redirects_leave_the_configured_origin_never_and_the_message_stays_queued() {
-    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("s3", vec![]))))
+    let server = HostileServer::start(honest(|_| Reply::Json(200, sync_body("p3", vec![]))))
         .await
         .unwrap();
     let elsewhere = HostileServer::start_on(
@@ -719,14 +719,14 @@ async fn redirects_leave_the_configured_origin_never_and_the_message_stays_queue
             302,
             "http://chat.example.com/v1/rooms/r1/messages/x".to_owned(),
         ),
-        (301, "https://chat.example.com/v1/sync".to_owned()),
+        (301, "https://chat.example.com/v2/sync".to_owned()),
     ];
     for (status, location) in targets {
         // The send is redirected: not followed, queued as before.
-        let base = honest(|_| Reply::Json(200, sync_body("s3", vec![])));
+        let base = honest(|_| Reply::Json(200, sync_body("p3", vec![])));
         let to = location.clone();
         server.set(Arc::new(move |r: &Request| {
-            if r.method == "PUT" && r.path().starts_with("/v1/rooms/") {
+            if r.method == "PUT" && r.path().starts_with("/v2/rooms/") {
                 Reply::Redirect(status, to.clone())
             } else {
                 base(r)
@@ -760,11 +760,11 @@ async fn redirects_leave_the_configured_origin_never_and_the_message_stays_queue
 
     // Within the same origin a redirect is followed: the send lands.
     let stored = message(10, ROOM, "queued while the server is down").to_string();
-    let base = honest(|_| Reply::Json(200, sync_body("s3", vec![])));
+    let base = honest(|_| Reply::Json(200, sync_body("p3", vec![])));
     let moved = format!("{}/v1/moved", server.url());
     server.set(Arc::new(move |r: &Request| {
         match (r.method.as_str(), r.path()) {
-            ("PUT", p) if p.starts_with("/v1/rooms/") => Reply::Redirect(307, moved.clone()),
+            ("PUT", p) if p.starts_with("/v2/rooms/") => Reply::Redirect(307, moved.clone()),
             ("PUT", "/v1/moved") => Reply::Json(200, stored.clone()),
             _ => base(r),
         }

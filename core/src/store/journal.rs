@@ -243,6 +243,7 @@ mod tests {
             attempts,
             failure_reason: None,
             after_id: None,
+            op: Default::default(),
         }
     }
 

@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use chatsync_protocol::{Message, Part, RoomSync, SyncResponse};
+use chatsync_protocol::v2::{Message, RoomSync, SyncResponse};
+use chatsync_protocol::Part;
 
 use super::Store;
 
@@ -57,16 +58,22 @@ fn measure_sync_throughput_open_time_and_memory() {
                         parts: vec![Part::text(format!("message number {id:08} with some text"))],
                         created_at: "2026-11-25T06:00:00.000Z".into(),
                         updated_at: "2026-11-25T06:00:00.000Z".into(),
+                        edited_at: None,
+                        deleted: false,
+                        reactions: vec![],
+                        txn_id: None,
                     }
                 })
                 .collect();
             let response = SyncResponse {
                 next_batch: format!("s{id}"),
+                has_more: false,
                 rooms: [(
                     "room".to_owned(),
                     RoomSync {
                         messages,
                         limited: false,
+                        ..Default::default()
                     },
                 )]
                 .into(),

@@ -7,13 +7,54 @@ use serde::{Deserialize, Serialize};
 use super::keys::{message_key, room_prefix};
 use super::{decode, StoreError};
 
-/// A stored message: the server's message plus, for messages sent from this device, the txn id
-/// its local echo had (so the app can match the echo it showed with the message that replaced it).
+/// A stored message: the server's message (its v1 fields, as format 1 stored them) plus, for
+/// messages sent from this device, the txn id its local echo had (so the app can match the echo
+/// it showed with the message that replaced it), and since format 2 what happened to it after
+/// it was sent. Each added field is absent when unset, so a format 1 value reads as it is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StoredMessage {
     pub message: Message,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_id: Option<String>,
+    /// When its sender last edited it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// A tombstone: deleted by its sender (no parts, no reactions; its place is kept).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Reactions by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<StoredReaction>,
+}
+
+/// The reactions of one key on a stored message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredReaction {
+    pub key: String,
+    pub count: u32,
+    /// Whether this device's user reacted with it.
+    pub me: bool,
+}
+
+impl StoredMessage {
+    /// A message as protocol v2 sends it, with the local id it had on this device (if any).
+    pub fn from_v2(m: &chatsync_protocol::v2::Message, local_id: Option<String>) -> StoredMessage {
+        StoredMessage {
+            message: m.to_v1(),
+            local_id: local_id.or_else(|| m.txn_id.clone()),
+            edited_at: m.edited_at.clone(),
+            deleted: m.deleted,
+            reactions: m
+                .reactions
+                .iter()
+                .map(|r| StoredReaction {
+                    key: r.key.clone(),
+                    count: r.count,
+                    me: r.me,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Read access to the `messages` tree.

@@ -26,7 +26,7 @@ mod model_tests;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chatsync_protocol::{HistoryResponse, Message, SyncResponse};
+use chatsync_protocol::v2;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -46,7 +46,13 @@ pub(crate) const MARKER_FILE: &str = "chatsync-store";
 
 /// Version of the on-disk format written by this build. Bump it (and add a migration) whenever a
 /// key encoding or a value's shape changes incompatibly.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: the first build (protocol v1).
+/// - 2: protocol v2 state: edits, deletions and reactions on stored messages, receipts and
+///   unread counts on room records, kinds of queued changes. Every added field is absent when
+///   unset, so format 1 values read as they are; the v1 sync token means nothing to a v2 server
+///   and is dropped (the next sync starts over; held history stays). See `migrate`.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -147,10 +153,10 @@ enum Put {
     Same,
 }
 
-/// Inserts a message, keeping the `local_id` an earlier copy carried.
+/// Inserts a message (its v2 state), keeping the `local_id` an earlier copy carried.
 fn tx_put_message(
     tree: &TransactionalTree,
-    message: &Message,
+    message: &v2::Message,
     local_id: Option<&str>,
 ) -> Result<Put, ConflictableTransactionError<StoreError>> {
     let key = message_key(&message.room_id, message.id);
@@ -158,10 +164,7 @@ fn tx_put_message(
     let local_id = local_id
         .map(str::to_owned)
         .or_else(|| existing.as_ref().and_then(|e| e.local_id.clone()));
-    let stored = StoredMessage {
-        message: message.clone(),
-        local_id,
-    };
+    let stored = StoredMessage::from_v2(message, local_id);
     if existing.as_ref() == Some(&stored) {
         return Ok(Put::Same);
     }
@@ -178,8 +181,13 @@ fn tx_put_message(
 pub(crate) struct SyncApplied {
     /// Ids not held before: stored.
     pub new: BTreeMap<String, Vec<u64>>,
-    /// Ids held before with other content: replaced (the screen must show the new content).
+    /// Ids held before with other content or state: replaced (the screen must show it anew).
     pub replaced: BTreeMap<String, Vec<u64>>,
+    /// Rooms whose receipts or unread count changed.
+    pub read_state: Vec<String>,
+    /// Queued sends the batch showed had reached the server (their own message came back with
+    /// their txn id): completed, out of the outbox.
+    pub completed: Vec<String>,
 }
 
 /// The store as the services share it: the open [`Store`] until `shutdown()` closes it. Every
@@ -325,6 +333,9 @@ impl Store {
                 if found == 0 {
                     return Err(StoreError::UnknownFormat("version 0".into()));
                 }
+                if found < FORMAT_VERSION {
+                    self.migrate(found)?;
+                }
                 if !marker.exists() {
                     write_marker()?;
                 }
@@ -352,6 +363,24 @@ impl Store {
                 write_marker()
             }
         }
+    }
+
+    /// Moves a store of format `from` to [`FORMAT_VERSION`], in place. Crash-safe: the whole
+    /// migration is one transaction on the `meta` tree, flushed before the store is used, so a
+    /// kill at any instruction leaves either the old format (migrated again at the next open) or
+    /// the new one. Nothing is rewritten but the meta records: format 2's new fields are absent
+    /// from format 1 values and read as unset.
+    fn migrate(&self, from: u32) -> Result<(), StoreError> {
+        tracing::info!("migrating the store from format {from} to {FORMAT_VERSION}");
+        self.meta.0.transaction(|meta| {
+            // 1 -> 2: a v1 sync token means nothing to a v2 server: the next sync starts over
+            // (held history stays; the initial page joins it or opens a gap to fill).
+            meta.remove(meta::SYNC_TOKEN_KEY)?;
+            meta.insert(meta::FORMAT_VERSION_KEY, &FORMAT_VERSION.to_be_bytes())?;
+            Ok::<(), ConflictableTransactionError<StoreError>>(())
+        })?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Reads every value of every tree back and decodes it: the check `recover` makes before
@@ -440,6 +469,35 @@ impl Store {
         Ok(out)
     }
 
+    /// The user's unread count of a room as this device shows it: the server's count, or 0 once
+    /// the room was marked read here up to its newest held message (a receipt still queued is
+    /// ahead of the server). One rule for the room list, the badge total and its events.
+    pub fn unread_shown(&self, room_id: &str, record: &RoomRecord) -> Result<u32, StoreError> {
+        let read_here = self.outbox.entries()?.into_iter().any(|(_, r)| {
+            r.room_id == room_id
+                && matches!(r.op, outbox::Op::Receipt { message_id } if Some(message_id) >= record.newest_held)
+        });
+        Ok(if read_here { 0 } else { record.unread })
+    }
+
+    /// The badge: [`Store::unread_shown`] summed over every room.
+    pub fn unread_total(&self) -> Result<u32, StoreError> {
+        // The queued receipts once, not once per room.
+        let mut read_here = BTreeMap::new();
+        for (_, r) in self.outbox.entries()? {
+            if let outbox::Op::Receipt { message_id } = r.op {
+                let upto = read_here.entry(r.room_id).or_insert(message_id);
+                *upto = (*upto).max(message_id);
+            }
+        }
+        let mut total = 0u32;
+        for (id, record) in self.rooms()? {
+            let read = read_here.get(&id).is_some_and(|m| Some(*m) >= record.newest_held);
+            total = total.saturating_add(if read { 0 } else { record.unread });
+        }
+        Ok(total)
+    }
+
     /// Records a room's metadata, creating its record when it is new.
     pub fn put_room_info(&self, room_id: &str, info: RoomInfo) -> Result<(), StoreError> {
         self.rooms.transaction(|rooms| {
@@ -456,26 +514,35 @@ impl Store {
 
     // --- sync and history ---
 
-    /// Applies one `/v1/sync` answer: every room's messages and state plus the new token, as
-    /// one transaction. Idempotent. The token moves only if it is still `since` (the token the
-    /// request was made from), so a batch that lost a race never moves it backwards. Returns the
-    /// ids that were new and the held ids whose content changed, per room (a repeat of a held
-    /// message with the same content is neither).
+    /// Applies one `/v2/sync` answer: every room's new messages, the state of the older ones it
+    /// updates (only those held: the others come with their current state when paged in), the
+    /// receipts and unread counts, and the new token, as one transaction. Idempotent. The token
+    /// moves only if it is still `since` (the token the request was made from), so a batch that
+    /// lost a race never moves it backwards. A message of this user that comes back with the
+    /// txn id of a send still queued completes that send (a device that crashed between the
+    /// server's accept and its own record shows the message once, not twice).
     pub fn apply_sync(
         &self,
-        response: &SyncResponse,
+        response: &v2::SyncResponse,
         since: Option<&str>,
     ) -> Result<SyncApplied, StoreError> {
         // Reads that need range scans happen before the transaction; they are only used to
-        // decide whether unsynced messages lie below a page, which nothing else changes concurrently
-        // (the engine applies one batch at a time).
+        // decide whether unsynced messages lie below a page, which nothing else changes
+        // concurrently (the sync service applies one batch at a time).
         let mut below = BTreeMap::new();
         for (room_id, room) in &response.rooms {
             let first = room.messages.first().map_or(u64::MAX, |m| m.id);
             below.insert(room_id.clone(), self.messages.any_below(room_id, first)?);
         }
-        let result = (&self.messages.0, &self.rooms, &self.meta.0).transaction(
-            |(messages, rooms, meta)| {
+        let queued_sends: BTreeMap<String, u64> = self
+            .outbox
+            .entries()?
+            .into_iter()
+            .filter(|(_, r)| r.op.is_send())
+            .map(|(seq, r)| (r.local_id, seq))
+            .collect();
+        let result = (&self.messages.0, &self.rooms, &self.meta.0, &self.outbox.0).transaction(
+            |(messages, rooms, meta, outbox)| {
                 let mut applied = SyncApplied::default();
                 for (room_id, room) in &response.rooms {
                     let held: Option<RoomRecord> = tx_get(rooms, room_id.as_bytes())?;
@@ -491,6 +558,19 @@ impl Store {
                             Put::Replaced => replaced.push(m.id),
                             Put::Same => {}
                         }
+                        if let Some(seq) = m.txn_id.as_ref().and_then(|t| queued_sends.get(t)) {
+                            if outbox.remove(&outbox_key(*seq))?.is_some() {
+                                applied.completed.push(m.txn_id.clone().unwrap_or_default());
+                            }
+                        }
+                    }
+                    for m in &room.updates {
+                        let key = message_key(room_id, m.id);
+                        if tx_get::<StoredMessage>(messages, &key)?.is_some()
+                            && tx_put_message(messages, m, None)? == Put::Replaced
+                        {
+                            replaced.push(m.id);
+                        }
                     }
                     rec.note_sync_page(
                         room.messages.first().map(|m| m.id),
@@ -499,6 +579,12 @@ impl Store {
                         below[room_id],
                         known_at_token,
                     );
+                    let read_before = (rec.unread, rec.receipts.clone());
+                    rec.note_receipts(&room.receipts);
+                    rec.unread = room.unread;
+                    if read_before != (rec.unread, rec.receipts.clone()) {
+                        applied.read_state.push(room_id.clone());
+                    }
                     tx_put(rooms, room_id.as_bytes(), &rec)?;
                     applied.new.insert(room_id.clone(), ids);
                     if !replaced.is_empty() {
@@ -511,6 +597,9 @@ impl Store {
                 Ok(applied)
             },
         )?;
+        for local_id in &result.completed {
+            self.journal_removed(local_id);
+        }
         Ok(result)
     }
 
@@ -519,7 +608,7 @@ impl Store {
         &self,
         room_id: &str,
         before: u64,
-        page: &HistoryResponse,
+        page: &v2::HistoryResponse,
     ) -> Result<Vec<u64>, StoreError> {
         let result = (&self.messages.0, &self.rooms).transaction(|(messages, rooms)| {
             let mut rec: RoomRecord =
@@ -542,6 +631,26 @@ impl Store {
             Ok(ids)
         })?;
         Ok(result)
+    }
+
+    /// The user's own receipt in `room_id` moved to `message_id` (answered by the server with
+    /// the unread count now).
+    pub fn apply_own_receipt(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        message_id: u64,
+        unread: u32,
+    ) -> Result<(), StoreError> {
+        self.rooms.transaction(|rooms| {
+            let mut rec: RoomRecord =
+                tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::first_seen);
+            rec.note_receipts([(&user_id.to_owned(), &message_id)]);
+            rec.unread = unread;
+            tx_put(rooms, room_id.as_bytes(), &rec)?;
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// Evicts the oldest messages of `room_id` beyond `cap`. Returns how many were removed.
@@ -638,7 +747,7 @@ impl Store {
         &self,
         seq: u64,
         local_id: &str,
-        message: &Message,
+        message: &v2::Message,
     ) -> Result<bool, StoreError> {
         let result = (&self.outbox.0, &self.messages.0, &self.rooms).transaction(
             |(outbox, messages, rooms)| {
@@ -653,6 +762,41 @@ impl Store {
         )?;
         self.journal_removed(local_id);
         Ok(result)
+    }
+
+    /// The server accepted a queued change (not a send): drop the entry and store the state the
+    /// answer gives, in one transaction.
+    pub fn complete_change(
+        &self,
+        seq: u64,
+        local_id: &str,
+        message: Option<&v2::Message>,
+    ) -> Result<(), StoreError> {
+        (&self.outbox.0, &self.messages.0).transaction(|(outbox, messages)| {
+            outbox.remove(&outbox_key(seq))?;
+            if let Some(m) = message {
+                let key = message_key(&m.room_id, m.id);
+                if tx_get::<StoredMessage>(messages, &key)?.is_some() {
+                    tx_put_message(messages, m, None)?;
+                }
+            }
+            Ok(())
+        })?;
+        self.journal_removed(local_id);
+        Ok(())
+    }
+
+    /// The server id of the message this device sent with txn id `local_id` in `room_id`, when
+    /// it is held (a room scan: only for changes queued against a message still queued then).
+    pub fn server_id_of(&self, room_id: &str, local_id: &str) -> Result<Option<u64>, StoreError> {
+        for item in self.messages.0.scan_prefix(keys::room_prefix(room_id)).rev() {
+            let (_, value) = item?;
+            let stored: StoredMessage = decode(&value)?;
+            if stored.local_id.as_deref() == Some(local_id) {
+                return Ok(Some(stored.message.id));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -692,6 +836,8 @@ pub(crate) mod tests {
                 after: 3,
                 before: 7,
             }],
+            unread: 0,
+            receipts: Default::default(),
         };
         assert_eq!(
             String::from_utf8(encode(&room).unwrap()).unwrap(),
@@ -706,13 +852,14 @@ pub(crate) mod tests {
             attempts: 1,
             failure_reason: Some("no".into()),
             after_id: Some(5),
+            op: outbox::Op::Send,
         };
         assert_eq!(
             String::from_utf8(encode(&entry).unwrap()).unwrap(),
             r#"{"local_id":"t1","room_id":"r","parts":[{"type":"text/plain","content":"hi"}],"created_at":"2026-11-25T06:00:00.000Z","state":"failed","attempts":1,"failure_reason":"no","after_id":5}"#
         );
         let stored = StoredMessage {
-            message: Message {
+            message: chatsync_protocol::Message {
                 id: 5,
                 user_id: "bob".into(),
                 room_id: "r".into(),
@@ -721,6 +868,9 @@ pub(crate) mod tests {
                 updated_at: "u".into(),
             },
             local_id: Some("t0".into()),
+            edited_at: None,
+            deleted: false,
+            reactions: vec![],
         };
         assert_eq!(
             String::from_utf8(encode(&stored).unwrap()).unwrap(),
@@ -766,10 +916,11 @@ pub(crate) mod tests {
 
     #[test]
     fn a_sync_repeating_a_held_id_reports_it_replaced_only_when_its_content_changed() {
-        use chatsync_protocol::{Part, RoomSync};
+        use chatsync_protocol::v2::{RoomSync, SyncResponse};
+        use chatsync_protocol::Part;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let message = |id: u64, text: &str, updated_at: &str| Message {
+        let message = |id: u64, text: &str, updated_at: &str| chatsync_protocol::Message {
             id,
             user_id: "bob".into(),
             room_id: "r".into(),
@@ -777,13 +928,14 @@ pub(crate) mod tests {
             created_at: "2026-11-25T06:00:00.000Z".into(),
             updated_at: updated_at.into(),
         };
-        let batch = |next: &str, messages: Vec<Message>| SyncResponse {
+        let batch = |next: &str, messages: Vec<chatsync_protocol::Message>| SyncResponse {
             next_batch: next.into(),
+            has_more: false,
             rooms: [(
                 "r".to_owned(),
                 RoomSync {
-                    messages,
-                    limited: false,
+                    messages: messages.into_iter().map(Into::into).collect(),
+                    ..Default::default()
                 },
             )]
             .into(),
@@ -794,7 +946,7 @@ pub(crate) mod tests {
         assert_eq!(applied.new, BTreeMap::from([("r".to_owned(), vec![1, 2])]));
         assert!(applied.replaced.is_empty());
         // The message sent by this device (1) keeps its local id through a replacement.
-        let ack = message(1, "one", t0);
+        let ack = message(1, "one", t0).into();
         store.complete_send(0, "local-1", &ack).unwrap();
 
         // The same batch again, from either token: nothing new, nothing replaced.

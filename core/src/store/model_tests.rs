@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use chatsync_protocol::{HistoryResponse, Message, Part, RoomSync, SyncResponse};
+use chatsync_protocol::v2::{HistoryResponse, Message, RoomSync, SyncResponse};
+use chatsync_protocol::Part;
 
 use super::outbox::OutboxRecord;
 use super::Store;
@@ -25,6 +26,10 @@ fn message(id: u64) -> Message {
         parts: vec![Part::text(format!("m{id}"))],
         created_at: "2026-11-25T06:00:00.000Z".into(),
         updated_at: "2026-11-25T06:00:00.000Z".into(),
+        edited_at: None,
+        deleted: false,
+        reactions: vec![],
+        txn_id: None,
     }
 }
 
@@ -66,7 +71,7 @@ fn check(store: &Store, model: &Model, seed: u64, step: usize) {
             .unwrap()
             .into_iter()
             .map(|m| {
-                assert_eq!(m.message, message(m.message.id), "{ctx}: content");
+                assert_eq!(m.message, message(m.message.id).to_v1(), "{ctx}: content");
                 (m.message.id, m.local_id)
             })
             .collect();
@@ -133,6 +138,7 @@ fn run(seed: u64, steps: usize) {
                         RoomSync {
                             messages,
                             limited: rng.bool(),
+                            ..Default::default()
                         },
                     );
                 }
@@ -140,6 +146,7 @@ fn run(seed: u64, steps: usize) {
                 token += 1;
                 let response = SyncResponse {
                     next_batch: format!("s{token}"),
+                    has_more: false,
                     rooms: rooms.clone(),
                 };
                 store.apply_sync(&response, since.as_deref()).unwrap();
@@ -163,6 +170,7 @@ fn run(seed: u64, steps: usize) {
                 // A batch that lost a race (made from an older token) never moves it back.
                 let stale = SyncResponse {
                     next_batch: "stale".into(),
+                    has_more: false,
                     rooms: Default::default(),
                 };
                 store.apply_sync(&stale, Some("s0")).unwrap();
@@ -198,6 +206,7 @@ fn run(seed: u64, steps: usize) {
                     attempts: 0,
                     failure_reason: None,
                     after_id: None,
+                    op: Default::default(),
                 };
                 let seq = store.enqueue(&record).unwrap();
                 assert!(

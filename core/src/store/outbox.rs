@@ -9,10 +9,43 @@ use crate::model::MessageState;
 use super::keys::outbox_seq_of_key;
 use super::{decode, StoreError};
 
-/// One queued message.
+/// The message a queued change is about: sent (its server id) or still queued (the local id of
+/// its send).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Target {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_id: Option<String>,
+}
+
+/// What a queued entry does (format 2; a format 1 entry is a send).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Op {
+    /// A new message (`parts`).
+    #[default]
+    Send,
+    /// New content (`parts`) for `target`.
+    Edit { target: Target },
+    /// Delete `target`.
+    Delete { target: Target },
+    /// Add (`on`) or remove the user's reaction `key` on `target`.
+    React { target: Target, key: String, on: bool },
+    /// The user has read the room up to `message_id` (only forward; one entry per room).
+    Receipt { message_id: u64 },
+}
+
+impl Op {
+    pub fn is_send(&self) -> bool {
+        matches!(self, Op::Send)
+    }
+}
+
+/// One queued change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct OutboxRecord {
-    /// Client txn id (UUID v4); also the GiftedChat `_id` of the local echo.
+    /// Client txn id (UUID v4); for a send, also the id of its local echo.
     pub local_id: String,
     pub room_id: String,
     pub parts: Vec<Part>,
@@ -24,6 +57,9 @@ pub(crate) struct OutboxRecord {
     pub failure_reason: Option<String>,
     /// Newest message id held in the room when it was queued: the echo is shown right above it.
     pub after_id: Option<u64>,
+    /// What it does (absent: a send, as format 1 wrote them).
+    #[serde(default, skip_serializing_if = "Op::is_send")]
+    pub op: Op,
 }
 
 /// The `outbox` tree: seq -> [`OutboxRecord`].

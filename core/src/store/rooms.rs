@@ -71,6 +71,16 @@ pub(crate) struct RoomRecord {
     pub older_exists: bool,
     /// Spans that may be missing, disjoint, ascending.
     pub gaps: Vec<Gap>,
+    /// The user's unread messages in the room, as the server last counted them (format 2).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unread: u32,
+    /// Members' read-up-to message ids (format 2).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub receipts: std::collections::BTreeMap<String, u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl RoomRecord {
@@ -159,6 +169,14 @@ impl RoomRecord {
         }
         if let (None, Some(last)) = (self.synced_newest, last) {
             self.synced_newest = Some(last);
+        }
+    }
+
+    /// Merges receipts: each member's read-up-to only moves forward.
+    pub fn note_receipts<'a>(&mut self, receipts: impl IntoIterator<Item = (&'a String, &'a u64)>) {
+        for (user, id) in receipts {
+            let held = self.receipts.entry(user.clone()).or_insert(0);
+            *held = (*held).max(*id);
         }
     }
 

@@ -283,6 +283,7 @@ mod tests {
             attempts,
             failure_reason: None,
             after_id: None,
+            op: Default::default(),
         };
         let mut bytes = b"\x00\x17garbage".to_vec();
         bytes.extend(serde_json::to_vec(&record(0, "2026-01-02", "b")).unwrap());

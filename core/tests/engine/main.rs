@@ -5,9 +5,11 @@
 mod common;
 
 mod auth;
+mod chat;
 mod crash;
 mod history;
 mod measure;
+mod migration;
 mod outbox;
 mod recovery;
 mod shutdown;

@@ -239,7 +239,9 @@ impl Device {
             let next = parse_token(&next_token).unwrap();
             let empty = body["rooms"].as_object().unwrap().is_empty();
             if empty {
-                assert_eq!(next, since, "{}: an empty answer moves nothing", self.user);
+                // It may move past changes in other users' rooms (checked below: none of its
+                // own rooms' changes lies in the range it skipped).
+                assert!(next >= since, "{}: an empty answer never goes back", self.user);
             } else {
                 assert!(next > since, "{}: positions only grow: {since} then {next}", self.user);
             }
@@ -294,6 +296,9 @@ async fn concurrent_writers_and_syncing_devices_see_every_change_once_in_order()
             devices.push(Device::start(u, t.user(u).await).await);
         }
     }
+    // And one that syncs only after the writers are done: its first answer is over the limit
+    // in every room, so the gap machinery is exercised whatever the scheduling.
+    let late = Device::start("dee", t.user("dee").await).await;
     let stop = Arc::new(AtomicBool::new(false));
     let following: Vec<_> = devices
         .into_iter()
@@ -326,6 +331,7 @@ async fn concurrent_writers_and_syncing_devices_see_every_change_once_in_order()
     for f in following {
         devices.push(f.await.unwrap());
     }
+    devices.push(late.follow(Arc::clone(&stop)).await);
 
     // The database, read from its file: the stream, each message's send position, members.
     let db = rusqlite::Connection::open(t.dir.path().join("chat.db")).unwrap();
