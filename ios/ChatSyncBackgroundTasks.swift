@@ -1,18 +1,16 @@
-// The iOS background refresh: a BGTaskScheduler app-refresh task that runs the core's
-// time-boxed background sync (about 25 s of the ~30 s iOS grants), completes or is cancelled
-// cleanly on expiration, reschedules itself, and posts a local notification per room with new
-// messages while the app is not in the foreground.
-// Apple-only (BackgroundTasks, UserNotifications, UIKit): compiled by Xcode, not by the Linux check.
+// The iOS background refresh: a BGTaskScheduler app-refresh task that asks the Rust host for
+// one background run (it decides the outcome and the notifications), posts them, and completes
+// the task exactly once, also when iOS expires it first. Apple-only (BackgroundTasks, UIKit):
+// compiled by Xcode, not by the Linux check.
 
-#if canImport(BackgroundTasks) && canImport(UserNotifications) && canImport(UIKit)
+#if canImport(BackgroundTasks) && canImport(UIKit)
 import BackgroundTasks
 import Foundation
 import UIKit
-import UserNotifications
 
 /// Register once in `application(_:didFinishLaunchingWithOptions:)`, before it returns:
 /// `[ChatSyncBackgroundTasks registerTasks];` (Objective-C) or `ChatSyncBackgroundTasks.registerTasks()`.
-/// The identifier must be listed under `BGTaskSchedulerPermittedIdentifiers` in Info.plist.
+/// The Expo config plugin lists the identifier under `BGTaskSchedulerPermittedIdentifiers`.
 @objc(ChatSyncBackgroundTasks)
 public final class ChatSyncBackgroundTasks: NSObject {
     /// The task identifier to list in Info.plist.
@@ -32,9 +30,12 @@ public final class ChatSyncBackgroundTasks: NSObject {
         }
     }
 
-    /// Submits the next refresh (login, app launch, and each run reschedule it). Submitting
-    /// again replaces the pending request, so there is never more than one.
-    @objc public static func schedule() {
+    /// Submits the next refresh (replaces a pending one) while someone is logged in, cancels it otherwise.
+    @objc public static func follow(loggedIn: Bool) {
+        guard loggedIn else {
+            BGTaskScheduler.shared.cancel(taskRequestWithIdentifier: identifier)
+            return
+        }
         let request = BGAppRefreshTaskRequest(identifier: identifier)
         request.earliestBeginDate = Date(timeIntervalSinceNow: earliestInterval)
         do {
@@ -42,11 +43,6 @@ public final class ChatSyncBackgroundTasks: NSObject {
         } catch {
             NSLog("ChatSync: cannot schedule the background refresh: \(error)")
         }
-    }
-
-    /// Cancels the pending refresh (logout).
-    @objc public static func cancel() {
-        BGTaskScheduler.shared.cancel(taskRequestWithIdentifier: identifier)
     }
 
     /// Completes a task exactly once, whichever of the work or the expiration comes first.
@@ -66,46 +62,20 @@ public final class ChatSyncBackgroundTasks: NSObject {
     }
 
     private static func handle(_ task: BGAppRefreshTask) {
-        let settings = ChatSyncSettings()
-        guard settings.user() != nil else {
-            // Logged out: no next run.
-            task.setTaskCompleted(success: true)
-            return
-        }
-        schedule() // the next one first, so an expiration cannot lose it
+        let host = ChatSyncHostAccess.host(baseDir: ChatSyncHostAccess.baseDirectory(), secrets: KeychainSecretStore())
+        follow(loggedIn: host.isLoggedIn()) // the next one first, so an expiration cannot lose it
         let completion = Completion(task)
         let work = Task.detached(priority: .utility) {
-            let options = settings.options()
-            let baseDir = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
-            let run = await BackgroundSync.run(
-                open: { try ChatSyncRuntime.shared.restore(baseDir: baseDir, options: options, user: settings.user()) },
-                notificationsEnabled: options?.notifications ?? true,
-                isForeground: { await MainActor.run { UIApplication.shared.applicationState == .active } }
-            )
-            if let error = run.error { NSLog("ChatSync: background sync: \(error)") }
-            if !Task.isCancelled { await post(run.notifications) }
-            completion.complete(success: run.outcome == .done)
+            let run = await host.backgroundRun(budgetMs: backgroundBudgetMs())
+            NSLog("ChatSync: background sync \(run.action): \(run.summary)")
+            if !Task.isCancelled { await ChatSyncNotifications.post(run.notifications) }
+            if !run.keepScheduled { follow(loggedIn: false) }
+            completion.complete(success: !run.rescheduleEarly)
         }
         task.expirationHandler = {
-            // Out of time: stop the work (the core's own budget ends the sync too) and tell iOS now.
+            // Out of time: stop the work (the host's own budget ends the sync too) and tell iOS now.
             work.cancel()
             completion.complete(success: false)
-        }
-    }
-
-    /// Posts one notification per room, replacing the room's previous one.
-    static func post(_ notifications: [RoomNotification]) async {
-        guard !notifications.isEmpty else { return }
-        let center = UNUserNotificationCenter.current()
-        let settings = await center.notificationSettings()
-        guard settings.authorizationStatus == .authorized || settings.authorizationStatus == .provisional else { return }
-        for n in notifications {
-            let content = UNMutableNotificationContent()
-            content.title = n.title
-            content.body = n.body
-            content.threadIdentifier = n.roomId
-            content.userInfo = ["chatsyncRoomId": n.roomId]
-            try? await center.add(UNNotificationRequest(identifier: n.identifier, content: content, trigger: nil))
         }
     }
 }

@@ -1,4 +1,4 @@
-// Feeds the core's reachability hint from NWPathMonitor. Only a hint: the core's probe decides
+// Feeds the host's reachability hint from NWPathMonitor. Only a hint: the core's probe decides
 // whether the server answers, but a lost path stops requests at once and a regained one triggers
 // an immediate probe. Apple-only (Network): compiled by Xcode, not by the Linux check.
 
@@ -6,7 +6,7 @@
 import Foundation
 import Network
 
-/// One NWPathMonitor per process, started by the React module.
+/// One NWPathMonitor per process.
 final class ChatSyncNetworkMonitor: @unchecked Sendable {
     static let shared = ChatSyncNetworkMonitor()
 
@@ -15,15 +15,13 @@ final class ChatSyncNetworkMonitor: @unchecked Sendable {
     private let lock = NSLock()
     private var started = false
 
-    /// Starts monitoring (idempotent); the first update reports the current path.
-    func start() {
+    /// Starts monitoring for `host` (idempotent); the first update reports the current path.
+    func start(_ host: ChatHost) {
         lock.lock()
         defer { lock.unlock() }
         guard !started else { return }
         started = true
-        monitor.pathUpdateHandler = { path in
-            ChatSyncRuntime.shared.setReachable(path.status == .satisfied)
-        }
+        monitor.pathUpdateHandler = { path in host.setNetworkReachable(reachable: path.status == .satisfied) }
         monitor.start(queue: queue)
     }
 }

@@ -1,28 +1,17 @@
 /**
- * The typed JS API: each function calls the native module, converts what it resolves with into
- * the public types, and turns rejections into {@link ChatSyncError}s.
+ * The typed JS API: each function calls the native module with JSON, unwraps the reply and
+ * converts what it holds into the shapes of src/types.ts. Rejections are `ChatSyncError`s.
  */
 
-import {
-  NativeEventNames,
-  parseNativeEvent,
-  toChatMessage,
-  toClientStatus,
-  toLoadEarlierResult,
-  toRoomSummary,
-  toSession,
-} from './convert';
-import { ChatSyncError, ErrorCodes, toChatSyncError } from './errors';
-import { nativeEmitter, nativeModule } from './native';
+import { toChatMessage, toRoomSummary, toSession } from './convert';
+import { ChatSyncError } from './errors';
+import type { JsMessage, JsRoom, JsSession } from './generated/native';
+import { addClientEventListener, invoke } from './native';
 import type {
   ChatMessage,
-  ChatSyncEventOf,
+  ChatSyncEvent,
   ClientStatus,
-  ChatSyncEventType,
   ConfigureOptions,
-  GetMessagesOptions,
-  LoadEarlierOptions,
-  LoadEarlierResult,
   LoginUser,
   OutboxEntry,
   RoomSummary,
@@ -30,146 +19,83 @@ import type {
   SyncReport,
 } from './types';
 
-async function call<T>(run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    throw toChatSyncError(error);
-  }
-}
-
-function requireText(value: string, what: string): void {
+function requireText(value: unknown, what: string): void {
   if (typeof value !== 'string' || value.length === 0) {
-    throw new ChatSyncError(ErrorCodes.INVALID_INPUT, `${what} must be a non-empty string`);
+    throw new ChatSyncError('E_INVALID_INPUT', `${what} must be a non-empty string`);
   }
 }
 
 /**
- * Stores the settings (the background task reads them when the OS starts the app for it) and,
- * when a user was logged in before, reopens their store. Resolves with that user's session, or
- * null when nobody is logged in. Call it once at startup, before anything else.
+ * Validates and stores the options (the background task reads them when the OS starts the app
+ * for it) and, when a user was logged in before, reopens their store and starts syncing.
+ * Resolves with that user's session, or null. Call it once at startup, before anything else.
  */
-export function configure(options: ConfigureOptions): Promise<Session | null> {
-  return call(async () => {
-    requireText(options.serverUrl, 'serverUrl');
-    const session = await nativeModule().configure(options);
-    return session ? toSession(session) : null;
-  });
+export async function configure(options: ConfigureOptions): Promise<Session | null> {
+  const session = await invoke<JsSession | null>((m) => m.configure(JSON.stringify(options)));
+  return session ? toSession(session) : null;
 }
 
-/**
- * Logs in (stored at once, profile uploaded when online), starts syncing and schedules the
- * background task. Works offline.
- */
-export function login(user: LoginUser): Promise<Session> {
-  return call(async () => {
-    requireText(user.id, 'user.id');
-    requireText(user.name, 'user.name');
-    return toSession(await nativeModule().login(user));
-  });
+/** Logs in (stored at once, profile uploaded when online), starts syncing, schedules the background task. Works offline. */
+export async function login(user: LoginUser): Promise<Session> {
+  return toSession(await invoke<JsSession>((m) => m.login(JSON.stringify(user))));
 }
 
-/** Stops syncing and cancels the background task. The user's store stays on the device. */
-export function logout(): Promise<void> {
-  return call(async () => {
-    await nativeModule().logout();
-  });
+/** Stops syncing, forgets the user and their token, cancels the background task. The store stays on the device. */
+export async function logout(): Promise<void> {
+  await invoke<null>((m) => m.logout());
 }
 
-/** The stored session, readable offline; null when nobody is logged in. */
-export function getSession(): Promise<Session | null> {
-  return call(async () => {
-    const session = await nativeModule().getSession();
-    return session ? toSession(session) : null;
-  });
+/** The session of the open client, readable offline; null when nobody is logged in. */
+export async function getSession(): Promise<Session | null> {
+  const session = await invoke<JsSession | null>((m) => m.getSession());
+  return session ? toSession(session) : null;
 }
 
 /** Gets or creates the direct room with `userId` (needs the network the first time only). */
-export function openDirectRoom(userId: string): Promise<RoomSummary> {
-  return call(async () => {
-    requireText(userId, 'userId');
-    return toRoomSummary(await nativeModule().openDirectRoom(userId));
-  });
+export async function openDirectRoom(userId: string): Promise<RoomSummary> {
+  requireText(userId, 'userId');
+  return toRoomSummary(await invoke<JsRoom>((m) => m.openDirectRoom(userId)));
 }
 
-/** Rooms held on the device. */
-export function getRooms(): Promise<RoomSummary[]> {
-  return call(async () => (await nativeModule().getRooms()).map(toRoomSummary));
-}
-
-/** Messages of a room from the device's store, newest first, pending and failed ones included. */
-export function getMessages(roomId: string, options: GetMessagesOptions = {}): Promise<ChatMessage[]> {
-  return call(async () => {
-    requireText(roomId, 'roomId');
-    return (await nativeModule().getMessages(roomId, options)).map(toChatMessage);
-  });
-}
-
-/**
- * The page below `before` (the oldest server id the screen holds; the newest page when absent):
- * from the store first, then from the server. The anchor is explicit, so asking again after a
- * refresh never repeats a page.
- */
-export function loadEarlier(roomId: string, options: LoadEarlierOptions = {}): Promise<LoadEarlierResult> {
-  return call(async () => {
-    requireText(roomId, 'roomId');
-    return toLoadEarlierResult(await nativeModule().loadEarlier(roomId, options));
-  });
+/** The rooms held on the device, most recently active first (a screen uses `useRooms()`). */
+export async function getRooms(): Promise<RoomSummary[]> {
+  return (await invoke<JsRoom[]>((m) => m.getRooms())).map(toRoomSummary);
 }
 
 /** Queues a text message durably (online or not) and resolves with its pending echo. */
-export function sendMessage(roomId: string, text: string): Promise<ChatMessage> {
-  return call(async () => {
-    requireText(roomId, 'roomId');
-    return toChatMessage(await nativeModule().sendMessage(roomId, text));
-  });
+export async function sendMessage(roomId: string, text: string): Promise<ChatMessage> {
+  requireText(roomId, 'roomId');
+  return toChatMessage(await invoke<JsMessage>((m) => m.sendMessage(roomId, text)));
 }
 
 /** Sends a failed message again (`localId` is the echo's `localId`). */
-export function retry(localId: string): Promise<void> {
-  return call(async () => {
-    requireText(localId, 'localId');
-    await nativeModule().retry(localId);
-  });
+export async function retry(localId: string): Promise<void> {
+  requireText(localId, 'localId');
+  await invoke<null>((m) => m.retry(localId));
 }
 
 /** Removes a failed or pending message from the outbox. */
-export function discard(localId: string): Promise<void> {
-  return call(async () => {
-    requireText(localId, 'localId');
-    await nativeModule().discard(localId);
-  });
+export async function discard(localId: string): Promise<void> {
+  requireText(localId, 'localId');
+  await invoke<null>((m) => m.discard(localId));
 }
 
 /** One sync plus an outbox flush now (pull-to-refresh). */
 export function syncNow(): Promise<SyncReport> {
-  return call(() => nativeModule().syncNow());
+  return invoke<SyncReport>((m) => m.syncNow());
 }
 
 /** The outbox as it is stored. */
 export function getOutbox(): Promise<OutboxEntry[]> {
-  return call(() => nativeModule().getOutbox());
+  return invoke<OutboxEntry[]>((m) => m.getOutbox());
 }
 
-/** The client's current status: network, sync engine, outbox counts (as the last events said). */
+/** The status now, read from the core: network, sync engine, outbox counts. */
 export function getStatus(): Promise<ClientStatus> {
-  return call(async () => toClientStatus(await nativeModule().getStatus()));
+  return invoke<ClientStatus>((m) => m.getStatus());
 }
 
-/** A subscription to events; `remove()` ends it. */
-export interface EventSubscription {
-  remove(): void;
-}
-
-/** Calls `listener` with every event of `type` the native side emits. */
-export function addEventListener<T extends ChatSyncEventType>(
-  type: T,
-  listener: (event: ChatSyncEventOf<T>) => void,
-): EventSubscription {
-  const nativeName = NativeEventNames[type];
-  const subscription = nativeEmitter().addListener(nativeName, (payload: unknown) => {
-    const event = parseNativeEvent(nativeName, payload);
-    if (event && event.type === type) listener(event as ChatSyncEventOf<T>);
-  });
-  return { remove: () => subscription.remove() };
+/** Calls `listener` with every client event (network, sync state, outbox, refused token); `remove()` ends it. */
+export function addEventListener(listener: (event: ChatSyncEvent) => void): { remove(): void } {
+  return addClientEventListener(listener);
 }

@@ -1,170 +1,88 @@
 /**
- * React hooks over the API: `useMessages(roomId)` for a GiftedChat screen, `useNetworkStatus()`
- * like react-native-offline, `useOutboxStatus()` and `useSyncState()` for banners. The hooks only
- * move data between the native module and the pure reducers of messagesState.ts / statusState.ts.
+ * React hooks over the models of src/views.ts: `useMessages(roomId)` for a GiftedChat screen
+ * (a native timeline's diffs, no re-read per event), `useRooms()`, and the status hooks. The
+ * hooks only open and close the models; what a diff or an event does is in src/views.ts, where
+ * Node tests replay recorded native sequences through it.
  */
 
-import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
+import { useEffect, useState, useSyncExternalStore } from 'react';
 
-import { addEventListener, getMessages, getStatus, loadEarlier as loadEarlierPage } from './api';
-import { coalesce } from './coalesce';
-import { toChatSyncError } from './errors';
-import { initialMessagesState, messagesReducer, oldestServerId, type MessagesState } from './messagesState';
-import {
-  affectsRoom,
-  networkReducer,
-  networkStateFromStatus,
-  outboxReducer,
-  syncStateReducer,
-  type NetworkState,
-  type OutboxState,
-} from './statusState';
+import { addClientEventListener, nativeViews } from './native';
+import { getStatus } from './api';
+import { RoomListModel, StatusModel, TimelineModel, type RoomListState, type StatusState, type TimelineState } from './views';
 import type { SyncState } from './types';
-
-/** Default page size of `useMessages` (the core's default too). */
-export const DEFAULT_PAGE_SIZE = 50;
 
 /** Options of {@link useMessages}. */
 export interface UseMessagesOptions {
-  /** Messages per page. Default 50. */
+  /** Messages per `loadEarlier` page. Default: the configured `pageSize` (the core's 50). */
   pageSize?: number;
 }
 
 /** What {@link useMessages} returns: GiftedChat's `messages`, `loadEarlier`, `isLoadingEarlier`. */
-export interface UseMessagesResult extends MessagesState {
-  /** Fetches the page before the oldest shown message (GiftedChat's `onLoadEarlier`). */
+export interface UseMessagesResult extends TimelineState {
+  /** One page older (GiftedChat's `onLoadEarlier`). */
   loadEarlier: () => void;
-  /** Reads the newest page from the store again. */
-  refresh: () => void;
 }
 
+const EMPTY: TimelineState = { messages: [], isLoading: false, isLoadingEarlier: false, hasMore: false, error: null };
+const noop = () => () => undefined;
+
 /**
- * The messages of a room, newest first, ready for `<GiftedChat messages={...} />`. Reads the
- * store (works offline), re-reads it whenever the core reports a change in this room (new
- * messages, an echo that got sent or failed), and pages back on `loadEarlier`.
+ * The messages of a room, newest first, ready for `<GiftedChat messages={...} />`: what the
+ * device holds at once (offline too), then every change as it happens (new messages, an echo
+ * turning sent or failed), and older pages on `loadEarlier`.
  */
 export function useMessages(roomId: string | null | undefined, options: UseMessagesOptions = {}): UseMessagesResult {
-  const room = roomId ?? '';
-  const limit = options.pageSize ?? DEFAULT_PAGE_SIZE;
-  const [state, dispatch] = useReducer(messagesReducer, room, initialMessagesState);
-  const stateRef = useRef(state);
-  stateRef.current = state;
-  const refreshRef = useRef<() => void>(() => undefined);
-
+  const [model, setModel] = useState<TimelineModel | null>(null);
+  const pageSize = options.pageSize ?? 0;
   useEffect(() => {
-    dispatch({ type: 'reset', roomId: room });
-    if (!room) return undefined;
-    let active = true;
-    // Bursts of change events become at most one read in flight plus one queued.
-    const reader = coalesce(
-      async () => {
-        const messages = await getMessages(room, { limit });
-        if (active) dispatch({ type: 'windowLoaded', roomId: room, messages, limit });
-      },
-      (error) => dispatch({ type: 'failed', roomId: room, error: toChatSyncError(error) }),
-    );
-    refreshRef.current = () => reader.trigger();
-    const subscription = addEventListener('messagesChanged', (event) => {
-      if (affectsRoom(event, room)) reader.trigger();
-    });
-    reader.trigger();
-    return () => {
-      active = false;
-      reader.cancel();
-      refreshRef.current = () => undefined;
-      subscription.remove();
-    };
-  }, [room, limit]);
-
-  const loadEarlier = useCallback(() => {
-    const current = stateRef.current;
-    if (!current.roomId || current.isLoadingEarlier || !current.hasMore) return;
-    const forRoom = current.roomId;
-    dispatch({ type: 'loadEarlierStarted', roomId: forRoom });
-    // From below what the screen holds: the anchor is explicit, so no page repeats.
-    loadEarlierPage(forRoom, { before: oldestServerId(current.messages), limit }).then(
-      (page) => dispatch({ type: 'loadEarlierFinished', roomId: forRoom, messages: page.messages, hasMore: page.hasMore }),
-      (error: unknown) => dispatch({ type: 'failed', roomId: forRoom, error: toChatSyncError(error) }),
-    );
-  }, [limit]);
-
-  const refresh = useCallback(() => refreshRef.current(), []);
-
-  return { ...state, loadEarlier, refresh };
+    if (!roomId) {
+      setModel(null);
+      return undefined;
+    }
+    const m = new TimelineModel(nativeViews, roomId, pageSize);
+    setModel(m);
+    void m.open();
+    return () => m.close();
+  }, [roomId, pageSize]);
+  const state = useSyncExternalStore(model?.subscribe ?? noop, model?.getSnapshot ?? (() => EMPTY));
+  return { ...state, loadEarlier: () => void model?.loadEarlier() };
 }
 
-/**
- * `{ isConnected }` like react-native-offline: true when the server answers, false when it does
- * not, null until the first answer. Driven by the core's probe, not only the radio.
- */
-export function useNetworkStatus(): NetworkState {
-  const [state, setState] = useState<NetworkState>(() => networkStateFromStatus('unknown'));
+/** The rooms on the device with their last message, most recently active first, kept by the native room list's diffs. */
+export function useRooms(): RoomListState {
+  const [model] = useState(() => new RoomListModel(nativeViews));
   useEffect(() => {
-    let active = true;
-    let heardEvent = false;
-    const subscription = addEventListener('networkStatusChanged', (event) => {
-      heardEvent = true;
-      setState((previous) => networkReducer(previous, event));
-    });
-    getStatus().then(
-      (status) => {
-        // An event that arrived meanwhile is newer than this answer.
-        if (active && !heardEvent) setState(networkStateFromStatus(status.networkStatus));
-      },
-      () => undefined,
-    );
-    return () => {
-      active = false;
-      subscription.remove();
-    };
-  }, []);
-  return state;
+    void model.open();
+    return () => model.close();
+  }, [model]);
+  return useSyncExternalStore(model.subscribe, model.getSnapshot);
 }
 
-/** Outbox counts: how many messages wait to be sent, and how many the server refused. */
-export function useOutboxStatus(): OutboxState {
-  const [state, setState] = useState<OutboxState>({ pending: 0, failed: 0 });
+/** The client status: `getStatus()` once, then the client's events. */
+export function useStatus(): StatusState {
+  const [model] = useState(() => new StatusModel());
   useEffect(() => {
-    let active = true;
-    let heardEvent = false;
-    const subscription = addEventListener('outboxChanged', (event) => {
-      heardEvent = true;
-      setState((previous) => outboxReducer(previous, event));
-    });
-    getStatus().then(
-      (status) => {
-        if (active && !heardEvent) setState({ pending: status.pending, failed: status.failed });
-      },
-      () => undefined,
-    );
-    return () => {
-      active = false;
-      subscription.remove();
-    };
-  }, []);
-  return state;
+    const subscription = addClientEventListener((event) => model.event(event));
+    getStatus().then((s) => model.snapshot(s), () => undefined);
+    return () => subscription.remove();
+  }, [model]);
+  return useSyncExternalStore(model.subscribe, model.getSnapshot);
+}
+
+/** `{ isConnected, status }` like react-native-offline (driven by the core's probe, not only the radio). */
+export function useNetworkStatus(): { isConnected: boolean | null; status: StatusState['networkStatus'] } {
+  const s = useStatus();
+  return { isConnected: s.isConnected, status: s.networkStatus };
+}
+
+/** Outbox counts: how many messages wait to be sent, how many the server refused. */
+export function useOutboxStatus(): { pending: number; failed: number } {
+  const s = useStatus();
+  return { pending: s.pending, failed: s.failed };
 }
 
 /** What the sync engine is doing (`live` while holding a long-poll). */
 export function useSyncState(): SyncState {
-  const [state, setState] = useState<SyncState>('idle');
-  useEffect(() => {
-    let active = true;
-    let heardEvent = false;
-    const subscription = addEventListener('syncStateChanged', (event) => {
-      heardEvent = true;
-      setState((previous) => syncStateReducer(previous, event));
-    });
-    getStatus().then(
-      (status) => {
-        if (active && !heardEvent) setState(status.syncState);
-      },
-      () => undefined,
-    );
-    return () => {
-      active = false;
-      subscription.remove();
-    };
-  }, []);
-  return state;
+  return useStatus().syncState;
 }

@@ -1,48 +1,40 @@
 /**
- * react-native-chatsync: offline-first chat for React Native. Messages are read from the
- * device's store (so every screen works offline), sends are queued durably, and the native side
- * syncs in the foreground, in the background, and from the OS's background task.
+ * react-native-chatsync: offline-first chat for React Native on the New Architecture. Screens
+ * render from native views (a timeline per open room, the room list) that show what the device
+ * holds at once and send diffs after; sends are queued durably; the native side syncs in the
+ * foreground, in the background and from the OS's background task.
  *
- * Modules: `api` (the typed functions), `hooks` (GiftedChat-ready state), `errors` (the one
- * rejection type), `messagesState` / `statusState` (pure reducers), `convert` (bridge shapes),
- * `native` (the bridge itself), `types`.
+ * Modules: `api` (typed functions), `hooks` (GiftedChat-ready state), `views` (what the hooks
+ * hold, pure), `errors`, `convert` (GiftedChat's shape), `native` (the TurboModule),
+ * `generated/native` (the native JSON's types, rendered from Rust), `types`.
  */
 
 export {
   addEventListener,
   configure,
   discard,
-  getMessages,
   getOutbox,
   getRooms,
   getSession,
   getStatus,
-  loadEarlier,
   login,
   logout,
   openDirectRoom,
   retry,
   sendMessage,
   syncNow,
-  type EventSubscription,
 } from './api';
-export { ChatSyncError, ErrorCodes, toChatSyncError, type ErrorCode } from './errors';
+export { ChatSyncError, toChatSyncError, type ErrorCode } from './errors';
 export {
-  DEFAULT_PAGE_SIZE,
   useMessages,
   useNetworkStatus,
   useOutboxStatus,
+  useRooms,
+  useStatus,
   useSyncState,
   type UseMessagesOptions,
   type UseMessagesResult,
 } from './hooks';
-export {
-  appendOlder,
-  initialMessagesState,
-  mergeNewestWindow,
-  messagesReducer,
-  type MessagesAction,
-  type MessagesState,
-} from './messagesState';
-export { networkStateFromStatus, type NetworkState, type OutboxState } from './statusState';
-export * from './types';
+export { applyDiffs, RoomListModel, StatusModel, TimelineModel } from './views';
+export type { RoomListState, StatusState, TimelineState, ViewHandle, ViewPort } from './views';
+export type * from './types';

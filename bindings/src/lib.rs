@@ -15,6 +15,16 @@
 //! - [`error`]: [`ChatError`], the one error that crosses, and the guard that turns a panic
 //!   inside the core into that error instead of unwinding into the app.
 //!
+//! The host layer, what an app's chat module needs around the client, written once for Android
+//! and iOS (the React Native module's Kotlin and Swift keep only what their OS alone can do):
+//! - [`host`]: [`ChatHost`], one per process: the client of the logged-in user, views by id,
+//!   the status snapshot, the typed background run; JSON replies for JS.
+//! - [`options`]: `configure()`/`login()` input validated once, and kept between launches.
+//! - [`secrets`]: the foreign [`SecretStore`] trait the OS implements (Keystore, Keychain).
+//! - [`notifications`]: which notification to show for new messages.
+//! - [`js`]: the JSON shapes and error codes JS sees; the TypeScript declarations in
+//!   src/generated/native.ts are rendered from them.
+//!
 //! What UniFFI generates is adjusted in one place, `bindings/build.sh` (checked: the build
 //! fails when the generated code no longer has the expected shape): Kotlin's `ChatException`
 //! message is its readable `detail`, a call on a closed Kotlin object throws
@@ -30,7 +40,12 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod host;
+pub mod js;
 pub mod model;
+pub mod notifications;
+pub mod options;
+pub mod secrets;
 #[cfg(feature = "selftest")]
 pub mod selftest;
 pub mod views;
@@ -41,7 +56,10 @@ pub use config::{
 };
 pub use error::ChatError;
 pub use events::{ClientEvent, ClientListener, Subscription};
+pub use host::{BackgroundAction, BackgroundRun, ChatHost, HostListener};
 pub use model::*;
+pub use notifications::RoomNotification;
+pub use secrets::{SecretStore, SecretStoreError};
 pub use views::{
     RoomList, RoomListDiff, RoomListListener, Timeline, TimelineDiff, TimelineListener,
 };

@@ -1,48 +1,29 @@
-/** Test data builders: messages in the shape the native modules send, converted like the API does. */
+/** Test data builders: native messages (the Rust host's JSON shape) and diffs. */
 
-import { toChatMessage } from '../convert';
-import type { ChatMessage, NativeChatMessage } from '../types';
+import type { JsDiff, JsMessage } from '../generated/native';
 
 /** A sent message with server id `id` in `roomId`. */
-export function nativeSent(id: number, roomId = 'r1', text = `message ${id}`): NativeChatMessage {
+export function nativeSent(id: number, roomId = 'r1', text = `message ${id}`): JsMessage {
   return {
     id: String(id),
     serverId: id,
     localId: null,
     roomId,
-    sender: { id: 'alice', name: 'Alice' },
+    sender: { id: 'alice', name: 'Alice', avatarUrl: null },
     text,
-    parts: [{ type: 'text/plain', content: text }],
+    parts: [{ type: 'text/plain', content: text, extraJson: null }],
     createdAt: new Date(Date.UTC(2026, 10, 25, 6, 0, id % 60)).toISOString(),
     state: 'sent',
+    failureReason: null,
   };
 }
 
-/** A sent message as the API returns it. */
-export function sent(id: number, roomId = 'r1'): ChatMessage {
-  return toChatMessage(nativeSent(id, roomId));
+/** A pending echo with local id `localId`. */
+export function nativeEcho(localId: string, roomId = 'r1'): JsMessage {
+  return { ...nativeSent(0, roomId, `echo ${localId}`), id: localId, serverId: null, localId, state: 'pending' };
 }
 
-/** A pending (or failed) echo with local id `localId`. */
-export function echo(localId: string, roomId = 'r1', state: 'pending' | 'failed' = 'pending'): ChatMessage {
-  return toChatMessage({
-    ...nativeSent(0, roomId, `echo ${localId}`),
-    id: localId,
-    serverId: null,
-    localId,
-    state,
-    failureReason: state === 'failed' ? 'rejected by server (forbidden): not a member' : null,
-  });
-}
-
-/** Sent messages with ids from `newest` down to `oldest`, newest first. */
-export function range(newest: number, oldest: number, roomId = 'r1'): ChatMessage[] {
-  const out: ChatMessage[] = [];
-  for (let id = newest; id >= oldest; id -= 1) out.push(sent(id, roomId));
-  return out;
-}
-
-/** The `_id`s, for compact assertions. */
-export function ids(messages: ChatMessage[]): string[] {
-  return messages.map((m) => m._id);
+/** Diffs as the native module sends them. */
+export function json(diffs: JsDiff<JsMessage>[]): string {
+  return JSON.stringify(diffs);
 }

@@ -1,12 +1,13 @@
-// The periodic background job: opens the store (also when the OS started the process only for
-// this job, with no React running), runs the core's time-boxed `backgroundSync`, and posts a local
-// notification for new messages while the app is not in the foreground.
+// The periodic background job: asks the Rust host for one background run (it opens the
+// logged-in user's store from the stored settings when the OS started the process only for
+// this job), posts the notifications it planned, and tells JobScheduler what the host decided.
 package dev.chatsync.reactnative
 
 import android.app.job.JobParameters
 import android.app.job.JobService
-import android.content.Context
 import android.util.Log
+import dev.chatsync.BackgroundAction
+import dev.chatsync.backgroundBudgetMs
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
@@ -21,16 +22,21 @@ class BackgroundSyncJobService : JobService() {
 
     override fun onStartJob(params: JobParameters): Boolean {
         running = scope.launch {
-            val outcome = BackgroundSyncRunner.run(applicationContext)
-            // A periodic job comes back next period anyway; rescheduling early (backoff) only
-            // helps when the core says a retry may succeed (out of time, offline, busy).
-            jobFinished(params, outcome == BackgroundSync.Outcome.RETRY)
+            val run = ChatSyncHost.get(applicationContext).backgroundRun(backgroundBudgetMs())
+            when (run.action) {
+                BackgroundAction.DONE -> Log.i(TAG, "background sync: ${run.summary}")
+                BackgroundAction.FAILED -> Log.e(TAG, "background sync failed: ${run.summary}")
+                else -> Log.w(TAG, "background sync: ${run.action}: ${run.summary}")
+            }
+            NewMessageNotifier.post(applicationContext, run.notifications)
+            if (!run.keepScheduled) BackgroundSyncScheduler.cancel(applicationContext)
+            jobFinished(params, run.rescheduleEarly)
         }
-        return true // work continues on the coroutine
+        return true // the work goes on in the coroutine
     }
 
     override fun onStopJob(params: JobParameters): Boolean {
-        // The OS revoked the job (constraints lost, budget exhausted): stop now, retry later.
+        // The OS revoked the job (constraints lost, time up): stop now, retry later.
         running?.cancel()
         return true
     }
@@ -39,30 +45,8 @@ class BackgroundSyncJobService : JobService() {
         scope.cancel()
         super.onDestroy()
     }
-}
 
-/** The job's work with the platform around it: stored settings, log, notifications. */
-object BackgroundSyncRunner {
-    private const val TAG = "ChatSync"
-
-    /** One run; cancels the job when nobody is logged in. Never throws. */
-    suspend fun run(context: Context): BackgroundSync.Outcome {
-        val settings = SettingsStore(context)
-        val options = settings.options()
-        val run = BackgroundSync.run(
-            open = { ChatSyncRuntime.restore(context.filesDir, options, settings.user()) },
-            notificationsEnabled = options?.notifications ?: true,
-            isForeground = { ChatSyncRuntime.isForeground },
-        )
-        when (run.outcome) {
-            // Logged out (or never logged in) while the job survived, e.g. app data restored.
-            BackgroundSync.Outcome.NOBODY_LOGGED_IN -> BackgroundSyncScheduler.cancel(context)
-            BackgroundSync.Outcome.RETRY -> Log.w(TAG, "background sync will retry: ${run.error}")
-            BackgroundSync.Outcome.UNAUTHORIZED -> Log.w(TAG, "background sync: the token was refused, sign in again: ${run.error}")
-            BackgroundSync.Outcome.FAILED -> Log.e(TAG, "background sync failed: ${run.error}")
-            BackgroundSync.Outcome.DONE -> Log.i(TAG, "background sync: ${run.report?.let(BridgeValues::backgroundReport)}")
-        }
-        NewMessageNotifier.post(context, run.notifications)
-        return run.outcome
+    private companion object {
+        const val TAG = "ChatSync"
     }
 }

@@ -37,6 +37,11 @@ object BackgroundSyncScheduler {
         return scheduler(context).schedule(job) == JobScheduler.RESULT_SUCCESS
     }
 
+    /** Schedules the job while someone is logged in, cancels it otherwise. */
+    fun follow(context: Context, loggedIn: Boolean) {
+        if (loggedIn) ensureScheduled(context) else cancel(context)
+    }
+
     /** Cancels the job (logout). */
     fun cancel(context: Context) {
         scheduler(context).cancel(JOB_ID)

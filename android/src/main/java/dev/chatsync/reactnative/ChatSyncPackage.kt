@@ -1,16 +1,27 @@
-// Registers the module with React Native (autolinking finds this class through
-// react-native.config.js / the Gradle module).
+// Registers the TurboModule with React Native (autolinking finds this class).
 package dev.chatsync.reactnative
 
-import com.facebook.react.ReactPackage
+import com.facebook.react.BaseReactPackage
 import com.facebook.react.bridge.NativeModule
 import com.facebook.react.bridge.ReactApplicationContext
-import com.facebook.react.uimanager.ViewManager
+import com.facebook.react.module.model.ReactModuleInfo
+import com.facebook.react.module.model.ReactModuleInfoProvider
 
-/** The package an app adds to its ReactNativeHost (autolinking does it for you). */
-class ChatSyncPackage : ReactPackage {
-    override fun createNativeModules(reactContext: ReactApplicationContext): List<NativeModule> =
-        listOf(ChatSyncModule(reactContext))
+/** The package autolinking adds to the app: one TurboModule, `ChatSync`. */
+class ChatSyncPackage : BaseReactPackage() {
+    override fun getModule(name: String, reactContext: ReactApplicationContext): NativeModule? =
+        if (name == NativeChatSyncSpec.NAME) ChatSyncModule(reactContext) else null
 
-    override fun createViewManagers(reactContext: ReactApplicationContext): List<ViewManager<*, *>> = emptyList()
+    override fun getReactModuleInfoProvider(): ReactModuleInfoProvider = ReactModuleInfoProvider {
+        mapOf(
+            NativeChatSyncSpec.NAME to ReactModuleInfo(
+                NativeChatSyncSpec.NAME,
+                ChatSyncModule::class.java.name,
+                false, // canOverrideExistingModule
+                false, // needsEagerInit
+                false, // isCxxModule
+                true, // isTurboModule
+            ),
+        )
+    }
 }
