@@ -92,6 +92,41 @@
   [_bridge discard:localId done:^(NSString *reply) { resolve(reply); }];
 }
 
+- (void)editMessage:(NSString *)roomId messageId:(NSString *)messageId text:(NSString *)text resolve:(RCTPromiseResolveBlock)resolve reject:(RCTPromiseRejectBlock)reject
+{
+  [_bridge editMessage:roomId messageId:messageId text:text done:^(NSString *reply) { resolve(reply); }];
+}
+
+- (void)deleteMessage:(NSString *)roomId messageId:(NSString *)messageId resolve:(RCTPromiseResolveBlock)resolve reject:(RCTPromiseRejectBlock)reject
+{
+  [_bridge deleteMessage:roomId messageId:messageId done:^(NSString *reply) { resolve(reply); }];
+}
+
+- (void)toggleReaction:(NSString *)roomId messageId:(NSString *)messageId key:(NSString *)key resolve:(RCTPromiseResolveBlock)resolve reject:(RCTPromiseRejectBlock)reject
+{
+  [_bridge toggleReaction:roomId messageId:messageId key:key done:^(NSString *reply) { resolve(reply); }];
+}
+
+- (void)markRead:(NSString *)roomId resolve:(RCTPromiseResolveBlock)resolve reject:(RCTPromiseRejectBlock)reject
+{
+  [_bridge markRead:roomId done:^(NSString *reply) { resolve(reply); }];
+}
+
+- (void)setTyping:(NSString *)roomId typing:(BOOL)typing resolve:(RCTPromiseResolveBlock)resolve reject:(RCTPromiseRejectBlock)reject
+{
+  [_bridge setTyping:roomId typing:typing done:^(NSString *reply) { resolve(reply); }];
+}
+
+- (void)getTyping:(NSString *)roomId resolve:(RCTPromiseResolveBlock)resolve reject:(RCTPromiseRejectBlock)reject
+{
+  [_bridge getTyping:roomId done:^(NSString *reply) { resolve(reply); }];
+}
+
+- (void)getUnreadTotal:(RCTPromiseResolveBlock)resolve reject:(RCTPromiseRejectBlock)reject
+{
+  [_bridge getUnreadTotal:^(NSString *reply) { resolve(reply); }];
+}
+
 - (void)syncNow:(RCTPromiseResolveBlock)resolve reject:(RCTPromiseRejectBlock)reject
 {
   [_bridge syncNow:^(NSString *reply) { resolve(reply); }];

@@ -49,6 +49,13 @@ public final class ChatSyncModuleBridge: NSObject {
     @objc public func sendMessage(_ roomId: String, text: String, done: @escaping @Sendable (String) -> Void) { call({ await $0.sendText(roomId: roomId, text: text) }, done) }
     @objc public func retry(_ localId: String, done: @escaping @Sendable (String) -> Void) { call({ await $0.retry(localId: localId) }, done) }
     @objc public func discard(_ localId: String, done: @escaping @Sendable (String) -> Void) { call({ await $0.discard(localId: localId) }, done) }
+    @objc public func editMessage(_ roomId: String, messageId: String, text: String, done: @escaping @Sendable (String) -> Void) { call({ await $0.editMessage(roomId: roomId, messageId: messageId, text: text) }, done) }
+    @objc public func deleteMessage(_ roomId: String, messageId: String, done: @escaping @Sendable (String) -> Void) { call({ await $0.deleteMessage(roomId: roomId, messageId: messageId) }, done) }
+    @objc public func toggleReaction(_ roomId: String, messageId: String, key: String, done: @escaping @Sendable (String) -> Void) { call({ await $0.toggleReaction(roomId: roomId, messageId: messageId, key: key) }, done) }
+    @objc public func markRead(_ roomId: String, done: @escaping @Sendable (String) -> Void) { call({ await $0.markRead(roomId: roomId) }, done) }
+    @objc public func setTyping(_ roomId: String, typing: Bool, done: @escaping @Sendable (String) -> Void) { call({ await $0.setTyping(roomId: roomId, typing: typing) }, done) }
+    @objc public func getTyping(_ roomId: String, done: @escaping @Sendable (String) -> Void) { call({ $0.typing(roomId: roomId) }, done) }
+    @objc public func getUnreadTotal(_ done: @escaping @Sendable (String) -> Void) { call({ $0.unreadTotal() }, done) }
     @objc public func syncNow(_ done: @escaping @Sendable (String) -> Void) { call({ await $0.syncNow() }, done) }
     @objc public func getOutbox(_ done: @escaping @Sendable (String) -> Void) { call({ $0.outbox() }, done) }
     @objc public func getStatus(_ done: @escaping @Sendable (String) -> Void) { call({ $0.status() }, done) }

@@ -40,6 +40,20 @@ export interface Spec extends TurboModule {
   retry(localId: string): Promise<string>;
   /** Reply: `null`. */
   discard(localId: string): Promise<string>;
+  /** Replaces the text of one of the user's messages; reply: `null`. */
+  editMessage(roomId: string, messageId: string, text: string): Promise<string>;
+  /** Deletes one of the user's messages (a tombstone stays); reply: `null`. */
+  deleteMessage(roomId: string, messageId: string): Promise<string>;
+  /** Toggles the user's reaction `key` on a message; reply: `boolean` (reacting now). */
+  toggleReaction(roomId: string, messageId: string, key: string): Promise<string>;
+  /** Marks a room read up to its newest message; reply: `null`. */
+  markRead(roomId: string): Promise<string>;
+  /** Says the user is typing in a room (or stopped); reply: `null`. */
+  setTyping(roomId: string, typing: boolean): Promise<string>;
+  /** Reply: who is typing in a room now, `string[]`. */
+  getTyping(roomId: string): Promise<string>;
+  /** Reply: the unread total over every room, `number`. */
+  getUnreadTotal(): Promise<string>;
   /** Reply: `JsSyncReport`. */
   syncNow(): Promise<string>;
   /** Reply: `JsOutboxEntry[]`. */
@@ -55,7 +69,8 @@ export interface Spec extends TurboModule {
   /** Closes a view; no update follows. */
   closeView(viewId: CodegenTypes.Int32): void;
 
-  /** `JsClientEvent` as JSON: network status, sync state, outbox counts, a refused token. */
+  /** `JsClientEvent` as JSON: network status, sync state, outbox counts, a refused token,
+   * typing, the unread total. */
   readonly onClientEvent: CodegenTypes.EventEmitter<string>;
   /** The diffs of an open view. */
   readonly onViewUpdate: CodegenTypes.EventEmitter<ViewUpdate>;

@@ -80,6 +80,56 @@ export async function discard(localId: string): Promise<void> {
   await invoke<null>((m) => m.discard(localId));
 }
 
+/**
+ * Replaces the text of one of the user's messages (`messageId`: the message's `_id`). Queued
+ * like a send (offline too); a message still queued is rewritten instead. The timeline shows it
+ * at once.
+ */
+export async function editMessage(roomId: string, messageId: string, text: string): Promise<void> {
+  requireText(roomId, 'roomId');
+  requireText(messageId, 'messageId');
+  requireText(text, 'text');
+  await invoke<null>((m) => m.editMessage(roomId, messageId, text));
+}
+
+/** Deletes one of the user's messages: it stays in place as a tombstone (a queued send is dropped). */
+export async function deleteMessage(roomId: string, messageId: string): Promise<void> {
+  requireText(roomId, 'roomId');
+  requireText(messageId, 'messageId');
+  await invoke<null>((m) => m.deleteMessage(roomId, messageId));
+}
+
+/** Adds the user's reaction `key` (an emoji) to a message, or removes it; resolves with whether the user reacts now. */
+export async function toggleReaction(roomId: string, messageId: string, key: string): Promise<boolean> {
+  requireText(roomId, 'roomId');
+  requireText(messageId, 'messageId');
+  requireText(key, 'key');
+  return invoke<boolean>((m) => m.toggleReaction(roomId, messageId, key));
+}
+
+/** Marks a room read up to its newest message: its unread count drops at once, on the user's other devices after their next sync. */
+export async function markRead(roomId: string): Promise<void> {
+  requireText(roomId, 'roomId');
+  await invoke<null>((m) => m.markRead(roomId));
+}
+
+/** Tells the room the user is typing (true) or stopped (false). Best effort: never queued, lapses by itself. */
+export async function setTyping(roomId: string, typing: boolean): Promise<void> {
+  requireText(roomId, 'roomId');
+  await invoke<null>((m) => m.setTyping(roomId, typing));
+}
+
+/** Who is typing in a room now (a screen uses `useTyping(roomId)`). */
+export async function getTyping(roomId: string): Promise<string[]> {
+  requireText(roomId, 'roomId');
+  return invoke<string[]>((m) => m.getTyping(roomId));
+}
+
+/** The unread total over every room, for an app badge (a screen uses `useUnreadTotal()`). */
+export function getUnreadTotal(): Promise<number> {
+  return invoke<number>((m) => m.getUnreadTotal());
+}
+
 /** One sync plus an outbox flush now (pull-to-refresh). */
 export function syncNow(): Promise<SyncReport> {
   return invoke<SyncReport>((m) => m.syncNow());

@@ -27,6 +27,11 @@ export function toChatMessage(raw: JsMessage): ChatMessage {
     failed: raw.state === 'failed',
     failureReason: raw.failureReason,
     parts: raw.parts,
+    editedAt: raw.editedAt ? new Date(raw.editedAt) : null,
+    deleted: raw.deleted,
+    reactions: raw.reactions,
+    readBy: raw.readBy,
+    pendingChange: raw.pendingChange,
   };
 }
 
@@ -42,5 +47,6 @@ export function toRoomSummary(raw: JsRoom): RoomSummary {
     name: raw.name,
     memberIds: raw.memberIds,
     lastMessage: raw.lastMessage ? toChatMessage(raw.lastMessage) : null,
+    unread: raw.unread,
   };
 }

@@ -5,11 +5,11 @@
  * Node tests replay recorded native sequences through it.
  */
 
-import { useEffect, useState, useSyncExternalStore } from 'react';
+import { useEffect, useMemo, useState, useSyncExternalStore } from 'react';
 
 import { addClientEventListener, nativeViews } from './native';
-import { getStatus } from './api';
-import { RoomListModel, StatusModel, TimelineModel, type RoomListState, type StatusState, type TimelineState } from './views';
+import { getStatus, getTyping } from './api';
+import { RoomListModel, StatusModel, TimelineModel, TypingModel, type RoomListState, type StatusState, type TimelineState } from './views';
 import type { SyncState } from './types';
 
 /** Options of {@link useMessages}. */
@@ -85,4 +85,20 @@ export function useOutboxStatus(): { pending: number; failed: number } {
 /** What the sync engine is doing (`live` while holding a long-poll). */
 export function useSyncState(): SyncState {
   return useStatus().syncState;
+}
+
+/** The unread total over every room, for an app badge (each room's count is in `useRooms()`). */
+export function useUnreadTotal(): number {
+  return useStatus().unread;
+}
+
+/** Who is typing in `roomId` now (never the user), for GiftedChat's `isTyping` and a "typing…" line. */
+export function useTyping(roomId: string): string[] {
+  const model = useMemo(() => new TypingModel(roomId), [roomId]);
+  useEffect(() => {
+    const subscription = addClientEventListener((event) => model.event(event));
+    getTyping(roomId).then((ids) => model.snapshot(ids), () => undefined);
+    return () => subscription.remove();
+  }, [model, roomId]);
+  return useSyncExternalStore(model.subscribe, model.getSnapshot);
 }

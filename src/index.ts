@@ -12,17 +12,24 @@
 export {
   addEventListener,
   configure,
+  deleteMessage,
   discard,
+  editMessage,
   getOutbox,
   getRooms,
   getSession,
   getStatus,
+  getTyping,
+  getUnreadTotal,
   login,
   logout,
+  markRead,
   openDirectRoom,
   retry,
   sendMessage,
+  setTyping,
   syncNow,
+  toggleReaction,
 } from './api';
 export { ChatSyncError, toChatSyncError, type ErrorCode } from './errors';
 export {
@@ -32,9 +39,11 @@ export {
   useRooms,
   useStatus,
   useSyncState,
+  useTyping,
+  useUnreadTotal,
   type UseMessagesOptions,
   type UseMessagesResult,
 } from './hooks';
-export { applyDiffs, RoomListModel, StatusModel, TimelineModel } from './views';
+export { applyDiffs, RoomListModel, StatusModel, TimelineModel, TypingModel } from './views';
 export type { RoomListState, StatusState, TimelineState, ViewHandle, ViewPort } from './views';
 export type * from './types';

@@ -4,12 +4,13 @@
  * themselves are not restated here; they are rendered from the Rust types.
  */
 
-import type { JsMessageState, JsNetworkStatus, JsPart, JsSyncState } from './generated/native';
+import type { JsMessageState, JsNetworkStatus, JsPart, JsReaction, JsSyncState } from './generated/native';
 
 export type {
   AuthOptions,
   ConfigureOptions,
   JsClientEvent as ChatSyncEvent,
+  JsChangeKind as ChangeKind,
   JsOutboxEntry as OutboxEntry,
   JsPagination as PaginationOutcome,
   JsStatus as ClientStatus,
@@ -26,6 +27,8 @@ export type NetworkStatus = JsNetworkStatus;
 export type SyncState = JsSyncState;
 /** One part of a multipart message. */
 export type MessagePart = JsPart;
+/** The reactions of one key on a message: how many, and whether the user is among them. */
+export type Reaction = JsReaction;
 
 /** A user as shown next to a message (GiftedChat's `user`). */
 export interface ChatUser {
@@ -49,8 +52,9 @@ export interface GiftedChatMessageShape {
 
 /**
  * A message in GiftedChat's shape (`_id`, `text`, `createdAt: Date`, `user`, `pending`, `sent`)
- * plus chatsync's own fields. Protocol v2's `edited`, `deleted`, `reactions` and `readBy` are
- * added here, made in src/convert.ts from the native message, when the core has them.
+ * plus chatsync's own fields, the chat model's among them: `editedAt` (null: never edited),
+ * `deleted` (a tombstone: empty text, its place kept), `reactions`, `readBy` (who else has read
+ * up to it) and `pendingChange` (an edit, deletion or reaction of this device still queued).
  */
 export interface ChatMessage {
   _id: string;
@@ -66,6 +70,11 @@ export interface ChatMessage {
   failed: boolean;
   failureReason: string | null;
   parts: MessagePart[];
+  editedAt: Date | null;
+  deleted: boolean;
+  reactions: Reaction[];
+  readBy: string[];
+  pendingChange: boolean;
 }
 
 /** Who is logged in on this device. */
@@ -73,10 +82,11 @@ export interface Session {
   user: ChatUser;
 }
 
-/** A room as the device knows it. Protocol v2's `unread` is added here when the core has it. */
+/** A room as the device knows it, with the user's unread count (the server's; 0 once marked read here). */
 export interface RoomSummary {
   id: string;
   name: string | null;
   memberIds: string[];
   lastMessage: ChatMessage | null;
+  unread: number;
 }

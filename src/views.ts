@@ -221,6 +221,8 @@ export interface StatusState {
   pending: number;
   /** Messages refused for good: retry or discard them. */
   failed: number;
+  /** Unread messages over every room (the app badge). */
+  unread: number;
 }
 
 function connected(status: NetworkStatus): boolean | null {
@@ -235,7 +237,7 @@ export class StatusModel extends Observable<StatusState> {
   private heardEvent = false;
 
   constructor() {
-    super({ networkStatus: 'unknown', isConnected: null, syncState: 'idle', pending: 0, failed: 0 });
+    super({ networkStatus: 'unknown', isConnected: null, syncState: 'idle', pending: 0, failed: 0, unread: 0 });
   }
 
   /** The snapshot from `getStatus()`, unless an event came first. */
@@ -260,9 +262,40 @@ export class StatusModel extends Observable<StatusState> {
         this.heardEvent = true;
         if (event.pending !== s.pending || event.failed !== s.failed) this.set({ ...s, pending: event.pending, failed: event.failed });
         break;
+      case 'unreadChanged':
+        this.heardEvent = true;
+        if (event.total !== s.unread) this.set({ ...s, unread: event.total });
+        break;
       case 'messagesChanged':
       case 'unauthorized':
+      case 'typingChanged':
         break;
     }
+  }
+}
+
+/**
+ * Who is typing in one room (never the user): `getTyping()` once, then the client's
+ * `typingChanged` events for that room (an event that comes first wins over the snapshot).
+ */
+export class TypingModel extends Observable<string[]> {
+  private heardEvent = false;
+
+  constructor(readonly roomId: string) {
+    super([]);
+  }
+
+  /** The snapshot from `getTyping(roomId)`, unless an event came first. */
+  snapshot(userIds: string[]): void {
+    if (this.heardEvent) return;
+    this.set(userIds);
+  }
+
+  /** Applies a client event; only this room's typing changes count. */
+  event(event: JsClientEvent): void {
+    if (event.type !== 'typingChanged' || event.roomId !== this.roomId) return;
+    this.heardEvent = true;
+    const same = event.userIds.length === this.state.length && event.userIds.every((u, i) => u === this.state[i]);
+    if (!same) this.set(event.userIds);
   }
 }

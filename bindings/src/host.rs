@@ -484,6 +484,52 @@ impl ChatHost {
         .await
     }
 
+    /// Replaces the text of one of the user's messages (a send still queued is rewritten in
+    /// the queue); the timeline shows it at once. Reply: `null`.
+    pub async fn edit_message(&self, room_id: String, message_id: String, text: String) -> String {
+        reply_async(async { Ok(self.client()?.edit_message(room_id, message_id, text).await?) })
+            .await
+    }
+
+    /// Deletes one of the user's messages (a send still queued is dropped). Reply: `null`.
+    pub async fn delete_message(&self, room_id: String, message_id: String) -> String {
+        reply_async(async { Ok(self.client()?.delete_message(room_id, message_id).await?) }).await
+    }
+
+    /// Adds the user's reaction `key` to a message, or removes it when there. Reply: whether
+    /// the user now reacts with it (`boolean`).
+    pub async fn toggle_reaction(&self, room_id: String, message_id: String, key: String) -> String {
+        reply_async(async {
+            Ok(self
+                .client()?
+                .toggle_reaction(room_id, message_id, key)
+                .await?)
+        })
+        .await
+    }
+
+    /// Marks a room read up to its newest message (the receipt is queued; the count drops at
+    /// once). Reply: `null`.
+    pub async fn mark_read(&self, room_id: String) -> String {
+        reply_async(async { Ok(self.client()?.mark_read(room_id).await?) }).await
+    }
+
+    /// Tells a room the user is typing (`true`) or stopped. Best effort, never queued. Reply:
+    /// `null`.
+    pub async fn set_typing(&self, room_id: String, typing: bool) -> String {
+        reply_async(async { Ok(self.client()?.set_typing(room_id, typing).await?) }).await
+    }
+
+    /// Reply: who is typing in a room now (`string[]`).
+    pub fn typing(&self, room_id: String) -> String {
+        reply(|| Ok(self.client()?.typing(room_id)?))
+    }
+
+    /// Reply: the total unread count over every room (`number`).
+    pub fn unread_total(&self) -> String {
+        reply(|| Ok(self.client()?.unread_total()?))
+    }
+
     /// Puts a failed message back in the queue. Reply: `null`.
     pub async fn retry(&self, local_id: String) -> String {
         reply_async(async { Ok(self.client()?.retry(local_id).await?) }).await
@@ -523,6 +569,7 @@ impl ChatHost {
                 sync_state: client.sync_state()?.into(),
                 pending: count(MessageState::Pending),
                 failed: count(MessageState::Failed),
+                unread: client.unread_total()?,
             })
         })
     }

@@ -7,18 +7,17 @@
 //! types are not written again either. They are the core's shapes (what a chat is), camelCase;
 //! GiftedChat's shape is made in JS (src/convert.ts).
 //!
-//! Extension point for protocol v2: when the core's message gains `edited`, `deleted`,
-//! `reactions`, `read_by` and the room summary `unread`, they are added to [`JsMessage`] and
-//! [`JsRoom`] here (and their `From`), the declarations are regenerated, and src/convert.ts maps
-//! them; nothing in Kotlin or Swift changes.
+//! Protocol v2's chat model (edits, tombstones, reactions, read receipts, unread counts, typing)
+//! is here too: [`JsMessage`], [`JsRoom`], [`JsOutboxEntry`] and [`JsClientEvent`] carry it, and
+//! nothing in Kotlin or Swift knows about it.
 
 use serde::Serialize;
 
 use crate::error::ChatError;
 use crate::events::ClientEvent;
 use crate::model::{
-    ChatMessage, ChatUser, MessagePart, MessageState, NetworkStatus, OutboxEntry, RoomSummary,
-    Session, SyncReport, SyncState,
+    ChangeKind, ChatMessage, ChatUser, MessagePart, MessageState, NetworkStatus, OutboxEntry,
+    ReactionSummary, RoomSummary, Session, SyncReport, SyncState,
 };
 use crate::views::{RoomListDiff, TimelineDiff};
 
@@ -267,6 +266,46 @@ pub struct JsMessage {
     pub state: JsMessageState,
     /// The server's reason, when failed.
     pub failure_reason: Option<String>,
+    /// When its sender last edited it, RFC 3339 (`null`: never).
+    pub edited_at: Option<String>,
+    /// A tombstone: deleted by its sender (no text, no parts, no reactions; its place is kept).
+    pub deleted: bool,
+    /// Reactions per key, in the order first given.
+    pub reactions: Vec<JsReaction>,
+    /// Who (besides the sender) has read up to this message or later.
+    pub read_by: Vec<String>,
+    /// An edit, deletion or reaction of this device is still queued for it.
+    pub pending_change: bool,
+}
+
+/// The reactions of one key on a message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct JsReaction {
+    /// The key (an emoji or a short code).
+    pub key: String,
+    /// How many members reacted with it.
+    pub count: u32,
+    /// Whether the user did.
+    pub me: bool,
+}
+
+/// What a queued change does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub enum JsChangeKind {
+    /// A new message.
+    Send,
+    /// New content for a message.
+    Edit,
+    /// A deletion.
+    Delete,
+    /// A reaction added or removed.
+    React,
+    /// A read receipt.
+    Receipt,
 }
 
 /// A room as the device knows it.
@@ -282,6 +321,8 @@ pub struct JsRoom {
     pub member_ids: Vec<String>,
     /// The newest message held on the device.
     pub last_message: Option<JsMessage>,
+    /// The user's unread messages in it (the server's count; 0 once marked read here).
+    pub unread: u32,
 }
 
 /// Who is logged in.
@@ -329,6 +370,10 @@ pub struct JsOutboxEntry {
     pub attempts: u32,
     /// Why the server refused it.
     pub failure_reason: Option<String>,
+    /// What it does.
+    pub kind: JsChangeKind,
+    /// The message an edit, deletion or reaction is for.
+    pub target_id: Option<String>,
 }
 
 /// Network status as the core sees it (`unknown` before the first answer).
@@ -374,6 +419,8 @@ pub struct JsStatus {
     pub pending: u32,
     /// Messages refused for good.
     pub failed: u32,
+    /// Unread messages over every room (the app badge).
+    pub unread: u32,
 }
 
 impl JsStatus {
@@ -384,6 +431,7 @@ impl JsStatus {
             sync_state: JsSyncState::Stopped,
             pending: 0,
             failed: 0,
+            unread: 0,
         }
     }
 }
@@ -425,6 +473,18 @@ pub enum JsClientEvent {
     Unauthorized {
         /// The reason.
         reason: String,
+    },
+    /// Who is typing in a room changed.
+    TypingChanged {
+        /// The room.
+        room_id: String,
+        /// The users typing now (never the user).
+        user_ids: Vec<String>,
+    },
+    /// The total unread count over every room changed (the app badge; first: the current one).
+    UnreadChanged {
+        /// The new total.
+        total: u32,
     },
 }
 
@@ -525,6 +585,33 @@ impl From<ChatMessage> for JsMessage {
             created_at: m.created_at,
             state: m.state.into(),
             failure_reason: m.failure_reason,
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+            reactions: m.reactions.into_iter().map(Into::into).collect(),
+            read_by: m.read_by,
+            pending_change: m.pending_change,
+        }
+    }
+}
+
+impl From<ReactionSummary> for JsReaction {
+    fn from(r: ReactionSummary) -> Self {
+        JsReaction {
+            key: r.key,
+            count: r.count,
+            me: r.me,
+        }
+    }
+}
+
+impl From<ChangeKind> for JsChangeKind {
+    fn from(k: ChangeKind) -> Self {
+        match k {
+            ChangeKind::Send => JsChangeKind::Send,
+            ChangeKind::Edit => JsChangeKind::Edit,
+            ChangeKind::Delete => JsChangeKind::Delete,
+            ChangeKind::React => JsChangeKind::React,
+            ChangeKind::Receipt => JsChangeKind::Receipt,
         }
     }
 }
@@ -536,6 +623,7 @@ impl From<RoomSummary> for JsRoom {
             name: r.name,
             member_ids: r.member_ids,
             last_message: r.last_message.map(Into::into),
+            unread: r.unread,
         }
     }
 }
@@ -570,6 +658,8 @@ impl From<OutboxEntry> for JsOutboxEntry {
             state: e.state.into(),
             attempts: e.attempts,
             failure_reason: e.failure_reason,
+            kind: e.kind.into(),
+            target_id: e.target_id,
         }
     }
 }
@@ -612,6 +702,10 @@ impl From<ClientEvent> for JsClientEvent {
                 JsClientEvent::OutboxChanged { pending, failed }
             }
             ClientEvent::Unauthorized { reason } => JsClientEvent::Unauthorized { reason },
+            ClientEvent::TypingChanged { room_id, user_ids } => {
+                JsClientEvent::TypingChanged { room_id, user_ids }
+            }
+            ClientEvent::UnreadChanged { total } => JsClientEvent::UnreadChanged { total },
         }
     }
 }
@@ -660,10 +754,12 @@ mod tests {
             JsUser::decl(),
             JsMessageState::decl(),
             JsPart::decl(),
+            JsReaction::decl(),
             JsMessage::decl(),
             JsRoom::decl(),
             JsSession::decl(),
             JsSyncReport::decl(),
+            JsChangeKind::decl(),
             JsOutboxEntry::decl(),
             JsNetworkStatus::decl(),
             JsSyncState::decl(),

@@ -15,6 +15,11 @@ export function nativeSent(id: number, roomId = 'r1', text = `message ${id}`): J
     createdAt: new Date(Date.UTC(2026, 10, 25, 6, 0, id % 60)).toISOString(),
     state: 'sent',
     failureReason: null,
+    editedAt: null,
+    deleted: false,
+    reactions: [],
+    readBy: [],
+    pendingChange: false,
   };
 }
 

@@ -27,10 +27,29 @@ describe('toChatMessage', () => {
     assert.deepEqual(m.user, { _id: 'alice', name: 'Alice' }, 'no avatar key when the profile has none');
   });
 
-  it('converts a room summary with its last message', () => {
-    const r = toRoomSummary({ id: 'r1', name: null, memberIds: ['alice', 'bob'], lastMessage: nativeSent(3) });
+  it('carries the chat model: edit time, tombstone, reactions, readers, a queued change', () => {
+    const plain = toChatMessage(nativeSent(8));
+    assert.deepEqual([plain.editedAt, plain.deleted, plain.reactions, plain.readBy, plain.pendingChange], [null, false, [], [], false]);
+    const m = toChatMessage({
+      ...nativeSent(8),
+      editedAt: '2026-12-02T10:00:00.000Z',
+      reactions: [{ key: '👍', count: 2, me: true }],
+      readBy: ['bob'],
+      pendingChange: true,
+    });
+    assert.ok(m.editedAt instanceof Date);
+    assert.equal(m.editedAt?.toISOString(), '2026-12-02T10:00:00.000Z');
+    assert.deepEqual(m.reactions, [{ key: '👍', count: 2, me: true }]);
+    assert.deepEqual([m.readBy, m.pendingChange], [['bob'], true]);
+    const tombstone = toChatMessage({ ...nativeSent(9), text: '', parts: [], deleted: true });
+    assert.deepEqual([tombstone.deleted, tombstone.text], [true, '']);
+  });
+
+  it('converts a room summary with its last message and unread count', () => {
+    const r = toRoomSummary({ id: 'r1', name: null, memberIds: ['alice', 'bob'], lastMessage: nativeSent(3), unread: 2 });
     assert.equal(r.lastMessage?._id, '3');
-    assert.equal(toRoomSummary({ ...r, lastMessage: null }).lastMessage, null);
+    assert.equal(r.unread, 2);
+    assert.equal(toRoomSummary({ id: 'r1', name: null, memberIds: [], lastMessage: null, unread: 0 }).lastMessage, null);
   });
 });
 

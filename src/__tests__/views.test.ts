@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 
 import type { JsDiff, JsMessage, JsPagination } from '../generated/native';
-import { applyDiffs, StatusModel, TimelineModel, type ViewHandle, type ViewPort } from '../views';
+import { applyDiffs, StatusModel, TimelineModel, TypingModel, type ViewHandle, type ViewPort } from '../views';
 import { json, nativeEcho, nativeSent } from './builders';
 
 /** A native view played by the test: it hands out `push` to send updates. */
@@ -188,10 +188,10 @@ describe('StatusModel', () => {
   it('takes the snapshot until the first event, then only events', () => {
     const model = new StatusModel();
     assert.equal(model.getSnapshot().isConnected, null, 'unknown is not offline');
-    model.snapshot({ networkStatus: 'offline', syncState: 'idle', pending: 2, failed: 0 });
+    model.snapshot({ networkStatus: 'offline', syncState: 'idle', pending: 2, failed: 0, unread: 4 });
     assert.deepEqual([model.getSnapshot().isConnected, model.getSnapshot().pending], [false, 2]);
     model.event({ type: 'networkStatusChanged', status: 'online' });
-    model.snapshot({ networkStatus: 'offline', syncState: 'idle', pending: 9, failed: 9 }); // older than the event
+    model.snapshot({ networkStatus: 'offline', syncState: 'idle', pending: 9, failed: 9, unread: 9 }); // older than the event
     assert.equal(model.getSnapshot().isConnected, true);
     assert.equal(model.getSnapshot().pending, 2);
     const before = model.getSnapshot();
@@ -200,5 +200,30 @@ describe('StatusModel', () => {
     model.event({ type: 'syncStateChanged', state: 'backing_off' });
     model.event({ type: 'outboxChanged', pending: 0, failed: 1 });
     assert.deepEqual([model.getSnapshot().syncState, model.getSnapshot().failed], ['backing_off', 1]);
+    assert.equal(model.getSnapshot().unread, 4, 'the badge from the snapshot');
+    model.event({ type: 'unreadChanged', total: 0 });
+    assert.equal(model.getSnapshot().unread, 0, 'the badge follows the events');
+    const read = model.getSnapshot();
+    model.event({ type: 'typingChanged', roomId: 'r1', userIds: ['bob'] });
+    assert.equal(model.getSnapshot(), read, 'typing is not status');
+  });
+});
+
+describe('TypingModel', () => {
+  it('follows its own room only, and an event wins over an older snapshot', () => {
+    const model = new TypingModel('r1');
+    assert.deepEqual(model.getSnapshot(), []);
+    model.snapshot(['carol']);
+    assert.deepEqual(model.getSnapshot(), ['carol']);
+    model.event({ type: 'typingChanged', roomId: 'r2', userIds: ['dave'] });
+    assert.deepEqual(model.getSnapshot(), ['carol'], 'another room');
+    model.event({ type: 'typingChanged', roomId: 'r1', userIds: ['bob'] });
+    model.snapshot(['carol']);
+    assert.deepEqual(model.getSnapshot(), ['bob'], 'the snapshot is older than the event');
+    const same = model.getSnapshot();
+    model.event({ type: 'typingChanged', roomId: 'r1', userIds: ['bob'] });
+    assert.equal(model.getSnapshot(), same, 'no new snapshot when nothing changed');
+    model.event({ type: 'typingChanged', roomId: 'r1', userIds: [] });
+    assert.deepEqual(model.getSnapshot(), []);
   });
 });

@@ -53,6 +53,20 @@ content: string | null,
  */
 extraJson: string | null, };
 
+export type JsReaction = { 
+/**
+ * The key (an emoji or a short code).
+ */
+key: string, 
+/**
+ * How many members reacted with it.
+ */
+count: number, 
+/**
+ * Whether the user did.
+ */
+me: boolean, };
+
 export type JsMessage = { 
 /**
  * Stable id (see above).
@@ -93,7 +107,27 @@ state: JsMessageState,
 /**
  * The server's reason, when failed.
  */
-failureReason: string | null, };
+failureReason: string | null, 
+/**
+ * When its sender last edited it, RFC 3339 (`null`: never).
+ */
+editedAt: string | null, 
+/**
+ * A tombstone: deleted by its sender (no text, no parts, no reactions; its place is kept).
+ */
+deleted: boolean, 
+/**
+ * Reactions per key, in the order first given.
+ */
+reactions: Array<JsReaction>, 
+/**
+ * Who (besides the sender) has read up to this message or later.
+ */
+readBy: Array<string>, 
+/**
+ * An edit, deletion or reaction of this device is still queued for it.
+ */
+pendingChange: boolean, };
 
 export type JsRoom = { 
 /**
@@ -111,7 +145,11 @@ memberIds: Array<string>,
 /**
  * The newest message held on the device.
  */
-lastMessage: JsMessage | null, };
+lastMessage: JsMessage | null, 
+/**
+ * The user's unread messages in it (the server's count; 0 once marked read here).
+ */
+unread: number, };
 
 export type JsSession = { 
 /**
@@ -141,6 +179,8 @@ pending: number,
  */
 failed: number, };
 
+export type JsChangeKind = "send" | "edit" | "delete" | "react" | "receipt";
+
 export type JsOutboxEntry = { 
 /**
  * The txn id.
@@ -169,7 +209,15 @@ attempts: number,
 /**
  * Why the server refused it.
  */
-failureReason: string | null, };
+failureReason: string | null, 
+/**
+ * What it does.
+ */
+kind: JsChangeKind, 
+/**
+ * The message an edit, deletion or reaction is for.
+ */
+targetId: string | null, };
 
 export type JsNetworkStatus = "unknown" | "online" | "offline";
 
@@ -191,7 +239,11 @@ pending: number,
 /**
  * Messages refused for good.
  */
-failed: number, };
+failed: number, 
+/**
+ * Unread messages over every room (the app badge).
+ */
+unread: number, };
 
 export type JsClientEvent = { "type": "messagesChanged", 
 /**
@@ -221,7 +273,19 @@ failed: number, } | { "type": "unauthorized",
 /**
  * The reason.
  */
-reason: string, };
+reason: string, } | { "type": "typingChanged", 
+/**
+ * The room.
+ */
+roomId: string, 
+/**
+ * The users typing now (never the user).
+ */
+userIds: Array<string>, } | { "type": "unreadChanged", 
+/**
+ * The new total.
+ */
+total: number, };
 
 export type JsDiff<T> = { "kind": "reset", 
 /**

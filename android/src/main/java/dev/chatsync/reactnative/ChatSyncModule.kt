@@ -88,6 +88,24 @@ class ChatSyncModule(private val reactContext: ReactApplicationContext) :
 
     override fun discard(localId: String, promise: Promise) = reply(promise) { host.discard(localId) }
 
+    override fun editMessage(roomId: String, messageId: String, text: String, promise: Promise) =
+        reply(promise) { host.editMessage(roomId, messageId, text) }
+
+    override fun deleteMessage(roomId: String, messageId: String, promise: Promise) =
+        reply(promise) { host.deleteMessage(roomId, messageId) }
+
+    override fun toggleReaction(roomId: String, messageId: String, key: String, promise: Promise) =
+        reply(promise) { host.toggleReaction(roomId, messageId, key) }
+
+    override fun markRead(roomId: String, promise: Promise) = reply(promise) { host.markRead(roomId) }
+
+    override fun setTyping(roomId: String, typing: Boolean, promise: Promise) =
+        reply(promise) { host.setTyping(roomId, typing) }
+
+    override fun getTyping(roomId: String, promise: Promise) = reply(promise) { host.typing(roomId) }
+
+    override fun getUnreadTotal(promise: Promise) = reply(promise) { host.unreadTotal() }
+
     override fun syncNow(promise: Promise) = reply(promise) { host.syncNow() }
 
     override fun getOutbox(promise: Promise) = reply(promise) { host.outbox() }

@@ -132,6 +132,16 @@ private class Recorder : HostListener {
         }
     }
 
+    fun awaitEvent(what: String, matches: (String) -> Boolean): String {
+        val deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(DEADLINE_MS)
+        while (true) {
+            val left = deadline - System.nanoTime()
+            check(left > 0) { "no client event '$what' within $DEADLINE_MS ms" }
+            val event = events.poll(left, TimeUnit.NANOSECONDS) ?: continue
+            if (matches(event)) return event
+        }
+    }
+
     /** Every update of the timeline under test, in order, for the JS replay. */
     val recorded = mutableListOf<String>()
 }
@@ -231,6 +241,30 @@ private class HostScenario(serverBin: String?, private val recordDir: File) {
                     "  \"steps\": [\n    $steps\n  ],\n  \"final\": ${quote(final!!)}\n}\n",
             )
             check(recorder.recorded.size >= 4) { "only ${recorder.recorded.size} updates" }
+        },
+        "host: the chat model: an edit, a reaction, a deletion and a read receipt, as diffs, counts and events" to {
+            val sent = ok(runBlocking { host.sendText(roomId, "typo in here") })
+            val id = Regex("\"id\":\"([^\"]+)\"").find(sent)!!.groupValues[1]
+            recorder.awaitView(timelineView, "the message sent") { it.contains("typo in here") && it.contains("\"state\":\"sent\"") }
+            eq(ok(runBlocking { host.editMessage(roomId, id, "fixed text") }), "null", "edit reply")
+            recorder.awaitView(timelineView, "the edit") { it.contains("\"kind\":\"set\"") && it.contains("fixed text") }
+            eq(ok(runBlocking { host.toggleReaction(roomId, id, "👍") }), "true", "reacting now")
+            recorder.awaitView(timelineView, "the reaction") { it.contains("\"key\":\"👍\",\"count\":1,\"me\":true") }
+            eq(ok(runBlocking { host.syncNow() }).contains("\"pending\":0"), true, "the changes reached the server")
+            val bobView = runBlocking { bob.syncOnce(); bob.messages(roomId, 1u, null) }.single()
+            eq(bobView.text to bobView.reactions.map { it.key to it.count }, "fixed text" to listOf("👍" to 1u), "bob sees the edit and the reaction")
+            eq(code(runBlocking { host.editMessage(roomId, bobView.id, "not mine") }), "E_INVALID_INPUT", "editing bob's message")
+            ok(runBlocking { host.deleteMessage(roomId, id) })
+            recorder.awaitView(timelineView, "the tombstone") { it.contains("\"deleted\":true") }
+            bobSays("unread by alice")
+            ok(runBlocking { host.syncNow() })
+            check(ok(host.rooms()).contains("\"unread\":1")) { "one unread: ${host.rooms()}" }
+            check(ok(host.unreadTotal()) == "1") { host.unreadTotal() }
+            ok(runBlocking { host.markRead(roomId) })
+            recorder.awaitEvent("the badge cleared") { it == "{\"type\":\"unreadChanged\",\"total\":0}" }
+            check(ok(host.status()).contains("\"unread\":0")) { host.status() }
+            eq(ok(host.typing(roomId)), "[]", "nobody typing")
+            ok(runBlocking { host.setTyping(roomId, true) })
         },
         "host: the background run of a process the OS started plans one notification per room, none in the foreground" to {
             host.closeView(timelineView)
