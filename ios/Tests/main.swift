@@ -179,6 +179,24 @@ let tests: [(String, () async throws -> Void)] = [
         try check(heard.events.contains { $0.contains("networkStatusChanged") }, "client events: \(heard.events)")
         host.closeView(viewId: 1)
     }),
+    ("host: the chat model: an edit, a reaction and a read receipt through the host", {
+        _ = try ok(host.openTimeline(viewId: 2, roomId: roomId))
+        let sent = try ok(await host.sendText(roomId: roomId, text: "swift typo"))
+        guard let range = sent.range(of: #""id":"([^"]+)""#, options: .regularExpression) else { throw Failure(description: sent) }
+        let id = String(sent[range].dropFirst(6).dropLast())
+        _ = try heard.awaitView(2, "sent") { $0.contains("swift typo") && $0.contains("\"state\":\"sent\"") }
+        try eq(try ok(await host.editMessage(roomId: roomId, messageId: id, text: "swift fixed")), "null", "edit")
+        _ = try heard.awaitView(2, "the edit") { $0.contains("\"kind\":\"set\"") && $0.contains("swift fixed") }
+        try eq(try ok(await host.toggleReaction(roomId: roomId, messageId: id, key: "🎉")), "true", "reacting")
+        _ = try heard.awaitView(2, "the reaction") { $0.contains("\"key\":\"🎉\",\"count\":1,\"me\":true") }
+        try await bobSays("unread by alice")
+        _ = try ok(await host.syncNow())
+        try eq(try ok(host.unreadTotal()), "1", "one unread")
+        _ = try ok(await host.markRead(roomId: roomId))
+        try eq(try ok(host.unreadTotal()), "0", "read at once")
+        try check(try ok(host.rooms()).contains("\"unread\":0"), "rooms: \(host.rooms())")
+        host.closeView(viewId: 2)
+    }),
     ("host: the BGTask's background run plans the notification and its completion", {
         host.setAppState(state: .background)
         try await bobSays("ping for the background")
