@@ -1,7 +1,7 @@
 //! `chatsync-bench`: chatsync's costs against what apps use today, in one run (issue 8).
 //!
 //! ```text
-//! chatsync-bench run [--quick] [--cdylib PATH] [--kotlin-runner PATH]
+//! chatsync-bench run [--quick] [--only SCENARIO] [--cdylib PATH] [--kotlin-runner PATH]
 //! ```
 //! prints every scenario's figures with their baselines (redux-persist's whole-state JSON and
 //! SQLite, on the same data), as medians with their spread. scripts/bench.sh builds everything
@@ -16,11 +16,15 @@
 //! - [`process`]: re-executed children (fresh processes), peak RSS, CPU time;
 //! - [`proxy`]: the counting loopback proxy; [`server`]: the seeded reference server;
 //! - one module per scenario: [`persist`] (1 and 6), [`cold`] (2), [`first_sync`] (3 and 5),
-//!   [`wake`] (4), [`size`] (7), [`ffi`] (8).
+//!   [`wake`] (4), [`size`] (7), [`ffi`] (8), [`chat_mix`] (9: protocol v2's edits, reactions
+//!   and Timeline diffs).
+//! - `--only` runs one group: `persist` (1, 6), `cold` (2), `sync` (3, 4, 5), `size` (7),
+//!   `ffi` (8), `chat` (9).
 //! - [`server_load`]: `chatsync-bench server`, the reference server's own throughput and wake-up
 //!   latency against real server binaries (scripts/bench-server.sh; BENCHMARKS.md, server section).
 
 mod baselines;
+mod chat_mix;
 mod cold;
 mod data;
 mod ffi;
@@ -68,6 +72,15 @@ pub struct Sizes {
     pub ffi_warmup: usize,
     /// Scenario 8: timed batches.
     pub ffi_batches: usize,
+    /// Scenario 9: changes per synced batch (a multiple of 5: 20% change older messages).
+    pub mix_changes: u64,
+    /// Scenario 9: batches per contender (mix, new only), interleaved.
+    pub mix_runs: usize,
+    /// Scenario 9: messages per room on the server; the timeline's room is held whole, and
+    /// its large window is this many messages.
+    pub timeline_held: u64,
+    /// Scenario 9: edits synced per window size and way of seeing them.
+    pub timeline_samples: usize,
 }
 
 impl Sizes {
@@ -86,6 +99,10 @@ impl Sizes {
             wakes: 10,
             ffi_warmup: 5_000,
             ffi_batches: 50,
+            mix_changes: 400,
+            mix_runs: 15,
+            timeline_held: 1_000,
+            timeline_samples: 30,
         }
     }
 
@@ -104,6 +121,10 @@ impl Sizes {
             wakes: 3,
             ffi_warmup: 100,
             ffi_batches: 5,
+            mix_changes: 50,
+            mix_runs: 2,
+            timeline_held: 200,
+            timeline_samples: 3,
         }
     }
 }
@@ -124,7 +145,7 @@ fn main() {
             process::say(&result.to_string());
         }
         _ => {
-            eprintln!("usage: chatsync-bench run [--quick] [--cdylib PATH] [--kotlin-runner PATH]");
+            eprintln!("usage: chatsync-bench run [--quick] [--only persist|cold|sync|size|ffi|chat] [--cdylib PATH] [--kotlin-runner PATH]");
             eprintln!("       chatsync-bench server --server-bin PATH [--baseline-bin PATH] [--duration SECS] [--quick]");
             std::process::exit(2);
         }
@@ -133,12 +154,21 @@ fn main() {
 
 fn run(args: &[String]) {
     let mut quick = false;
+    let mut only: Option<String> = None;
     let mut cdylib: Option<PathBuf> = None;
     let mut kotlin_runner: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--only" => {
+                let name = it.next().expect("--only SCENARIO");
+                if !["persist", "cold", "sync", "size", "ffi", "chat"].contains(&name.as_str()) {
+                    eprintln!("unknown scenario {name}: persist, cold, sync, size, ffi or chat");
+                    std::process::exit(2);
+                }
+                only = Some(name.clone());
+            }
             "--cdylib" => cdylib = Some(it.next().expect("--cdylib PATH").into()),
             "--kotlin-runner" => {
                 kotlin_runner = Some(it.next().expect("--kotlin-runner PATH").into())
@@ -173,9 +203,14 @@ fn run(args: &[String]) {
         .build()
         .expect("runtime");
 
-    persist::run(&sizes, &mut report);
-    cold::run(&sizes, &mut report);
-    {
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if wanted("persist") {
+        persist::run(&sizes, &mut report);
+    }
+    if wanted("cold") {
+        cold::run(&sizes, &mut report);
+    }
+    if wanted("sync") {
         let dir = tempfile::tempdir().expect("temp dir");
         let seed = Instant::now();
         let mut server = runtime.block_on(server::start_seeded(
@@ -192,17 +227,29 @@ fn run(args: &[String]) {
         wake::run(&sizes, &server, synced_store.path(), &runtime, &mut report);
         runtime.block_on(server.server.shutdown());
     }
-    match &cdylib {
-        Some(path) => size::run(path, &mut report),
-        None => {
-            report.section("7. size: release cdylib of chatsync-ffi");
-            report.not_measured(
-                "libchatsync.so",
-                "no --cdylib given (scripts/bench.sh builds and passes it)",
-            );
+    if wanted("size") {
+        match &cdylib {
+            Some(path) => size::run(path, &mut report),
+            None => {
+                report.section("7. size: release cdylib of chatsync-ffi");
+                report.not_measured(
+                    "libchatsync.so",
+                    "no --cdylib given (scripts/bench.sh builds and passes it)",
+                );
+            }
         }
     }
-    ffi::run(&sizes, kotlin_runner.as_deref(), &mut report);
+    if wanted("ffi") {
+        ffi::run(&sizes, kotlin_runner.as_deref(), &mut report);
+    }
+    if wanted("chat") {
+        let started = Instant::now();
+        chat_mix::run(&sizes, &runtime, &mut report);
+        eprintln!(
+            "[bench] scenario 9 in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     println!(
         "\n{} figures in {:.0} s; {}",
         report.rows,

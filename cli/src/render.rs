@@ -170,6 +170,34 @@ mod tests {
         assert!(message_line(&message(MessageState::Failed, None)).ends_with("[failed: too large]"));
     }
 
+    /// Issue 14 fixes these JSON names for `messages --json` (the core's serde shape, which the
+    /// CLI prints as it is): a rename in the core would silently break scripts.
+    #[test]
+    fn message_json_has_the_names_issue_14_fixes() {
+        let mut m = message(MessageState::Sent, Some(12));
+        let plain = serde_json::to_value(&m).unwrap();
+        assert_eq!(plain["edited"], false);
+        assert_eq!(plain["deleted"], false);
+        assert_eq!(plain["reactions"], serde_json::json!({}));
+        assert_eq!(plain["read_by"], serde_json::json!([]));
+        assert!(plain.get("edited_at").is_none(), "{plain}");
+
+        m.edited_at = Some("2026-11-25T06:01:00.000Z".into());
+        m.reactions = vec![chatsync_core::ReactionSummary {
+            key: "👍".into(),
+            count: 2,
+            me: true,
+        }];
+        m.read_by = vec!["bob".into()];
+        let changed = serde_json::to_value(&m).unwrap();
+        assert_eq!(changed["edited"], "2026-11-25T06:01:00.000Z");
+        assert_eq!(
+            changed["reactions"],
+            serde_json::json!({"👍": {"count": 2, "me": true}})
+        );
+        assert_eq!(changed["read_by"], serde_json::json!(["bob"]));
+    }
+
     #[test]
     fn odd_timestamps_are_shown_as_they_are() {
         assert_eq!(short_time("yesterday"), "yesterday");

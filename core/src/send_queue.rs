@@ -707,6 +707,18 @@ impl SendQueue {
         ) {
             return Err(error);
         }
+        // 409 `conflict` to an edit or a reaction: the message was deleted (by its sender, on
+        // another device, before this change reached the server). The change is moot, not
+        // failed: kept as failed it would stay in the outbox and show on a tombstone forever, on
+        // this device only. The tombstone itself arrives with the next sync.
+        let moot = matches!(&record.op, Op::Edit { .. } | Op::React { .. })
+            && matches!(&error, Error::Api(ApiError::Rejected { status: 409, code, .. }) if code == chatsync_protocol::error_code::CONFLICT);
+        if moot {
+            store.complete_change(seq, &record.local_id, None)?;
+            store.flush().await?;
+            self.changed(&record.room_id, vec![record.local_id.clone()]);
+            return Ok(None);
+        }
         let reason = match &error {
             Error::Api(ApiError::Rejected { reason, .. } | ApiError::NotFound(reason)) => {
                 reason.clone()

@@ -1,4 +1,5 @@
-//! A minimal protocol v1 client for the harness itself: dev tokens, rooms, full room history.
+//! A minimal protocol client for the harness itself: dev tokens, rooms, full room history (v1
+//! and v2), a user's v2 initial sync (receipts, unread counts).
 //! The soak uses it to set the scene and to read the server's truth at the end; it is kept apart
 //! from the core on purpose, so the checks do not go through the code they check.
 
@@ -114,5 +115,43 @@ impl Harness {
                 return Ok(all);
             }
         }
+    }
+
+    /// Every message of `room` in its v2 state (tombstones, edits, reactions with `me` for
+    /// `token`'s user, `txn_id` on that user's own messages), ascending, in pages of 100.
+    pub async fn v2_full_history(
+        &self,
+        token: &str,
+        room: &str,
+    ) -> Result<Vec<chatsync_protocol::v2::Message>, HttpError> {
+        let mut all: Vec<chatsync_protocol::v2::Message> = Vec::new();
+        loop {
+            let mut url = format!(
+                "{}/v2/rooms/{room}/messages?direction=newer&limit=100",
+                self.base
+            );
+            if let Some(last) = all.last() {
+                url.push_str(&format!("&initial_id={}", last.id));
+            }
+            let page: chatsync_protocol::v2::HistoryResponse = self
+                .json("GET v2 history", self.http.get(url).bearer_auth(token))
+                .await?;
+            let more = page.has_more && !page.messages.is_empty();
+            all.extend(page.messages);
+            if !more {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// `token`'s user's v2 initial sync (no `since`, one message per room, no wait): every room
+    /// with every member's receipt and the user's unread count, as the server counts them now.
+    pub async fn v2_initial_sync(
+        &self,
+        token: &str,
+    ) -> Result<chatsync_protocol::v2::SyncResponse, HttpError> {
+        let url = format!("{}/v2/sync?limit=1&timeout_ms=0", self.base);
+        self.json("GET v2 sync", self.http.get(url).bearer_auth(token))
+            .await
     }
 }

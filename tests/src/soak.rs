@@ -1,12 +1,20 @@
 //! The convergence soak: K devices (child processes running `chatsync-soak-client`, built on
-//! chatsync-core) in several shared rooms send and sync through the chaos proxy for a bounded
-//! time, while the server is killed and restarted and devices are SIGKILLed and restarted.
-//! Then the faults stop, every store is drained against the real server, and the promise is
-//! checked:
-//! - every device's store holds exactly the server's messages of its rooms, in order, no gaps;
+//! chatsync-core) in several shared rooms send, change messages (edit and delete their own,
+//! toggle reactions on others', mark rooms read: about a quarter of their iterations) and sync
+//! through the chaos proxy for a bounded time, while the server is killed and restarted and
+//! devices are SIGKILLed and restarted. Then the faults stop, every store is drained against
+//! the real server, and the promise is checked:
+//! - every device's store holds exactly the server's messages of its rooms, in order, no gaps,
+//!   each in the server's current state as that device's user gets it: content (edited text),
+//!   tombstones, edit times, reactions per key (count and `me`), who has read it (`read_by`);
+//!   and each room's unread count is the server's for that user;
 //! - every message a device reported as queued is on the server exactly once (in its room, from
-//!   its sender), and no text is on the server twice;
+//!   its sender, under its txn id, whatever edits did to its text), and no text is on the
+//!   server twice;
 //! - no device shows a message the server never accepted (nothing left pending, nothing extra).
+//!
+//! The server's truth is read over HTTP (v2 history per member, v2 initial sync per user), not
+//! through the core.
 //!
 //! The schedule of faults is drawn from one seed, so a failing run can be repeated.
 
@@ -100,6 +108,11 @@ pub struct SoakReport {
     pub sync_errors: BTreeMap<String, usize>,
     /// Errors from `send_text` (should be none).
     pub send_errors: Vec<String>,
+    /// Chat-model changes devices made, by operation (`edit`, `delete`, `react`, `read`).
+    pub changes: BTreeMap<String, usize>,
+    /// Changes the core refused, by operation and error kind (`react invalid_input`: the
+    /// message was deleted meanwhile); `storage`, `protocol` or `internal` would be a bug.
+    pub change_errors: BTreeMap<String, usize>,
     /// Proxy counters (faults by kind).
     pub proxy: ProxyStats,
     /// Server kills and restarts.
@@ -124,6 +137,11 @@ impl std::fmt::Display for SoakReport {
             f,
             "  messages: {} queued by devices, {} held by the server",
             self.queued, self.delivered
+        )?;
+        writeln!(
+            f,
+            "  changes made: {:?}; refused by the core: {:?}",
+            self.changes, self.change_errors
         )?;
         writeln!(
             f,
@@ -180,6 +198,8 @@ struct Tally {
     interrupted: usize,
     errors: BTreeMap<String, usize>,
     send_errors: Vec<String>,
+    changes: BTreeMap<String, usize>,
+    change_errors: BTreeMap<String, usize>,
 }
 
 /// A device's store, as the checks see it.
@@ -200,7 +220,9 @@ pub struct Queued {
     pub user: String,
     /// The room.
     pub room: String,
-    /// Its text (unique across the run).
+    /// Its local (txn) id: how the server's answers to its sender name it.
+    pub local_id: String,
+    /// Its text as queued (unique across the run; an edit may replace it).
     pub text: String,
 }
 
@@ -279,13 +301,33 @@ fn spawn_device(
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(rest) = line.strip_prefix("queued ") {
+                let mut words = rest.splitn(3, ' ');
+                if let (Some(room), Some(local_id), Some(text)) =
+                    (words.next(), words.next(), words.next())
+                {
+                    t.queued.push(Queued {
+                        user: user.clone(),
+                        room: room.to_owned(),
+                        local_id: local_id.to_owned(),
+                        text: text.to_owned(),
+                    });
+                }
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("change ") {
+                let words: Vec<&str> = rest.splitn(4, ' ').collect();
+                match words.as_slice() {
+                    [op, "ok"] => *t.changes.entry((*op).to_owned()).or_default() += 1,
+                    [op, "error", kind, ..] => {
+                        *t.change_errors.entry(format!("{op} {kind}")).or_default() += 1
+                    }
+                    _ => {}
+                }
+                continue;
+            }
             let mut words = line.splitn(3, ' ');
             match (words.next(), words.next(), words.next()) {
-                (Some("queued"), Some(room), Some(text)) => t.queued.push(Queued {
-                    user: user.clone(),
-                    room: room.to_owned(),
-                    text: text.to_owned(),
-                }),
                 (Some("sync"), Some("online"), Some(rest)) => {
                     t.online += 1;
                     let pending = rest.split(' ').nth(1).unwrap_or("0");
@@ -435,6 +477,8 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
         report.flushes_interrupted = t.interrupted;
         report.sync_errors = t.errors.clone();
         report.send_errors = t.send_errors.clone();
+        report.changes = t.changes.clone();
+        report.change_errors = t.change_errors.clone();
     }
 
     // Drain: each store, reopened in this process, syncs straight with the server until its
@@ -493,9 +537,81 @@ pub fn open_store(server_url: &str, store: &DeviceStore) -> Result<Arc<ChatClien
     ChatClient::new(c).map_err(setup("open a device store"))
 }
 
-/// Reads the server's truth (every room of `room_members`, via a member's dev token) and checks
-/// the promises against the `queued` reports and the device `stores`. Returns the number of
-/// messages on the server and the broken promises (empty: all kept).
+/// One message as a device should show it once converged: what the checks compare, field by
+/// field, between a store and the server.
+#[derive(Clone, Debug, PartialEq)]
+struct Shown {
+    server_id: Option<u64>,
+    sender: String,
+    state: MessageState,
+    text: String,
+    deleted: bool,
+    edited_at: Option<String>,
+    /// (key, count, me), sorted by key.
+    reactions: Vec<(String, u32, bool)>,
+    /// Sorted.
+    read_by: Vec<String>,
+}
+
+/// The server's answers, per room and user: the truth the stores are checked against.
+struct Truth {
+    /// Every message of a room as a member gets it (`me`, `txn_id` are per user).
+    views: HashMap<(String, String), Vec<chatsync_protocol::v2::Message>>,
+    /// A user's initial v2 sync: every member's receipt and the user's unread count, per room.
+    syncs: HashMap<String, chatsync_protocol::v2::SyncResponse>,
+}
+
+impl Truth {
+    /// What `user`'s device must show for the messages of `room`, oldest first.
+    fn expected(&self, room: &str, user: &str) -> Vec<Shown> {
+        let receipts = self
+            .syncs
+            .get(user)
+            .and_then(|s| s.rooms.get(room))
+            .map(|r| r.receipts.clone())
+            .unwrap_or_default();
+        let view = self
+            .views
+            .get(&(room.to_owned(), user.to_owned()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        view.iter()
+            .map(|m| {
+                let mut reactions: Vec<(String, u32, bool)> = m
+                    .reactions
+                    .iter()
+                    .map(|r| (r.key.clone(), r.count, r.me))
+                    .collect();
+                reactions.sort();
+                let mut read_by: Vec<String> = receipts
+                    .iter()
+                    .filter(|(u, read)| **read >= m.id && **u != m.user_id)
+                    .map(|(u, _)| u.clone())
+                    .collect();
+                read_by.sort();
+                Shown {
+                    server_id: Some(m.id),
+                    sender: m.user_id.clone(),
+                    state: MessageState::Sent,
+                    text: if m.deleted {
+                        String::new()
+                    } else {
+                        m.text().unwrap_or("").to_owned()
+                    },
+                    deleted: m.deleted,
+                    edited_at: m.edited_at.clone(),
+                    reactions,
+                    read_by,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Reads the server's truth (every room of `room_members` as each member gets it, and each
+/// member's initial sync, via dev tokens) and checks the promises against the `queued` reports
+/// and the device `stores`. Returns the number of messages on the server and the broken
+/// promises (empty: all kept).
 pub async fn verify(
     server_url: &str,
     room_members: &[(String, Vec<String>)],
@@ -503,26 +619,46 @@ pub async fn verify(
     stores: &[DeviceStore],
 ) -> Result<(usize, Vec<String>), SoakError> {
     let harness = Harness::new(server_url);
-    let mut truth: HashMap<String, Vec<chatsync_protocol::Message>> = HashMap::new();
+    let mut truth = Truth {
+        views: HashMap::new(),
+        syncs: HashMap::new(),
+    };
+    let mut delivered = 0;
     for (room, members) in room_members {
-        let token = harness.token(&members[0]).await.map_err(setup("token"))?;
-        let history = harness
-            .full_history(&token, room)
-            .await
-            .map_err(setup("history"))?;
-        truth.insert(room.clone(), history);
+        for (i, member) in members.iter().enumerate() {
+            let token = harness.token(member).await.map_err(setup("token"))?;
+            let history = harness
+                .v2_full_history(&token, room)
+                .await
+                .map_err(setup("history"))?;
+            if i == 0 {
+                delivered += history.len();
+            }
+            truth.views.insert((room.clone(), member.clone()), history);
+            if !truth.syncs.contains_key(member) {
+                let sync = harness
+                    .v2_initial_sync(&token)
+                    .await
+                    .map_err(setup("sync"))?;
+                truth.syncs.insert(member.clone(), sync);
+            }
+        }
     }
-    let delivered = truth.values().map(Vec::len).sum();
     let mut v = Vec::new();
-    // No text twice on the server.
+    // No text twice on the server (tombstones have none).
     let mut on_server: HashMap<&str, Vec<(&str, &str, u64)>> = HashMap::new();
-    for (room, messages) in &truth {
-        for m in messages {
-            on_server.entry(m.text().unwrap_or("")).or_default().push((
-                room.as_str(),
-                m.user_id.as_str(),
-                m.id,
-            ));
+    for (room, members) in room_members {
+        let Some(first) = members.first() else {
+            continue;
+        };
+        for m in &truth.views[&(room.clone(), first.clone())] {
+            if !m.deleted {
+                on_server.entry(m.text().unwrap_or("")).or_default().push((
+                    room.as_str(),
+                    m.user_id.as_str(),
+                    m.id,
+                ));
+            }
         }
     }
     for (text, copies) in &on_server {
@@ -533,43 +669,61 @@ pub async fn verify(
             ));
         }
     }
-    // Every queued message is there, once, in its room, from its sender.
-    for Queued { user, room, text } in queued {
-        match on_server.get(text.as_str()).map(Vec::as_slice) {
-            Some([(r, u, _)]) if r == room && u == user => {}
-            Some(other) => v.push(format!(
-                "queued {text:?} ({user} in {room}) found as {other:?}"
+    // Every queued message is there, once, in its room, from its sender, under its txn id (as
+    // its sender's answers name it; its text may have been edited since, or deleted).
+    for Queued {
+        user,
+        room,
+        local_id,
+        text,
+    } in queued
+    {
+        let mut copies: Vec<(&str, &str, u64)> = Vec::new();
+        for ((r, viewer), messages) in &truth.views {
+            if viewer != user {
+                continue;
+            }
+            for m in messages {
+                if m.txn_id.as_deref() == Some(local_id.as_str()) {
+                    copies.push((r.as_str(), m.user_id.as_str(), m.id));
+                }
+            }
+        }
+        match copies.as_slice() {
+            [(r, u, _)] if r == room && u == user => {}
+            [] => v.push(format!(
+                "queued {text:?} ({user} in {room}, txn {local_id}) never reached the server"
             )),
-            None => v.push(format!(
-                "queued {text:?} ({user} in {room}) never reached the server"
+            other => v.push(format!(
+                "queued {text:?} ({user} in {room}, txn {local_id}) found as {other:?}"
             )),
         }
     }
-    // Every store equals the server, room by room.
+    // Every store equals the server, room by room, message by message, as its user sees it.
     for device in stores {
         let client = open_store(server_url, device)?;
         let outbox = client.outbox().map_err(setup("outbox"))?;
         if !outbox.is_empty() {
             v.push(format!(
-                "{}: {} messages left in the outbox",
+                "{}: {} messages left in the outbox: {:?}",
                 device.user,
-                outbox.len()
+                outbox.len(),
+                outbox
+                    .iter()
+                    .take(3)
+                    .map(|e| format!("{:?} {:?} {:?}", e.kind, e.state, e.failure_reason))
+                    .collect::<Vec<_>>()
             ));
         }
-        let held: Vec<String> = client
-            .rooms()
-            .map_err(setup("rooms"))?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let held = client.rooms().map_err(setup("rooms"))?;
         for room in &held {
             if !room_members
                 .iter()
-                .any(|(id, m)| id == room && m.contains(&device.user))
+                .any(|(id, m)| *id == room.id && m.contains(&device.user))
             {
                 v.push(format!(
-                    "{} holds room {room} it is not a member of",
-                    device.user
+                    "{} holds room {} it is not a member of",
+                    device.user, room.id
                 ));
             }
         }
@@ -590,35 +744,55 @@ pub async fn verify(
                 }
             }
             shown.reverse();
-            let expected = truth.get(room).map(Vec::as_slice).unwrap_or(&[]);
-            let shown_keys: Vec<(Option<u64>, &str, &str, MessageState)> = shown
-                .iter()
-                .map(|m| (m.server_id, m.text.as_str(), m.sender.id.as_str(), m.state))
-                .collect();
-            let expected_keys: Vec<(Option<u64>, &str, &str, MessageState)> = expected
+            let shown: Vec<Shown> = shown
                 .iter()
                 .map(|m| {
-                    (
-                        Some(m.id),
-                        m.text().unwrap_or(""),
-                        m.user_id.as_str(),
-                        MessageState::Sent,
-                    )
+                    let mut reactions: Vec<(String, u32, bool)> = m
+                        .reactions
+                        .iter()
+                        .map(|r| (r.key.clone(), r.count, r.me))
+                        .collect();
+                    reactions.sort();
+                    let mut read_by = m.read_by.clone();
+                    read_by.sort();
+                    Shown {
+                        server_id: m.server_id,
+                        sender: m.sender.id.clone(),
+                        state: m.state,
+                        text: m.text.clone(),
+                        deleted: m.deleted,
+                        edited_at: m.edited_at.clone(),
+                        reactions,
+                        read_by,
+                    }
                 })
                 .collect();
-            if shown_keys != expected_keys {
-                let first_diff = shown_keys
+            let expected = truth.expected(room, &device.user);
+            if shown != expected {
+                let first_diff = shown
                     .iter()
-                    .zip(&expected_keys)
+                    .zip(&expected)
                     .position(|(a, b)| a != b)
-                    .unwrap_or(shown_keys.len().min(expected_keys.len()));
+                    .unwrap_or(shown.len().min(expected.len()));
                 v.push(format!(
                     "{} room {room}: store shows {} messages, server holds {}; first difference at {first_diff}: {:?} vs {:?}",
                     device.user,
-                    shown_keys.len(),
-                    expected_keys.len(),
-                    shown_keys.get(first_diff),
-                    expected_keys.get(first_diff)
+                    shown.len(),
+                    expected.len(),
+                    shown.get(first_diff),
+                    expected.get(first_diff)
+                ));
+            }
+            let unread = held.iter().find(|r| r.id == *room).map(|r| r.unread);
+            let server_unread = truth
+                .syncs
+                .get(&device.user)
+                .and_then(|s| s.rooms.get(room))
+                .map(|r| r.unread);
+            if unread.is_some() && unread != server_unread {
+                v.push(format!(
+                    "{} room {room}: store says {unread:?} unread, the server {server_unread:?}",
+                    device.user
                 ));
             }
         }

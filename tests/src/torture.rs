@@ -584,6 +584,7 @@ fn record(ledger: &mut Ledger, user: &str, lines: &[String], report: &mut Tortur
                     Queued {
                         user: user.to_owned(),
                         room: room.to_owned(),
+                        local_id: local_id.to_owned(),
                         text: text.to_owned(),
                     },
                 ));

@@ -1,6 +1,7 @@
 //! The short convergence soak of the test suite: 8 devices as child processes, 3 shared rooms,
-//! about 20 s of proxy faults, server kills and device SIGKILLs, then the checks of
-//! `chatsync_tests::soak` (every store equals the server, every queued message once).
+//! about 20 s of proxy faults, server kills and device SIGKILLs while devices send, edit and
+//! delete their messages, react and mark rooms read, then the checks of `chatsync_tests::soak`
+//! (every store equals the server's state for its user, every queued message once).
 //! The bigger runs: `chatsync-soak --size N` (docs/reliability.md).
 
 use std::path::PathBuf;
@@ -31,4 +32,17 @@ async fn devices_converge_with_nothing_lost_or_duplicated_under_faults() {
     for kind in ["protocol", "storage"] {
         assert!(!report.sync_errors.contains_key(kind), "{report}");
     }
+    // Every kind of chat-model change was made, and none hit a fault of the core.
+    for op in ["edit", "delete", "react", "read"] {
+        assert!(
+            report.changes.get(op).copied().unwrap_or(0) > 0,
+            "no {op}: {report}"
+        );
+    }
+    assert!(
+        report.change_errors.keys().all(|k| !k.ends_with("storage")
+            && !k.ends_with("protocol")
+            && !k.ends_with("internal")),
+        "{report}"
+    );
 }

@@ -47,6 +47,7 @@ async fn every_broken_promise_is_reported() {
             Queued {
                 user: "alice".into(),
                 room: room.clone(),
+                local_id: local_id.to_owned(),
                 text: text.into(),
             },
         )

@@ -2,6 +2,7 @@
 //! One test binary (faster to link), one module per concern.
 
 mod chat;
+mod chat_model;
 mod demo;
 mod doctor;
 mod exit_codes;

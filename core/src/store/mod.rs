@@ -186,7 +186,8 @@ pub(crate) struct SyncApplied {
     /// Rooms whose receipts or unread count changed.
     pub read_state: Vec<String>,
     /// Queued sends the batch showed had reached the server (their own message came back with
-    /// their txn id): completed, out of the outbox.
+    /// their txn id): completed, out of the outbox. And queued edits and reactions the batch
+    /// made moot (their message came back deleted): dropped, out of the outbox.
     pub completed: Vec<String>,
 }
 
@@ -541,6 +542,22 @@ impl Store {
             .filter(|(_, r)| r.op.is_send())
             .map(|(seq, r)| (r.local_id, seq))
             .collect();
+        // Edits and reactions queued (pending or failed) about a held message, by room and
+        // message: a tombstone in the batch drops them. Its sender deleted it (on any device):
+        // the server would refuse them for good (409), and a failed reaction kept on a tombstone
+        // would stay in the outbox and show on the message forever, on this device only (the
+        // convergence soak found it: a reaction made offline to a message deleted meanwhile).
+        let mut queued_changes: BTreeMap<(String, u64), Vec<(u64, String)>> = BTreeMap::new();
+        for (seq, r) in self.outbox.entries()? {
+            if let outbox::Op::Edit { target } | outbox::Op::React { target, .. } = &r.op {
+                if let Some(id) = target.server_id {
+                    queued_changes
+                        .entry((r.room_id.clone(), id))
+                        .or_default()
+                        .push((seq, r.local_id.clone()));
+                }
+            }
+        }
         let result = (&self.messages.0, &self.rooms, &self.meta.0, &self.outbox.0).transaction(
             |(messages, rooms, meta, outbox)| {
                 let mut applied = SyncApplied::default();
@@ -561,6 +578,19 @@ impl Store {
                         if let Some(seq) = m.txn_id.as_ref().and_then(|t| queued_sends.get(t)) {
                             if outbox.remove(&outbox_key(*seq))?.is_some() {
                                 applied.completed.push(m.txn_id.clone().unwrap_or_default());
+                            }
+                        }
+                    }
+                    for m in room
+                        .messages
+                        .iter()
+                        .chain(&room.updates)
+                        .filter(|m| m.deleted)
+                    {
+                        let moot = queued_changes.get(&(room_id.clone(), m.id));
+                        for (seq, local_id) in moot.into_iter().flatten() {
+                            if outbox.remove(&outbox_key(*seq))?.is_some() {
+                                applied.completed.push(local_id.clone());
                             }
                         }
                     }
