@@ -92,6 +92,16 @@ impl ApiError {
         )
     }
 
+    /// Whether the request certainly never reached the server: no connection could be made,
+    /// or no token to make it with. (A timeout or a cut connection may have delivered it.)
+    pub fn never_left(&self) -> bool {
+        match self {
+            ApiError::Network(detail) => detail.starts_with(COULD_NOT_CONNECT),
+            ApiError::Token(_) => true,
+            _ => false,
+        }
+    }
+
     /// The server's Retry-After, when it gave one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -713,12 +723,16 @@ fn check_ascending(room_id: &str, messages: &[v2::Message]) -> Result<(), ApiErr
     Ok(())
 }
 
+/// How [`describe`] starts a connection that could not be made: the request never left the
+/// device ([`ApiError::never_left`]).
+const COULD_NOT_CONNECT: &str = "could not connect";
+
 /// A reqwest error as one line, without the URL's query (it may carry a token).
 fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
-        "could not connect"
+        COULD_NOT_CONNECT
     } else {
         "request failed"
     };

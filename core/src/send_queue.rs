@@ -139,6 +139,31 @@ impl SendQueue {
         }
     }
 
+    /// Whether the server may already have acted on `record` under its txn id. Then rewriting
+    /// it in place would be lost (a retry with the same txn id gets the first answer back) and
+    /// cancelling it would not undo it; a new entry must follow it instead. Read under the
+    /// flush lock, so no request of this process is in flight; a request of an earlier process
+    /// that was killed mid-request left the mark ([`SendQueue::before_request`]).
+    fn maybe_sent(&self, record: &OutboxRecord) -> bool {
+        record.maybe_sent
+    }
+
+    /// Queues `record` durably (flushed by the caller).
+    fn enqueue(&self, store: &Store, record: &OutboxRecord) -> Result<()> {
+        store.enqueue(record)?;
+        Ok(())
+    }
+
+    /// Marks entry `seq` as possibly reaching the server, durably, before its request goes out
+    /// (a kill during the request must leave the mark). Once per entry.
+    async fn before_request(&self, store: &Store, seq: u64, record: &OutboxRecord) -> Result<()> {
+        if !record.maybe_sent {
+            store.update_outbox(seq, |r| r.maybe_sent = true)?;
+            store.flush().await?;
+        }
+        Ok(())
+    }
+
     fn store(&self) -> Result<Store> {
         self.store.get().ok_or(Error::ShutDown)
     }
@@ -173,8 +198,9 @@ impl SendQueue {
             failure_reason: None,
             after_id,
             op: Op::Send,
+            maybe_sent: false,
         };
-        store.enqueue(&record)?;
+        self.enqueue(&store, &record)?;
         // Durable before the app is told it is queued. When that fails (a full disk) the app is
         // told the send failed, so the journal must not bring the entry back in a recovery.
         if let Err(e) = store.flush().await {
@@ -209,6 +235,7 @@ impl SendQueue {
             failure_reason: None,
             after_id,
             op,
+            maybe_sent: false,
         }
     }
 
@@ -260,7 +287,7 @@ impl SendQueue {
             .filter(|(_, r)| r.room_id == room_id)
             .filter(|(_, r)| match &r.op {
                 Op::Edit { target: t } | Op::Delete { target: t } | Op::React { target: t, .. } => {
-                    t == target
+                    t.same_message(target)
                 }
                 _ => false,
             })
@@ -269,6 +296,8 @@ impl SendQueue {
 
     /// New content for a message of this user. A send still queued is rewritten in place (it
     /// goes out once, with the new text); an edit already queued for the message is rewritten.
+    /// Neither is rewritten when the server may have acted on it already
+    /// ([`SendQueue::maybe_sent`]): a new edit follows it instead.
     pub async fn edit(&self, room_id: &str, id: &str, text: &str) -> Result<()> {
         check_room_id(room_id)?;
         if text.trim().is_empty() {
@@ -279,64 +308,76 @@ impl SendQueue {
         // Not while a flush may be sending the message with its old text.
         let _one_flush = self.flush_lock.lock().await;
         let store = self.store()?;
-        match self.resolve(&store, room_id, id)? {
-            Resolved::Queued { seq, .. } => {
+        let target = match self.resolve(&store, room_id, id)? {
+            Resolved::Queued { seq, record } if !self.maybe_sent(&record) => {
                 store.update_outbox(seq, |r| r.parts = parts.clone())?;
+                return self.committed(&store, room_id, vec![id.to_owned()]).await;
             }
+            Resolved::Queued { record, .. } => Target {
+                server_id: None,
+                local_id: Some(record.local_id),
+            },
             Resolved::Held(held) => {
                 self.check_own(&held, "edit")?;
-                let target = target_of(&held);
-                let queued = Self::queued_changes(&store, room_id, &target)?;
-                match queued.iter().find(|(_, r)| matches!(r.op, Op::Edit { .. })) {
-                    Some((seq, _)) => {
-                        store.update_outbox(*seq, |r| r.parts = parts.clone())?;
-                    }
-                    None => {
-                        store.enqueue(&Self::change_record(
-                            room_id,
-                            None,
-                            parts,
-                            Op::Edit { target },
-                        ))?;
-                    }
-                }
+                target_of(&held)
             }
+        };
+        // The newest edit queued for the message, when it can still be rewritten.
+        let rewritable = Self::queued_changes(&store, room_id, &target)?
+            .into_iter()
+            .filter(|(_, r)| matches!(r.op, Op::Edit { .. }))
+            .last()
+            .filter(|(_, r)| !self.maybe_sent(r));
+        match rewritable {
+            Some((seq, _)) => {
+                store.update_outbox(seq, |r| r.parts = parts.clone())?;
+            }
+            None => self.enqueue(
+                &store,
+                &Self::change_record(room_id, None, parts, Op::Edit { target }),
+            )?,
         }
         self.committed(&store, room_id, vec![id.to_owned()]).await
     }
 
     /// Deletes a message of this user. A send still queued is dropped (never sent), with the
     /// changes queued about it; otherwise a deletion is queued and the edits and reactions
-    /// queued about the message are dropped (they would only fail).
+    /// queued about the message are dropped (the deletion wipes what they would do). A send or
+    /// change the server may have acted on already ([`SendQueue::maybe_sent`]) is not dropped:
+    /// the deletion follows it.
     pub async fn delete(&self, room_id: &str, id: &str) -> Result<()> {
         check_room_id(room_id)?;
         let _one_flush = self.flush_lock.lock().await;
         let store = self.store()?;
-        match self.resolve(&store, room_id, id)? {
+        let target = match self.resolve(&store, room_id, id)? {
             Resolved::Queued { seq, record } => {
                 let target = Target {
                     server_id: None,
                     local_id: Some(record.local_id.clone()),
                 };
-                for (s, _) in Self::queued_changes(&store, room_id, &target)? {
-                    store.remove_outbox(s)?;
+                if !self.maybe_sent(&record) {
+                    for (s, _) in Self::queued_changes(&store, room_id, &target)? {
+                        store.remove_outbox(s)?;
+                    }
+                    store.remove_outbox(seq)?;
+                    return self.committed(&store, room_id, vec![id.to_owned()]).await;
                 }
-                store.remove_outbox(seq)?;
+                target
             }
             Resolved::Held(held) => {
                 self.check_own(&held, "delete")?;
-                let target = target_of(&held);
-                for (s, _) in Self::queued_changes(&store, room_id, &target)? {
-                    store.remove_outbox(s)?;
-                }
-                store.enqueue(&Self::change_record(
-                    room_id,
-                    None,
-                    Vec::new(),
-                    Op::Delete { target },
-                ))?;
+                target_of(&held)
+            }
+        };
+        for (s, r) in Self::queued_changes(&store, room_id, &target)? {
+            if !self.maybe_sent(&r) {
+                store.remove_outbox(s)?;
             }
         }
+        self.enqueue(
+            &store,
+            &Self::change_record(room_id, None, Vec::new(), Op::Delete { target }),
+        )?;
         self.committed(&store, room_id, vec![id.to_owned()]).await
     }
 
@@ -366,32 +407,36 @@ impl SendQueue {
                 (target_of(&held), me)
             }
         };
+        // The newest change of this key queued for the message: what the user sees now.
         let pending = Self::queued_changes(&store, room_id, &target)?
             .into_iter()
-            .find(|(_, r)| matches!(&r.op, Op::React { key: k, .. } if k == key));
-        let now_on = match pending {
-            Some((seq, record)) => {
-                // A toggle back: the queued change is cancelled, the stored state stands.
+            .filter(|(_, r)| matches!(&r.op, Op::React { key: k, .. } if k == key))
+            .last();
+        let shown_on = match &pending {
+            Some((_, record)) => matches!(record.op, Op::React { on: true, .. }),
+            None => stored_me,
+        };
+        match pending {
+            // A toggle back of a change never sent: cancelled, nothing goes out.
+            Some((seq, record)) if !self.maybe_sent(&record) => {
                 store.remove_outbox(seq)?;
-                let Op::React { on, .. } = record.op else {
-                    unreachable!("filtered on React")
-                };
-                !on
             }
-            None => {
-                store.enqueue(&Self::change_record(
+            // The server may have it already: the opposite change follows it.
+            _ => self.enqueue(
+                &store,
+                &Self::change_record(
                     room_id,
                     None,
                     Vec::new(),
                     Op::React {
                         target,
                         key: key.to_owned(),
-                        on: !stored_me,
+                        on: !shown_on,
                     },
-                ))?;
-                !stored_me
-            }
-        };
+                ),
+            )?,
+        }
+        let now_on = !shown_on;
         self.committed(&store, room_id, vec![id.to_owned()]).await?;
         Ok(now_on)
     }
@@ -412,11 +457,27 @@ impl SendQueue {
         if room.receipts.get(&self.user_id).is_some_and(|r| *r >= newest) && room.unread == 0 {
             return Ok(());
         }
+        let queued_upto = store
+            .outbox
+            .entries()?
+            .into_iter()
+            .filter_map(|(_, r)| match r.op {
+                Op::Receipt { message_id } if r.room_id == room_id => Some(message_id),
+                _ => None,
+            })
+            .max();
+        if queued_upto.is_some_and(|upto| upto >= newest) {
+            return Ok(());
+        }
+        // The newest receipt queued for the room, when the server cannot have seen it yet (one
+        // it may have seen keeps its txn id's answer; a new receipt follows it instead).
         let queued = store
             .outbox
             .entries()?
             .into_iter()
-            .find(|(_, r)| r.room_id == room_id && matches!(r.op, Op::Receipt { .. }));
+            .filter(|(_, r)| r.room_id == room_id && matches!(r.op, Op::Receipt { .. }))
+            .last()
+            .filter(|(_, r)| !self.maybe_sent(r));
         match queued {
             Some((seq, _)) => {
                 store.update_outbox(seq, |r| {
@@ -426,12 +487,10 @@ impl SendQueue {
                 })?;
             }
             None => {
-                store.enqueue(&Self::change_record(
-                    room_id,
-                    None,
-                    Vec::new(),
-                    Op::Receipt { message_id: newest },
-                ))?;
+                self.enqueue(
+                    &store,
+                    &Self::change_record(room_id, None, Vec::new(), Op::Receipt { message_id: newest }),
+                )?;
             }
         }
         self.committed(&store, room_id, Vec::new()).await
@@ -536,6 +595,7 @@ impl SendQueue {
                     },
                 }
             }
+            self.before_request(&store, seq, &record).await?;
             match self
                 .api
                 .send_message(&record.room_id, &record.local_id, &record.parts)
@@ -559,7 +619,11 @@ impl SendQueue {
                 }
                 Err(e) if e.is_transient() || matches!(e, ApiError::Protocol(_)) => {
                     // A garbled answer may hide a stored message: resending the txn id is safe.
-                    store.update_outbox(seq, |r| r.attempts = r.attempts.saturating_add(1))?;
+                    let never_left = e.never_left();
+                    store.update_outbox(seq, |r| {
+                        r.attempts = r.attempts.saturating_add(1);
+                        r.maybe_sent &= !never_left;
+                    })?;
                     store.flush().await?;
                     let delay = {
                         let mut rng = fastrand::Rng::new();
@@ -638,6 +702,11 @@ impl SendQueue {
             _ => None,
         };
         let txn = &record.local_id;
+        // The answer states the message as of the write. A sync that completed meanwhile may
+        // have stored a newer state (someone's reaction, a deletion on another device): then
+        // the answer is not written over it (that sync, or the next, has this change too).
+        let token_before = store.meta.sync_token()?;
+        self.before_request(store, seq, record).await?;
         let message = match &record.op {
             Op::Send => unreachable!("sends are flushed by the caller"),
             Op::Edit { .. } => Some(
@@ -661,6 +730,12 @@ impl SendQueue {
                 None
             }
         };
+        let message = message.filter(|_| {
+            store
+                .meta
+                .sync_token()
+                .is_ok_and(|now| now == token_before)
+        });
         store.complete_change(seq, txn, message.as_ref())?;
         store.flush().await?;
         self.backoff
@@ -687,7 +762,11 @@ impl SendQueue {
     ) -> Result<Option<Error>> {
         let transient = matches!(&error, Error::Api(e) if e.is_transient() || matches!(e, ApiError::Protocol(_)));
         if transient {
-            store.update_outbox(seq, |r| r.attempts = r.attempts.saturating_add(1))?;
+            let never_left = matches!(&error, Error::Api(e) if e.never_left());
+            store.update_outbox(seq, |r| {
+                r.attempts = r.attempts.saturating_add(1);
+                r.maybe_sent &= !never_left;
+            })?;
             store.flush().await?;
             let retry_after = match &error {
                 Error::Api(e) => e.retry_after(),
@@ -874,6 +953,6 @@ enum Sent {
 fn target_of(held: &StoredMessage) -> Target {
     Target {
         server_id: Some(held.message.id),
-        local_id: None,
+        local_id: held.local_id.clone(),
     }
 }

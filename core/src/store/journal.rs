@@ -244,6 +244,7 @@ mod tests {
             failure_reason: None,
             after_id: None,
             op: Default::default(),
+            maybe_sent: false,
         }
     }
 

@@ -561,6 +561,11 @@ impl Store {
         let result = (&self.messages.0, &self.rooms, &self.meta.0, &self.outbox.0).transaction(
             |(messages, rooms, meta, outbox)| {
                 let mut applied = SyncApplied::default();
+                // Another answer from the same token was applied first (a long-poll and an
+                // explicit sync raced): it may be newer than this one, so this one only adds
+                // messages not held; the state of held messages, receipts and unread counts
+                // stay as the newer answer left them.
+                let current = meta.get(meta::SYNC_TOKEN_KEY)?.as_deref() == since.map(str::as_bytes);
                 for (room_id, room) in &response.rooms {
                     let held: Option<RoomRecord> = tx_get(rooms, room_id.as_bytes())?;
                     let known_at_token = since.is_some() && held.is_some();
@@ -568,7 +573,14 @@ impl Store {
                     let mut ids = Vec::new();
                     let mut replaced = Vec::new();
                     for m in &room.messages {
-                        let put = tx_put_message(messages, m, None)?;
+                        let put = if current
+                            || tx_get::<StoredMessage>(messages, &message_key(room_id, m.id))?
+                                .is_none()
+                        {
+                            tx_put_message(messages, m, None)?
+                        } else {
+                            Put::Same
+                        };
                         rec.note_held(m.id, put == Put::New);
                         match put {
                             Put::New => ids.push(m.id),
@@ -594,7 +606,7 @@ impl Store {
                             }
                         }
                     }
-                    for m in &room.updates {
+                    for m in room.updates.iter().filter(|_| current) {
                         let key = message_key(room_id, m.id);
                         if tx_get::<StoredMessage>(messages, &key)?.is_some()
                             && tx_put_message(messages, m, None)? == Put::Replaced
@@ -610,8 +622,10 @@ impl Store {
                         known_at_token,
                     );
                     let read_before = (rec.unread, rec.receipts.clone());
-                    rec.note_receipts(&room.receipts);
-                    rec.unread = room.unread;
+                    if current {
+                        rec.note_receipts(&room.receipts);
+                        rec.unread = room.unread;
+                    }
                     if read_before != (rec.unread, rec.receipts.clone()) {
                         applied.read_state.push(room_id.clone());
                     }
@@ -621,7 +635,7 @@ impl Store {
                         applied.replaced.insert(room_id.clone(), replaced);
                     }
                 }
-                if meta.get(meta::SYNC_TOKEN_KEY)?.as_deref() == since.map(str::as_bytes) {
+                if current {
                     meta.insert(meta::SYNC_TOKEN_KEY, response.next_batch.as_bytes())?;
                 }
                 Ok(applied)
@@ -772,7 +786,9 @@ impl Store {
     }
 
     /// The server accepted the entry `seq` as `message`: drop it from the outbox and hold the
-    /// message, in one transaction. Returns false when the message was already held.
+    /// message, in one transaction. Returns false when the message was already held: a sync
+    /// stored it first, with a state at least as new as this answer's (a reaction may already
+    /// be on it), so only its local id is added.
     pub fn complete_send(
         &self,
         seq: u64,
@@ -782,7 +798,17 @@ impl Store {
         let result = (&self.outbox.0, &self.messages.0, &self.rooms).transaction(
             |(outbox, messages, rooms)| {
                 outbox.remove(&outbox_key(seq))?;
-                let new = tx_put_message(messages, message, Some(local_id))? == Put::New;
+                let key = message_key(&message.room_id, message.id);
+                let new = match tx_get::<StoredMessage>(messages, &key)? {
+                    Some(mut held) => {
+                        if held.local_id.is_none() {
+                            held.local_id = Some(local_id.to_owned());
+                            tx_put(messages, &key, &held)?;
+                        }
+                        false
+                    }
+                    None => tx_put_message(messages, message, Some(local_id))? == Put::New,
+                };
                 let mut rec: RoomRecord = tx_get(rooms, message.room_id.as_bytes())?
                     .unwrap_or_else(RoomRecord::first_seen);
                 rec.note_held(message.id, new);
@@ -883,6 +909,7 @@ pub(crate) mod tests {
             failure_reason: Some("no".into()),
             after_id: Some(5),
             op: outbox::Op::Send,
+            maybe_sent: false,
         };
         assert_eq!(
             String::from_utf8(encode(&entry).unwrap()).unwrap(),

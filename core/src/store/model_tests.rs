@@ -207,6 +207,7 @@ fn run(seed: u64, steps: usize) {
                     failure_reason: None,
                     after_id: None,
                     op: Default::default(),
+                    maybe_sent: false,
                 };
                 let seq = store.enqueue(&record).unwrap();
                 assert!(

@@ -19,6 +19,16 @@ pub(crate) struct Target {
     pub local_id: Option<String>,
 }
 
+impl Target {
+    /// Whether both name the same message: by server id, or by the local id of its send (a
+    /// change queued while its message was itself queued names it by local id only, and keeps
+    /// naming it after the send completed).
+    pub fn same_message(&self, other: &Target) -> bool {
+        (self.server_id.is_some() && self.server_id == other.server_id)
+            || (self.local_id.is_some() && self.local_id == other.local_id)
+    }
+}
+
 /// What a queued entry does (format 2; a format 1 entry is a send).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -60,6 +70,12 @@ pub(crate) struct OutboxRecord {
     /// What it does (absent: a send, as format 1 wrote them).
     #[serde(default, skip_serializing_if = "Op::is_send")]
     pub op: Op,
+    /// A request with its txn id may have reached the server (set durably before each request,
+    /// cleared when the connection could not even be made). The server answers a repeated txn
+    /// id with what it did the first time, so such an entry must not be rewritten or cancelled
+    /// in place: a change to it follows it as a new entry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maybe_sent: bool,
 }
 
 /// The `outbox` tree: seq -> [`OutboxRecord`].

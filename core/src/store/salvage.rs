@@ -284,6 +284,7 @@ mod tests {
             failure_reason: None,
             after_id: None,
             op: Default::default(),
+            maybe_sent: false,
         };
         let mut bytes = b"\x00\x17garbage".to_vec();
         bytes.extend(serde_json::to_vec(&record(0, "2026-01-02", "b")).unwrap());

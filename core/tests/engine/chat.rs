@@ -289,3 +289,65 @@ async fn typing_is_announced_ephemeral_and_rate_limited() {
     // Stopping is announced too; nothing was queued.
     assert!(alice.client.outbox().unwrap().is_empty());
 }
+
+/// A queued send or change whose request reached the server but whose answer was lost (a
+/// gateway's 504 after the backend committed; or a kill mid-request) is not rewritten or
+/// cancelled in place, even after a restart: the server answers a repeated txn id with what it
+/// did the first time, so an edit written into the send would be lost and a reaction
+/// "cancelled" would stay on. The change follows it as a new entry instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_to_an_entry_the_server_may_have_seen_follow_it_instead_of_rewriting_it() {
+    let server = TestServer::start().await;
+    let gateway = LossyGateway::start(server.addr, "/messages/").await;
+    let root = tempfile::tempdir().unwrap();
+    let (alice, room) =
+        device_with_config(config(&gateway.url(), root.path(), "alice"), "bob").await;
+    let (bob, _) = device_with_room(&server, root.path(), "bob", "alice").await;
+    let sent = alice.client.send_text(room.clone(), "on the server".into()).await.unwrap();
+    alice.client.sync_once().await.unwrap();
+
+    // A send whose answer is lost, then the app restarts and the user edits it.
+    gateway.lose_next(1);
+    let draft = alice.client.send_text(room.clone(), "original".into()).await.unwrap();
+    let report = alice.client.sync_once().await.unwrap();
+    assert_eq!(report.pending, 1, "the answer was lost: still queued: {report:?}");
+    alice.client.shutdown();
+    drop(alice);
+    let alice = ChatClient::new(config(&gateway.url(), root.path(), "alice")).unwrap();
+    alice
+        .edit_message(room.clone(), draft.id.clone(), "edited after a lost answer".into())
+        .await
+        .unwrap();
+    let shown = alice.messages(room.clone(), 5, None).unwrap();
+    assert_eq!(shown[0].text, "edited after a lost answer", "shown at once: {shown:?}");
+
+    // A reaction whose answer is lost, then taken back.
+    gateway.lose_next(1);
+    alice
+        .toggle_reaction(room.clone(), sent.id.clone(), "👍".into())
+        .await
+        .unwrap();
+    let report = alice.sync_once().await.unwrap();
+    assert!(report.pending >= 1, "{report:?}");
+    let on = alice
+        .toggle_reaction(room.clone(), sent.id.clone(), "👍".into())
+        .await
+        .unwrap();
+    assert!(!on, "the reaction is off on the screen");
+    let report = alice.sync_once().await.unwrap();
+    assert_eq!((report.pending, report.failed), (0, 0), "{report:?}");
+
+    bob.client.sync_once().await.unwrap();
+    let seen = bob.client.messages(room.clone(), 20, None).unwrap();
+    assert_eq!(
+        texts(&seen),
+        ["edited after a lost answer", "on the server"],
+        "the edit reached the server, the message is there once"
+    );
+    let on_server = seen.iter().find(|m| m.text == "on the server").unwrap();
+    assert!(on_server.reactions.is_empty(), "the reaction was taken back: {on_server:?}");
+    alice.sync_once().await.unwrap();
+    let mine = alice.messages(room.clone(), 20, None).unwrap();
+    assert_eq!(texts(&mine), texts(&seen), "alice's device agrees");
+    assert!(mine.iter().all(|m| m.reactions.is_empty()), "{mine:?}");
+}

@@ -174,3 +174,115 @@ pub async fn scroll_to_start(client: &ChatClient, room: &str) -> Vec<ChatMessage
     items.reverse();
     items
 }
+
+/// A loopback gateway in front of the server that passes every request through, but answers
+/// the next PUTs whose path contains `marker` ([`LossyGateway::lose_next`]) with a 504 after the
+/// server carried them out: a gateway timing out on a backend that committed, the answer lost on
+/// the way back. Each request is forwarded on a connection of its own (`Connection: close`),
+/// read to its end.
+pub struct LossyGateway {
+    pub addr: std::net::SocketAddr,
+    left: Arc<std::sync::atomic::AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LossyGateway {
+    pub async fn start(server: std::net::SocketAddr, marker: &str) -> LossyGateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let marker = marker.to_owned();
+        let left = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let gateway_left = left.clone();
+        let task = tokio::spawn(async move {
+            let left = gateway_left;
+            while let Ok((client, _)) = listener.accept().await {
+                let marker = marker.clone();
+                let left = left.clone();
+                tokio::spawn(async move {
+                    let _ = gateway_connection(client, server, &marker, &left).await;
+                });
+            }
+        });
+        LossyGateway { addr, left, task }
+    }
+
+    /// The next `n` matching PUTs are carried out by the server and answered 504.
+    pub fn lose_next(&self, n: u32) {
+        self.left.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for LossyGateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one HTTP/1.1 message (head and a Content-Length body) from `stream`; `None` at EOF.
+async fn read_message(
+    stream: &mut tokio::net::TcpStream,
+    pending: &mut Vec<u8>,
+) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            if pending.len() >= end + 4 + length {
+                return Ok(Some(pending.drain(..end + 4 + length).collect()));
+            }
+        }
+        let mut buf = [0u8; 8192];
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+async fn gateway_connection(
+    mut client: tokio::net::TcpStream,
+    server: std::net::SocketAddr,
+    marker: &str,
+    left: &std::sync::atomic::AtomicU32,
+) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncWriteExt;
+    let mut pending = Vec::new();
+    while let Some(request) = read_message(&mut client, &mut pending).await? {
+        let head = String::from_utf8_lossy(&request).into_owned();
+        let first_line = head.lines().next().unwrap_or("").to_owned();
+        // One request per upstream connection: the upstream closes after answering.
+        let request = head.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+        let mut upstream = tokio::net::TcpStream::connect(server).await?;
+        upstream.write_all(request.as_bytes()).await?;
+        let mut upstream_pending = Vec::new();
+        let answer = read_message(&mut upstream, &mut upstream_pending)
+            .await?
+            .unwrap_or_default();
+        let lose = first_line.starts_with("PUT ")
+            && first_line.contains(marker)
+            && left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if lose {
+            let body = r#"{"error":"unavailable","error_description":"gateway timeout"}"#;
+            let reply = format!(
+                "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(reply.as_bytes()).await?;
+        } else {
+            client.write_all(&answer).await?;
+        }
+    }
+    Ok(())
+}
