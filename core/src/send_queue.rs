@@ -288,8 +288,17 @@ impl SendQueue {
                 let target = target_of(&held);
                 let queued = Self::queued_changes(&store, room_id, &target)?;
                 match queued.iter().find(|(_, r)| matches!(r.op, Op::Edit { .. })) {
-                    Some((seq, _)) => {
-                        store.update_outbox(*seq, |r| r.parts = parts.clone())?;
+                    Some((seq, before)) => {
+                        // Under a fresh txn id: the server may have taken the queued edit
+                        // already (its answer lost, or a kill before the local record), and
+                        // would answer a resend under the old txn id with the old edit,
+                        // dropping this one (the crash torture found it).
+                        let txn = uuid::Uuid::new_v4().to_string();
+                        store.update_outbox(*seq, |r| {
+                            r.parts = parts.clone();
+                            r.local_id = txn.clone();
+                        })?;
+                        store.journal_forget(&before.local_id);
                     }
                     None => {
                         store.enqueue(&Self::change_record(
@@ -418,12 +427,19 @@ impl SendQueue {
             .into_iter()
             .find(|(_, r)| r.room_id == room_id && matches!(r.op, Op::Receipt { .. }));
         match queued {
-            Some((seq, _)) => {
+            Some((seq, before)) => {
+                // Under a fresh txn id, as an edit rewritten in place: the server may hold the
+                // queued receipt already and would answer a resend under its txn id with the
+                // older read-up-to (the crash torture found a receipt stuck below what the
+                // app marked read).
+                let txn = uuid::Uuid::new_v4().to_string();
                 store.update_outbox(seq, |r| {
                     if let Op::Receipt { message_id } = &mut r.op {
                         *message_id = (*message_id).max(newest);
                     }
+                    r.local_id = txn.clone();
                 })?;
+                store.journal_forget(&before.local_id);
             }
             None => {
                 store.enqueue(&Self::change_record(

@@ -189,6 +189,37 @@ pub(crate) struct SyncApplied {
     /// their txn id): completed, out of the outbox. And queued edits and reactions the batch
     /// made moot (their message came back deleted): dropped, out of the outbox.
     pub completed: Vec<String>,
+    /// Of those sends, the ones edited after the server had taken them: each left an edit in
+    /// its place in the outbox (see [`owed_edit`]): their outbox seqs.
+    pub owed_edits: Vec<u64>,
+}
+
+/// What is left to send of a queued send that the server turns out to hold already (its answer
+/// to a resend under the same txn id, or a sync showing its txn id): nothing, or an edit when
+/// the queued content differs from the server's copy. An edit of a queued send rewrites the
+/// send in place; when the server had taken the send before (a kill between its answer and the
+/// local record, an answer lost on the way), the server keeps the content it got first, and
+/// without this the edit the app was told was queued would be dropped without a word (the crash
+/// torture found it: an acknowledged edit neither queued nor on the server). The edit takes the
+/// send's place in the queue under a fresh txn id (the send's is taken by the server's copy).
+fn owed_edit(queued: &outbox::OutboxRecord, server: &v2::Message) -> Option<outbox::OutboxRecord> {
+    if !queued.op.is_send() || server.deleted || queued.parts == server.parts {
+        return None;
+    }
+    Some(outbox::OutboxRecord {
+        local_id: uuid::Uuid::new_v4().to_string(),
+        state: crate::model::MessageState::Pending,
+        attempts: 0,
+        failure_reason: None,
+        after_id: None,
+        op: outbox::Op::Edit {
+            target: outbox::Target {
+                server_id: Some(server.id),
+                local_id: None,
+            },
+        },
+        ..queued.clone()
+    })
 }
 
 /// The store as the services share it: the open [`Store`] until `shutdown()` closes it. Every
@@ -535,12 +566,12 @@ impl Store {
             let first = room.messages.first().map_or(u64::MAX, |m| m.id);
             below.insert(room_id.clone(), self.messages.any_below(room_id, first)?);
         }
-        let queued_sends: BTreeMap<String, u64> = self
+        let queued_sends: BTreeMap<String, (u64, outbox::OutboxRecord)> = self
             .outbox
             .entries()?
             .into_iter()
             .filter(|(_, r)| r.op.is_send())
-            .map(|(seq, r)| (r.local_id, seq))
+            .map(|(seq, r)| (r.local_id.clone(), (seq, r)))
             .collect();
         // Edits and reactions queued (pending or failed) about a held message, by room and
         // message: a tombstone in the batch drops them. Its sender deleted it (on any device):
@@ -575,9 +606,15 @@ impl Store {
                             Put::Replaced => replaced.push(m.id),
                             Put::Same => {}
                         }
-                        if let Some(seq) = m.txn_id.as_ref().and_then(|t| queued_sends.get(t)) {
+                        if let Some((seq, queued)) =
+                            m.txn_id.as_ref().and_then(|t| queued_sends.get(t))
+                        {
                             if outbox.remove(&outbox_key(*seq))?.is_some() {
                                 applied.completed.push(m.txn_id.clone().unwrap_or_default());
+                                if let Some(edit) = owed_edit(queued, m) {
+                                    tx_put(outbox, &outbox_key(*seq), &edit)?;
+                                    applied.owed_edits.push(*seq);
+                                }
                             }
                         }
                     }
@@ -629,6 +666,13 @@ impl Store {
         )?;
         for local_id in &result.completed {
             self.journal_removed(local_id);
+        }
+        if !result.owed_edits.is_empty() {
+            for (seq, edit) in self.outbox.entries()? {
+                if result.owed_edits.contains(&seq) {
+                    self.journal.put(&edit);
+                }
+            }
         }
         Ok(result)
     }
@@ -779,18 +823,30 @@ impl Store {
         local_id: &str,
         message: &v2::Message,
     ) -> Result<bool, StoreError> {
-        let result = (&self.outbox.0, &self.messages.0, &self.rooms).transaction(
+        let (result, owed) = (&self.outbox.0, &self.messages.0, &self.rooms).transaction(
             |(outbox, messages, rooms)| {
-                outbox.remove(&outbox_key(seq))?;
+                let queued: Option<outbox::OutboxRecord> = tx_get(outbox, &outbox_key(seq))?;
+                let owed = queued.as_ref().and_then(|q| owed_edit(q, message));
+                match &owed {
+                    Some(edit) => {
+                        tx_put(outbox, &outbox_key(seq), edit)?;
+                    }
+                    None => {
+                        outbox.remove(&outbox_key(seq))?;
+                    }
+                }
                 let new = tx_put_message(messages, message, Some(local_id))? == Put::New;
                 let mut rec: RoomRecord = tx_get(rooms, message.room_id.as_bytes())?
                     .unwrap_or_else(RoomRecord::first_seen);
                 rec.note_held(message.id, new);
                 tx_put(rooms, message.room_id.as_bytes(), &rec)?;
-                Ok(new)
+                Ok((new, owed))
             },
         )?;
         self.journal_removed(local_id);
+        if let Some(edit) = &owed {
+            self.journal.put(edit);
+        }
         Ok(result)
     }
 
