@@ -112,6 +112,9 @@ pub struct TortureReport {
     /// never told was queued: killed before `send_text` returned, or refused by a full disk),
     /// so there is nothing on the server to check them against. Counted, not a violation.
     pub changes_unverifiable: u64,
+    /// Change entries (not sends) the drain found failed and discarded, with the server's
+    /// reason: what to look at first when a change is reported lost at the end.
+    pub drained_changes: Vec<String>,
     /// Acknowledged changes that are neither queued nor on the server (and not excused by a
     /// discard or a deletion).
     pub changes_lost: Vec<String>,
@@ -167,6 +170,13 @@ impl std::fmt::Display for TortureReport {
             "  changes told made: {:?}; {} about a message that never reached the server (not checkable)",
             self.changes, self.changes_unverifiable
         )?;
+        if !self.drained_changes.is_empty() {
+            writeln!(
+                f,
+                "  failed changes discarded by the drain: {:?}",
+                self.drained_changes
+            )?;
+        }
         writeln!(
             f,
             "  shown twice until resent (protocol v1 cannot tell): {}",
@@ -1461,6 +1471,17 @@ pub async fn run(config: &TortureConfig, work_dir: &Path) -> Result<TortureRepor
                         .discard(entry.local_id.clone())
                         .await
                         .map_err(setup("drain discard"))?;
+                    if entry.kind != chatsync_core::ChangeKind::Send {
+                        report.drained_changes.push(format!(
+                            "{}: {:?} of {:?} in {} ({:?}: {:?})",
+                            device.user,
+                            entry.kind,
+                            entry.target_id,
+                            entry.room_id,
+                            entry.state,
+                            entry.failure_reason
+                        ));
+                    }
                     discarded_at_drain.insert(entry.local_id);
                     quiet = false;
                 }
