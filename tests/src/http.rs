@@ -124,24 +124,58 @@ impl Harness {
         token: &str,
         room: &str,
     ) -> Result<Vec<chatsync_protocol::v2::Message>, HttpError> {
+        self.v2_history_after(token, room, None).await
+    }
+
+    /// Every message of `room` after the id `after` (all of them for `None`) in its v2 state,
+    /// ascending, in pages of 100.
+    pub async fn v2_history_after(
+        &self,
+        token: &str,
+        room: &str,
+        after: Option<u64>,
+    ) -> Result<Vec<chatsync_protocol::v2::Message>, HttpError> {
         let mut all: Vec<chatsync_protocol::v2::Message> = Vec::new();
+        let mut after = after;
         loop {
             let mut url = format!(
                 "{}/v2/rooms/{room}/messages?direction=newer&limit=100",
                 self.base
             );
-            if let Some(last) = all.last() {
-                url.push_str(&format!("&initial_id={}", last.id));
+            if let Some(last) = after {
+                url.push_str(&format!("&initial_id={last}"));
             }
             let page: chatsync_protocol::v2::HistoryResponse = self
                 .json("GET v2 history", self.http.get(url).bearer_auth(token))
                 .await?;
             let more = page.has_more && !page.messages.is_empty();
             all.extend(page.messages);
+            after = all.last().map(|m| m.id).or(after);
             if !more {
                 return Ok(all);
             }
         }
+    }
+
+    /// The message `id` of `room` in its v2 state as `token`'s user gets it (`None`: the room
+    /// holds no such message): one page of one message just after `id - 1`.
+    pub async fn v2_message(
+        &self,
+        token: &str,
+        room: &str,
+        id: u64,
+    ) -> Result<Option<chatsync_protocol::v2::Message>, HttpError> {
+        let mut url = format!(
+            "{}/v2/rooms/{room}/messages?direction=newer&limit=1",
+            self.base
+        );
+        if id > 0 {
+            url.push_str(&format!("&initial_id={}", id - 1));
+        }
+        let page: chatsync_protocol::v2::HistoryResponse = self
+            .json("GET v2 message", self.http.get(url).bearer_auth(token))
+            .await?;
+        Ok(page.messages.into_iter().find(|m| m.id == id))
     }
 
     /// `token`'s user's v2 initial sync (no `since`, one message per room, no wait): every room

@@ -9,13 +9,17 @@
 //! - **nothing duplicated**: no text is on the server twice; no message is stored twice on the
 //!   device;
 //! - **ids stay ordered**: each device's messages land on the server in the order they were
-//!   queued, per room, and the store reads back in id order.
+//!   queued, per room, and the store reads back in id order;
+//! - **no change lost** (protocol v2): every chat-model change the life was told was made (an
+//!   edit, a deletion, a reaction turned on, a room marked read) is still in the outbox or is
+//!   on the server (see [`check_changes`] for the exact rules).
 //!
-//! At the end every store is drained against the server and the soak's convergence check
-//! ([`crate::soak::verify`]) runs over all of them. Kills are counted only when they land on a
+//! At the end every store is drained against the server, every change the devices were told
+//! was made must be on the server (nothing may still be queued), and the soak's convergence
+//! check ([`crate::soak::verify`]) runs over all of them. Kills are counted only when they land on a
 //! running process, by the phase the process was in (starting, opening, working).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -102,6 +106,18 @@ pub struct TortureReport {
     pub duplicated: Vec<String>,
     /// Messages out of order.
     pub misordered: Vec<String>,
+    /// Chat-model changes the lives were told were made (`changed` lines), by operation.
+    pub changes: BTreeMap<String, u64>,
+    /// Acknowledged changes about a message that never reached the server (a send the app was
+    /// never told was queued: killed before `send_text` returned, or refused by a full disk),
+    /// so there is nothing on the server to check them against. Counted, not a violation.
+    pub changes_unverifiable: u64,
+    /// Change entries (not sends) the drain found failed and discarded, with the server's
+    /// reason: what to look at first when a change is reported lost at the end.
+    pub drained_changes: Vec<String>,
+    /// Acknowledged changes that are neither queued nor on the server (and not excused by a
+    /// discard or a deletion).
+    pub changes_lost: Vec<String>,
     /// The final convergence check's findings.
     pub final_violations: Vec<String>,
     /// Wall time.
@@ -120,6 +136,7 @@ impl TortureReport {
             && self.lost.is_empty()
             && self.duplicated.is_empty()
             && self.misordered.is_empty()
+            && self.changes_lost.is_empty()
             && self.final_violations.is_empty()
     }
 }
@@ -150,16 +167,29 @@ impl std::fmt::Display for TortureReport {
         }
         writeln!(
             f,
+            "  changes told made: {:?}; {} about a message that never reached the server (not checkable)",
+            self.changes, self.changes_unverifiable
+        )?;
+        if !self.drained_changes.is_empty() {
+            writeln!(
+                f,
+                "  failed changes discarded by the drain: {:?}",
+                self.drained_changes
+            )?;
+        }
+        writeln!(
+            f,
             "  shown twice until resent (protocol v1 cannot tell): {}",
             self.echo_and_copy
         )?;
         writeln!(
             f,
-            "  result: {} unreadable stores, {} lost, {} duplicated, {} misordered, {} final violations",
+            "  result: {} unreadable stores, {} lost, {} duplicated, {} misordered, {} changes lost, {} final violations",
             self.unreadable.len(),
             self.lost.len(),
             self.duplicated.len(),
             self.misordered.len(),
+            self.changes_lost.len(),
             self.final_violations.len()
         )?;
         for v in self
@@ -168,6 +198,7 @@ impl std::fmt::Display for TortureReport {
             .chain(&self.lost)
             .chain(&self.duplicated)
             .chain(&self.misordered)
+            .chain(&self.changes_lost)
             .chain(&self.final_violations)
             .take(30)
         {
@@ -189,19 +220,86 @@ fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> TortureError + '
 /// What the harness knows of one device across its lives: what it was promised.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
+    /// The device's user.
+    pub user: String,
     /// Messages reported queued, in the order they were queued, with their local ids.
     pub queued: Vec<(String, Queued)>,
-    /// Local ids the app asked to discard (they may be gone, or may have been sent once).
+    /// Local ids of sends the app asked to discard (they may be gone, or may have been sent
+    /// once).
     pub discarding: HashSet<String>,
+    /// Chat-model changes the lives started (`changing`), in the order the device made them;
+    /// `acked` once the call returned `Ok` (`changed`).
+    pub changes: Vec<ChangeMade>,
+    /// Outbox entries the app asked to discard, with what they were (a discarded change is
+    /// excused, as a discarded send is).
+    pub change_discards: Vec<Discard>,
+    /// Where the newest life's changes start in `changes` (the per-life check looks at those).
+    pub life_start: usize,
 }
 
-/// The server's truth, read incrementally straight from the server (not through the proxy).
+/// One chat-model change a life made (or started: `acked` false when the life was killed in
+/// the call or it failed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeMade {
+    /// The room.
+    pub room: String,
+    /// What it did.
+    pub op: ChangeOp,
+    /// The call returned `Ok`: the app was told.
+    pub acked: bool,
+    /// For a reaction: what the toggle returned (`true`: now on). Always `true` for a key that
+    /// is new (unique to its life and operation).
+    pub now_on: bool,
+}
+
+/// What a change did; `target` is the message's app id (its local id for the device's own
+/// messages, the server id for others').
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChangeOp {
+    /// New text.
+    Edit { target: String, text: String },
+    /// A deletion of one of the device's sent messages.
+    Delete { target: String },
+    /// The reaction `key` turned on.
+    React { target: String, key: String },
+    /// The room marked read; `upto`: the newest server id the room showed before the call.
+    Read { upto: u64 },
+}
+
+/// An outbox entry the app asked to discard, as the outbox showed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Discard {
+    /// `changes.len()` when it was discarded: it excuses the changes before it.
+    pub at: usize,
+    /// The entry's local id.
+    pub local_id: String,
+    /// `send`, `edit`, `delete`, `react` or `receipt`.
+    pub kind: String,
+    /// Its room.
+    pub room: String,
+    /// The message a change is about (the outbox's `target_id`: a local id or a server id).
+    pub target: Option<String>,
+    /// A send's or an edit's text, a reaction's key.
+    pub text: String,
+}
+
+/// The server's truth, read incrementally straight from the server (not through the proxy), in
+/// its v2 state: each room is read as each member and a member's own messages are taken from
+/// their view, where they carry the txn id they were sent under (an edit may have changed a
+/// queued message's text before it went out, so a send is found by txn id, not by text).
 pub struct Mirror {
     harness: Harness,
-    /// Per room: a member, their token and every message so far, ascending.
-    rooms: BTreeMap<String, (String, String, Vec<chatsync_protocol::Message>)>,
-    /// Text -> (room, sender, id) of every copy on the server.
+    /// A token per user (dev tokens; renewed on a 401).
+    tokens: HashMap<String, String>,
+    /// Per room: each member and the newest id read in their view.
+    rooms: BTreeMap<String, Vec<(String, Option<u64>)>>,
+    /// Text -> (room, sender, id) of every copy on the server (its text when first read).
     texts: HashMap<String, Vec<(String, String, u64)>>,
+    /// (sender, txn id) -> (room, id) of every message on the server.
+    txns: HashMap<(String, String), (String, u64)>,
+    /// Txn id -> (life, n) of each send reported queued (from the ledgers): the queue order of
+    /// a message whose text an edit changed before it went out.
+    orders: HashMap<String, (u64, u64)>,
     /// Per (sender, room): the (life, n) of the newest message seen, for the order check.
     newest: HashMap<(String, String), (u64, u64)>,
     /// Findings so far (duplicates, order), each reported once.
@@ -211,18 +309,33 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    /// A mirror of `rooms` (room id -> a member) on the server at `server_url`.
-    pub async fn new(server_url: &str, rooms: &[(String, String)]) -> Result<Mirror, TortureError> {
+    /// A mirror of `rooms` (room id, its members) on the server at `server_url`.
+    pub async fn new(
+        server_url: &str,
+        rooms: &[(String, Vec<String>)],
+    ) -> Result<Mirror, TortureError> {
         let harness = Harness::new(server_url);
         let mut mirrored = BTreeMap::new();
-        for (room, member) in rooms {
-            let token = harness.token(member).await.map_err(setup("token"))?;
-            mirrored.insert(room.clone(), (member.clone(), token, Vec::new()));
+        let mut tokens = HashMap::new();
+        for (room, members) in rooms {
+            for member in members {
+                if !tokens.contains_key(member) {
+                    let token = harness.token(member).await.map_err(setup("token"))?;
+                    tokens.insert(member.clone(), token);
+                }
+            }
+            mirrored.insert(
+                room.clone(),
+                members.iter().map(|m| (m.clone(), None)).collect(),
+            );
         }
         Ok(Mirror {
             harness,
+            tokens,
             rooms: mirrored,
             texts: HashMap::new(),
+            txns: HashMap::new(),
+            orders: HashMap::new(),
             newest: HashMap::new(),
             duplicated: Vec::new(),
             misordered: Vec::new(),
@@ -244,46 +357,152 @@ impl Mirror {
         }
     }
 
+    /// `user`'s token, renewed when the server answered 401 (dev tokens expire after an hour).
+    async fn token(&mut self, user: &str, renew: bool) -> Result<String, crate::http::HttpError> {
+        if renew || !self.tokens.contains_key(user) {
+            let token = self.harness.token(user).await?;
+            self.tokens.insert(user.to_owned(), token);
+        }
+        Ok(self.tokens[user].clone())
+    }
+
     async fn try_refresh(&mut self) -> Result<(), crate::http::HttpError> {
-        for (room, (member, token, held)) in &mut self.rooms {
-            let after = held.last().map(|m| m.id);
-            let new = match self.harness.history_after(token, room, after).await {
-                // Dev tokens expire (an hour): a long run takes a fresh one.
-                Err(e) if e.detail.starts_with("401") => {
-                    *token = self.harness.token(member).await?;
-                    self.harness.history_after(token, room, after).await?
-                }
-                other => other?,
-            };
-            for m in new {
-                let text = m.text().unwrap_or("").to_owned();
-                let copies = self.texts.entry(text.clone()).or_default();
-                copies.push((room.clone(), m.user_id.clone(), m.id));
-                if copies.len() == 2 {
-                    self.duplicated
-                        .push(format!("{text:?} is on the server twice: {copies:?}"));
-                }
-                if let Some(order) = life_and_number(&text) {
-                    let key = (m.user_id.clone(), room.clone());
-                    if let Some(prev) = self.newest.get(&key) {
-                        if order <= *prev {
-                            self.misordered.push(format!(
-                                "{text:?} (id {}) landed after {:?} of the same sender in {room}",
-                                m.id, prev
-                            ));
-                        }
+        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            let members = self.rooms[&room].clone();
+            for (i, (member, after)) in members.into_iter().enumerate() {
+                let token = self.token(&member, false).await?;
+                let new = match self.harness.v2_history_after(&token, &room, after).await {
+                    Err(e) if e.detail.starts_with("401") => {
+                        let token = self.token(&member, true).await?;
+                        self.harness.v2_history_after(&token, &room, after).await?
                     }
-                    self.newest.insert(key, order);
+                    other => other?,
+                };
+                if let Some(last) = new.last() {
+                    self.rooms.get_mut(&room).expect("mirrored room")[i].1 = Some(last.id);
                 }
-                held.push(m);
+                // Each message is taken once: from its sender's view (with its txn id).
+                for m in new.into_iter().filter(|m| m.user_id == member) {
+                    self.add(&room, m);
+                }
             }
         }
         Ok(())
     }
 
-    /// Whether `text` is on the server.
+    fn add(&mut self, room: &str, m: chatsync_protocol::v2::Message) {
+        let text = m.text().unwrap_or("").to_owned();
+        if let Some(txn) = &m.txn_id {
+            let key = (m.user_id.clone(), txn.clone());
+            if let Some(first) = self.txns.get(&key) {
+                self.duplicated.push(format!(
+                    "txn {txn} of {} is on the server twice: {first:?} and id {}",
+                    m.user_id, m.id
+                ));
+            } else {
+                self.txns.insert(key, (room.to_owned(), m.id));
+            }
+        }
+        // A tombstone has no text to compare (deleted before this mirror first read it).
+        if !m.deleted {
+            let copies = self.texts.entry(text.clone()).or_default();
+            copies.push((room.to_owned(), m.user_id.clone(), m.id));
+            if copies.len() == 2 {
+                self.duplicated
+                    .push(format!("{text:?} is on the server twice: {copies:?}"));
+            }
+        }
+        let order = m
+            .txn_id
+            .as_ref()
+            .and_then(|t| self.orders.get(t).copied())
+            .or_else(|| life_and_number(&text));
+        if let Some(order) = order {
+            let key = (m.user_id.clone(), room.to_owned());
+            if let Some(prev) = self.newest.get(&key) {
+                if order <= *prev {
+                    self.misordered.push(format!(
+                        "{text:?} (id {}, queued as {order:?}) landed after {:?} of the same sender in {room}",
+                        m.id, prev
+                    ));
+                }
+            }
+            self.newest.insert(key, order);
+        }
+    }
+
+    /// Whether `text` is on the server (as first read).
     pub fn holds(&self, text: &str) -> bool {
         self.texts.contains_key(text)
+    }
+
+    /// The room and id of the message `user` sent under `txn`, when it is on the server.
+    pub fn sent_as(&self, user: &str, txn: &str) -> Option<&(String, u64)> {
+        self.txns.get(&(user.to_owned(), txn.to_owned()))
+    }
+
+    /// Learns the queue order of the sends in `ledger` (for messages edited before they went
+    /// out, whose text no longer tells).
+    fn learn_orders(&mut self, ledger: &Ledger) {
+        for (local_id, q) in &ledger.queued {
+            if let Some(order) = life_and_number(&q.text) {
+                self.orders.entry(local_id.clone()).or_insert(order);
+            }
+        }
+    }
+
+    /// A message as `user` gets it now, retried while the server restarts.
+    async fn message_as(
+        &mut self,
+        user: &str,
+        room: &str,
+        id: u64,
+    ) -> Result<Option<chatsync_protocol::v2::Message>, TortureError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut renew = false;
+        loop {
+            let token = self.token(user, renew).await;
+            let got = match token {
+                Ok(t) => self.harness.v2_message(&t, room, id).await,
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(m) => return Ok(m),
+                Err(e) if Instant::now() < deadline => {
+                    renew = e.detail.starts_with("401");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(TortureError(format!("read the server: {e}"))),
+            }
+        }
+    }
+
+    /// `user`'s own read-up-to per room, as the server holds it now.
+    async fn receipts_of(&mut self, user: &str) -> Result<HashMap<String, u64>, TortureError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut renew = false;
+        loop {
+            let token = self.token(user, renew).await;
+            let got = match token {
+                Ok(t) => self.harness.v2_initial_sync(&t).await,
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(sync) => {
+                    return Ok(sync
+                        .rooms
+                        .into_iter()
+                        .filter_map(|(room, r)| r.receipts.get(user).map(|n| (room, *n)))
+                        .collect())
+                }
+                Err(e) if Instant::now() < deadline => {
+                    renew = e.detail.starts_with("401");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(TortureError(format!("read the server: {e}"))),
+            }
+        }
     }
 }
 
@@ -308,6 +527,10 @@ pub struct StoreCheck {
     pub misordered: Vec<String>,
     /// Pending echoes whose message the store also holds as sent (protocol v1).
     pub echo_and_copy: u64,
+    /// Acknowledged changes of the newest life neither queued nor on the server.
+    pub changes_lost: Vec<String>,
+    /// Acknowledged changes of the newest life about a message that never reached the server.
+    pub changes_unverifiable: u64,
 }
 
 /// Opens the store of `device` (as the app would, no network I/O), reads its outbox and
@@ -343,6 +566,7 @@ pub async fn check_store(
             return Ok(found);
         }
     };
+    mirror.learn_orders(ledger);
     mirror.refresh().await?;
 
     let queued_ids: HashSet<&str> = outbox.iter().map(|e| e.local_id.as_str()).collect();
@@ -350,20 +574,26 @@ pub async fn check_store(
         if ledger.discarding.contains(local_id) {
             continue;
         }
-        if !queued_ids.contains(local_id.as_str()) && !mirror.holds(&q.text) {
+        // By txn id: an edit may have changed a queued message's text before it went out.
+        if !queued_ids.contains(local_id.as_str()) && mirror.sent_as(&q.user, local_id).is_none() {
             found.lost.push(format!(
                 "{}: queued {:?} ({local_id}, room {}) is neither queued nor on the server",
                 device.user, q.text, q.room
             ));
         }
     }
-    let pending_texts: HashSet<&str> = outbox.iter().map(|e| e.text.as_str()).collect();
+    // Sends only: a queued edit's text shows on its message at once, by design.
+    let pending_texts: HashSet<&str> = outbox
+        .iter()
+        .filter(|e| e.kind == chatsync_core::ChangeKind::Send)
+        .map(|e| e.text.as_str())
+        .collect();
     for (room, messages) in &rooms {
         let mut seen = HashSet::new();
         let mut previous: Option<u64> = None;
         for m in messages {
             let Some(id) = m.server_id else { continue };
-            if m.state != MessageState::Sent {
+            if m.state != MessageState::Sent || m.deleted {
                 continue;
             }
             if let Some(prev) = previous {
@@ -386,7 +616,290 @@ pub async fn check_store(
             }
         }
     }
+    let view = ServerView::of_targets(mirror, &device.user, ledger, ledger.life_start).await?;
+    let changes = check_changes(
+        &device.user,
+        ledger,
+        ledger.life_start,
+        &outbox,
+        mirror,
+        &view,
+        &HashSet::new(),
+    );
+    found.changes_lost = changes.lost;
+    found.changes_unverifiable = changes.unverifiable;
     Ok(found)
+}
+
+/// The server's state of what the change checks look at, as the device's user gets it.
+#[derive(Clone, Debug, Default)]
+pub struct ServerView {
+    /// (room, id) -> the message now.
+    pub messages: HashMap<(String, u64), chatsync_protocol::v2::Message>,
+    /// Room -> the user's read-up-to.
+    pub receipts: HashMap<String, u64>,
+}
+
+impl ServerView {
+    /// The messages the acknowledged changes from `from` on are about (one small read each)
+    /// and, when one marked a room read, the user's receipts.
+    pub async fn of_targets(
+        mirror: &mut Mirror,
+        user: &str,
+        ledger: &Ledger,
+        from: usize,
+    ) -> Result<ServerView, TortureError> {
+        let mut view = ServerView::default();
+        let mut wanted = BTreeSet::new();
+        let mut receipts = false;
+        for c in ledger.changes.iter().skip(from).filter(|c| c.acked) {
+            match c.op.target() {
+                Some(target) => {
+                    if let Some(id) = resolve(mirror, user, &c.room, target) {
+                        wanted.insert((c.room.clone(), id));
+                    }
+                }
+                None => receipts = true,
+            }
+        }
+        for (room, id) in wanted {
+            if let Some(m) = mirror.message_as(user, &room, id).await? {
+                view.messages.insert((room, id), m);
+            }
+        }
+        if receipts {
+            view.receipts = mirror.receipts_of(user).await?;
+        }
+        Ok(view)
+    }
+
+    /// Every message of `rooms` and the user's receipts (the final check).
+    pub async fn of_rooms(
+        mirror: &mut Mirror,
+        user: &str,
+        rooms: &[String],
+    ) -> Result<ServerView, TortureError> {
+        let mut view = ServerView::default();
+        let token = mirror.token(user, true).await.map_err(setup("token"))?;
+        for room in rooms {
+            let all = mirror
+                .harness
+                .v2_history_after(&token, room, None)
+                .await
+                .map_err(setup("history"))?;
+            for m in all {
+                view.messages.insert((room.clone(), m.id), m);
+            }
+        }
+        view.receipts = mirror.receipts_of(user).await?;
+        Ok(view)
+    }
+}
+
+impl ChangeOp {
+    /// The message it is about (`None`: a receipt).
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            ChangeOp::Edit { target, .. }
+            | ChangeOp::Delete { target }
+            | ChangeOp::React { target, .. } => Some(target),
+            ChangeOp::Read { .. } => None,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            ChangeOp::Edit { .. } => "edit",
+            ChangeOp::Delete { .. } => "delete",
+            ChangeOp::React { .. } => "react",
+            ChangeOp::Read { .. } => "read",
+        }
+    }
+}
+
+/// The server id of the message `app_id` names in `room` for `user`: a server id as such, a
+/// local id through the txn id it was sent under (`None`: not on the server).
+fn resolve(mirror: &Mirror, user: &str, room: &str, app_id: &str) -> Option<u64> {
+    match app_id.parse::<u64>() {
+        Ok(id) => Some(id),
+        Err(_) => mirror
+            .sent_as(user, app_id)
+            .filter(|(r, _)| r == room)
+            .map(|(_, id)| *id),
+    }
+}
+
+/// What [`check_changes`] found.
+#[derive(Clone, Debug, Default)]
+pub struct ChangeFindings {
+    /// Acknowledged changes neither queued nor on the server.
+    pub lost: Vec<String>,
+    /// Acknowledged changes about a message that never reached the server and is not queued.
+    pub unverifiable: u64,
+}
+
+/// Checks the acknowledged changes of `ledger` from `from` on against the device's `outbox`
+/// and the server (`view`). A change the app was told was made must be still queued or on the
+/// server:
+/// - an **edit**: the message's text (on the server, or in the queued send or queued edit) is
+///   that edit's text or the text of an edit of the same message the device started after it
+///   (acknowledged or not: a life killed after the store took an edit but before the app was
+///   told still made it), unless the message is deleted (or its deletion queued);
+/// - a **deletion**: the message is a tombstone on the server, or its deletion is queued;
+/// - a **reaction** (a key unique to its life and operation, so no one else touches it): the
+///   toggle said it is on, and the key is on the message with `me` for the device's user (or
+///   queued), unless the message is deleted;
+/// - a **read**: the user's receipt in the room is at least the newest server id the room showed
+///   before the call (or a receipt is queued there: it only moves forward).
+///
+/// A change is excused when the app discarded the outbox entry that held it (or the send of its
+/// message) after making it, or the drain discarded that send (`drained`: refused for good).
+pub fn check_changes(
+    user: &str,
+    ledger: &Ledger,
+    from: usize,
+    outbox: &[chatsync_core::OutboxEntry],
+    mirror: &Mirror,
+    view: &ServerView,
+    drained: &HashSet<String>,
+) -> ChangeFindings {
+    use chatsync_core::ChangeKind;
+    let mut found = ChangeFindings::default();
+    let same = |room: &str, a: &str, b: &str| {
+        a == b
+            || matches!(
+                (resolve(mirror, user, room, a), resolve(mirror, user, room, b)),
+                (Some(x), Some(y)) if x == y
+            )
+    };
+    for (i, c) in ledger.changes.iter().enumerate().skip(from) {
+        if !c.acked {
+            continue;
+        }
+        let room = c.room.as_str();
+        let target = c.op.target();
+        let excused = ledger
+            .change_discards
+            .iter()
+            .filter(|d| d.at > i && d.room == c.room)
+            .any(|d| {
+                let on_it = |t: &str| d.target.as_deref().is_some_and(|dt| same(room, dt, t));
+                match (&c.op, d.kind.as_str()) {
+                    (_, "send") => target == Some(d.local_id.as_str()),
+                    (ChangeOp::Edit { target, .. }, "edit")
+                    | (ChangeOp::Delete { target }, "delete") => on_it(target),
+                    (ChangeOp::React { target, key }, "react") => d.text == *key && on_it(target),
+                    (ChangeOp::Read { .. }, "receipt") => true,
+                    _ => false,
+                }
+            })
+            || target.is_some_and(|t| drained.contains(t));
+        if excused {
+            continue;
+        }
+        let what = format!("{user}: {} in room {room} ({:?})", c.op.name(), c.op);
+        if let ChangeOp::React { .. } = &c.op {
+            if !c.now_on {
+                found
+                    .lost
+                    .push(format!("{what}: the toggle of a new key said it is off"));
+                continue;
+            }
+        }
+        let entries: Vec<_> = outbox.iter().filter(|e| e.room_id == c.room).collect();
+        let about = |e: &chatsync_core::OutboxEntry, t: &str| {
+            e.target_id.as_deref().is_some_and(|et| same(room, et, t))
+        };
+        // The texts this edit's message may show: its own, or a later edit's of the same one.
+        let allowed: HashSet<&str> = match &c.op {
+            ChangeOp::Edit { target, text } => std::iter::once(text.as_str())
+                .chain(
+                    ledger.changes[i + 1..]
+                        .iter()
+                        .filter_map(|later| match &later.op {
+                            ChangeOp::Edit { target: t, text }
+                                if later.room == c.room && same(room, t, target) =>
+                            {
+                                Some(text.as_str())
+                            }
+                            _ => None,
+                        }),
+                )
+                .collect(),
+            _ => HashSet::new(),
+        };
+        let queued = match &c.op {
+            ChangeOp::Edit { target, .. } => entries.iter().any(|e| match e.kind {
+                ChangeKind::Send => e.local_id == *target && allowed.contains(e.text.as_str()),
+                ChangeKind::Edit => about(e, target) && allowed.contains(e.text.as_str()),
+                ChangeKind::Delete => about(e, target),
+                _ => false,
+            }),
+            ChangeOp::Delete { target } => entries
+                .iter()
+                .any(|e| e.kind == ChangeKind::Delete && about(e, target)),
+            ChangeOp::React { target, key } => entries.iter().any(|e| match e.kind {
+                ChangeKind::React => about(e, target) && e.text == *key,
+                ChangeKind::Delete => about(e, target),
+                _ => false,
+            }),
+            ChangeOp::Read { .. } => entries.iter().any(|e| e.kind == ChangeKind::Receipt),
+        };
+        if queued {
+            continue;
+        }
+        let target = match &c.op {
+            ChangeOp::Read { upto } => {
+                let read = view.receipts.get(room).copied();
+                if *upto > 0 && read.is_none_or(|r| r < *upto) {
+                    found.lost.push(format!(
+                        "{what}: not queued, and the server's receipt is {read:?}"
+                    ));
+                }
+                continue;
+            }
+            other => other.target().unwrap_or_default(),
+        };
+        let Some(id) = resolve(mirror, user, room, target) else {
+            if entries
+                .iter()
+                .any(|e| e.kind == ChangeKind::Send && e.local_id == target)
+            {
+                found.lost.push(format!(
+                    "{what}: its message is still queued, the change is not"
+                ));
+            } else {
+                found.unverifiable += 1;
+            }
+            continue;
+        };
+        let Some(m) = view.messages.get(&(c.room.clone(), id)) else {
+            found.lost.push(format!(
+                "{what}: not queued, and the server holds no message {id} there"
+            ));
+            continue;
+        };
+        let held = match &c.op {
+            ChangeOp::Edit { .. } => m.deleted || allowed.contains(m.text().unwrap_or("")),
+            ChangeOp::Delete { .. } => m.deleted,
+            ChangeOp::React { key, .. } => {
+                m.deleted
+                    || m.reactions
+                        .iter()
+                        .any(|r| r.key == *key && r.count >= 1 && r.me)
+            }
+            ChangeOp::Read { .. } => unreachable!("handled above"),
+        };
+        if !held {
+            found.lost.push(format!(
+                "{what}: not queued, and the server's message {id} shows {:?} (deleted {}, reactions {:?})",
+                m.text().unwrap_or(""),
+                m.deleted,
+                m.reactions.iter().map(|r| (&r.key, r.count, r.me)).collect::<Vec<_>>()
+            ));
+        }
+    }
+    found
 }
 
 /// Messages a check reads per room, newest first: where a life's sends, syncs and kills land.
@@ -449,6 +962,8 @@ impl Progress {
             "opening" => "opening",
             "opened" | "queued" | "discarded" | "synced" | "error" => "between operations",
             "sending" => "sending",
+            "changing" => "changing",
+            "changed" => "between operations",
             "discarding" => "discarding",
             "step" => "working",
             _ => "working",
@@ -574,27 +1089,79 @@ async fn live_once(
 
 /// Updates the ledger with one life's lines.
 fn record(ledger: &mut Ledger, user: &str, lines: &[String], report: &mut TortureReport) {
+    user.clone_into(&mut ledger.user);
+    ledger.life_start = ledger.changes.len();
     for line in lines {
         let mut words = line.splitn(4, ' ');
-        match (words.next(), words.next(), words.next(), words.next()) {
-            (Some("queued"), Some(local_id), Some(room), Some(text)) => {
-                report.queued += 1;
-                ledger.queued.push((
-                    local_id.to_owned(),
-                    Queued {
-                        user: user.to_owned(),
-                        room: room.to_owned(),
-                        local_id: local_id.to_owned(),
-                        text: text.to_owned(),
+        if let (Some("queued"), Some(local_id), Some(room), Some(text)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            report.queued += 1;
+            ledger.queued.push((
+                local_id.to_owned(),
+                Queued {
+                    user: user.to_owned(),
+                    room: room.to_owned(),
+                    local_id: local_id.to_owned(),
+                    text: text.to_owned(),
+                },
+            ));
+            continue;
+        }
+        let words: Vec<&str> = line.split(' ').collect();
+        match words.as_slice() {
+            ["discarding", local_id, rest @ ..] => {
+                let kind = rest.first().copied().unwrap_or("send");
+                if kind == "send" && ledger.discarding.insert((*local_id).to_owned()) {
+                    report.discarded += 1;
+                }
+                if let [kind, room, target, text] = rest {
+                    ledger.change_discards.push(Discard {
+                        at: ledger.changes.len(),
+                        local_id: (*local_id).to_owned(),
+                        kind: (*kind).to_owned(),
+                        room: (*room).to_owned(),
+                        target: (*target != "-").then(|| (*target).to_owned()),
+                        text: (*text).to_owned(),
+                    });
+                }
+            }
+            ["changing", op, room, target, arg] => {
+                let op = match *op {
+                    "edit" => ChangeOp::Edit {
+                        target: (*target).to_owned(),
+                        text: (*arg).to_owned(),
                     },
-                ));
+                    "delete" => ChangeOp::Delete {
+                        target: (*target).to_owned(),
+                    },
+                    "react" => ChangeOp::React {
+                        target: (*target).to_owned(),
+                        key: (*arg).to_owned(),
+                    },
+                    "read" => ChangeOp::Read {
+                        upto: arg.parse().unwrap_or(0),
+                    },
+                    _ => continue,
+                };
+                ledger.changes.push(ChangeMade {
+                    room: (*room).to_owned(),
+                    op,
+                    acked: false,
+                    now_on: true,
+                });
             }
-            (Some("discarding"), Some(local_id), _, _)
-                if ledger.discarding.insert(local_id.to_owned()) =>
-            {
-                report.discarded += 1;
+            ["changed", op, room, _target, _arg, rest @ ..] => {
+                // The change this acknowledges is the one the life started just before.
+                if let Some(c) = ledger.changes[ledger.life_start..].last_mut() {
+                    if c.op.name() == *op && c.room == *room && !c.acked {
+                        c.acked = true;
+                        c.now_on = rest.first() != Some(&"off");
+                        *report.changes.entry((*op).to_owned()).or_default() += 1;
+                    }
+                }
             }
-            (Some("error"), Some("send"), Some("storage"), _) => report.storage_send_errors += 1,
+            ["error", "send", "storage", ..] => report.storage_send_errors += 1,
             _ => {}
         }
     }
@@ -655,6 +1222,8 @@ impl Scene {
         r.lost.extend(check.lost);
         r.duplicated.extend(check.duplicated);
         r.misordered.extend(check.misordered);
+        r.changes_lost.extend(check.changes_lost);
+        r.changes_unverifiable += check.changes_unverifiable;
         match check.unreadable {
             Some(e) => {
                 r.unreadable
@@ -821,11 +1390,7 @@ pub async fn run(config: &TortureConfig, work_dir: &Path) -> Result<TortureRepor
             rooms,
         });
     }
-    let mirror_rooms: Vec<(String, String)> = room_members
-        .iter()
-        .map(|(id, m)| (id.clone(), m[0].clone()))
-        .collect();
-    let mirror = Mirror::new(&server_url, &mirror_rooms).await?;
+    let mirror = Mirror::new(&server_url, &room_members).await?;
     let scene = Arc::new(Scene {
         config: config.clone(),
         server_url: server_url.clone(),
@@ -906,6 +1471,17 @@ pub async fn run(config: &TortureConfig, work_dir: &Path) -> Result<TortureRepor
                         .discard(entry.local_id.clone())
                         .await
                         .map_err(setup("drain discard"))?;
+                    if entry.kind != chatsync_core::ChangeKind::Send {
+                        report.drained_changes.push(format!(
+                            "{}: {:?} of {:?} in {} ({:?}: {:?})",
+                            device.user,
+                            entry.kind,
+                            entry.target_id,
+                            entry.room_id,
+                            entry.state,
+                            entry.failure_reason
+                        ));
+                    }
                     discarded_at_drain.insert(entry.local_id);
                     quiet = false;
                 }
@@ -970,6 +1546,31 @@ pub async fn run(config: &TortureConfig, work_dir: &Path) -> Result<TortureRepor
                 .map(|(_, q)| q.clone())
         })
         .collect();
+    // Every change a device was told it made is on the server now: the outboxes are drained, so
+    // nothing may count as still queued.
+    {
+        let mut mirror = scene.mirror.lock().await;
+        mirror.refresh().await?;
+        for ledger in &ledgers {
+            // A store that does not open is reported already.
+            let Some(device) = all_devices.iter().find(|d| d.user == ledger.user) else {
+                continue;
+            };
+            let view = ServerView::of_rooms(&mut mirror, &device.user, &device.rooms).await?;
+            let found = check_changes(
+                &device.user,
+                ledger,
+                0,
+                &[],
+                &mirror,
+                &view,
+                &discarded_at_drain,
+            );
+            report
+                .changes_lost
+                .extend(found.lost.into_iter().map(|v| format!("at the end: {v}")));
+        }
+    }
     let (_, violations) = soak::verify(&server_url, &room_members, &promised, &all_devices)
         .await
         .map_err(|e| TortureError(e.0))?;

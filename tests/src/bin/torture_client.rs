@@ -4,23 +4,35 @@
 //!
 //! A life: open the store (or, in `--background` lives, run the one-shot
 //! `background_sync_at` an OS background task runs), log in on first use, then a random run of
-//! the app's operations: send, sync, read the outbox, retry, discard, read messages. Most
-//! lives are killed part way; the rest end by themselves.
+//! the app's operations: send, sync, read the outbox, retry, discard, read messages, and (a
+//! quarter of them, `--change-share`) a chat-model change: edit one of its own messages (sent
+//! or still queued), turn on a reaction with a key unique to this life and operation (so the
+//! harness can find it on the server; it never turns one off), mark a room read, now and then
+//! delete one of its own sent messages. Most lives are killed part way; the rest end by
+//! themselves.
 //!
 //! It prints one line per step on stdout (Rust's stdout is line-buffered, so a killed child
 //! never leaves half a line), which is how the torture knows what was promised:
 //! - `opening` at start, `opened` once the store is open, `open-error KIND TEXT`;
 //! - `sending ROOM TEXT` before `send_text`, `queued LOCAL_ID ROOM TEXT` once it returned:
 //!   from then on the message must reach the server exactly once (or stay queued);
-//! - `discarding LOCAL_ID` before `discard` (from then on the message may be gone),
-//!   `discarded LOCAL_ID` after;
+//! - `discarding LOCAL_ID KIND ROOM TARGET TEXT` before `discard` (from then on the entry may be
+//!   gone; KIND is the entry's `send`, `edit`, `delete`, `react` or `receipt`, TARGET the
+//!   message a change is about or `-`, TEXT a send's or an edit's text, a reaction's key, or
+//!   `-`), `discarded LOCAL_ID` after;
+//! - `changing OP ROOM TARGET ARG` before a chat-model change and `changed OP ROOM TARGET ARG
+//!   [on|off]` once the call returned `Ok` (the moment the app is told: from then on the change
+//!   must land exactly once, like a queued send): `edit` (TARGET the message's app id, ARG the
+//!   new text), `delete` (ARG `-`), `react` (ARG the key; `on`/`off` is what the toggle
+//!   returned), `read` (TARGET `-`, ARG the newest server id the room showed before the call,
+//!   which the receipt must reach);
 //! - `step NAME` before each other operation, `error OP KIND TEXT` for a failed one;
 //! - `done` when the life ends by itself.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chatsync_core::{ChatClient, ChatError, ClientConfig, MessageState, TokenSource};
+use chatsync_core::{ChangeKind, ChatClient, ChatError, ClientConfig, MessageState, TokenSource};
 use clap::Parser;
 
 /// One life of a torture device.
@@ -53,6 +65,9 @@ struct Args {
     /// Run `background_sync_at` with this budget (ms) instead of opening the store as an app.
     #[arg(long)]
     background: Option<u64>,
+    /// Share of the operations (percent) that make a chat-model change (protocol v2).
+    #[arg(long, default_value_t = 25)]
+    change_share: u32,
 }
 
 fn kind(e: &ChatError) -> &'static str {
@@ -68,6 +83,16 @@ fn kind(e: &ChatError) -> &'static str {
         ChatError::Busy(_) => "busy",
         ChatError::ShutDown => "shut_down",
         ChatError::Internal(_) => "internal",
+    }
+}
+
+fn kind_name(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Send => "send",
+        ChangeKind::Edit => "edit",
+        ChangeKind::Delete => "delete",
+        ChangeKind::React => "react",
+        ChangeKind::Receipt => "receipt",
     }
 }
 
@@ -119,7 +144,12 @@ async fn life(client: &ChatClient, args: &Args) {
         }
     }
     let mut sent = 0u32;
-    for _ in 0..args.ops {
+    for op in 0..args.ops {
+        if !args.rooms.is_empty() && rng.u32(0..100) < args.change_share {
+            change(client, args, &mut rng, op).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(0..=20))).await;
+            continue;
+        }
         let roll = rng.u32(0..100);
         match roll {
             0..=44 => {
@@ -172,7 +202,18 @@ async fn life(client: &ChatClient, args: &Args) {
                     outbox.get(rng.usize(..outbox.len().max(1)))
                 };
                 if let Some(entry) = pick {
-                    println!("discarding {}", entry.local_id);
+                    println!(
+                        "discarding {} {} {} {} {}",
+                        entry.local_id,
+                        kind_name(entry.kind),
+                        entry.room_id,
+                        entry.target_id.as_deref().unwrap_or("-"),
+                        if entry.text.is_empty() {
+                            "-"
+                        } else {
+                            &entry.text
+                        }
+                    );
                     match client.discard(entry.local_id.clone()).await {
                         Ok(()) => println!("discarded {}", entry.local_id),
                         Err(e) => println!("error discard {} {}", kind(&e), one_line(&e)),
@@ -190,5 +231,76 @@ async fn life(client: &ChatClient, args: &Args) {
         }
         // Pacing between operations (not synchronisation: the torture kills at random anyway).
         tokio::time::sleep(Duration::from_millis(rng.u64(0..=20))).await;
+    }
+}
+
+/// One chat-model change in a random room of the user, printed as `changing ...` before the
+/// call and `changed ...` once it returned `Ok`. `op` makes texts and reaction keys unique.
+async fn change(client: &ChatClient, args: &Args, rng: &mut fastrand::Rng, op: u32) {
+    let room = args.rooms[rng.usize(..args.rooms.len())].clone();
+    let recent = match client.messages(room.clone(), 30, None) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("error messages {} {}", kind(&e), one_line(&e));
+            return;
+        }
+    };
+    let mine = |m: &&chatsync_core::ChatMessage| m.sender.id == args.user && !m.deleted;
+    let pick = |rng: &mut fastrand::Rng, c: Vec<&chatsync_core::ChatMessage>| {
+        (!c.is_empty()).then(|| c[rng.usize(..c.len())].id.clone())
+    };
+    let roll = rng.u32(0..100);
+    let (name, target, arg, result) = if roll < 35 {
+        // Edit one of its own messages, sent or still queued (a queued send is rewritten).
+        let Some(target) = pick(rng, recent.iter().filter(mine).collect()) else {
+            return;
+        };
+        let text = format!("{}/{}/edit{op}", args.user, args.tag);
+        println!("changing edit {room} {target} {text}");
+        let r = client
+            .edit_message(room.clone(), target.clone(), text.clone())
+            .await;
+        ("edit", target, text, r.map(|()| None))
+    } else if roll < 45 {
+        // Delete one of its own sent messages (a queued one would be dropped unsent, which the
+        // harness could not tell from a lost send).
+        let candidates = recent
+            .iter()
+            .filter(mine)
+            .filter(|m| m.state == MessageState::Sent)
+            .collect();
+        let Some(target) = pick(rng, candidates) else {
+            return;
+        };
+        println!("changing delete {room} {target} -");
+        let r = client.delete_message(room.clone(), target.clone()).await;
+        ("delete", target, "-".to_owned(), r.map(|()| None))
+    } else if roll < 80 {
+        // A reaction on any message not deleted (its own or another's, sent or queued), with a
+        // key no one else uses, so the harness knows it must be on the server.
+        let Some(target) = pick(rng, recent.iter().filter(|m| !m.deleted).collect()) else {
+            return;
+        };
+        let key = format!("{}.{}.{op}", args.user, args.tag);
+        println!("changing react {room} {target} {key}");
+        let r = client
+            .toggle_reaction(room.clone(), target.clone(), key.clone())
+            .await;
+        ("react", target, key, r.map(Some))
+    } else {
+        // The receipt goes up to the room's newest held message: at least the newest sent one
+        // shown now (no scheduler runs in this process, so nothing syncs meanwhile).
+        let upto = recent.iter().filter_map(|m| m.server_id).max().unwrap_or(0);
+        println!("changing read {room} - {upto}");
+        let r = client.mark_read(room.clone()).await;
+        ("read", "-".to_owned(), upto.to_string(), r.map(|()| None))
+    };
+    match result {
+        Ok(None) => println!("changed {name} {room} {target} {arg}"),
+        Ok(Some(on)) => println!(
+            "changed {name} {room} {target} {arg} {}",
+            if on { "on" } else { "off" }
+        ),
+        Err(e) => println!("error {name} {} {}", kind(&e), one_line(&e)),
     }
 }
