@@ -647,10 +647,14 @@ impl SendQueue {
                         }
                         other => other.to_string(),
                     };
+                    // Refused: the server did not act on it (a failed send edited before a
+                    // retry is rewritten in place again).
+                    let refused = matches!(e, ApiError::Rejected { .. } | ApiError::NotFound(_));
                     store.update_outbox(seq, |r| {
                         r.state = MessageState::Failed;
                         r.attempts = r.attempts.saturating_add(1);
                         r.failure_reason = Some(reason.clone());
+                        r.maybe_sent &= !refused;
                     })?;
                     store.flush().await?;
                     blocked.insert(record.room_id.clone());
@@ -804,10 +808,15 @@ impl SendQueue {
             }
             other => other.to_string(),
         };
+        let refused = matches!(
+            &error,
+            Error::Api(ApiError::Rejected { .. } | ApiError::NotFound(_))
+        );
         store.update_outbox(seq, |r| {
             r.state = MessageState::Failed;
             r.attempts = r.attempts.saturating_add(1);
             r.failure_reason = Some(reason.clone());
+            r.maybe_sent &= !refused;
         })?;
         store.flush().await?;
         self.changed(&record.room_id, vec![record.local_id.clone()]);

@@ -351,3 +351,24 @@ async fn changes_to_an_entry_the_server_may_have_seen_follow_it_instead_of_rewri
     assert_eq!(texts(&mine), texts(&seen), "alice's device agrees");
     assert!(mine.iter().all(|m| m.reactions.is_empty()), "{mine:?}");
 }
+
+/// A send the server refused (4xx) was not acted on: editing it before a retry rewrites it in
+/// place, one entry, not a send plus an edit of a message that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_send_edited_before_its_retry_is_rewritten_in_place() {
+    let server = TestServer::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let (alice, _room) = device_with_room(&server, root.path(), "alice", "bob").await;
+    let nowhere = "r-no-such-room".to_owned();
+    let draft = alice.client.send_text(nowhere.clone(), "typo".into()).await.unwrap();
+    let report = alice.client.sync_once().await.unwrap();
+    assert_eq!(report.failed, 1, "refused: {report:?}");
+    alice
+        .client
+        .edit_message(nowhere.clone(), draft.id.clone(), "fixed".into())
+        .await
+        .unwrap();
+    let outbox = alice.client.outbox().unwrap();
+    let entries: Vec<(ChangeKind, String)> = outbox.iter().map(|e| (e.kind, e.text.clone())).collect();
+    assert_eq!(entries, [(ChangeKind::Send, "fixed".to_owned())], "{outbox:?}");
+}
