@@ -327,7 +327,8 @@ impl SendQueue {
             .into_iter()
             .filter(|(_, r)| matches!(r.op, Op::Edit { .. }))
             .last()
-            .filter(|(_, r)| !self.maybe_sent(r));
+            // A failed one stays as it is (rewritten, it would stay failed and never go out).
+            .filter(|(_, r)| !self.maybe_sent(r) && r.state == MessageState::Pending);
         match rewritable {
             Some((seq, _)) => {
                 store.update_outbox(seq, |r| r.parts = parts.clone())?;
@@ -462,7 +463,11 @@ impl SendQueue {
             .entries()?
             .into_iter()
             .filter_map(|(_, r)| match r.op {
-                Op::Receipt { message_id } if r.room_id == room_id => Some(message_id),
+                Op::Receipt { message_id }
+                    if r.room_id == room_id && r.state == MessageState::Pending =>
+                {
+                    Some(message_id)
+                }
                 _ => None,
             })
             .max();
@@ -477,7 +482,7 @@ impl SendQueue {
             .into_iter()
             .filter(|(_, r)| r.room_id == room_id && matches!(r.op, Op::Receipt { .. }))
             .last()
-            .filter(|(_, r)| !self.maybe_sent(r));
+            .filter(|(_, r)| !self.maybe_sent(r) && r.state == MessageState::Pending);
         match queued {
             Some((seq, _)) => {
                 store.update_outbox(seq, |r| {
@@ -619,10 +624,12 @@ impl SendQueue {
                 }
                 Err(e) if e.is_transient() || matches!(e, ApiError::Protocol(_)) => {
                     // A garbled answer may hide a stored message: resending the txn id is safe.
-                    let never_left = e.never_left();
+                    // Only the mark this attempt set may be cleared: an earlier attempt may have
+                    // reached the server.
+                    let unsent = !record.maybe_sent && e.never_left();
                     store.update_outbox(seq, |r| {
                         r.attempts = r.attempts.saturating_add(1);
-                        r.maybe_sent &= !never_left;
+                        r.maybe_sent &= !unsent;
                     })?;
                     store.flush().await?;
                     let delay = {
@@ -649,7 +656,8 @@ impl SendQueue {
                     };
                     // Refused: the server did not act on it (a failed send edited before a
                     // retry is rewritten in place again).
-                    let refused = matches!(e, ApiError::Rejected { .. } | ApiError::NotFound(_));
+                    let refused = !record.maybe_sent
+                        && matches!(e, ApiError::Rejected { .. } | ApiError::NotFound(_));
                     store.update_outbox(seq, |r| {
                         r.state = MessageState::Failed;
                         r.attempts = r.attempts.saturating_add(1);
@@ -730,7 +738,16 @@ impl SendQueue {
             ),
             Op::Receipt { message_id } => {
                 let answer = self.api.receipt(room, txn, *message_id).await?;
-                store.apply_own_receipt(room, &self.user_id, answer.message_id, answer.unread)?;
+                // The count as of the receipt: stale when a sync moved the token meanwhile
+                // (a newer message may be counted there already); the receipt itself only
+                // moves forward.
+                let fresh = store.meta.sync_token()? == token_before;
+                store.apply_own_receipt(
+                    room,
+                    &self.user_id,
+                    answer.message_id,
+                    fresh.then_some(answer.unread),
+                )?;
                 None
             }
         };
@@ -766,10 +783,11 @@ impl SendQueue {
     ) -> Result<Option<Error>> {
         let transient = matches!(&error, Error::Api(e) if e.is_transient() || matches!(e, ApiError::Protocol(_)));
         if transient {
-            let never_left = matches!(&error, Error::Api(e) if e.never_left());
+            // Only the mark this attempt set may be cleared (see the sends' flush).
+            let unsent = !record.maybe_sent && matches!(&error, Error::Api(e) if e.never_left());
             store.update_outbox(seq, |r| {
                 r.attempts = r.attempts.saturating_add(1);
-                r.maybe_sent &= !never_left;
+                r.maybe_sent &= !unsent;
             })?;
             store.flush().await?;
             let retry_after = match &error {
@@ -794,7 +812,10 @@ impl SendQueue {
         // another device, before this change reached the server). The change is moot, not
         // failed: kept as failed it would stay in the outbox and show on a tombstone forever, on
         // this device only. The tombstone itself arrives with the next sync.
-        let moot = matches!(&record.op, Op::Edit { .. } | Op::React { .. })
+        // (Adding a reaction is also a 409 when the user has too many keys on the message: that
+        // one fails and says why; if the message was deleted instead, its tombstone arriving by
+        // sync drops it.)
+        let moot = matches!(&record.op, Op::Edit { .. } | Op::React { on: false, .. })
             && matches!(&error, Error::Api(ApiError::Rejected { status: 409, code, .. }) if code == chatsync_protocol::error_code::CONFLICT);
         if moot {
             store.complete_change(seq, &record.local_id, None)?;
@@ -808,10 +829,11 @@ impl SendQueue {
             }
             other => other.to_string(),
         };
-        let refused = matches!(
-            &error,
-            Error::Api(ApiError::Rejected { .. } | ApiError::NotFound(_))
-        );
+        let refused = !record.maybe_sent
+            && matches!(
+                &error,
+                Error::Api(ApiError::Rejected { .. } | ApiError::NotFound(_))
+            );
         store.update_outbox(seq, |r| {
             r.state = MessageState::Failed;
             r.attempts = r.attempts.saturating_add(1);

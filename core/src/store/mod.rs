@@ -677,20 +677,23 @@ impl Store {
         Ok(result)
     }
 
-    /// The user's own receipt in `room_id` moved to `message_id` (answered by the server with
-    /// the unread count now).
+    /// The user's own receipt in `room_id` moved to `message_id` (only forward), with the
+    /// unread count the server answered when it is still current (`None`: a sync has counted
+    /// since; the next one brings the count).
     pub fn apply_own_receipt(
         &self,
         room_id: &str,
         user_id: &str,
         message_id: u64,
-        unread: u32,
+        unread: Option<u32>,
     ) -> Result<(), StoreError> {
         self.rooms.transaction(|rooms| {
             let mut rec: RoomRecord =
                 tx_get(rooms, room_id.as_bytes())?.unwrap_or_else(RoomRecord::first_seen);
             rec.note_receipts([(&user_id.to_owned(), &message_id)]);
-            rec.unread = unread;
+            if let Some(unread) = unread {
+                rec.unread = unread;
+            }
             tx_put(rooms, room_id.as_bytes(), &rec)?;
             Ok(())
         })?;
