@@ -322,13 +322,24 @@ impl SendQueue {
                 target_of(&held)
             }
         };
-        // The newest edit queued for the message, when it can still be rewritten.
-        let rewritable = Self::queued_changes(&store, room_id, &target)?
+        let edits: Vec<(u64, OutboxRecord)> = Self::queued_changes(&store, room_id, &target)?
             .into_iter()
             .filter(|(_, r)| matches!(r.op, Op::Edit { .. }))
+            .collect();
+        // Failed edits of the message are superseded by this one: a retry must not bring their
+        // older text back over it (the crash torture found a retried failed edit landing after
+        // the newer one).
+        for (seq, r) in &edits {
+            if r.state == MessageState::Failed {
+                store.remove_outbox(*seq)?;
+            }
+        }
+        // The newest edit queued for the message, when it can still be rewritten.
+        let rewritable = edits
+            .into_iter()
+            .filter(|(_, r)| r.state == MessageState::Pending)
             .last()
-            // A failed one stays as it is (rewritten, it would stay failed and never go out).
-            .filter(|(_, r)| !self.maybe_sent(r) && r.state == MessageState::Pending);
+            .filter(|(_, r)| !self.maybe_sent(r));
         match rewritable {
             Some((seq, _)) => {
                 store.update_outbox(seq, |r| r.parts = parts.clone())?;

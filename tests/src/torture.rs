@@ -1091,7 +1091,13 @@ async fn live_once(
 fn record(ledger: &mut Ledger, user: &str, lines: &[String], report: &mut TortureReport) {
     user.clone_into(&mut ledger.user);
     ledger.life_start = ledger.changes.len();
+    // CHATSYNC_TORTURE_TRACE=<device>: every line of that device's lives on stderr (to follow
+    // a reported broken promise back through the lives of a seed that shows it).
+    let trace = std::env::var("CHATSYNC_TORTURE_TRACE").is_ok_and(|d| d == user);
     for line in lines {
+        if trace {
+            eprintln!("{user}| {line}");
+        }
         let mut words = line.splitn(4, ' ');
         if let (Some("queued"), Some(local_id), Some(room), Some(text)) =
             (words.next(), words.next(), words.next(), words.next())

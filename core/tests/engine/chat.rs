@@ -372,3 +372,75 @@ async fn a_refused_send_edited_before_its_retry_is_rewritten_in_place() {
     let entries: Vec<(ChangeKind, String)> = outbox.iter().map(|e| (e.kind, e.text.clone())).collect();
     assert_eq!(entries, [(ChangeKind::Send, "fixed".to_owned())], "{outbox:?}");
 }
+
+/// A send whose answer was lost is completed by the next sync (its message comes back with its
+/// txn id) rather than by its own retry: the edit queued about it by local id still finds it
+/// and goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_of_a_send_completed_by_a_sync_still_goes_out() {
+    let server = TestServer::start().await;
+    let gateway = LossyGateway::start(server.addr, "/messages/").await;
+    let root = tempfile::tempdir().unwrap();
+    let (alice, room) =
+        device_with_config(config(&gateway.url(), root.path(), "alice"), "bob").await;
+    let (bob, _) = device_with_room(&server, root.path(), "bob", "alice").await;
+    alice.client.sync_once().await.unwrap();
+
+    gateway.lose_next(1);
+    let draft = alice.client.send_text(room.clone(), "orig".into()).await.unwrap();
+    assert_eq!(alice.client.sync_once().await.unwrap().pending, 1);
+    alice
+        .client
+        .edit_message(room.clone(), draft.id.clone(), "edited".into())
+        .await
+        .unwrap();
+    let kinds: Vec<ChangeKind> = alice.client.outbox().unwrap().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [ChangeKind::Send, ChangeKind::Edit], "the edit follows the send");
+
+    // The next sync brings the message with its txn id: the send completes there.
+    let report = alice.client.sync_once().await.unwrap();
+    assert_eq!((report.pending, report.failed), (0, 0), "{report:?}");
+    bob.client.sync_once().await.unwrap();
+    let seen = texts(&bob.client.messages(room.clone(), 5, None).unwrap());
+    assert_eq!(seen, ["edited"], "{seen:?}");
+}
+
+/// A failed edit is superseded by a newer edit of the same message: retrying failed entries
+/// afterwards must not bring the older text back over the newer one (found by the crash
+/// torture: a retried failed edit landed after the newer one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_edit_supersedes_a_failed_one_and_a_retry_cannot_bring_it_back() {
+    let server = TestServer::start().await;
+    let gateway = LossyGateway::start(server.addr, "/edits/").await;
+    let root = tempfile::tempdir().unwrap();
+    let (alice, room) =
+        device_with_config(config(&gateway.url(), root.path(), "alice"), "bob").await;
+    let (bob, _) = device_with_room(&server, root.path(), "bob", "alice").await;
+    let sent = alice.client.send_text(room.clone(), "orig".into()).await.unwrap();
+    alice.client.sync_once().await.unwrap();
+
+    gateway.refuse_next(1);
+    alice
+        .client
+        .edit_message(room.clone(), sent.id.clone(), "first".into())
+        .await
+        .unwrap();
+    assert_eq!(alice.client.sync_once().await.unwrap().failed, 1, "the first edit is refused");
+    alice
+        .client
+        .edit_message(room.clone(), sent.id.clone(), "second".into())
+        .await
+        .unwrap();
+    alice.client.sync_once().await.unwrap();
+    // What an app's "retry failed" button does.
+    for entry in alice.client.outbox().unwrap() {
+        if entry.state == MessageState::Failed {
+            alice.client.retry(entry.local_id).await.unwrap();
+        }
+    }
+    let report = alice.client.sync_once().await.unwrap();
+    assert_eq!((report.pending, report.failed), (0, 0), "{report:?}");
+    bob.client.sync_once().await.unwrap();
+    let seen = texts(&bob.client.messages(room.clone(), 5, None).unwrap());
+    assert_eq!(seen, ["second"], "{seen:?}");
+}

@@ -183,6 +183,7 @@ pub async fn scroll_to_start(client: &ChatClient, room: &str) -> Vec<ChatMessage
 pub struct LossyGateway {
     pub addr: std::net::SocketAddr,
     left: Arc<std::sync::atomic::AtomicU32>,
+    refuse: Arc<std::sync::atomic::AtomicU32>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -192,23 +193,37 @@ impl LossyGateway {
         let addr = listener.local_addr().unwrap();
         let marker = marker.to_owned();
         let left = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let refuse = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let gateway_left = left.clone();
+        let gateway_refuse = refuse.clone();
         let task = tokio::spawn(async move {
             let left = gateway_left;
+            let refuse = gateway_refuse;
             while let Ok((client, _)) = listener.accept().await {
                 let marker = marker.clone();
                 let left = left.clone();
+                let refuse = refuse.clone();
                 tokio::spawn(async move {
-                    let _ = gateway_connection(client, server, &marker, &left).await;
+                    let _ = gateway_connection(client, server, &marker, &left, &refuse).await;
                 });
             }
         });
-        LossyGateway { addr, left, task }
+        LossyGateway {
+            addr,
+            left,
+            refuse,
+            task,
+        }
     }
 
     /// The next `n` matching PUTs are carried out by the server and answered 504.
     pub fn lose_next(&self, n: u32) {
         self.left.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The next `n` matching PUTs are refused for good (403) without reaching the server.
+    pub fn refuse_next(&self, n: u32) {
+        self.refuse.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn url(&self) -> String {
@@ -253,6 +268,7 @@ async fn gateway_connection(
     server: std::net::SocketAddr,
     marker: &str,
     left: &std::sync::atomic::AtomicU32,
+    refuse: &std::sync::atomic::AtomicU32,
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering;
     use tokio::io::AsyncWriteExt;
@@ -260,6 +276,21 @@ async fn gateway_connection(
     while let Some(request) = read_message(&mut client, &mut pending).await? {
         let head = String::from_utf8_lossy(&request).into_owned();
         let first_line = head.lines().next().unwrap_or("").to_owned();
+        let take = |n: &std::sync::atomic::AtomicU32| {
+            first_line.starts_with("PUT ")
+                && first_line.contains(marker)
+                && n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+        };
+        if take(refuse) {
+            let body = r#"{"error":"forbidden","error_description":"refused by the gateway"}"#;
+            let reply = format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(reply.as_bytes()).await?;
+            continue;
+        }
         // One request per upstream connection: the upstream closes after answering.
         let request = head.replacen("\r\n", "\r\nConnection: close\r\n", 1);
         let mut upstream = tokio::net::TcpStream::connect(server).await?;
@@ -268,11 +299,7 @@ async fn gateway_connection(
         let answer = read_message(&mut upstream, &mut upstream_pending)
             .await?
             .unwrap_or_default();
-        let lose = first_line.starts_with("PUT ")
-            && first_line.contains(marker)
-            && left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
+        let lose = take(left);
         if lose {
             let body = r#"{"error":"unavailable","error_description":"gateway timeout"}"#;
             let reply = format!(
