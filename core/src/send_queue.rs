@@ -483,6 +483,10 @@ impl SendQueue {
             })
             .max();
         if queued_upto.is_some_and(|upto| upto >= newest) {
+            // Queued already, but perhaps not durable yet (the call that queued it may have
+            // failed its flush on a full disk): durable before the app is told it is read (the
+            // crash torture found a receipt acknowledged this way and lost to the next kill).
+            store.flush().await?;
             return Ok(());
         }
         // The newest receipt queued for the room, when the server cannot have seen it yet (one
