@@ -353,10 +353,11 @@ impl SendQueue {
     }
 
     /// Deletes a message of this user. A send still queued is dropped (never sent), with the
-    /// changes queued about it; otherwise a deletion is queued and the edits and reactions
-    /// queued about the message are dropped (the deletion wipes what they would do). A send or
-    /// change the server may have acted on already ([`SendQueue::maybe_sent`]) is not dropped:
-    /// the deletion follows it.
+    /// changes queued about it; otherwise a deletion is queued behind the edits and reactions
+    /// queued about the message. They are kept, not dropped, though the deletion wipes what they
+    /// do: the app may still discard the deletion (the crash torture found a reaction lost that
+    /// way), and one the server may have acted on already ([`SendQueue::maybe_sent`]) could not
+    /// be taken back anyway.
     pub async fn delete(&self, room_id: &str, id: &str) -> Result<()> {
         check_room_id(room_id)?;
         let _one_flush = self.flush_lock.lock().await;
@@ -381,11 +382,6 @@ impl SendQueue {
                 target_of(&held)
             }
         };
-        for (s, r) in Self::queued_changes(&store, room_id, &target)? {
-            if !self.maybe_sent(&r) {
-                store.remove_outbox(s)?;
-            }
-        }
         self.enqueue(
             &store,
             &Self::change_record(room_id, None, Vec::new(), Op::Delete { target }),

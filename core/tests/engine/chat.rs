@@ -444,3 +444,38 @@ async fn a_newer_edit_supersedes_a_failed_one_and_a_retry_cannot_bring_it_back()
     let seen = texts(&bob.client.messages(room.clone(), 5, None).unwrap());
     assert_eq!(seen, ["second"], "{seen:?}");
 }
+
+/// A deletion queued behind a reaction does not take the reaction with it: when the app then
+/// discards the deletion, the message stays and the reaction the user was told was queued lands
+/// (found by the crash torture: the reaction was dropped with the deletion's queueing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_deletion_leaves_the_changes_queued_before_it() {
+    let mut server = TestServer::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let (alice, bob, room) = pair(&server, root.path()).await;
+    let sent = alice.client.send_text(room.clone(), "keep me".into()).await.unwrap();
+    alice.client.sync_once().await.unwrap();
+    server.kill().await;
+    alice
+        .client
+        .toggle_reaction(room.clone(), sent.id.clone(), "🎯".into())
+        .await
+        .unwrap();
+    alice.client.delete_message(room.clone(), sent.id.clone()).await.unwrap();
+    let deletion = alice
+        .client
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == ChangeKind::Delete)
+        .unwrap();
+    alice.client.discard(deletion.local_id).await.unwrap();
+    server.restart().await;
+    let report = alice.client.sync_once().await.unwrap();
+    assert_eq!((report.pending, report.failed), (0, 0), "{report:?}");
+    bob.client.sync_once().await.unwrap();
+    let seen = bob.client.messages(room.clone(), 5, None).unwrap();
+    let kept = seen.iter().find(|m| m.text == "keep me").expect("not deleted");
+    let keys: Vec<&str> = kept.reactions.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["🎯"], "{kept:?}");
+}
