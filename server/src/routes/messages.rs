@@ -14,7 +14,7 @@ use crate::app::{now_rfc3339, ApiJson, ApiPath, ApiQuery, AppState};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::routes::room_for_member;
-use crate::store::{HistoryQuery, NewMessage};
+use crate::store::{HistoryQuery, NewMessage, SendOutcome};
 use crate::validate;
 
 /// Sends a message. Idempotent per (sender, txn_id): a repeat returns the stored message with the
@@ -44,19 +44,30 @@ pub async fn send_message(
     ApiPath((room_id, txn_id)): ApiPath<(String, String)>,
     ApiJson(request): ApiJson<SendMessageRequest>,
 ) -> Result<Json<Message>, ApiError> {
+    let outcome = store_send(&state, &caller, room_id, txn_id, request).await?;
+    Ok(Json(outcome.message.v1()))
+}
+
+/// A send of either protocol version: checked, then stored. Resolves once the commit holding it
+/// is durable; the store's commit wakes the long-polls.
+pub(crate) async fn store_send(
+    state: &AppState,
+    caller: &str,
+    room_id: String,
+    txn_id: String,
+    request: SendMessageRequest,
+) -> Result<SendOutcome, ApiError> {
     validate::id("txn id", &txn_id)?;
     validate::parts(&request.parts)?;
-    room_for_member(&state, &room_id, &caller).await?;
+    room_for_member(state, &room_id, caller).await?;
     let new = NewMessage {
         room_id,
-        sender: caller,
+        sender: caller.to_owned(),
         txn_id,
         parts: request.parts,
         now: now_rfc3339(),
     };
-    // Resolves once the commit holding it is durable; the store's commit wakes the long-polls.
-    let outcome = state.store.send_message(new).await?;
-    Ok(Json(outcome.message.v1()))
+    Ok(state.store.send_message(new).await?)
 }
 
 /// Query of a history request.

@@ -12,9 +12,9 @@ use super::refused;
 use crate::app::{now_rfc3339, ApiJson, ApiPath, ApiQuery, AppState};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::routes::messages::{clamp_limit, HistoryParams};
+use crate::routes::messages::{clamp_limit, store_send, HistoryParams};
 use crate::routes::room_for_member;
-use crate::store::{DeleteMessage, EditMessage, HistoryQuery, NewMessage, React};
+use crate::store::{DeleteMessage, EditMessage, HistoryQuery, React};
 use crate::validate;
 
 /// Sends a message; the answer is the message in v2 shape, with its `txn_id`. Idempotent per
@@ -45,19 +45,7 @@ pub async fn send_message(
     ApiPath((room_id, txn_id)): ApiPath<(String, String)>,
     ApiJson(request): ApiJson<SendMessageRequest>,
 ) -> Result<Json<v2::Message>, ApiError> {
-    validate::id("txn id", &txn_id)?;
-    validate::parts(&request.parts)?;
-    room_for_member(&state, &room_id, &caller).await?;
-    let outcome = state
-        .store
-        .send_message(NewMessage {
-            room_id,
-            sender: caller.clone(),
-            txn_id,
-            parts: request.parts,
-            now: now_rfc3339(),
-        })
-        .await?;
+    let outcome = store_send(&state, &caller, room_id, txn_id, request).await?;
     Ok(Json(outcome.message.v2_for(&caller)))
 }
 
