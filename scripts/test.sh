@@ -3,6 +3,8 @@
 #
 #   1. rust      the whole workspace with cargo-nextest: server, core, CLI, reliability harness,
 #                all against the real reference server on loopback with real sled stores.
+#                It starts a throwaway PostgreSQL cluster (scripts/pg.sh; PostgreSQL installed from
+#                Debian's packages when missing) for the PostgreSQL store tests, stopped at its end.
 #   2. bindings  the generated Kotlin (JVM) and Swift (Linux, trixie chroot) bindings, compiled
 #                and run through the same scenario against the real server.
 #   3. rn        the React Native package: tsc, JS unit tests, the Android module compiled against
@@ -24,9 +26,22 @@ ensure_nextest() {
     cargo install --locked cargo-nextest
 }
 
+# The PostgreSQL store tests find their server in CHATSYNC_TEST_PG_URL (set by pg_start, unless the
+# caller already set it). pg_stop also runs on EXIT, e.g. when the run is interrupted.
+run_rust() {
+    ensure_nextest || return
+    # shellcheck source=scripts/pg.sh
+    source scripts/pg.sh && pg_start || return
+    # A missing database fails the PostgreSQL tests instead of skipping them.
+    CHATSYNC_REQUIRE_PG=1 cargo nextest run --workspace --no-fail-fast
+    local rc=$?
+    pg_stop
+    return "$rc"
+}
+
 run_stage() {
     case "$1" in
-        rust) ensure_nextest && cargo nextest run --workspace --no-fail-fast ;;
+        rust) run_rust ;;
         bindings) scripts/test-bindings.sh ;;
         rn) scripts/test-rn.sh ;;
         bench) [ -x scripts/bench.sh ] && scripts/bench.sh --quick ;;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use chatsync_protocol::{Part, User};
-use chatsync_server::store::sqlite::SqliteStore;
+use chatsync_server::store::sql::SqlStore;
 use chatsync_server::store::{NewMessage, Store};
 use chatsync_server::{RunningServer, ServerConfig};
 
@@ -30,7 +30,7 @@ pub struct SeededServer {
 pub async fn start_seeded(db: &Path, total: u64, rooms: usize) -> SeededServer {
     let db_path = db.to_owned();
     let room_ids = tokio::task::spawn_blocking(move || {
-        let store = SqliteStore::open(&db_path).expect("open the server's database");
+        let store = SqlStore::open(&db_path).expect("open the server's database");
         let now = "2026-11-25T06:00:00.000Z";
         for (id, name) in [("alice", "Alice"), ("bob", "Bob")] {
             store

@@ -3,8 +3,14 @@
 //! (this one and the one before) are measured in the same run on the same machine.
 //!
 //! ```text
-//! chatsync-bench server --server-bin PATH [--baseline-bin PATH] [--duration SECS] [--quick]
+//! chatsync-bench server --server-bin PATH [--baseline-bin PATH] [--postgres URL]
+//!                       [--duration SECS] [--quick] [--only sends|wake|live]
 //! ```
+//! With `--postgres URL` (a database the bench may create schemas in), two more contenders: the
+//! server under test on PostgreSQL with one instance, and with three instances on one database
+//! (a fresh schema each), the load spread over them: sender `i` and poll `i` on instance
+//! `i mod 3`, every wake-up send on instance 0, so two thirds of the woken polls are woken across
+//! instances (their p99 is reported apart).
 //! 1. **sends/s at saturation**: N senders (1, 8, 32, 128), each a kept-alive connection sending
 //!    its next message as soon as the last one is answered, for `--duration` seconds after a
 //!    second of warm-up; sends/s and latency p50/p99. The server under test with group commit,
@@ -84,6 +90,7 @@ pub fn run(args: &[String]) {
     let mut duration = Duration::from_secs(5);
     let mut quick = false;
     let mut only: Option<String> = None;
+    let mut postgres: Option<String> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -97,6 +104,7 @@ pub fn run(args: &[String]) {
                 )
             }
             "--quick" => quick = true,
+            "--postgres" => postgres = Some(it.next().expect("--postgres URL").clone()),
             "--only" => only = Some(it.next().expect("--only sends|wake|live").clone()),
             other => {
                 eprintln!("unknown argument {other}");
@@ -128,17 +136,32 @@ pub fn run(args: &[String]) {
         .enable_all()
         .build()
         .expect("runtime");
-    // (label, binary, extra flags)
-    let mut contenders: Vec<(&str, &Path, Vec<&str>)> = Vec::new();
+    // (label, binary, extra flags, PostgreSQL instances: 0 for SQLite)
+    let mut contenders: Vec<(&str, &Path, Vec<&str>, usize)> = Vec::new();
     if let Some(b) = &baseline_bin {
-        contenders.push(("baseline", b, vec![]));
+        contenders.push(("baseline", b, vec![], 0));
     }
     contenders.push((
         "group commit off",
         &server_bin,
         vec!["--group-commit", "false"],
+        0,
     ));
-    contenders.push(("group commit on", &server_bin, vec![]));
+    contenders.push(("group commit on", &server_bin, vec![], 0));
+    if postgres.is_some() {
+        contenders.push(("PostgreSQL x1", &server_bin, vec![], 1));
+        contenders.push(("PostgreSQL x3", &server_bin, vec![], 3));
+    }
+    let start = |bin: &Path, flags: &[&str], log: &str, instances: usize| match instances {
+        0 => Server::start(bin, flags, log),
+        n => Server::start_postgres(
+            bin,
+            flags,
+            log,
+            postgres.as_deref().expect("--postgres"),
+            n,
+        ),
+    };
 
     let wanted = |name: &str| !matches!(only.as_deref(), Some(o) if o != name);
     if wanted("sends") {
@@ -148,8 +171,8 @@ pub fn run(args: &[String]) {
             WARM_UP.as_secs_f64()
         );
         for &senders in &plan.senders {
-            for (label, bin, flags) in &contenders {
-                let server = Server::start(bin, flags, QUIET_LOG);
+            for (label, bin, flags, instances) in &contenders {
+                let server = start(bin, flags, QUIET_LOG, *instances);
                 let r = runtime.block_on(sends(&server, senders, plan.duration));
                 println!(
                     "  {senders:>3} senders  {label:<17} {:>8.0} sends/s   {:>7.2} / {:>7.2} ms   server CPU {:>4.0} us/send",
@@ -165,11 +188,12 @@ pub fn run(args: &[String]) {
         "\n2. wake latency: {} parked long-polls ({} users, one room), one send; from the send to each answer",
         plan.parked, plan.parked_users
     );
-        for (label, bin, flags) in contenders.iter().filter(|c| c.0 != "group commit off") {
-            let server = Server::start(
+        for (label, bin, flags, instances) in contenders.iter().filter(|c| c.0 != "group commit off") {
+            let server = start(
                 bin,
                 flags,
                 &format!("{QUIET_LOG},chatsync_server::routes::sync=debug"),
+                *instances,
             );
             let rounds = runtime.block_on(wake(
                 &server,
@@ -178,8 +202,13 @@ pub fn run(args: &[String]) {
                 plan.wake_rounds,
             ));
             for (i, r) in rounds.iter().enumerate() {
+                let across = if *instances > 1 {
+                    format!("; across instances p99 {:.1} ms", r.cross_p99_ms)
+                } else {
+                    String::new()
+                };
                 println!(
-                "  {label:<17} round {}: p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  ({} answered; the send itself {:.1} ms; server CPU {:.0} ms)",
+                "  {label:<17} round {}: p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  ({} answered; the send itself {:.1} ms; server CPU {:.0} ms{across})",
                 i + 1,
                 r.p50_ms,
                 r.p99_ms,
@@ -201,8 +230,8 @@ pub fn run(args: &[String]) {
             plan.live_senders,
             plan.duration.as_secs_f64()
         );
-        for (label, bin, flags) in &contenders {
-            let server = Server::start(bin, flags, QUIET_LOG);
+        for (label, bin, flags, instances) in &contenders {
+            let server = start(bin, flags, QUIET_LOG, *instances);
             let r = runtime.block_on(live(
                 &server,
                 plan.pollers,
@@ -225,22 +254,104 @@ pub fn run(args: &[String]) {
     println!("\n{}", crate::load_average());
 }
 
-/// A server child process on a fresh database.
+/// A deployment on a fresh database: one server process on SQLite, or one or more on a fresh
+/// schema of a PostgreSQL database.
 struct Server {
+    procs: Vec<Proc>,
+    /// The PostgreSQL database and schema, dropped with the deployment.
+    schema: Option<(String, String)>,
+    /// SQLite's directory.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A server child process.
+struct Proc {
     child: Child,
     addr: SocketAddr,
     /// "long-poll parked" lines seen in its log (with the sync route's debug log on).
     parked: Arc<AtomicUsize>,
-    _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(bin: &Path, flags: &[&str], log: &str) -> Server {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("bench.db");
+        let proc = Proc::start(bin, &db.display().to_string(), flags, log);
+        Server {
+            procs: vec![proc],
+            schema: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// `instances` processes on a new schema of the database at `url`.
+    fn start_postgres(
+        bin: &Path,
+        flags: &[&str],
+        log: &str,
+        url: &str,
+        instances: usize,
+    ) -> Server {
+        let schema = format!("bench_{}", std::process::id()) + &format!("_{}", fastrand::u64(..));
+        let mut client = postgres::Client::connect(url, postgres::NoTls).expect("PostgreSQL");
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .expect("create the schema");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+        let procs = (0..instances)
+            .map(|_| Proc::start(bin, &db, flags, log))
+            .collect();
+        Server {
+            procs,
+            schema: Some((url.to_owned(), schema)),
+            _dir: None,
+        }
+    }
+
+    /// The instance the `i`-th connection of a kind goes to.
+    fn addr(&self, i: usize) -> SocketAddr {
+        self.procs[i % self.procs.len()].addr
+    }
+
+    /// Every instance's address, in order.
+    fn addrs(&self) -> Vec<SocketAddr> {
+        self.procs.iter().map(|p| p.addr).collect()
+    }
+
+    /// Long-polls parked so far, over all instances.
+    fn parked(&self) -> usize {
+        self.procs
+            .iter()
+            .map(|p| p.parked.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// CPU time (user + system) the server processes used so far (not the database's).
+    fn cpu(&self) -> Duration {
+        self.procs.iter().map(|p| cpu_time(p.child.id())).sum()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        if let Some((url, schema)) = self.schema.take() {
+            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+impl Proc {
+    fn start(bin: &Path, db: &str, flags: &[&str], log: &str) -> Proc {
+        use std::io::BufRead;
         let mut child = Command::new(bin)
-            .args(["--addr", "127.0.0.1:0", "--db"])
-            .arg(dir.path().join("bench.db"))
+            .args(["--addr", "127.0.0.1:0", "--db", db])
             .args(flags)
             .env("RUST_LOG", log)
             .env("NO_COLOR", "1")
@@ -278,19 +389,11 @@ impl Server {
             .expect("the server says where it listens")
             .parse()
             .expect("an address");
-        Server {
+        Proc {
             child,
             addr,
             parked,
-            _dir: dir,
         }
-    }
-}
-
-impl Server {
-    /// CPU time (user + system) the server process used so far.
-    fn cpu(&self) -> Duration {
-        cpu_time(self.child.id())
     }
 }
 
@@ -314,13 +417,6 @@ fn cpu_time(pid: u32) -> Duration {
     // SAFETY: sysconf reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One kept-alive HTTP/1.1 connection.
@@ -463,10 +559,10 @@ struct SendStats {
 /// `senders` closed-loop senders for `WARM_UP + duration`; counts the answers inside the window.
 async fn sends(server: &Server, senders: usize, duration: Duration) -> SendStats {
     let users: Vec<String> = (0..senders).map(|i| format!("sender{i}")).collect();
-    let (tokens, room) = scene(server.addr, &users).await;
+    let (tokens, room) = scene(server.addr(0), &users).await;
     let cpu = server.cpu();
     let mut stats = send_for(
-        server.addr,
+        &server.addrs(),
         &tokens,
         &room,
         duration,
@@ -478,7 +574,7 @@ async fn sends(server: &Server, senders: usize, duration: Duration) -> SendStats
 }
 
 async fn send_for(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     tokens: &[String],
     room: &str,
     duration: Duration,
@@ -495,6 +591,7 @@ async fn send_for(
             stop_early.clone(),
             sent.clone(),
         );
+        let addr = addrs[i % addrs.len()];
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await;
             let mut latencies = Vec::new();
@@ -550,11 +647,13 @@ struct Wake {
     server_cpu: Duration,
     /// How long the send itself took to be answered (its commit included).
     send_ms: f64,
+    /// p99 of the polls parked on another instance than the send's (NaN with one instance).
+    cross_p99_ms: f64,
 }
 
 /// Parks `polls` long-polls, sends one message, times every answer; `rounds` times.
 async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec<Wake> {
-    let addr = server.addr;
+    let addr = server.addr(0);
     let names: Vec<String> = (0..users).map(|i| format!("parker{i}")).collect();
     let (tokens, room) = scene(addr, &names).await;
     let mut out = Vec::new();
@@ -567,10 +666,11 @@ async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec
                 "next_batch",
             ));
         }
-        let parked_before = server.parked.load(Ordering::Relaxed);
+        let parked_before = server.parked();
         let mut waiting = Vec::with_capacity(polls);
         for i in 0..polls {
-            let mut poll = Conn::open(addr).await;
+            let mut poll = Conn::open(server.addr(i)).await;
+            let across = server.addr(i) != addr;
             poll.send(&get(
                 &format!("/v1/sync?since={}&timeout_ms=30000", since[i % users]),
                 &tokens[i % users],
@@ -582,11 +682,11 @@ async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec
                 assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
                 // Kept open until every answer is in, as a device that polls again would keep
                 // it: closing it here would put 5,000 teardowns inside the measured window.
-                (at, body, poll)
+                (at, body, poll, across)
             }));
         }
         let deadline = Instant::now() + Duration::from_secs(60);
-        while server.parked.load(Ordering::Relaxed) < parked_before + polls {
+        while server.parked() < parked_before + polls {
             assert!(Instant::now() < deadline, "not all parked");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -603,9 +703,13 @@ async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec
         // The send's own answer: its commit (an fsync) is part of every poll's wait.
         let send_ms = start.elapsed().as_secs_f64() * 1000.0;
         let mut latencies = Vec::with_capacity(polls);
+        let mut across_latencies = Vec::new();
         let mut open = Vec::with_capacity(polls);
         for w in waiting {
-            let (at, body, poll) = w.await.expect("poll");
+            let (at, body, poll, across) = w.await.expect("poll");
+            if across {
+                across_latencies.push((at - start).as_micros() as u32);
+            }
             open.push(poll);
             assert!(
                 String::from_utf8_lossy(&body).contains(&text),
@@ -616,7 +720,9 @@ async fn wake(server: &Server, polls: usize, users: usize, rounds: usize) -> Vec
         let server_cpu = server.cpu() - cpu_before;
         drop(open);
         latencies.sort_unstable();
+        across_latencies.sort_unstable();
         out.push(Wake {
+            cross_p99_ms: percentile(&across_latencies, 0.99) / 1000.0,
             p50_ms: percentile(&latencies, 0.50) / 1000.0,
             p99_ms: percentile(&latencies, 0.99) / 1000.0,
             max_ms: f64::from(*latencies.last().unwrap_or(&0)) / 1000.0,
@@ -647,7 +753,7 @@ async fn live(
         .map(|i| format!("poller{i}"))
         .chain((0..senders).map(|i| format!("sender{i}")))
         .collect();
-    let addr = server.addr;
+    let addr = server.addr(0);
     let (tokens, room) = scene(addr, &names).await;
     let (poll_tokens, send_tokens) = tokens.split_at(poller_users);
     let stop = Arc::new(AtomicBool::new(false));
@@ -667,6 +773,7 @@ async fn live(
             since[i % poller_users].clone(),
         );
         let (stop, answers) = (stop.clone(), answers.clone());
+        let addr = server.addr(i);
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await;
             while !stop.load(Ordering::Relaxed) {
@@ -690,7 +797,7 @@ async fn live(
     });
     let cpu_before = server.cpu();
     let sends = send_for(
-        addr,
+        &server.addrs(),
         send_tokens,
         &room,
         duration,

@@ -240,6 +240,13 @@ fn beside(db_path: &Path, suffix: &str) -> PathBuf {
     db_path.with_file_name(name)
 }
 
+/// A new secret: 256 random bits, hex.
+pub fn new_secret() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Reads the dev secret kept beside the database, generating it (256 random bits, hex, mode 0600)
 /// on first use.
 pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
@@ -254,9 +261,7 @@ pub fn load_or_create_secret(path: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         Err(_) => {}
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = new_secret()?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

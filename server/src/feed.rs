@@ -214,9 +214,14 @@ impl Feed {
         self.head
     }
 
-    /// Appends one commit's changes (their positions only grow).
+    /// Appends one commit's changes (their positions only grow). A change at or below the head
+    /// is already accounted for (a follower of the stream that started before the feed did
+    /// reports it again) and is skipped.
     pub fn push(&mut self, commit: Committed) {
         for change in commit.changes {
+            if change.pos() <= self.head.pos {
+                continue;
+            }
             let mut v1 = self.head.v1;
             let mut weight = 192;
             match &change {

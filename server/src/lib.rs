@@ -56,8 +56,8 @@ pub use serve::{ConnectionLimits, RunningServer};
 
 use crate::auth::TokenKeys;
 use crate::notify::Notifier;
-use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::store::Store;
+use crate::store::sql::{SqlOptions, SqlStore};
+use crate::store::{Store, StoreError};
 
 /// Default lifetime of issued tokens, in seconds (one hour).
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
@@ -84,7 +84,8 @@ pub enum AuthMode {
 pub struct ServerConfig {
     /// Address to listen on; port 0 picks a free one.
     pub addr: SocketAddr,
-    /// SQLite database file (created if missing; its directory must exist).
+    /// SQLite database file (created if missing; its directory must exist), or a
+    /// `postgres://` URL ([`Database`]).
     pub db_path: PathBuf,
     /// Token mode.
     pub auth: AuthMode,
@@ -134,8 +135,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CHATSYNC_ADDR", default_value = "127.0.0.1:5000")]
     pub addr: SocketAddr,
-    /// SQLite database file (created if missing).
-    #[arg(long, env = "CHATSYNC_DB", default_value = "./chatsync.db")]
+    /// SQLite database file (created if missing), or a PostgreSQL database as
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME for several instances on one database
+    /// (prefer the CHATSYNC_DB variable to a password on the command line).
+    #[arg(long, env = "CHATSYNC_DB", default_value = "./chatsync.db", hide_env_values = true)]
     pub db: PathBuf,
     /// `dev`: anyone gets a token from POST /v1/token (loopback addresses only). `secret`: tokens
     /// come from your backend, signed with --token-secret.
@@ -194,6 +197,44 @@ impl From<ServeArgs> for ServerConfig {
             },
             guard_clock: GuardClock::Runtime,
             group_commit: args.group_commit,
+        }
+    }
+}
+
+/// Where the server keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file: one instance.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (a `postgres://` or `postgresql://` URL): any number of instances.
+    Postgres(String),
+}
+
+impl Database {
+    /// What `--db` names.
+    pub fn of(db: &std::path::Path) -> Database {
+        let text = db.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Database::Postgres(text.into_owned())
+        } else {
+            Database::Sqlite(db.to_owned())
+        }
+    }
+
+    /// For logs and errors: a URL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => match url.split_once("://") {
+                Some((scheme, rest)) => match rest.rsplit_once('@') {
+                    Some((user, host)) => {
+                        let user = user.split(':').next().unwrap_or_default();
+                        format!("{scheme}://{user}@{host}")
+                    }
+                    None => url.clone(),
+                },
+                None => url.clone(),
+            },
         }
     }
 }
@@ -265,19 +306,29 @@ fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
 /// Binds, runs the server on the current tokio runtime, returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     check_config(&config)?;
-    let db_path = config.db_path.clone();
-    let options = SqliteOptions {
+    let database = Database::of(&config.db_path);
+    let options = SqlOptions {
         group_commit: config.group_commit,
-        ..SqliteOptions::default()
+        ..SqlOptions::default()
     };
-    let (store, head) = run_blocking(move || {
-        let store = SqliteStore::open_with(&db_path, options)?;
+    let opened = database.clone();
+    let (store, head, shared_dev_secret) = run_blocking(move || {
+        let (store, dev_secret) = match &opened {
+            Database::Sqlite(path) => (SqlStore::open_with(path, options)?, None),
+            Database::Postgres(url) => {
+                let store = SqlStore::open_postgres(url, options)?;
+                // Every instance signs dev tokens with the same key, kept in the database.
+                let secret = auth::new_secret().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let secret = store.shared_secret("dev-token-secret", &secret)?;
+                (store, Some(secret))
+            }
+        };
         let head = store.head()?;
-        Ok((store, head))
+        Ok((store, head, dev_secret))
     })
     .await
     .map_err(|source| ServerError::Database {
-        path: config.db_path.clone(),
+        path: database.shown().into(),
         source,
     })?;
     let store: Arc<dyn Store> = Arc::new(store);
@@ -286,6 +337,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     store.set_commit_sink(Arc::new(Arc::clone(&notifier)));
     let keys = match (config.auth, &config.token_secret) {
         (AuthMode::Secret, Some(secret)) => TokenKeys::new(secret.clone(), config.token_ttl_secs),
+        _ if shared_dev_secret.is_some() => {
+            TokenKeys::dev(shared_dev_secret.unwrap_or_default(), config.token_ttl_secs)
+        }
         _ => {
             let path = auth::dev_secret_file_path(&config.db_path);
             let secret_path = path.clone();
@@ -329,7 +383,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             return Err(e);
         }
     };
-    tracing::info!(addr = %server.addr(), db = %config.db_path.display(), "chatsync-server listening");
+    tracing::info!(addr = %server.addr(), db = %database.shown(), "chatsync-server listening");
     if config.auth == AuthMode::Dev {
         if is_loopback(&server.addr()) {
             tracing::warn!(

@@ -6,11 +6,13 @@
 //! **The mark.** Typing is not in the change stream, yet a device must not miss a start or a
 //! stop that happens between two of its syncs. Every change of a typing set takes the next
 //! number of one counter (the mark); a v2 token carries the mark of the answer that gave it, and
-//! the next sync reports the rooms whose typing changed after it. The counter starts at the
-//! process's start time in microseconds, so marks of an earlier run of the server are below every
-//! mark of this one. What is older than the registry remembers (an earlier run, a change
-//! forgotten after [`FORGET_AFTER`]) cannot be told apart: such a token gets every room of the
-//! user ([`Changed::All`]), with its typing list, once.
+//! the next sync reports the rooms whose typing changed after it. Marks are the wall clock in
+//! microseconds (or the previous mark plus one, when that is more), so marks of an earlier run of
+//! the server are below every mark of this one, and marks of several instances on one database
+//! compare: a token from another instance is not mistaken for an old one. What is older than the
+//! registry remembers (an earlier run, a change forgotten after [`FORGET_AFTER`]) cannot be told
+//! apart: such a token gets every room of the user ([`Changed::All`]), with its typing list, once.
+//! A mark ahead of the registry's (another instance's) reports nothing and is kept.
 //!
 //! Times are the runtime's clock (`tokio::time`), like long-poll holds, so a test on a paused
 //! clock drives expiry and the rate limit without sleeping.
@@ -96,12 +98,17 @@ impl Default for Typing {
     }
 }
 
+/// The wall clock in microseconds since 1970.
+fn wall_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+}
+
 impl Typing {
     /// An empty registry whose marks start at the current time in microseconds.
     pub fn new() -> Typing {
-        let start = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+        let start = wall_micros();
         Typing {
             state: Mutex::new(State {
                 mark: start,
@@ -178,9 +185,15 @@ impl Typing {
     /// `mark` (a token's).
     pub fn changed_since(&self, user_id: &str, mark: u64) -> (u64, Changed) {
         let state = self.lock();
-        if mark < state.forgotten_upto || mark > state.mark {
-            // Older than what is remembered, or from a run whose clock was ahead of this one's.
+        if mark < state.forgotten_upto {
+            // Older than what is remembered.
             return (state.mark, Changed::All);
+        }
+        if mark > state.mark {
+            // From another instance (or a run whose clock was ahead): nothing this registry
+            // knows came after it, and later changes here take marks from the clock, above it
+            // but for the clocks' skew. The token keeps its mark.
+            return (mark, Changed::Rooms(Vec::new()));
         }
         let first = state.log.partition_point(|e| e.mark <= mark);
         let mut rooms: Vec<String> = state
@@ -222,7 +235,9 @@ impl State {
         members: &Arc<[String]>,
         now: Instant,
     ) -> Vec<String> {
-        self.mark += 1;
+        // The clock, so that marks of several instances on one database are comparable (a
+        // device's next request may reach another instance); +1 keeps them strictly growing.
+        self.mark = (self.mark + 1).max(wall_micros());
         self.log.push_back(LogEntry {
             mark: self.mark,
             at: now,
@@ -322,11 +337,10 @@ mod tests {
         let t = Typing::new();
         let m = members();
         assert_eq!(t.changed_since("bob", 0).1, Changed::All, "a bare p<pos>");
-        assert_eq!(
-            t.changed_since("bob", t.mark() + 5).1,
-            Changed::All,
-            "ahead of this run"
-        );
+        // Ahead of this registry (another instance's token): nothing here came after it, and
+        // the answer keeps it.
+        let ahead = t.mark() + 5;
+        assert_eq!(t.changed_since("bob", ahead), (ahead, Changed::Rooms(vec![])));
         let mark = t.mark();
         t.notice("r", &m, "alice", true, Instant::now()).unwrap();
         tokio::time::advance(FORGET_AFTER).await;

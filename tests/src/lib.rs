@@ -9,6 +9,7 @@
 //! - [`hostile`]: a hostile HTTP server that answers the core with broken protocol v1.
 //! - [`http`]: a minimal protocol client for the harness itself (tokens, rooms, history).
 //! - [`park`]: many parked long-polls woken by one send (the long-poll load check).
+//! - [`pg`]: a schema of its own in the test PostgreSQL database (several server instances).
 //! - [`torture`]: the crash torture: device lives SIGKILLed at random, opening included, and a
 //!   full or read-only disk ([`torture_disk`]); every store checked after every kill.
 //!
@@ -19,6 +20,7 @@
 pub mod hostile;
 pub mod http;
 pub mod park;
+pub mod pg;
 pub mod proxy;
 pub mod soak;
 pub mod torture;

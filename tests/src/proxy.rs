@@ -126,7 +126,11 @@ struct Counters {
 
 /// State shared by the handle and the connection tasks.
 struct Shared {
-    upstream: Mutex<SocketAddr>,
+    /// The servers new connections go to, one after another (several instances on one database,
+    /// as behind a load balancer).
+    upstream: Mutex<Vec<SocketAddr>>,
+    /// How many connections went upstream (which instance the next one goes to).
+    turn: std::sync::atomic::AtomicUsize,
     rates: Mutex<FaultRates>,
     /// The seeded generator; a std Mutex, held only to draw one plan.
     rng: Mutex<fastrand::Rng>,
@@ -163,13 +167,24 @@ impl ChaosProxy {
     /// Listens on 127.0.0.1 (a free port) and forwards to `upstream`. Random faults are off
     /// until [`ChaosProxy::set_rates`].
     pub async fn start(upstream: SocketAddr, seed: u64) -> Result<ChaosProxy, ProxyError> {
+        Self::start_spread(vec![upstream], seed).await
+    }
+
+    /// Like [`ChaosProxy::start`], forwarding each new connection to the next of `upstreams` in
+    /// turn, as a round-robin load balancer does.
+    pub async fn start_spread(
+        upstreams: Vec<SocketAddr>,
+        seed: u64,
+    ) -> Result<ChaosProxy, ProxyError> {
+        assert!(!upstreams.is_empty(), "at least one upstream");
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             source,
         })?;
         let shared = Arc::new(Shared {
-            upstream: Mutex::new(upstream),
+            upstream: Mutex::new(upstreams),
+            turn: Default::default(),
             rates: Mutex::new(FaultRates::NONE),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             forced: Mutex::new(Default::default()),
@@ -197,7 +212,7 @@ impl ChaosProxy {
 
     /// Points new connections at another upstream (a restarted server on a new port).
     pub fn set_upstream(&self, upstream: SocketAddr) {
-        *lock(&self.shared.upstream) = upstream;
+        *lock(&self.shared.upstream) = vec![upstream];
     }
 
     /// Sets the random fault rates for new connections.
@@ -323,7 +338,10 @@ async fn handle_connection(
         reset(client);
         return;
     }
-    let upstream_addr = *lock(&shared.upstream);
+    let upstream_addr = {
+        let upstreams = lock(&shared.upstream);
+        upstreams[shared.turn.fetch_add(1, Ordering::Relaxed) % upstreams.len()]
+    };
     let upstream = match TcpStream::connect(upstream_addr).await {
         Ok(s) => s,
         Err(_) => {

@@ -60,6 +60,13 @@ pub struct SoakConfig {
     /// Every n-th device (u0, u{n}, ...) runs live on the core's scheduler; the others loop
     /// over `sync_once`. 0: none live.
     pub live_every: usize,
+    /// The server's database: `None`, a SQLite file in the work directory; or a `postgres://`
+    /// URL (an empty schema), with `instances` servers on it behind the proxy, which hands each
+    /// new connection to the next instance. Each server kill kills one instance (the next in
+    /// turn) and restarts it on its port.
+    pub postgres: Option<String>,
+    /// Server instances (more than one needs `postgres`).
+    pub instances: usize,
 }
 
 impl SoakConfig {
@@ -87,6 +94,8 @@ impl SoakConfig {
             seed,
             pause_ms: 150,
             live_every: 2,
+            postgres: None,
+            instances: 1,
         }
     }
 }
@@ -359,13 +368,20 @@ fn kill(child: &mut Child) {
 pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, SoakError> {
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(config.seed);
-    let db = work_dir.join("server.db");
-    let mut server = start_server(SocketAddr::from(([127, 0, 0, 1], 0)), &db).await?;
-    let server_addr = server.addr();
-    let harness = Harness::new(server.url());
-    let proxy = ChaosProxy::start(server_addr, config.seed)
+    let db = match &config.postgres {
+        Some(url) => PathBuf::from(url),
+        None => work_dir.join("server.db"),
+    };
+    let mut servers = Vec::new();
+    for _ in 0..config.instances.max(1) {
+        servers.push(start_server(SocketAddr::from(([127, 0, 0, 1], 0)), &db).await?);
+    }
+    let server_addrs: Vec<SocketAddr> = servers.iter().map(RunningServer::addr).collect();
+    let harness = Harness::new(servers[0].url());
+    let proxy = ChaosProxy::start_spread(server_addrs.clone(), config.seed)
         .await
         .map_err(setup("proxy"))?;
+    let mut next_kill = 0;
 
     // The scene: users u0..uK, rooms each shared by most of them, made straight on the server.
     let users: Vec<String> = (0..config.clients).map(|i| format!("u{i}")).collect();
@@ -441,9 +457,12 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
         tokio::time::sleep_until(chaos_start + t).await;
         match fault {
             Fault::KillServer { down } => {
-                server.kill().await;
+                let i = next_kill % servers.len();
+                next_kill += 1;
+                let killed = servers.remove(i);
+                killed.kill().await;
                 tokio::time::sleep(down).await;
-                server = start_server(server_addr, &db).await?;
+                servers.insert(i, start_server(server_addrs[i], &db).await?);
                 report.server_restarts += 1;
             }
             Fault::KillClient(i) => {
@@ -483,7 +502,7 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
 
     // Drain: each store, reopened in this process, syncs straight with the server until its
     // outbox is empty; then rounds over all of them until no one gets anything new.
-    let url = server.url();
+    let url = servers[0].url();
     let stores: Vec<DeviceStore> = devices.iter().map(|d| d.store.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -520,7 +539,9 @@ pub async fn run(config: &SoakConfig, work_dir: &Path) -> Result<SoakReport, Soa
     report.delivered = delivered;
     report.violations.extend(violations);
     drop(proxy);
-    server.shutdown().await;
+    for server in servers {
+        server.shutdown().await;
+    }
     report.elapsed = started.elapsed();
     Ok(report)
 }

@@ -1,7 +1,8 @@
-//! Storage behind a small trait, so the routes do not know which database holds the data. SQLite
-//! ([`sqlite::SqliteStore`]) is the embedded default; a PostgreSQL backend for deployments that
-//! outgrow one machine implements the same trait. See docs/adr/0002-sqlite-storage-trait.md and
-//! docs/adr/0012-server-group-commit-and-fan-out.md.
+//! Storage behind a small trait, so the routes do not know which database holds the data:
+//! [`sql::SqlStore`], on SQLite (the embedded default) or on PostgreSQL (several instances on one
+//! database), with one implementation of the logic for both. See
+//! docs/adr/0002-sqlite-storage-trait.md, docs/adr/0012-server-group-commit-and-fan-out.md and
+//! docs/adr/0017-postgresql.md.
 //!
 //! Two kinds of calls:
 //! - **writes** return a [`Pending`] at once: the write is queued for the backend's next commit
@@ -22,7 +23,7 @@
 //! commits later with a position at or below `p`. [`Head`] is where the stream (and v1's two
 //! sequences) stand.
 
-pub mod sqlite;
+pub mod sql;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -41,6 +42,9 @@ pub enum StoreError {
     /// SQLite reported an error (I/O, corruption, lock timeout).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error (connection lost, constraint, I/O).
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
     /// A stored row could not be decoded (a corrupt parts column).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

@@ -143,6 +143,7 @@ async fn secret_mode_turns_token_issuing_off_and_accepts_backend_tokens() {
         url: t.url.clone(),
         http: t.http.clone(),
         token: backend.issue("alice"),
+        spread: Default::default(),
     };
     let room = alice.create_room(&[]).await;
     assert_eq!(room.member_ids, vec!["alice"]);

@@ -8,6 +8,7 @@ mod binary;
 mod errors;
 mod guards;
 mod history;
+mod instances;
 mod lifecycle;
 mod openapi;
 mod pressure;

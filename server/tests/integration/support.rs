@@ -1,5 +1,7 @@
 //! Test harness: starts a server on a temp database and wraps the HTTP calls the tests make.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chatsync_protocol::{Message, Part, Room, SendMessageRequest};
@@ -65,8 +67,190 @@ impl TestServer {
             url: self.url.clone(),
             http: self.http.clone(),
             token: self.token(user).await,
+            spread: Spread::default(),
         }
     }
+}
+
+/// Several server instances on one PostgreSQL database (a schema of its own), as behind a load
+/// balancer; or one instance on SQLite. `None` from [`Cluster::postgres`]: no PostgreSQL here
+/// (see `chatsync_server::store::sql::testing`): skip.
+pub struct Cluster {
+    pub servers: Vec<Option<RunningServer>>,
+    pub urls: Vec<String>,
+    /// The database: a SQLite file, or a URL whose `options` select the schema.
+    pub db: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    /// The PostgreSQL server and schema, dropped with the cluster.
+    pg: Option<(String, String)>,
+}
+
+/// The PostgreSQL server tests use, or `None` (skip; a failure when `CHATSYNC_REQUIRE_PG` is set).
+pub fn pg_url() -> Option<String> {
+    match std::env::var("CHATSYNC_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CHATSYNC_REQUIRE_PG").is_none(),
+                "CHATSYNC_REQUIRE_PG is set but CHATSYNC_TEST_PG_URL is not"
+            );
+            eprintln!("skipped: no PostgreSQL (CHATSYNC_TEST_PG_URL is not set)");
+            None
+        }
+    }
+}
+
+impl Cluster {
+    /// One instance on a SQLite file.
+    pub async fn sqlite() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("chat.db").display().to_string();
+        Self::start(dir, db, 1, None).await
+    }
+
+    /// `n` instances on a new schema of the test PostgreSQL database.
+    pub async fn postgres(n: usize) -> Option<Cluster> {
+        let url = pg_url()?;
+        let schema = format!("it_{}", uuid::Uuid::new_v4().simple());
+        let create = format!("CREATE SCHEMA {schema}");
+        let admin = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+            client.batch_execute(&create).unwrap();
+        })
+        .await
+        .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+        let dir = tempfile::tempdir().unwrap();
+        Some(Self::start(dir, db, n, Some((url, schema))).await)
+    }
+
+    async fn start(
+        dir: tempfile::TempDir,
+        db: String,
+        n: usize,
+        pg: Option<(String, String)>,
+    ) -> Cluster {
+        let mut servers = Vec::new();
+        let mut urls = Vec::new();
+        for _ in 0..n {
+            let server = chatsync_server::start(ServerConfig::for_tests(&db)).await.unwrap();
+            urls.push(server.url());
+            servers.push(Some(server));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(40))
+            .build()
+            .unwrap();
+        Cluster {
+            servers,
+            urls,
+            db,
+            dir,
+            http,
+            pg,
+        }
+    }
+
+    /// Starts instance `i` again (after a kill), on a new port.
+    pub async fn restart(&mut self, i: usize) {
+        let server = chatsync_server::start(ServerConfig::for_tests(&self.db)).await.unwrap();
+        self.urls[i] = server.url();
+        self.servers[i] = Some(server);
+    }
+
+    /// A client acting as `user` whose requests go to each instance in turn.
+    pub async fn user(&self, user: &str) -> Client {
+        let r = self
+            .http
+            .post(format!("{}/v1/token", self.urls[self.urls.len() - 1]))
+            .json(&json!({"user_id": user}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        Client {
+            url: self.urls[0].clone(),
+            http: self.http.clone(),
+            token: body["access_token"].as_str().unwrap().to_owned(),
+            spread: Spread {
+                urls: Arc::new(self.urls.clone()),
+                turn: Arc::default(),
+            },
+        }
+    }
+
+    /// Runs `query` on the database (either kind) and returns its rows as text or integers.
+    pub async fn query(&self, query: &str) -> Vec<Vec<Value>> {
+        let query = query.to_owned();
+        let db = self.db.clone();
+        let postgres = self.pg.is_some();
+        tokio::task::spawn_blocking(move || {
+            if postgres {
+                let mut client = postgres::Client::connect(&db, postgres::NoTls).unwrap();
+                client
+                    .query(&query, &[])
+                    .unwrap()
+                    .iter()
+                    .map(|row| {
+                        (0..row.len())
+                            .map(|i| {
+                                if let Ok(v) = row.try_get::<_, Option<i64>>(i) {
+                                    json!(v)
+                                } else {
+                                    json!(row.get::<_, Option<String>>(i))
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect()
+            } else {
+                let conn = rusqlite::Connection::open(&db).unwrap();
+                let mut stmt = conn.prepare(&query).unwrap();
+                let columns = stmt.column_count();
+                stmt.query_map([], |row| {
+                    Ok((0..columns)
+                        .map(|i| match row.get_ref(i).unwrap() {
+                            rusqlite::types::ValueRef::Integer(v) => json!(v),
+                            rusqlite::types::ValueRef::Text(t) => {
+                                json!(String::from_utf8_lossy(t))
+                            }
+                            _ => Value::Null,
+                        })
+                        .collect())
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            }
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some((url, schema)) = self.pg.take() {
+            // Best effort, off the async threads: a schema left behind only costs space.
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                    let _ = client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// The instances a client's requests go to, in turn (empty: its `url` only).
+#[derive(Clone, Default)]
+pub struct Spread {
+    urls: Arc<Vec<String>>,
+    turn: Arc<AtomicUsize>,
 }
 
 /// An authenticated caller.
@@ -75,6 +259,23 @@ pub struct Client {
     pub url: String,
     pub http: reqwest::Client,
     pub token: String,
+    pub spread: Spread,
+}
+
+impl Client {
+    /// How many instances its requests go to.
+    pub fn instances(&self) -> usize {
+        self.spread.urls.len().max(1)
+    }
+
+    /// The instance the next request goes to.
+    fn base(&self) -> &str {
+        if self.spread.urls.is_empty() {
+            return &self.url;
+        }
+        let turn = self.spread.turn.fetch_add(1, Ordering::Relaxed);
+        &self.spread.urls[turn % self.spread.urls.len()]
+    }
 }
 
 /// Status plus JSON body (Null when the body is empty or not JSON).
@@ -127,7 +328,7 @@ impl Client {
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         let mut request = self
             .http
-            .request(method, format!("{}{}", self.url, path))
+            .request(method, format!("{}{}", self.base(), path))
             .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);

@@ -27,6 +27,13 @@ struct Args {
     /// Keep the work directory (server database, device stores) for inspection.
     #[arg(long)]
     keep: bool,
+    /// Run the servers on this PostgreSQL database (a new schema in it, dropped at the end)
+    /// instead of a SQLite file: postgres://user@host:port/db.
+    #[arg(long, env = "CHATSYNC_SOAK_PG_URL", hide_env_values = true)]
+    postgres: Option<String>,
+    /// Server instances on that database, behind the proxy (each kill kills one).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 fn client_bin() -> PathBuf {
@@ -44,6 +51,22 @@ fn main() {
     if let Some(clients) = args.clients {
         config.clients = clients.max(1);
     }
+    if args.instances > 1 && args.postgres.is_none() {
+        eprintln!("chatsync-soak: --instances needs --postgres (SQLite is one server's file)");
+        std::process::exit(2);
+    }
+    let schema = match &args.postgres {
+        Some(url) => match chatsync_tests::pg::Schema::create_in(url) {
+            Ok(schema) => Some(schema),
+            Err(e) => {
+                eprintln!("chatsync-soak: PostgreSQL: {e}");
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
+    config.postgres = schema.as_ref().map(|s| s.url.clone());
+    config.instances = args.instances.max(1);
     if !config.client_bin.exists() {
         eprintln!(
             "chatsync-soak: {} is missing; build it with `cargo build -p chatsync-tests --bins`",
@@ -64,14 +87,25 @@ fn main() {
     if args.keep {
         println!("work directory kept: {}", dir.keep().display());
     }
-    match result {
+    let code = match result {
         Ok(report) => {
             println!("{report}");
-            std::process::exit(if report.violations.is_empty() { 0 } else { 1 });
+            if report.violations.is_empty() {
+                0
+            } else {
+                1
+            }
         }
         Err(e) => {
             eprintln!("chatsync-soak: {e}");
-            std::process::exit(2);
+            2
+        }
+    };
+    drop(runtime);
+    if let Some(schema) = schema {
+        if args.keep {
+            std::mem::forget(schema);
         }
     }
+    std::process::exit(code);
 }

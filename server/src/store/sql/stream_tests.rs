@@ -1,4 +1,4 @@
-//! Protocol v2 on SQLite: the writes' rules and idempotency (also inside one group commit), the
+//! Protocol v2 on each backend (a part of the store conformance suite): the writes' rules and idempotency (also inside one group commit), the
 //! change stream's positions, v1's views of edited and deleted messages, the v2 sync (bounded and
 //! resumable), the migration of a v1 database, and the feed answering every sync (v1 and v2) as
 //! the database does.
@@ -8,17 +8,20 @@ use std::sync::{Arc, Mutex};
 
 use chatsync_protocol::v2::SYNC_MAX_CHANGES;
 use chatsync_protocol::{Direction, Part};
-use rusqlite::Connection;
 
 use super::tests::{hold, new_message, room, send, store, Commits};
-use super::*;
+use super::BACKEND;
 use crate::feed::{Feed, Miss};
+use crate::store::sql::testing::{Backend, TestDb};
+use crate::store::sql::value::args;
+use crate::store::sql::*;
+use crate::sync_token::SyncPosition;
 use crate::store::{Refusal, StreamRoom};
 
 const NOW: &str = "2026-12-02T00:00:00.000Z";
 
 fn edit(
-    s: &SqliteStore,
+    s: &SqlStore,
     room: &str,
     id: u64,
     user: &str,
@@ -38,7 +41,7 @@ fn edit(
 }
 
 fn delete(
-    s: &SqliteStore,
+    s: &SqlStore,
     room: &str,
     id: u64,
     user: &str,
@@ -56,7 +59,7 @@ fn delete(
 }
 
 fn react(
-    s: &SqliteStore,
+    s: &SqlStore,
     room: &str,
     id: u64,
     user: &str,
@@ -76,7 +79,7 @@ fn react(
     .unwrap()
 }
 
-fn receipt(s: &SqliteStore, room: &str, user: &str, txn: &str, id: u64) -> WriteResult<ReadState> {
+fn receipt(s: &SqlStore, room: &str, user: &str, txn: &str, id: u64) -> WriteResult<ReadState> {
     s.read_receipt(ReadReceipt {
         room_id: room.into(),
         user_id: user.into(),
@@ -88,21 +91,16 @@ fn receipt(s: &SqliteStore, room: &str, user: &str, txn: &str, id: u64) -> Write
 }
 
 /// Every row of `changes`: (pos, kind, message id).
-fn stream_rows(s: &SqliteStore) -> Vec<(u64, i64, Option<u64>)> {
+fn stream_rows(s: &SqlStore) -> Vec<(u64, i64, Option<u64>)> {
     s.readers
-        .with(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT pos, kind, message_id FROM changes ORDER BY pos")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)? as u64,
-                        r.get(1)?,
-                        r.get::<_, Option<i64>>(2)?.map(|i| i as u64),
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+        .with(|tx| {
+            tx.query(
+                "SELECT pos, kind, message_id FROM changes ORDER BY pos",
+                args![],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .collect()
         })
         .unwrap()
 }
@@ -121,7 +119,7 @@ fn texts(messages: &[MessageState]) -> Vec<String> {
 
 #[test]
 fn edits_deletions_reactions_and_receipts_follow_the_rules_and_refusals_change_nothing() {
-    let (_d, s) = store();
+    let Some((_d, s)) = store() else { return };
     let r = room(&s, None, &["alice", "bob"]);
     let other = room(&s, None, &["alice"]);
     let m = send(&s, &r.id, "alice", "m1").message;
@@ -261,15 +259,11 @@ fn edits_deletions_reactions_and_receipts_follow_the_rules_and_refusals_change_n
 #[test]
 fn every_write_is_idempotent_per_user_kind_and_txn_also_inside_one_commit() {
     for group_commit in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open_with(
-            &dir.path().join("t.db"),
-            SqliteOptions {
-                group_commit,
-                ..SqliteOptions::default()
-            },
-        )
-        .unwrap();
+        let Some(db) = TestDb::new(BACKEND) else { return };
+        let s = db.open_with(SqlOptions {
+            group_commit,
+            ..SqlOptions::default()
+        });
         let commits = Arc::new(Commits::default());
         s.set_commit_sink(commits.clone());
         let r = room(&s, None, &["alice", "bob"]);
@@ -377,7 +371,7 @@ fn every_write_is_idempotent_per_user_kind_and_txn_also_inside_one_commit() {
 
 #[test]
 fn positions_are_one_sequence_in_commit_order_and_message_ids_grow_with_them() {
-    let (_d, s) = store();
+    let Some((db, s)) = store() else { return };
     let commits = Arc::new(Commits::default());
     s.set_commit_sink(commits.clone());
     let r = room(&s, None, &["alice", "bob"]);
@@ -432,19 +426,15 @@ fn positions_are_one_sequence_in_commit_order_and_message_ids_grow_with_them() {
     assert_eq!(reported, positions);
     assert_eq!(s.head().unwrap().pos, rows.len() as u64);
     // And after a reopen the stream goes on from there.
-    let path = s
-        .readers
-        .with(|c| Ok(c.path().unwrap().to_owned()))
-        .unwrap();
     s.close();
-    let s = SqliteStore::open(std::path::Path::new(&path)).unwrap();
+    let s = db.open();
     edit(&s, &r.id, ids[0], "alice", "after", "x").unwrap();
     assert_eq!(stream_rows(&s).last().unwrap().0, rows.len() as u64 + 1);
 }
 
 #[test]
 fn v1_shows_current_content_and_never_a_deleted_message() {
-    let (_d, s) = store();
+    let Some((_d, s)) = store() else { return };
     let r = room(&s, None, &["alice"]);
     let start = s.sync("alice", None, 10).unwrap().position;
     let ids: Vec<u64> = (0..4)
@@ -522,7 +512,7 @@ fn v1_shows_current_content_and_never_a_deleted_message() {
 
 #[test]
 fn a_v2_sync_reports_new_messages_updates_to_older_ones_receipts_unread_and_joined_rooms() {
-    let (_d, s) = store();
+    let Some((_d, s)) = store() else { return };
     let r = room(&s, None, &["alice", "bob"]);
     let old = send(&s, &r.id, "bob", "old").message;
     let initial = s.sync_v2("alice", None, 10, &[]).unwrap();
@@ -575,7 +565,7 @@ fn a_v2_sync_reports_new_messages_updates_to_older_ones_receipts_unread_and_join
 
 #[test]
 fn a_v2_sync_is_bounded_and_resumes_where_it_stopped_with_nothing_dropped() {
-    let (_d, s) = store();
+    let Some((_d, s)) = store() else { return };
     let r = room(&s, None, &["alice", "bob"]);
     let old: Vec<u64> = (0..3)
         .map(|i| send(&s, &r.id, "bob", &format!("o{i}")).message.id)
@@ -637,12 +627,15 @@ fn a_v2_sync_is_bounded_and_resumes_where_it_stopped_with_nothing_dropped() {
 
 #[test]
 fn a_v1_database_is_migrated_in_place_and_keeps_its_tokens() {
+    if BACKEND != Backend::Sqlite {
+        return; // PostgreSQL databases start at protocol v2
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db");
     {
         // A database as the v1 server left it.
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(sqlite::MIGRATIONS[0]).unwrap();
         conn.execute_batch(
             "INSERT INTO rooms (id, name, created_at, last_message_id) VALUES ('r1', NULL, 't', 2);
              INSERT INTO members (room_id, user_id) VALUES ('r1', 'alice'), ('r1', 'bob');
@@ -653,7 +646,7 @@ fn a_v1_database_is_migrated_in_place_and_keeps_its_tokens() {
         .unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
     }
-    let s = SqliteStore::open(&path).unwrap();
+    let s = SqlStore::open(&path).unwrap();
     let head = s.head().unwrap();
     assert_eq!(head.pos, 0, "the stream starts at the migration");
     assert_eq!(
@@ -695,7 +688,7 @@ impl CommitSink for FeedSink {
 /// for byte as serializing the database's answer does.
 #[test]
 fn the_feed_answers_every_sync_as_the_database_does() {
-    let (_d, s) = store();
+    let Some((_d, s)) = store() else { return };
     let feed = Arc::new(FeedSink(Mutex::new(Feed::new(s.head().unwrap()))));
     s.set_commit_sink(feed.clone());
     let users = ["ann", "bob", "cat", "dan"];
@@ -881,7 +874,7 @@ fn map_pending<T: Send + 'static>(p: Pending<WriteResult<T>>) -> Pending<Result<
 
 #[test]
 fn the_feed_keeps_read_states_exact_from_a_fill_behind_its_head() {
-    let (_d, s) = store();
+    let Some((_d, s)) = store() else { return };
     let r = room(&s, None, &["alice", "bob"]);
     let m = send(&s, &r.id, "bob", "m").message;
     // A feed that starts here knows nothing of alice's read state in r.

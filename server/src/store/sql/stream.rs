@@ -1,26 +1,25 @@
-//! Protocol v2 on SQLite: the change stream, the writes that change a message after it was sent
+//! Protocol v2 over SQL: the change stream, the writes that change a message after it was sent
 //! (edits, deletions, reactions), read receipts and unread counts, and the v2 reads (history with
 //! state, sync from a position).
 //!
-//! Every change writes one row of `changes`; its `pos` is the table's rowid, which SQLite assigns
-//! (the largest so far plus one) inside the transaction that commits it. The one writer commits
-//! transactions one after another, so positions are in commit order, and a reader's snapshot
-//! holds exactly the positions 1 to its head: a later commit can only bring larger ones. Message
-//! ids are assigned the same way (AUTOINCREMENT, same transaction, same writer), so ids and the
-//! positions of their sends grow together: the sends after a position are the messages from
-//! some id on. The sync below relies on that; docs/adr/0015-change-stream.md says what a backend
-//! with several writers must do instead.
+//! Every change writes one row of `changes`; its `pos` is the previous one plus one, taken inside
+//! the transaction that commits it while that transaction holds the database's write lock (see
+//! [`super`]). Transactions that take positions therefore commit one after another, so positions
+//! are in commit order, and a reader's snapshot holds exactly the positions 1 to its head: a later
+//! commit can only bring larger ones. Message ids are assigned the same way (same transaction,
+//! same lock), so ids and the positions of their sends grow together: the sends after a position
+//! are the messages from some id on. The sync below relies on that
+//! (docs/adr/0015-change-stream.md, docs/adr/0017-postgresql.md).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chatsync_protocol::v2::{MAX_REACTION_KEYS_PER_USER, SYNC_MAX_CHANGES};
-use chatsync_protocol::Direction;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-
+use chatsync_protocol::{Direction, Room};
+use super::value::{args, Sql};
 use super::{members_of, query_states, to_i64, RoomCache, MESSAGE_COLUMNS};
 use crate::store::{
-    Change, DeleteMessage, EditMessage, Head, HistoryPage, HistoryQuery, MessageState, React,
+    Change, Committed, DeleteMessage, EditMessage, Head, HistoryPage, HistoryQuery, MessageState, React,
     ReadReceipt, ReadState, Refusal, StoreError, StreamBatch, StreamRoom, UpdateKind, WriteResult,
 };
 
@@ -40,66 +39,61 @@ pub(crate) mod kind {
     pub const ROOM: i64 = 5;
 }
 
-/// Writes the change row and returns its position (assigned by SQLite in this transaction).
-/// The caller moves the room's `last_pos`.
+/// Writes the change row and returns its position: the one after the head's, taken under the
+/// write lock. `unread` is a receipt's reader's unread count after it (what a follower of the
+/// stream reports, [`changes_after`]). The caller moves the room's `last_pos`.
 pub(super) fn record_change(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     room_id: &str,
     kind: i64,
     message_id: Option<u64>,
     user_id: Option<&str>,
+    unread: Option<u32>,
     head: &mut Head,
 ) -> Result<u64, StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO changes (room_id, kind, message_id, user_id) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![room_id, kind, message_id.map(to_i64), user_id])?;
-    let pos = tx.last_insert_rowid() as u64;
-    // One writer, rows never deleted: each position is the one after the last. Anything else
-    // means someone else wrote the file; refuse rather than hand out a position twice.
-    if pos != head.pos + 1 {
-        return Err(StoreError::Corrupt(format!(
-            "the change stream expected position {} but got {pos}",
-            head.pos + 1
-        )));
-    }
+    let pos = head.pos + 1;
+    tx.execute(
+        "INSERT INTO changes (pos, room_id, kind, message_id, user_id, unread) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        args![
+            to_i64(pos),
+            room_id,
+            kind,
+            message_id.map(to_i64),
+            user_id,
+            unread.map(i64::from)
+        ],
+    )?;
     head.pos = pos;
     Ok(pos)
 }
 
 /// Moves a room's newest-change position (what a v2 sync uses to skip unchanged rooms).
-fn touch_room(tx: &Transaction<'_>, room_id: &str, pos: u64) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE rooms SET last_pos = ?1 WHERE id = ?2")?
-        .execute(params![to_i64(pos), room_id])?;
+fn touch_room(tx: &dyn Sql, room_id: &str, pos: u64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE rooms SET last_pos = ?1 WHERE id = ?2",
+        args![to_i64(pos), room_id],
+    )?;
     Ok(())
 }
 
 /// The newest position in a snapshot (0: none yet).
-pub(super) fn stream_head(tx: &Connection) -> Result<u64, StoreError> {
-    let pos: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(pos), 0) FROM changes")?
-        .query_row([], |row| row.get(0))?;
-    Ok(pos as u64)
+pub(super) fn stream_head(tx: &dyn Sql) -> Result<u64, StoreError> {
+    tx.query_one("SELECT COALESCE(MAX(pos), 0) FROM changes", &[])?
+        .get(0)
 }
 
 /// A message's reactions: by key in the order first given, each with its reactors sorted.
 pub(super) fn reactions_of(
-    tx: &Connection,
+    tx: &dyn Sql,
     message_id: u64,
 ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-    let mut stmt = tx.prepare_cached(
+    let rows = tx.query(
         "SELECT key, user_id, pos FROM reactions WHERE message_id = ?1 ORDER BY key, user_id",
+        args![to_i64(message_id)],
     )?;
-    let rows = stmt.query_map([to_i64(message_id)], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
-        ))
-    })?;
     let mut keys: Vec<(i64, String, Vec<String>)> = Vec::new();
     for row in rows {
-        let (key, user, pos) = row?;
+        let (key, user, pos): (String, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
         match keys.last_mut() {
             Some((first, k, users)) if *k == key => {
                 *first = (*first).min(pos);
@@ -113,22 +107,22 @@ pub(super) fn reactions_of(
 }
 
 /// A message with its reactions, if it exists.
-fn load_state(tx: &Connection, message_id: u64) -> Result<Option<MessageState>, StoreError> {
+fn load_state(tx: &dyn Sql, message_id: u64) -> Result<Option<MessageState>, StoreError> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
-    Ok(query_states(tx, &sql, [to_i64(message_id)], true)?
+    Ok(query_states(tx, &sql, args![to_i64(message_id)], true)?
         .into_iter()
         .next())
 }
 
 /// A message as it is now; it exists (messages are never removed, only made tombstones).
-fn current(tx: &Connection, message_id: u64) -> Result<MessageState, StoreError> {
+fn current(tx: &dyn Sql, message_id: u64) -> Result<MessageState, StoreError> {
     load_state(tx, message_id)?
         .ok_or_else(|| StoreError::Corrupt(format!("message {message_id} vanished")))
 }
 
 /// A message of this room, or `None` (no such message, or in another room: both a 404).
 fn load_in_room(
-    tx: &Connection,
+    tx: &dyn Sql,
     message_id: u64,
     room_id: &str,
 ) -> Result<Option<MessageState>, StoreError> {
@@ -137,45 +131,40 @@ fn load_in_room(
 
 /// What a txn id of this user and kind did before: its room and message.
 fn repeated(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     user_id: &str,
     kind: i64,
     txn_id: &str,
 ) -> Result<Option<(String, Option<u64>)>, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT room_id, message_id FROM writes WHERE user_id = ?1 AND kind = ?2 AND txn_id = ?3",
-        )?
-        .query_row(params![user_id, kind, txn_id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Option<i64>>(1)?.map(|id| id as u64),
-            ))
-        })
-        .optional()?)
+    tx.query_opt(
+        "SELECT room_id, message_id FROM writes WHERE user_id = ?1 AND kind = ?2 AND txn_id = ?3",
+        args![user_id, kind, txn_id],
+    )?
+    .map(|row| Ok((row.get(0)?, row.get(1)?)))
+    .transpose()
 }
 
 /// Records that a txn id did its write (whether or not it changed anything), so a repeat
 /// changes nothing.
 fn record_write(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     user_id: &str,
     kind: i64,
     txn_id: &str,
     room_id: &str,
     message_id: Option<u64>,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO writes (user_id, kind, txn_id, room_id, message_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![user_id, kind, txn_id, room_id, message_id.map(to_i64)])?;
+        args![user_id, kind, txn_id, room_id, message_id.map(to_i64)],
+    )?;
     Ok(())
 }
 
 /// The answer to a repeated txn id of a message write: the message as it is now (not as it was
 /// then: an old state would move a device's copy backwards).
 fn repeated_message(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     user_id: &str,
     kind: i64,
     txn_id: &str,
@@ -191,7 +180,7 @@ fn repeated_message(
 
 /// Replaces a message's parts.
 pub(super) fn edit(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     edit: &EditMessage,
     rooms: &RoomCache,
     head: &mut Head,
@@ -211,11 +200,11 @@ pub(super) fn edit(
     }
     let parts =
         serde_json::to_string(&edit.parts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    tx.prepare_cached(
+    tx.execute(
         "UPDATE messages SET parts = ?1, edited_at = ?2, updated_at = ?2 WHERE id = ?3",
-    )?
-    .execute(params![parts, edit.now, to_i64(message.id)])?;
-    let pos = record_change(tx, &edit.room_id, kind::EDIT, Some(message.id), None, head)?;
+        args![parts.as_str(), &edit.now, to_i64(message.id)],
+    )?;
+    let pos = record_change(tx, &edit.room_id, kind::EDIT, Some(message.id), None, None, head)?;
     touch_room(tx, &edit.room_id, pos)?;
     record_write(
         tx,
@@ -240,7 +229,7 @@ pub(super) fn edit(
 /// Makes a message a tombstone: its parts, its edit time and its reactions are gone from the
 /// database, its id and place stay.
 pub(super) fn delete(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     delete: &DeleteMessage,
     rooms: &RoomCache,
     head: &mut Head,
@@ -268,13 +257,15 @@ pub(super) fn delete(
         // Deleting again changes nothing.
         return Ok(Ok(message));
     }
-    tx.prepare_cached(
+    tx.execute(
         "UPDATE messages SET parts = '[]', edited_at = NULL, deleted = 1, updated_at = ?1 WHERE id = ?2",
-    )?
-    .execute(params![delete.now, to_i64(id)])?;
-    tx.prepare_cached("DELETE FROM reactions WHERE message_id = ?1")?
-        .execute([to_i64(id)])?;
-    let pos = record_change(tx, &delete.room_id, kind::DELETION, Some(id), None, head)?;
+        args![&delete.now, to_i64(id)],
+    )?;
+    tx.execute(
+        "DELETE FROM reactions WHERE message_id = ?1",
+        args![to_i64(id)],
+    )?;
+    let pos = record_change(tx, &delete.room_id, kind::DELETION, Some(id), None, None, head)?;
     touch_room(tx, &delete.room_id, pos)?;
     message.parts = Vec::new();
     message.edited_at = None;
@@ -292,7 +283,7 @@ pub(super) fn delete(
 
 /// Adds or removes one user's reaction with one key.
 pub(super) fn react(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     react: &React,
     rooms: &RoomCache,
     head: &mut Head,
@@ -309,19 +300,19 @@ pub(super) fn react(
     }
     let id = to_i64(message.id);
     let exists = tx
-        .prepare_cached(
+        .query_opt(
             "SELECT 1 FROM reactions WHERE message_id = ?1 AND key = ?2 AND user_id = ?3",
+            args![id, &react.key, &react.user_id],
         )?
-        .query_row(params![id, react.key, react.user_id], |_| Ok(()))
-        .optional()?
         .is_some();
     let changed = match (react.on, exists) {
         (true, false) => {
             let keys: i64 = tx
-                .prepare_cached(
+                .query_one(
                     "SELECT COUNT(*) FROM reactions WHERE message_id = ?1 AND user_id = ?2",
+                    args![id, &react.user_id],
                 )?
-                .query_row(params![id, react.user_id], |row| row.get(0))?;
+                .get(0)?;
             if keys as usize >= MAX_REACTION_KEYS_PER_USER {
                 return Ok(Err(Refusal::TooManyReactions));
             }
@@ -331,25 +322,27 @@ pub(super) fn react(
                 kind::REACTION,
                 Some(message.id),
                 Some(&react.user_id),
+                None,
                 head,
             )?;
-            tx.prepare_cached(
+            tx.execute(
                 "INSERT INTO reactions (message_id, key, user_id, pos) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![id, react.key, react.user_id, to_i64(pos)])?;
+                args![id, &react.key, &react.user_id, to_i64(pos)],
+            )?;
             Some(pos)
         }
         (false, true) => {
-            tx.prepare_cached(
+            tx.execute(
                 "DELETE FROM reactions WHERE message_id = ?1 AND key = ?2 AND user_id = ?3",
-            )?
-            .execute(params![id, react.key, react.user_id])?;
+                args![id, &react.key, &react.user_id],
+            )?;
             Some(record_change(
                 tx,
                 &react.room_id,
                 kind::REACTION,
                 Some(message.id),
                 Some(&react.user_id),
+                None,
                 head,
             )?)
         }
@@ -379,7 +372,7 @@ pub(super) fn react(
 
 /// Moves a user's read-up-to forward (an older one changes nothing) and answers where it is.
 pub(super) fn receipt(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     receipt: &ReadReceipt,
     rooms: &RoomCache,
     head: &mut Head,
@@ -389,9 +382,12 @@ pub(super) fn receipt(
         return Ok(Ok(read_state(tx, &room_id, &receipt.user_id)?));
     }
     let in_room: Option<String> = tx
-        .prepare_cached("SELECT room_id FROM messages WHERE id = ?1")?
-        .query_row([to_i64(receipt.message_id)], |row| row.get(0))
-        .optional()?;
+        .query_opt(
+            "SELECT room_id FROM messages WHERE id = ?1",
+            args![to_i64(receipt.message_id)],
+        )?
+        .map(|row| row.get(0))
+        .transpose()?;
     if in_room.as_deref() != Some(receipt.room_id.as_str()) {
         return Ok(Err(Refusal::NoSuchMessage));
     }
@@ -404,19 +400,20 @@ pub(super) fn receipt(
             kind::RECEIPT,
             Some(receipt.message_id),
             Some(&receipt.user_id),
+            None,
             head,
         )?;
         touch_room(tx, &receipt.room_id, pos)?;
-        tx.prepare_cached(
+        tx.execute(
             "INSERT INTO receipts (room_id, user_id, message_id, pos) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (room_id, user_id) DO UPDATE SET message_id = excluded.message_id, pos = excluded.pos",
-        )?
-        .execute(params![
-            receipt.room_id,
-            receipt.user_id,
-            to_i64(receipt.message_id),
-            to_i64(pos)
-        ])?;
+            args![
+                &receipt.room_id,
+                &receipt.user_id,
+                to_i64(receipt.message_id),
+                to_i64(pos)
+            ],
+        )?;
         Some(pos)
     } else {
         None
@@ -431,6 +428,11 @@ pub(super) fn receipt(
     )?;
     let read = read_state(tx, &receipt.room_id, &receipt.user_id)?;
     if let Some(pos) = pos {
+        // The count as of this change, for a follower of the stream ([`changes_after`]).
+        tx.execute(
+            "UPDATE changes SET unread = ?1 WHERE pos = ?2",
+            args![i64::from(read.unread), to_i64(pos)],
+        )?;
         changes.push(Change::Receipt {
             pos,
             room_id: receipt.room_id.as_str().into(),
@@ -443,30 +445,32 @@ pub(super) fn receipt(
 }
 
 /// A user's read-up-to message id in a room (0: none).
-fn read_upto(tx: &Connection, room_id: &str, user_id: &str) -> Result<u64, StoreError> {
-    let id: Option<i64> = tx
-        .prepare_cached("SELECT message_id FROM receipts WHERE room_id = ?1 AND user_id = ?2")?
-        .query_row(params![room_id, user_id], |row| row.get(0))
-        .optional()?;
-    Ok(id.unwrap_or(0) as u64)
+fn read_upto(tx: &dyn Sql, room_id: &str, user_id: &str) -> Result<u64, StoreError> {
+    let id: Option<u64> = tx
+        .query_opt(
+            "SELECT message_id FROM receipts WHERE room_id = ?1 AND user_id = ?2",
+            args![room_id, user_id],
+        )?
+        .map(|row| row.get(0))
+        .transpose()?;
+    Ok(id.unwrap_or(0))
 }
 
 /// A user's read-up-to in a room and the messages from others after it, not deleted. The count
 /// walks the room's messages after the receipt (index `messages_by_room`).
 pub(super) fn read_state(
-    tx: &Connection,
+    tx: &dyn Sql,
     room_id: &str,
     user_id: &str,
 ) -> Result<ReadState, StoreError> {
     let read_upto = read_upto(tx, room_id, user_id)?;
     let unread: i64 = tx
-        .prepare_cached(
+        .query_one(
             "SELECT COUNT(*) FROM messages
              WHERE room_id = ?1 AND id > ?2 AND user_id <> ?3 AND deleted = 0",
+            args![room_id, to_i64(read_upto), user_id],
         )?
-        .query_row(params![room_id, to_i64(read_upto), user_id], |row| {
-            row.get(0)
-        })?;
+        .get(0)?;
     Ok(ReadState {
         read_upto,
         unread: u32::try_from(unread).unwrap_or(u32::MAX),
@@ -475,7 +479,7 @@ pub(super) fn read_state(
 
 /// A page of v2 history: v1's paging, messages in their state, tombstones included.
 pub(super) fn history(
-    tx: &Connection,
+    tx: &dyn Sql,
     room_id: &str,
     query: HistoryQuery,
 ) -> Result<HistoryPage<MessageState>, StoreError> {
@@ -484,12 +488,12 @@ pub(super) fn history(
         Direction::Older => {
             let before = query.initial_id.map_or(i64::MAX, to_i64);
             let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3");
-            query_states(tx, &sql, params![room_id, before, fetch], true)?
+            query_states(tx, &sql, args![room_id, before, fetch], true)?
         }
         Direction::Newer => {
             let after = query.initial_id.map_or(0, to_i64);
             let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3");
-            query_states(tx, &sql, params![room_id, after, fetch], true)?
+            query_states(tx, &sql, args![room_id, after, fetch], true)?
         }
     };
     let has_more = messages.len() > query.limit as usize;
@@ -503,7 +507,7 @@ pub(super) fn history(
 /// The newest `limit` messages of a room with `after < id <= upto` in their state, ascending,
 /// and whether older ones in that range were left out.
 fn newest_in_range(
-    tx: &Connection,
+    tx: &dyn Sql,
     room_id: &str,
     after: u64,
     upto: u64,
@@ -515,7 +519,7 @@ fn newest_in_range(
     let mut messages = query_states(
         tx,
         &sql,
-        params![room_id, to_i64(after), to_i64(upto), limit as i64 + 1],
+        args![room_id, to_i64(after), to_i64(upto), limit as i64 + 1],
         true,
     )?;
     let limited = messages.len() > limit as usize;
@@ -525,19 +529,20 @@ fn newest_in_range(
 }
 
 /// Every member's read-up-to in a room.
-fn receipts_of(tx: &Connection, room_id: &str) -> Result<BTreeMap<String, u64>, StoreError> {
-    let mut stmt =
-        tx.prepare_cached("SELECT user_id, message_id FROM receipts WHERE room_id = ?1")?;
-    let rows = stmt.query_map([room_id], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+fn receipts_of(tx: &dyn Sql, room_id: &str) -> Result<BTreeMap<String, u64>, StoreError> {
+    tx.query(
+        "SELECT user_id, message_id FROM receipts WHERE room_id = ?1",
+        args![room_id],
+    )?
+    .iter()
+    .map(|row| Ok((row.get(0)?, row.get(1)?)))
+    .collect()
 }
 
 /// A room as a device that does not know it gets it: its newest messages up to `upto`, every
 /// member's receipt, the user's unread count.
 fn whole_room(
-    tx: &Connection,
+    tx: &dyn Sql,
     room_id: &str,
     user_id: &str,
     upto: u64,
@@ -555,16 +560,19 @@ fn whole_room(
 
 /// Whether a room was created after position `upto` (rooms from before the stream have no
 /// creation row: never).
-fn created_after(tx: &Connection, room_id: &str, upto: u64) -> Result<bool, StoreError> {
-    let pos: Option<i64> = tx
-        .prepare_cached("SELECT pos FROM changes WHERE room_id = ?1 AND kind = 5")?
-        .query_row([room_id], |row| row.get(0))
-        .optional()?;
-    Ok(pos.is_some_and(|pos| pos as u64 > upto))
+fn created_after(tx: &dyn Sql, room_id: &str, upto: u64) -> Result<bool, StoreError> {
+    let pos: Option<u64> = tx
+        .query_opt(
+            "SELECT pos FROM changes WHERE room_id = ?1 AND kind = 5",
+            args![room_id],
+        )?
+        .map(|row| row.get(0))
+        .transpose()?;
+    Ok(pos.is_some_and(|pos| pos > upto))
 }
 
 /// One change row other than a send.
-struct Row {
+struct ChangeRow {
     pos: u64,
     room: usize,
     kind: i64,
@@ -574,7 +582,7 @@ struct Row {
 
 /// A v2 sync from the database, in one snapshot (see [`crate::store::Store::sync_v2`]).
 pub(super) fn sync(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     user_id: &str,
     since: Option<u64>,
     limit: u32,
@@ -583,14 +591,14 @@ pub(super) fn sync(
     let head = stream_head(tx)?;
     // The user's rooms, oldest membership first, with each one's newest change.
     let rooms: Vec<(String, u64)> = tx
-        .prepare_cached(
+        .query(
             "SELECT m.room_id, r.last_pos FROM members m JOIN rooms r ON r.id = m.room_id
              WHERE m.user_id = ?1 ORDER BY m.seq",
+            args![user_id],
         )?
-        .query_map([user_id], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
-        })?
-        .collect::<Result<_, _>>()?;
+        .iter()
+        .map(|row| Ok((row.get(0)?, row.get(1)?)))
+        .collect::<Result<_, StoreError>>()?;
     let mut out = BTreeMap::new();
     let Some(since) = since else {
         for (room_id, _) in &rooms {
@@ -614,28 +622,24 @@ pub(super) fn sync(
     // The changes other than sends in the user's rooms after `since`, in order; one more than
     // the bound tells whether the answer must stop before the end.
     let cap = SYNC_MAX_CHANGES + 1;
-    let mut found: Vec<Row> = Vec::new();
-    {
-        let mut stmt = tx.prepare_cached(
+    let mut found: Vec<ChangeRow> = Vec::new();
+    for (i, (room_id, last)) in rooms.iter().enumerate() {
+        if *last <= since {
+            continue;
+        }
+        let rows = tx.query(
             "SELECT pos, kind, message_id, user_id FROM changes
              WHERE room_id = ?1 AND pos > ?2 AND kind <> 0 ORDER BY pos LIMIT ?3",
+            args![room_id, to_i64(since), cap as i64],
         )?;
-        for (i, (room_id, last)) in rooms.iter().enumerate() {
-            if *last <= since {
-                continue;
-            }
-            let rows = stmt.query_map(params![room_id, to_i64(since), cap as i64], |row| {
-                Ok(Row {
-                    pos: row.get::<_, i64>(0)? as u64,
-                    room: i,
-                    kind: row.get(1)?,
-                    message_id: row.get::<_, Option<i64>>(2)?.map(|id| id as u64),
-                    user_id: row.get(3)?,
-                })
-            })?;
-            for row in rows {
-                found.push(row?);
-            }
+        for row in rows {
+            found.push(ChangeRow {
+                pos: row.get(0)?,
+                room: i,
+                kind: row.get(1)?,
+                message_id: row.get(2)?,
+                user_id: row.get(3)?,
+            });
         }
     }
     found.sort_by_key(|row| row.pos);
@@ -651,24 +655,22 @@ pub(super) fn sync(
     // The first message sent after `since` splits new messages from older ones; the newest
     // sent up to `upto` bounds what the answer shows (ids grow with positions).
     let first_new: Option<u64> = tx
-        .prepare_cached(
+        .query_opt(
             "SELECT message_id FROM changes WHERE pos > ?1 AND kind = 0 ORDER BY pos LIMIT 1",
+            args![to_i64(since)],
         )?
-        .query_row([to_i64(since)], |row| row.get::<_, i64>(0))
-        .optional()?
-        .map(|id| id as u64);
+        .map(|row| row.get(0))
+        .transpose()?;
     let last_new: Option<u64> = tx
-        .prepare_cached(
+        .query_opt(
             "SELECT message_id FROM changes WHERE pos > ?1 AND pos <= ?2 AND kind = 0
              ORDER BY pos DESC LIMIT 1",
+            args![to_i64(since), to_i64(upto)],
         )?
-        .query_row(params![to_i64(since), to_i64(upto)], |row| {
-            row.get::<_, i64>(0)
-        })
-        .optional()?
-        .map(|id| id as u64);
+        .map(|row| row.get(0))
+        .transpose()?;
     let older = |id: u64| first_new.is_none_or(|first| id < first);
-    let mut per_room: BTreeMap<usize, Vec<&Row>> = BTreeMap::new();
+    let mut per_room: BTreeMap<usize, Vec<&ChangeRow>> = BTreeMap::new();
     for row in &found {
         per_room.entry(row.room).or_default().push(row);
     }
@@ -727,4 +729,118 @@ pub(super) fn sync(
         has_more,
         rooms: out,
     })
+}
+
+/// The changes after position `after` (at most `max`), as their commits reported them, with each
+/// message as it is in this snapshot (what every answer shows at the head anyway), and the head
+/// they bring the store to. How a follower of the stream learns of commits it did not make: each
+/// PostgreSQL instance hands other instances' commits to its feed this way
+/// ([`super::postgres::Follower`]).
+pub(super) fn changes_after(
+    tx: &dyn Sql,
+    rooms: &RoomCache,
+    after: u64,
+    max: usize,
+) -> Result<Committed, StoreError> {
+    let rows = tx.query(
+        "SELECT pos, room_id, kind, message_id, user_id, unread FROM changes
+         WHERE pos > ?1 ORDER BY pos LIMIT ?2",
+        args![to_i64(after), i64::try_from(max).unwrap_or(i64::MAX)],
+    )?;
+    let complete = rows.len() < max;
+    let mut states: HashMap<u64, Arc<MessageState>> = HashMap::new();
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let pos: u64 = row.get(0)?;
+        let room_id: String = row.get(1)?;
+        let change_kind: i64 = row.get(2)?;
+        let message_id: Option<u64> = row.get(3)?;
+        let missing = |what: &str| StoreError::Corrupt(format!("change {pos} has no {what}"));
+        let change = match change_kind {
+            kind::SEND | kind::EDIT | kind::DELETION | kind::REACTION => {
+                let id = message_id.ok_or_else(|| missing("message"))?;
+                let message = match states.get(&id) {
+                    Some(message) => Arc::clone(message),
+                    None => {
+                        let message = Arc::new(current(tx, id)?);
+                        states.insert(id, Arc::clone(&message));
+                        message
+                    }
+                };
+                let members = members_of(tx, rooms, &room_id)?;
+                let update = match change_kind {
+                    kind::EDIT => Some(UpdateKind::Edit),
+                    kind::DELETION => Some(UpdateKind::Deletion),
+                    kind::REACTION => Some(UpdateKind::Reaction),
+                    _ => None,
+                };
+                match update {
+                    None => Change::Message {
+                        pos,
+                        message,
+                        members,
+                    },
+                    Some(kind) => Change::Updated {
+                        pos,
+                        kind,
+                        message,
+                        members,
+                    },
+                }
+            }
+            kind::RECEIPT => {
+                let user_id: String = row.get::<Option<String>>(4)?.ok_or_else(|| missing("user"))?;
+                let unread: u64 = row.get::<Option<u64>>(5)?.unwrap_or(0);
+                Change::Receipt {
+                    pos,
+                    members: members_of(tx, rooms, &room_id)?,
+                    room_id: room_id.into(),
+                    user_id: user_id.into(),
+                    read: ReadState {
+                        read_upto: message_id.unwrap_or(0),
+                        unread: u32::try_from(unread).unwrap_or(u32::MAX),
+                    },
+                }
+            }
+            kind::ROOM => {
+                let members = tx.query(
+                    "SELECT user_id, seq FROM members WHERE room_id = ?1 ORDER BY user_id",
+                    args![&room_id],
+                )?;
+                let room = tx
+                    .query_one(
+                        "SELECT name, created_at FROM rooms WHERE id = ?1",
+                        args![&room_id],
+                    )?;
+                let mut member_ids = Vec::with_capacity(members.len());
+                let mut seqs = Vec::with_capacity(members.len());
+                for member in &members {
+                    member_ids.push(member.get(0)?);
+                    seqs.push(member.get(1)?);
+                }
+                Change::Room {
+                    pos,
+                    room: Arc::new(Room {
+                        id: room_id,
+                        name: room.get(0)?,
+                        member_ids,
+                        created_at: room.get(1)?,
+                    }),
+                    seqs: seqs.into(),
+                }
+            }
+            other => return Err(StoreError::Corrupt(format!("change {pos} has kind {other}"))),
+        };
+        changes.push(change);
+    }
+    let head = if complete {
+        super::current_head(tx)?
+    } else {
+        // A part: the feed takes v1's position from the changes themselves.
+        Head {
+            v1: Default::default(),
+            pos: changes.last().map_or(after, Change::pos),
+        }
+    };
+    Ok(Committed { changes, head })
 }

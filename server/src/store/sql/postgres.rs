@@ -1,0 +1,664 @@
+//! The PostgreSQL backend, for deployments that outgrow one machine: several server instances on
+//! one database behind any load balancer (docs/adr/0017-postgresql.md).
+//!
+//! - **Positions are serialized with commits across instances.** Every instance's writer takes a
+//!   transaction-scoped advisory lock first thing in each write transaction, then reads where the
+//!   stream stands and takes the next message ids, membership numbers and positions from there.
+//!   PostgreSQL releases the lock only after the commit is visible, so the next writer (of any
+//!   instance) sees it and continues after it: positions are in commit order and a snapshot
+//!   always holds a prefix of them. A device that synced past position `p` on one instance can
+//!   never be passed by a change committed later with a position at or below `p` on another.
+//!   The cost is one writer at a time for the whole deployment; group commit keeps that cheap
+//!   (each transaction carries every write queued on its instance).
+//! - **Instances learn of each other's commits through LISTEN/NOTIFY.** Each write transaction
+//!   notifies the stream's new head; PostgreSQL delivers it at commit, in commit order. Each
+//!   instance's [`Follower`] reads the changes it has not seen, in one snapshot, and hands them to
+//!   its feed (the notifier), which answers and wakes that instance's parked long-polls from
+//!   memory: one shared read per commit, not one query per parked poll. Its own commits go to the
+//!   feed directly when nothing from elsewhere came in between.
+//! - **Nothing else lives in an instance** but parked long-polls, the feed (a cache of the
+//!   stream) and the room cache (rooms never change once created).
+//! - Reads are `REPEATABLE READ READ ONLY` transactions: one snapshot each, like SQLite's.
+//! - Text columns compare byte-wise (`COLLATE "C"`), as SQLite's do, so every ordering (members,
+//!   reactions) is the same on both backends.
+//! - Connections are plain TCP (`NoTls`): run the database on a private network or loopback. A URL
+//!   that asks for TLS (`sslmode=require`) is refused rather than silently sent in the clear.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use postgres::{Client, IsolationLevel, NoTls, Statement};
+
+use super::value::{Arg, Cell, Row, Sql};
+use super::{
+    current_head, stream, CommitSink, Committed, Head, ReadConn, Reporting, RoomCache,
+    SqlOptions, SqlStore, StoreError, WriteConn,
+};
+
+/// Schema migrations; index `i` moves the database from version `i` to `i + 1`. Version 1 is
+/// SQLite's version 3 (the same tables, columns and indexes).
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE users (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        name TEXT NOT NULL,
+        avatar_url TEXT
+    );
+    CREATE TABLE rooms (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        name TEXT,
+        created_at TEXT NOT NULL,
+        last_message_id BIGINT NOT NULL DEFAULT 0,
+        direct_key TEXT COLLATE "C" UNIQUE,
+        last_pos BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE members (
+        seq BIGINT PRIMARY KEY,
+        room_id TEXT COLLATE "C" NOT NULL REFERENCES rooms(id),
+        user_id TEXT COLLATE "C" NOT NULL,
+        UNIQUE (room_id, user_id)
+    );
+    CREATE INDEX members_by_user ON members (user_id, seq);
+    CREATE TABLE messages (
+        id BIGINT PRIMARY KEY,
+        room_id TEXT COLLATE "C" NOT NULL REFERENCES rooms(id),
+        user_id TEXT COLLATE "C" NOT NULL,
+        txn_id TEXT COLLATE "C" NOT NULL,
+        parts TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        edited_at TEXT,
+        deleted BIGINT NOT NULL DEFAULT 0,
+        UNIQUE (user_id, txn_id)
+    );
+    CREATE INDEX messages_by_room ON messages (room_id, id);
+    CREATE TABLE changes (
+        pos BIGINT PRIMARY KEY,
+        room_id TEXT COLLATE "C" NOT NULL,
+        kind BIGINT NOT NULL,
+        message_id BIGINT,
+        user_id TEXT COLLATE "C",
+        unread BIGINT
+    );
+    CREATE INDEX changes_by_room ON changes (room_id, pos) WHERE kind <> 0;
+    CREATE TABLE reactions (
+        message_id BIGINT NOT NULL REFERENCES messages(id),
+        key TEXT COLLATE "C" NOT NULL,
+        user_id TEXT COLLATE "C" NOT NULL,
+        pos BIGINT NOT NULL,
+        PRIMARY KEY (message_id, key, user_id)
+    );
+    CREATE TABLE receipts (
+        room_id TEXT COLLATE "C" NOT NULL REFERENCES rooms(id),
+        user_id TEXT COLLATE "C" NOT NULL,
+        message_id BIGINT NOT NULL,
+        pos BIGINT NOT NULL,
+        PRIMARY KEY (room_id, user_id)
+    );
+    CREATE TABLE writes (
+        user_id TEXT COLLATE "C" NOT NULL,
+        kind BIGINT NOT NULL,
+        txn_id TEXT COLLATE "C" NOT NULL,
+        room_id TEXT COLLATE "C" NOT NULL,
+        message_id BIGINT,
+        PRIMARY KEY (user_id, kind, txn_id)
+    );
+    -- Keys every instance must share (dev mode's token key), generated by the first.
+    CREATE TABLE secrets (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+"#];
+
+/// Most changes a follower hands to the feed in one report.
+const FOLLOW_CHUNK: usize = 10_000;
+
+/// How long the listener waits for a notification before it looks whether it should stop.
+const LISTEN_POLL: Duration = Duration::from_millis(250);
+
+/// Where to connect and which schema to use.
+#[derive(Debug, Clone)]
+struct Target {
+    url: String,
+    /// A schema other than the user's default (tests: one per test).
+    schema: Option<String>,
+}
+
+impl Target {
+    fn connect(&self) -> Result<PgClient, StoreError> {
+        let mut client = Client::connect(&self.url, NoTls)?;
+        if let Some(schema) = &self.schema {
+            client.batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))?;
+        }
+        Ok(PgClient(Some(client)))
+    }
+}
+
+/// A client whose drop never blocks an async thread: the postgres crate closes a connection by
+/// running a runtime of its own, which panics on a thread that already runs one (a store is
+/// often dropped by an async task).
+struct PgClient(Option<Client>);
+
+impl std::ops::Deref for PgClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("a client is there until dropped")
+    }
+}
+
+impl std::ops::DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("a client is there until dropped")
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        let Some(client) = self.0.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("chatsync-pg-close".into())
+                .spawn(move || drop(client));
+        }
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The advisory lock and notification channel of one schema: instances on other schemas of the
+/// same database do not wait for each other.
+#[derive(Debug, Clone)]
+struct Names {
+    lock_key: i64,
+    channel: String,
+}
+
+impl Names {
+    fn of(schema: &str) -> Names {
+        // FNV-1a: a stable key from the schema's name.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in format!("chatsync:{schema}").bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Names {
+            lock_key: hash as i64,
+            channel: format!("chatsync_{schema}"),
+        }
+    }
+}
+
+impl SqlStore {
+    /// Connects to the PostgreSQL database at `url` (`postgres://user@host:port/db`), migrates
+    /// its schema (instances starting together take turns), and opens the store, with its
+    /// follower of the other instances' commits.
+    pub fn open_postgres(url: &str, options: SqlOptions) -> Result<Self, StoreError> {
+        Self::open_postgres_in(url, None, options)
+    }
+
+    /// [`SqlStore::open_postgres`] on a schema other than the connection's default (it must
+    /// exist): tests give each store a schema of its own.
+    pub fn open_postgres_in(
+        url: &str,
+        schema: Option<&str>,
+        options: SqlOptions,
+    ) -> Result<Self, StoreError> {
+        let target = Target {
+            url: url.to_owned(),
+            schema: schema.map(str::to_owned),
+        };
+        let mut client = target.connect()?;
+        let current: String = client.query_one("SELECT current_schema()", &[])?.get(0);
+        let names = Names::of(&current);
+        migrate(&mut client, &names)?;
+        let mut writer = PgConn::new(client, target.clone());
+        let head = writer.read(|sql| current_head(sql))?;
+        let mut readers: Vec<Box<dyn ReadConn>> = Vec::with_capacity(options.readers.max(1));
+        for _ in 0..options.readers.max(1) {
+            readers.push(Box::new(PgConn::new(target.connect()?, target.clone())));
+        }
+        let follower = Arc::new(Follower {
+            target: target.clone(),
+            names: names.clone(),
+            rooms: Arc::new(RoomCache::default()),
+            state: Mutex::new(FollowState {
+                conn: None,
+                pos: head.pos,
+                sink: None,
+            }),
+            stopped: AtomicBool::new(false),
+        });
+        Ok(SqlStore::assemble(
+            Box::new(PgWriter {
+                conn: writer,
+                names,
+            }),
+            readers,
+            head,
+            options,
+            Arc::clone(&follower.rooms),
+            Reporting::Follow(follower),
+        ))
+    }
+}
+
+impl SqlStore {
+    /// The secret kept in a PostgreSQL database under `name`, stored as `fresh` if there is
+    /// none yet: whichever instance comes first decides, the others read it.
+    pub fn shared_secret(&self, name: &str, fresh: &str) -> Result<String, StoreError> {
+        let Reporting::Follow(follower) = &self.reporting else {
+            return Err(StoreError::Corrupt(
+                "shared secrets live in PostgreSQL databases only".into(),
+            ));
+        };
+        let mut client = follower.target.connect()?;
+        client.execute(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &fresh],
+        )?;
+        Ok(client
+            .query_one("SELECT value FROM secrets WHERE name = $1", &[&name])?
+            .get(0))
+    }
+}
+
+/// Creates the schema's tables or brings them up to date, under the schema's advisory lock.
+fn migrate(client: &mut Client, names: &Names) -> Result<(), StoreError> {
+    let supported = MIGRATIONS.len() as i64;
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&names.lock_key])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS chatsync_schema (version BIGINT NOT NULL)")?;
+    let found: i64 = match tx.query_opt("SELECT version FROM chatsync_schema", &[])? {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO chatsync_schema (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    if found > supported {
+        return Err(StoreError::TooNew { found, supported });
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "UPDATE chatsync_schema SET version = $1",
+            &[&(version as i64 + 1)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A connection with its prepared statements (by their text), reconnected when it was lost.
+struct PgConn {
+    client: PgClient,
+    statements: RefCell<HashMap<String, Statement>>,
+    target: Target,
+}
+
+impl PgConn {
+    fn new(client: PgClient, target: Target) -> PgConn {
+        PgConn {
+            client,
+            statements: RefCell::new(HashMap::new()),
+            target,
+        }
+    }
+
+    /// A lost connection (the database restarted, the network cut it) is replaced before use.
+    fn ensure_open(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() {
+            self.client = self.target.connect()?;
+            self.statements.borrow_mut().clear();
+        }
+        Ok(())
+    }
+
+    /// Runs `work` in a read-only snapshot.
+    fn read<T>(
+        &mut self,
+        work: impl FnOnce(&dyn Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.ensure_open()?;
+        let tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let tx = PgTx {
+            tx: RefCell::new(tx),
+            statements: &self.statements,
+        };
+        let out = work(&tx)?;
+        tx.tx.into_inner().commit()?;
+        Ok(out)
+    }
+}
+
+impl ReadConn for PgConn {
+    fn read(
+        &mut self,
+        work: &mut dyn FnMut(&dyn Sql) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        PgConn::read(self, work)
+    }
+}
+
+/// The writing connection of an instance.
+struct PgWriter {
+    conn: PgConn,
+    names: Names,
+}
+
+impl WriteConn for PgWriter {
+    fn write(
+        &mut self,
+        head: &mut Head,
+        work: &mut dyn FnMut(&dyn Sql, &mut Head) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let conn = &mut self.conn;
+        conn.ensure_open()?;
+        let tx = conn.client.transaction()?;
+        let tx = PgTx {
+            tx: RefCell::new(tx),
+            statements: &conn.statements,
+        };
+        // The deployment's one writer at a time: held until the commit is visible.
+        tx.execute("SELECT pg_advisory_xact_lock(?1)", &[Arg::Int(self.names.lock_key)])?;
+        // Other instances may have written since this one last did.
+        *head = current_head(&tx)?;
+        let before = head.pos;
+        work(&tx, head)?;
+        if head.pos != before {
+            let pos = head.pos.to_string();
+            tx.execute(
+                "SELECT pg_notify(?1, ?2)",
+                &[Arg::Text(&self.names.channel), Arg::Text(&pos)],
+            )?;
+        }
+        tx.tx.into_inner().commit()?;
+        Ok(())
+    }
+
+    fn close(self: Box<Self>) {
+        // Dropping closes it (off the async threads, see `PgClient`).
+        drop(self);
+    }
+}
+
+/// A transaction on a [`PgConn`], as the store's logic speaks to it.
+struct PgTx<'a> {
+    tx: RefCell<postgres::Transaction<'a>>,
+    statements: &'a RefCell<HashMap<String, Statement>>,
+}
+
+impl PgTx<'_> {
+    fn prepare(&self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.borrow_mut().prepare(&numbered_params(sql))?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// SQLite's `?1` parameters as PostgreSQL's `$1` (the statements hold no `?` otherwise).
+fn numbered_params(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn params<'a>(args: &'a [Arg<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
+}
+
+impl Sql for PgTx<'_> {
+    fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let statement = self.prepare(sql)?;
+        Ok(self.tx.borrow_mut().execute(&statement, &params(args))?)
+    }
+
+    fn query(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
+        let statement = self.prepare(sql)?;
+        let rows = self.tx.borrow_mut().query(&statement, &params(args))?;
+        rows.iter().map(row_cells).collect()
+    }
+}
+
+fn row_cells(row: &postgres::Row) -> Result<Row, StoreError> {
+    let mut cells = Vec::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let ty = column.type_();
+        let cell = if *ty == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i)?.map(Cell::Int)
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)?.map(|v| Cell::Int(v.into()))
+        } else if *ty == Type::INT2 {
+            row.try_get::<_, Option<i16>>(i)?.map(|v| Cell::Int(v.into()))
+        } else if *ty == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)?.map(|v| Cell::Int(v.into()))
+        } else if *ty == Type::VOID {
+            None
+        } else if [Type::TEXT, Type::VARCHAR, Type::NAME, Type::BPCHAR].contains(ty) {
+            row.try_get::<_, Option<String>>(i)?.map(Cell::Text)
+        } else {
+            return Err(StoreError::Corrupt(format!("column {i} has type {ty}")));
+        };
+        cells.push(cell.unwrap_or(Cell::Null));
+    }
+    Ok(Row(cells))
+}
+
+impl ToSql for Arg<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match *self {
+            Arg::Null => Ok(IsNull::Yes),
+            Arg::Text(v) => v.to_sql(ty, out),
+            Arg::Int(v) => {
+                if *ty == Type::INT8 {
+                    v.to_sql(ty, out)
+                } else if *ty == Type::INT4 {
+                    i32::try_from(v)?.to_sql(ty, out)
+                } else if *ty == Type::INT2 {
+                    i16::try_from(v)?.to_sql(ty, out)
+                } else if *ty == Type::BOOL {
+                    (v != 0).to_sql(ty, out)
+                } else {
+                    Err(format!("an integer for a parameter of type {ty}").into())
+                }
+            }
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// Hands every commit of the stream, whichever instance made it, to this instance's feed in
+/// order, each once.
+#[derive(Debug)]
+pub struct Follower {
+    target: Target,
+    names: Names,
+    rooms: Arc<RoomCache>,
+    state: Mutex<FollowState>,
+    stopped: AtomicBool,
+}
+
+struct FollowState {
+    /// Reads the changes of other instances' commits.
+    conn: Option<PgConn>,
+    /// The newest position handed to the sink.
+    pos: u64,
+    sink: Option<Arc<dyn CommitSink>>,
+}
+
+impl std::fmt::Debug for FollowState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowState").field("pos", &self.pos).finish()
+    }
+}
+
+impl Follower {
+    /// Starts following for `sink` (the notifier); returns the sink the writer reports to.
+    pub(super) fn start(self: &Arc<Self>, sink: Arc<dyn CommitSink>) -> Arc<dyn CommitSink> {
+        self.lock().sink = Some(sink);
+        let follower = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("chatsync-pg-listen".into())
+            .spawn(move || follower.listen());
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the listener of other instances' commits");
+        }
+        Arc::new(FollowSink(Arc::clone(self)))
+    }
+
+    /// Stops the listener (within [`LISTEN_POLL`]).
+    pub(super) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FollowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads and reports every change after the last one reported.
+    fn catch_up(&self, state: &mut FollowState) -> Result<(), StoreError> {
+        let Some(sink) = state.sink.clone() else {
+            return Ok(());
+        };
+        loop {
+            let conn = match &mut state.conn {
+                Some(conn) => conn,
+                None => state
+                    .conn
+                    .insert(PgConn::new(self.target.connect()?, self.target.clone())),
+            };
+            let after = state.pos;
+            let commit = conn.read(|sql| stream::changes_after(sql, &self.rooms, after, FOLLOW_CHUNK))?;
+            let Some(last) = commit.changes.last().map(|c| c.pos()) else {
+                return Ok(());
+            };
+            let done = commit.changes.len() < FOLLOW_CHUNK;
+            state.pos = last;
+            sink.committed(commit);
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The listener thread: waits for other instances' notifications and catches up on each;
+    /// after (re)connecting, catches up on what it may have missed.
+    fn listen(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        while !self.stopped.load(Ordering::Acquire) {
+            match self.listen_once() {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "following other instances' commits failed; reconnecting");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// One connection's worth of listening; `Ok` once stopped.
+    fn listen_once(&self) -> Result<(), StoreError> {
+        let mut client = self.target.connect()?;
+        client.batch_execute(&format!("LISTEN {}", quote_ident(&self.names.channel)))?;
+        self.wake()?;
+        loop {
+            if self.stopped.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let mut notifications = client.notifications();
+            if notifications.timeout_iter(LISTEN_POLL).next()?.is_none() {
+                continue;
+            }
+            // Everything that arrived meanwhile is covered by one catch-up.
+            while notifications.iter().next()?.is_some() {}
+            self.wake()?;
+        }
+    }
+
+    /// Catches up and lets the sink wake the long-polls.
+    fn wake(&self) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        self.catch_up(&mut state)?;
+        let sink = state.sink.clone();
+        drop(state);
+        if let Some(sink) = sink {
+            sink.answered();
+        }
+        Ok(())
+    }
+}
+
+/// What the writer reports to on PostgreSQL: its commits reach the sink in stream order, after
+/// any other instance's commits before them.
+struct FollowSink(Arc<Follower>);
+
+impl CommitSink for FollowSink {
+    fn committed(&self, commit: Committed) {
+        let follower = &self.0;
+        let mut state = follower.lock();
+        let Some(first) = commit.changes.first().map(|c| c.pos()) else {
+            return;
+        };
+        if commit.head.pos <= state.pos {
+            // The listener already reported it.
+            return;
+        }
+        if first == state.pos + 1 {
+            // Nothing from elsewhere in between: the commit as the writer made it.
+            state.pos = commit.head.pos;
+            if let Some(sink) = &state.sink {
+                sink.committed(commit);
+            }
+            return;
+        }
+        // Other instances committed in between: read them and this commit, in order.
+        if let Err(e) = follower.catch_up(&mut state) {
+            tracing::warn!(error = %e, "reading other instances' commits failed; the listener retries");
+            state.conn = None;
+        }
+    }
+
+    fn answered(&self) {
+        let sink = self.0.lock().sink.clone();
+        if let Some(sink) = sink {
+            sink.answered();
+        }
+    }
+}
