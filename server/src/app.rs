@@ -197,6 +197,7 @@ fn state_id_rules(doc: &mut utoipa::openapi::OpenApi) {
 pub(crate) fn router(
     store: Arc<dyn Store>,
     notifier: Arc<Notifier>,
+    typing: Arc<crate::typing::Typing>,
     keys: Arc<TokenKeys>,
     auth_mode: AuthMode,
     body_timeout: Duration,
@@ -212,7 +213,7 @@ pub(crate) fn router(
     let state = AppState {
         store,
         notifier,
-        typing: Arc::new(crate::typing::Typing::new()),
+        typing,
         keys,
         auth_mode,
         openapi_json,

@@ -361,9 +361,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         );
     }
     let clock = clock::Clock::new(config.guard_clock);
+    let typing = Arc::new(typing::Typing::new());
+    // Typing notices of other instances on the same database (PostgreSQL) reach this registry.
+    store.set_typing_sink(Arc::new(typing::FromElsewhere {
+        store: Arc::clone(&store),
+        typing: Arc::clone(&typing),
+        notifier: Arc::clone(&notifier),
+        runtime: tokio::runtime::Handle::current(),
+    }));
     let router = app::router(
         Arc::clone(&store),
         Arc::clone(&notifier),
+        typing,
         keys,
         config.auth,
         config.limits.body_timeout,

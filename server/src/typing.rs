@@ -134,6 +134,34 @@ impl Typing {
         typing: bool,
         now: Instant,
     ) -> Result<Accepted, RateLimited> {
+        self.apply(room_id, members, user_id, typing, now, true)
+    }
+
+    /// A notice another instance on the same database accepted (its rate limit already held):
+    /// taken as it is.
+    pub fn notice_from_elsewhere(
+        &self,
+        room_id: &str,
+        members: &Arc<[String]>,
+        user_id: &str,
+        typing: bool,
+        now: Instant,
+    ) -> Accepted {
+        match self.apply(room_id, members, user_id, typing, now, false) {
+            Ok(accepted) => accepted,
+            Err(_) => unreachable!("no rate limit without limiting"),
+        }
+    }
+
+    fn apply(
+        &self,
+        room_id: &str,
+        members: &Arc<[String]>,
+        user_id: &str,
+        typing: bool,
+        now: Instant,
+        limit: bool,
+    ) -> Result<Accepted, RateLimited> {
         let mut state = self.lock();
         state.forget(now);
         let room = state.rooms.entry(room_id.to_owned()).or_default();
@@ -142,7 +170,7 @@ impl Typing {
         if let Some(before) = before {
             let since = now.saturating_duration_since(before.last);
             let ends_typing = !typing && was_typing;
-            if since < MIN_INTERVAL && !ends_typing {
+            if limit && since < MIN_INTERVAL && !ends_typing {
                 return Err(RateLimited {
                     retry_after: MIN_INTERVAL - since,
                 });
@@ -264,6 +292,86 @@ impl State {
                 n.until.is_some() || now.saturating_duration_since(n.last) < MIN_INTERVAL
             });
             !room.is_empty()
+        });
+    }
+}
+
+/// What follows an accepted notice: the members to wake are woken now, and a typing ends by itself
+/// at its deadline unless renewed (then this finds a later deadline and does nothing). On the
+/// runtime's clock, like long-poll holds.
+pub fn follow_up(
+    typing: &Arc<Typing>,
+    notifier: &Arc<crate::notify::Notifier>,
+    accepted: Accepted,
+    room_id: String,
+    members: Arc<[String]>,
+    user_id: String,
+) {
+    if let Some(woken) = accepted.announce {
+        notifier.announce_to(woken);
+    }
+    if let Some(until) = accepted.expires {
+        let typing = Arc::clone(typing);
+        let notifier = Arc::clone(notifier);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until).await;
+            if let Some(woken) = typing.expire(&room_id, &members, &user_id, until) {
+                notifier.announce_to(woken);
+            }
+        });
+    }
+}
+
+/// Applies the typing notices of other instances on the same database (the store's
+/// [`crate::store::TypingSink`]): each is taken into this instance's registry and wakes its
+/// long-polls, as a local one does.
+pub struct FromElsewhere {
+    /// Where rooms' members are found.
+    pub store: Arc<dyn crate::store::Store>,
+    /// This instance's registry.
+    pub typing: Arc<Typing>,
+    /// This instance's long-polls.
+    pub notifier: Arc<crate::notify::Notifier>,
+    /// The runtime the server runs on (notices arrive on the store's listener thread).
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl crate::store::TypingSink for FromElsewhere {
+    fn typed(&self, notice: crate::store::TypingNotice) {
+        let store = Arc::clone(&self.store);
+        let typing = Arc::clone(&self.typing);
+        let notifier = Arc::clone(&self.notifier);
+        self.runtime.spawn(async move {
+            let room = match store.cached_room(&notice.room_id) {
+                Some(room) => Some(room),
+                None => {
+                    let (store, id) = (Arc::clone(&store), notice.room_id.clone());
+                    tokio::task::spawn_blocking(move || store.room(&id))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .flatten()
+                }
+            };
+            let Some(room) = room else {
+                return;
+            };
+            let members: Arc<[String]> = room.member_ids.clone().into();
+            let accepted = typing.notice_from_elsewhere(
+                &notice.room_id,
+                &members,
+                &notice.user_id,
+                notice.typing,
+                Instant::now(),
+            );
+            follow_up(
+                &typing,
+                &notifier,
+                accepted,
+                notice.room_id,
+                members,
+                notice.user_id,
+            );
         });
     }
 }

@@ -489,6 +489,23 @@ pub trait CommitSink: Send + Sync + 'static {
     fn answered(&self) {}
 }
 
+/// A typing notice one instance accepted, for the others on the same database.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TypingNotice {
+    /// The room.
+    pub room_id: String,
+    /// Who types (or stopped).
+    pub user_id: String,
+    /// Started (or still) typing, or stopped.
+    pub typing: bool,
+}
+
+/// Where the typing notices of other instances arrive (see [`Store::set_typing_sink`]).
+pub trait TypingSink: Send + Sync + 'static {
+    /// A notice another instance accepted. Called on the backend's listener; must not block.
+    fn typed(&self, notice: TypingNotice);
+}
+
 /// Storage of users, rooms, memberships and messages.
 pub trait Store: Send + Sync + 'static {
     /// Creates or replaces a user's profile.
@@ -574,6 +591,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reports every later commit to `sink` (one sink; set before serving).
     fn set_commit_sink(&self, sink: Arc<dyn CommitSink>);
+    /// Tells the other instances on this database of an accepted typing notice (typing is not
+    /// stored). Does nothing where there are no others (SQLite). Never blocks.
+    fn publish_typing(&self, _notice: TypingNotice) {}
+    /// Where the other instances' typing notices arrive (one sink; set before serving).
+    fn set_typing_sink(&self, _sink: Arc<dyn TypingSink>) {}
     /// How many reads may usefully run at once (the size of the backend's reader pool).
     fn read_parallelism(&self) -> usize;
     /// Flushes and closes the database; later calls fail with [`StoreError::Closed`].

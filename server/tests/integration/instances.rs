@@ -96,3 +96,40 @@ async fn an_instance_killed_mid_run_loses_nothing_acknowledged_and_a_restarted_o
         assert_eq!(ids, acknowledged, "on {url}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_on_one_instance_wakes_and_shows_on_another() {
+    let Some(t) = Cluster::postgres(2).await else {
+        return;
+    };
+    let alice = on(&t.user("alice").await, &t.urls[0]);
+    let bob = on(&t.user("bob").await, &t.urls[1]);
+    let room = alice.create_room(&["bob"]).await;
+    let since = bob.sync_v2("").await["next_batch"].as_str().unwrap().to_owned();
+    let poll = {
+        let bob = bob.clone();
+        let since = since.clone();
+        tokio::spawn(async move { bob.sync_v2(&format!("since={since}&timeout_ms=20000")).await })
+    };
+    wait_until_parked(&t, 1, 1).await;
+    alice.typing(&room.id, true).await;
+    // Without the notice crossing instances the poll would answer empty after 20 s.
+    let body: Value = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("the long-poll answered")
+        .unwrap();
+    assert_eq!(body["rooms"][&room.id]["typing"], serde_json::json!(["alice"]), "{body}");
+    // And it stops the same way.
+    let since = body["next_batch"].as_str().unwrap().to_owned();
+    let poll = {
+        let bob = bob.clone();
+        tokio::spawn(async move { bob.sync_v2(&format!("since={since}&timeout_ms=20000")).await })
+    };
+    wait_until_parked(&t, 1, 1).await;
+    alice.typing(&room.id, false).await;
+    let body: Value = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("the long-poll answered")
+        .unwrap();
+    assert_eq!(body["rooms"][&room.id]["typing"], serde_json::json!([]), "{body}");
+}

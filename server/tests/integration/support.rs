@@ -80,7 +80,8 @@ pub struct Cluster {
     pub urls: Vec<String>,
     /// The database: a SQLite file, or a URL whose `options` select the schema.
     pub db: String,
-    pub dir: tempfile::TempDir,
+    /// SQLite's directory, removed with the cluster.
+    _dir: tempfile::TempDir,
     pub http: reqwest::Client,
     /// The PostgreSQL server and schema, dropped with the cluster.
     pg: Option<(String, String)>,
@@ -148,7 +149,7 @@ impl Cluster {
             servers,
             urls,
             db,
-            dir,
+            _dir: dir,
             http,
             pg,
         }

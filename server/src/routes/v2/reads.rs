@@ -13,7 +13,7 @@ use crate::app::{ApiJson, ApiPath, AppState};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::routes::room_for_member;
-use crate::store::{ReadReceipt, Refusal};
+use crate::store::{ReadReceipt, Refusal, TypingNotice};
 use crate::validate;
 
 /// Moves the caller's read-up-to in the room forward to `message_id` (a message of this room);
@@ -108,20 +108,19 @@ pub async fn typing(
                 u64::try_from(secs).unwrap_or(1),
             )
         })?;
-    if let Some(members) = accepted.announce {
-        state.notifier.announce_to(members);
-    }
-    if let Some(until) = accepted.expires {
-        // The typing ends by itself unless renewed: then this finds a later deadline and does
-        // nothing. On the runtime's clock, like long-poll holds.
-        let typing = Arc::clone(&state.typing);
-        let notifier = Arc::clone(&state.notifier);
-        tokio::spawn(async move {
-            tokio::time::sleep_until(until).await;
-            if let Some(woken) = typing.expire(&room_id, &members, &caller, until) {
-                notifier.announce_to(woken);
-            }
-        });
-    }
+    // Other instances on the same database (PostgreSQL) take it too.
+    state.store.publish_typing(TypingNotice {
+        room_id: room_id.clone(),
+        user_id: caller.clone(),
+        typing: request.typing,
+    });
+    crate::typing::follow_up(
+        &state.typing,
+        &state.notifier,
+        accepted,
+        room_id,
+        members,
+        caller,
+    );
     Ok(StatusCode::NO_CONTENT)
 }

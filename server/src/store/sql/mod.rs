@@ -1155,6 +1155,18 @@ impl Store for SqlStore {
         }
     }
 
+    fn publish_typing(&self, notice: super::TypingNotice) {
+        if let Reporting::Follow(follower) = &self.reporting {
+            follower.publish_typing(&notice);
+        }
+    }
+
+    fn set_typing_sink(&self, sink: Arc<dyn super::TypingSink>) {
+        if let Reporting::Follow(follower) = &self.reporting {
+            follower.set_typing_sink(sink);
+        }
+    }
+
     fn read_parallelism(&self) -> usize {
         self.readers.size
     }

@@ -39,6 +39,7 @@ use super::{
     current_head, stream, CommitSink, Committed, Head, ReadConn, Reporting, RoomCache,
     SqlOptions, SqlStore, StoreError, WriteConn,
 };
+use crate::store::{TypingNotice, TypingSink};
 
 /// Schema migrations; index `i` moves the database from version `i` to `i + 1`. Version 1 is
 /// SQLite's version 3 (the same tables, columns and indexes).
@@ -181,6 +182,8 @@ fn quote_ident(name: &str) -> String {
 struct Names {
     lock_key: i64,
     channel: String,
+    /// Where typing notices go (typing is not stored; see [`crate::typing`]).
+    typing_channel: String,
 }
 
 impl Names {
@@ -194,6 +197,7 @@ impl Names {
         Names {
             lock_key: hash as i64,
             channel: format!("chatsync_{schema}"),
+            typing_channel: format!("chatsync_typing_{schema}"),
         }
     }
 }
@@ -237,6 +241,9 @@ impl SqlStore {
                 sink: None,
             }),
             stopped: AtomicBool::new(false),
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+            typing_sink: std::sync::OnceLock::new(),
+            publisher: Mutex::new(None),
         });
         Ok(SqlStore::assemble(
             Box::new(PgWriter {
@@ -504,14 +511,26 @@ impl ToSql for Arg<'_> {
 }
 
 /// Hands every commit of the stream, whichever instance made it, to this instance's feed in
-/// order, each once.
-#[derive(Debug)]
+/// order, each once; and carries typing notices between the instances.
 pub struct Follower {
     target: Target,
     names: Names,
     rooms: Arc<RoomCache>,
     state: Mutex<FollowState>,
     stopped: AtomicBool,
+    /// This instance's id in typing notices (its own come back to it and are skipped).
+    instance: String,
+    typing_sink: std::sync::OnceLock<Arc<dyn TypingSink>>,
+    /// The thread that sends this instance's typing notices (started on the first).
+    publisher: Mutex<Option<std::sync::mpsc::Sender<String>>>,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
 }
 
 struct FollowState {
@@ -542,9 +561,66 @@ impl Follower {
         Arc::new(FollowSink(Arc::clone(self)))
     }
 
-    /// Stops the listener (within [`LISTEN_POLL`]).
+    /// Stops the listener (within [`LISTEN_POLL`]) and the typing publisher.
     pub(super) fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
+        self.publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    /// Where other instances' typing notices go.
+    pub(super) fn set_typing_sink(&self, sink: Arc<dyn TypingSink>) {
+        if self.typing_sink.set(sink).is_err() {
+            tracing::warn!("a typing sink was set twice; the first one stays");
+        }
+    }
+
+    /// Sends a typing notice to the other instances, from a thread of its own (never blocks the
+    /// caller; a notice lost to a database outage is only a typing indicator).
+    pub(super) fn publish_typing(&self, notice: &TypingNotice) {
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(json) = serde_json::to_string(notice) else {
+            return;
+        };
+        let payload = format!("{}\n{json}", self.instance);
+        let mut publisher = self.publisher.lock().unwrap_or_else(|e| e.into_inner());
+        if publisher.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let (target, channel) = (self.target.clone(), self.names.typing_channel.clone());
+            let spawned = std::thread::Builder::new()
+                .name("chatsync-pg-typing".into())
+                .spawn(move || publish_loop(&target, &channel, &rx));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start the typing publisher");
+                return;
+            }
+            *publisher = Some(tx);
+        }
+        if let Some(tx) = publisher.as_ref() {
+            let _ = tx.send(payload);
+        }
+    }
+
+    /// A typing notice from the listener's channel: another instance's goes to the sink.
+    fn typed_elsewhere(&self, payload: &str) {
+        let Some((instance, json)) = payload.split_once('\n') else {
+            return;
+        };
+        if instance == self.instance {
+            return;
+        }
+        match serde_json::from_str::<TypingNotice>(json) {
+            Ok(notice) => {
+                if let Some(sink) = self.typing_sink.get() {
+                    sink.typed(notice);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "an unreadable typing notice"),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FollowState> {
@@ -596,19 +672,34 @@ impl Follower {
     /// One connection's worth of listening; `Ok` once stopped.
     fn listen_once(&self) -> Result<(), StoreError> {
         let mut client = self.target.connect()?;
-        client.batch_execute(&format!("LISTEN {}", quote_ident(&self.names.channel)))?;
+        client.batch_execute(&format!(
+            "LISTEN {}; LISTEN {}",
+            quote_ident(&self.names.channel),
+            quote_ident(&self.names.typing_channel)
+        ))?;
         self.wake()?;
         loop {
             if self.stopped.load(Ordering::Acquire) {
                 return Ok(());
             }
             let mut notifications = client.notifications();
-            if notifications.timeout_iter(LISTEN_POLL).next()?.is_none() {
+            let Some(first) = notifications.timeout_iter(LISTEN_POLL).next()? else {
                 continue;
+            };
+            // Every commit notice that arrived meanwhile is covered by one catch-up.
+            let mut stream = false;
+            let mut next = Some(first);
+            while let Some(n) = next {
+                if n.channel() == self.names.typing_channel {
+                    self.typed_elsewhere(n.payload());
+                } else {
+                    stream = true;
+                }
+                next = notifications.iter().next()?;
             }
-            // Everything that arrived meanwhile is covered by one catch-up.
-            while notifications.iter().next()?.is_some() {}
-            self.wake()?;
+            if stream {
+                self.wake()?;
+            }
         }
     }
 
@@ -622,6 +713,28 @@ impl Follower {
             sink.answered();
         }
         Ok(())
+    }
+}
+
+/// The typing publisher's thread: sends each notice on its own connection until the store closes.
+fn publish_loop(target: &Target, channel: &str, notices: &std::sync::mpsc::Receiver<String>) {
+    let mut client: Option<PgClient> = None;
+    while let Ok(payload) = notices.recv() {
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            client = match target.connect() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "typing notices cannot reach the database");
+                    continue;
+                }
+            };
+        }
+        if let Some(c) = client.as_mut() {
+            if let Err(e) = c.execute("SELECT pg_notify($1, $2)", &[&channel, &payload]) {
+                tracing::warn!(error = %e, "a typing notice was not sent");
+                client = None;
+            }
+        }
     }
 }
 

@@ -922,3 +922,118 @@ fn the_feed_keeps_read_states_exact_from_a_fill_behind_its_head() {
         Err(Miss::Reads(_))
     ));
 }
+
+/// Several instances on one database (PostgreSQL): three stores write concurrently; each one's
+/// feed, fed by its own commits and, through its follower, by the others', reaches the database's
+/// head and then answers every v1 and v2 sync exactly as the database does. A follower that
+/// skipped, repeated or misordered another instance's commit, or reported a receipt's unread
+/// count other than the writer's, fails here.
+#[test]
+fn every_instance_feed_follows_the_others_and_answers_as_the_database_does() {
+    if BACKEND != Backend::Postgres {
+        return; // a SQLite file has one writer, one process
+    }
+    let Some(db) = TestDb::new(BACKEND) else { return };
+    let stores: Vec<SqlStore> = (0..3).map(|_| db.open()).collect();
+    let feeds: Vec<Arc<FeedSink>> = stores
+        .iter()
+        .map(|s| {
+            let feed = Arc::new(FeedSink(Mutex::new(Feed::new(s.head().unwrap()))));
+            s.set_commit_sink(feed.clone());
+            feed
+        })
+        .collect();
+    let users = ["ann", "bob", "cat", "dan"];
+    let rooms: Vec<Room> = (0..4)
+        .map(|i| room(&stores[i % 3], None, &users[..2 + i % 3]))
+        .collect();
+    std::thread::scope(|scope| {
+        for (k, s) in stores.iter().enumerate() {
+            let rooms = &rooms;
+            scope.spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(k as u64);
+                let mut sent: Vec<(String, u64, String)> = Vec::new();
+                for step in 0..120 {
+                    let r = &rooms[rng.usize(..rooms.len())];
+                    let who = r.member_ids[rng.usize(..r.member_ids.len())].clone();
+                    let txn = format!("i{k}-{step}");
+                    match (rng.u8(..10), sent.is_empty()) {
+                        (0..=3, _) | (_, true) => {
+                            let out = send(s, &r.id, &who, &txn);
+                            sent.push((r.id.clone(), out.message.id, who));
+                        }
+                        (4..=5, false) => {
+                            let (room_id, id, sender) = sent[rng.usize(..sent.len())].clone();
+                            let _ = edit(s, &room_id, id, &sender, &txn, &format!("edit {k} {step}"));
+                        }
+                        (6, false) => {
+                            let (room_id, id, sender) = sent[rng.usize(..sent.len())].clone();
+                            let _ = delete(s, &room_id, id, &sender, &txn);
+                        }
+                        (7..=8, false) => {
+                            let (room_id, id, _) = sent[rng.usize(..sent.len())].clone();
+                            let members = &rooms.iter().find(|r| r.id == room_id).unwrap().member_ids;
+                            let reactor = &members[rng.usize(..members.len())];
+                            let key = ["👍", "🎉"][rng.usize(..2)];
+                            let _ = react(s, &room_id, id, reactor, &txn, key, rng.bool());
+                        }
+                        _ => {
+                            let (room_id, id, _) = sent[rng.usize(..sent.len())].clone();
+                            let members = &rooms.iter().find(|r| r.id == room_id).unwrap().member_ids;
+                            let reader = &members[rng.usize(..members.len())];
+                            let _ = receipt(s, &room_id, reader, &txn, id);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let head = stores[0].head().unwrap();
+    assert!(head.pos > 300, "a busy stream: {head:?}");
+    for (i, feed) in feeds.iter().enumerate() {
+        // The listener's catch-up is asynchronous: wait (bounded) until it reached the head.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while feed.0.lock().unwrap().head() != head {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "instance {i}'s feed stopped at {:?}, the database is at {head:?}",
+                feed.0.lock().unwrap().head()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(99);
+    for (i, (s, feed)) in stores.iter().zip(&feeds).enumerate() {
+        let mut feed = feed.0.lock().unwrap();
+        for _ in 0..150 {
+            let user = users[rng.usize(..users.len())];
+            let limit = rng.u32(1..5);
+            let since = SyncPosition {
+                message_id: rng.u64(..=head.v1.message_id),
+                membership_seq: rng.u64(..=head.v1.membership_seq),
+            };
+            // The feeds started at the empty database's head: they cover every token.
+            let from_feed = feed.answer(user, since, limit).expect("covered");
+            assert_eq!(
+                from_feed,
+                s.sync(user, Some(since), limit).unwrap(),
+                "instance {i}: v1 {user} {since}"
+            );
+            let pos = rng.u64(..=head.pos);
+            let from_db = s.sync_v2(user, Some(pos), limit, &[]).unwrap();
+            let from_feed = match feed.answer_v2(user, pos, limit, &[]) {
+                Err(Miss::Reads(missing)) => {
+                    let (at, states) = s.read_states(user, &missing).unwrap();
+                    feed.fill_reads(user, at, states);
+                    feed.answer_v2(user, pos, limit, &[])
+                }
+                other => other,
+            }
+            .expect("covered, read states filled");
+            assert_eq!(
+                from_feed, from_db,
+                "instance {i}: v2 {user} since p{pos} limit {limit}"
+            );
+        }
+    }
+}
