@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The reference server's throughput and wake-up latency (issue 15; BENCHMARKS.md, server section):
-# sends/s at 1, 8, 32 and 128 senders with group commit on and off, wake latency of 5,000 parked
-# long-polls, sends/s with 1,000 live pollers. Every figure comes from one run of
-# `chatsync-bench server` against server binaries in child processes on loopback.
+# sends/s at 1, 8, 32 and 128 senders on SQLite with group commit on and off and on PostgreSQL
+# with one and three instances, wake latency of 5,000 parked long-polls, sends/s with 1,000 live
+# pollers. Every figure comes from one run of `chatsync-bench server` against server binaries in
+# child processes on loopback. PostgreSQL: a throwaway cluster on loopback with fsync on
+# (scripts/pg.sh, CHATSYNC_PG_DURABLE=1; installed from Debian's packages when missing), or the
+# database at CHATSYNC_BENCH_PG_URL; NO_POSTGRES=1 leaves those columns out.
 #
 #   scripts/bench-server.sh                        this build, group commit on and off
 #   BASELINE_REV=3b9b418 scripts/bench-server.sh   and the server of that commit (built in a
@@ -36,6 +39,16 @@ if [ -n "${BASELINE_REV:-}" ]; then
     args+=(--baseline-bin "$base/target/release/chatsync-server")
 elif [ -n "${BASELINE_BIN:-}" ]; then
     args+=(--baseline-bin "$BASELINE_BIN")
+fi
+if [ -z "${NO_POSTGRES:-}" ]; then
+    if [ -z "${CHATSYNC_BENCH_PG_URL:-}" ]; then
+        # shellcheck source=scripts/pg.sh
+        source scripts/pg.sh
+        unset CHATSYNC_TEST_PG_URL
+        CHATSYNC_PG_DURABLE=1 pg_start
+        CHATSYNC_BENCH_PG_URL=$CHATSYNC_TEST_PG_URL
+    fi
+    args+=(--postgres "$CHATSYNC_BENCH_PG_URL")
 fi
 # Thousands of connections: both ends live on this machine.
 ulimit -n "$(ulimit -Hn)" || true

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use postgres::{Client, IsolationLevel, NoTls, Statement};
+use postgres::{Client, NoTls, Statement};
 
 use super::value::{Arg, Cell, Row, Sql};
 use super::{
@@ -169,6 +169,11 @@ impl Drop for PgClient {
                 .spawn(move || drop(client));
         }
     }
+}
+
+/// `text` as a quoted SQL string literal.
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// `name` as a quoted SQL identifier.
@@ -336,20 +341,39 @@ impl PgConn {
         &mut self,
         work: impl FnOnce(&dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.in_transaction(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            |tx| work(tx),
+            |_| "COMMIT".to_owned(),
+        )
+    }
+
+    /// Runs `work` between `begin` and the statements `end` gives for its answer (each a
+    /// simple-query batch: one round trip, statements together), rolling back when anything
+    /// fails. The transaction is managed by hand rather than with the client's `Transaction`, so
+    /// that taking the write lock, notifying and committing each share a round trip.
+    fn in_transaction<T>(
+        &mut self,
+        begin: &str,
+        work: impl FnOnce(&PgTx<'_>) -> Result<T, StoreError>,
+        end: impl FnOnce(&T) -> String,
+    ) -> Result<T, StoreError> {
         self.ensure_open()?;
-        let tx = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        self.client.batch_execute(begin)?;
         let tx = PgTx {
-            tx: RefCell::new(tx),
+            client: RefCell::new(&mut self.client),
             statements: &self.statements,
         };
-        let out = work(&tx)?;
-        tx.tx.into_inner().commit()?;
-        Ok(out)
+        let result = work(&tx).and_then(|out| {
+            let end = end(&out);
+            tx.client.borrow_mut().batch_execute(&end)?;
+            Ok(out)
+        });
+        if result.is_err() && !self.client.is_closed() {
+            // Aborted, or never committed: either way nothing of it stays.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        result
     }
 }
 
@@ -374,27 +398,24 @@ impl WriteConn for PgWriter {
         head: &mut Head,
         work: &mut dyn FnMut(&dyn Sql, &mut Head) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let conn = &mut self.conn;
-        conn.ensure_open()?;
-        let tx = conn.client.transaction()?;
-        let tx = PgTx {
-            tx: RefCell::new(tx),
-            statements: &conn.statements,
-        };
-        // The deployment's one writer at a time: held until the commit is visible.
-        tx.execute("SELECT pg_advisory_xact_lock(?1)", &[Arg::Int(self.names.lock_key)])?;
-        // Other instances may have written since this one last did.
-        *head = current_head(&tx)?;
-        let before = head.pos;
-        work(&tx, head)?;
-        if head.pos != before {
-            let pos = head.pos.to_string();
-            tx.execute(
-                "SELECT pg_notify(?1, ?2)",
-                &[Arg::Text(&self.names.channel), Arg::Text(&pos)],
-            )?;
-        }
-        tx.tx.into_inner().commit()?;
+        // The deployment's one writer at a time: the lock is held until the commit is visible.
+        let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.names.lock_key);
+        let channel = quote_literal(&self.names.channel);
+        self.conn.in_transaction(
+            &begin,
+            |tx| {
+                // Other instances may have written since this one last did.
+                *head = current_head(tx)?;
+                let before = head.pos;
+                work(tx, head)?;
+                Ok((head.pos != before).then_some(head.pos))
+            },
+            // The others learn of it at the commit, in commit order.
+            |moved| match moved {
+                Some(pos) => format!("SELECT pg_notify({channel}, '{pos}'); COMMIT"),
+                None => "COMMIT".to_owned(),
+            },
+        )?;
         Ok(())
     }
 
@@ -406,7 +427,7 @@ impl WriteConn for PgWriter {
 
 /// A transaction on a [`PgConn`], as the store's logic speaks to it.
 struct PgTx<'a> {
-    tx: RefCell<postgres::Transaction<'a>>,
+    client: RefCell<&'a mut PgClient>,
     statements: &'a RefCell<HashMap<String, Statement>>,
 }
 
@@ -415,7 +436,7 @@ impl PgTx<'_> {
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.tx.borrow_mut().prepare(&numbered_params(sql))?;
+        let statement = self.client.borrow_mut().prepare(&numbered_params(sql))?;
         self.statements
             .borrow_mut()
             .insert(sql.to_owned(), statement.clone());
@@ -444,12 +465,12 @@ fn params<'a>(args: &'a [Arg<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
 impl Sql for PgTx<'_> {
     fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
         let statement = self.prepare(sql)?;
-        Ok(self.tx.borrow_mut().execute(&statement, &params(args))?)
+        Ok(self.client.borrow_mut().execute(&statement, &params(args))?)
     }
 
     fn query(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
         let statement = self.prepare(sql)?;
-        let rows = self.tx.borrow_mut().query(&statement, &params(args))?;
+        let rows = self.client.borrow_mut().query(&statement, &params(args))?;
         rows.iter().map(row_cells).collect()
     }
 }
@@ -687,17 +708,19 @@ impl Follower {
                 continue;
             };
             // Every commit notice that arrived meanwhile is covered by one catch-up.
-            let mut stream = false;
+            let mut newest = 0;
             let mut next = Some(first);
             while let Some(n) = next {
                 if n.channel() == self.names.typing_channel {
                     self.typed_elsewhere(n.payload());
                 } else {
-                    stream = true;
+                    // The head after that commit (unreadable: look anyway).
+                    newest = newest.max(n.payload().parse().unwrap_or(u64::MAX));
                 }
                 next = notifications.iter().next()?;
             }
-            if stream {
+            // This instance's own commits (and others' it already read) need no read.
+            if newest > self.lock().pos {
                 self.wake()?;
             }
         }
@@ -759,13 +782,12 @@ impl CommitSink for FollowSink {
             if let Some(sink) = &state.sink {
                 sink.committed(commit);
             }
-            return;
         }
-        // Other instances committed in between: read them and this commit, in order.
-        if let Err(e) = follower.catch_up(&mut state) {
-            tracing::warn!(error = %e, "reading other instances' commits failed; the listener retries");
-            state.conn = None;
-        }
+        // Else other instances committed in between, which the listener has not read yet: it
+        // reads them and this commit, in order, on its own thread, when this commit's notice
+        // arrives (within a round trip), and the writer goes on with its next batch meanwhile.
+        // Until then this instance's feed stands before this commit: a sync there gets it a
+        // moment later, never skips it.
     }
 
     fn answered(&self) {

@@ -67,12 +67,29 @@ pub(super) fn record_change(
     Ok(pos)
 }
 
-/// Moves a room's newest-change position (what a v2 sync uses to skip unchanged rooms).
-fn touch_room(tx: &dyn Sql, room_id: &str, pos: u64) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE rooms SET last_pos = ?1 WHERE id = ?2",
-        args![to_i64(pos), room_id],
-    )?;
+/// Moves each room's newest change (what a v2 sync uses to skip unchanged rooms) and newest
+/// message (v1's) to this transaction's changes: one statement per room, at the end.
+pub(super) fn touch_rooms(tx: &dyn Sql, changes: &[Change]) -> Result<(), StoreError> {
+    let mut rooms: BTreeMap<&str, (u64, Option<u64>)> = BTreeMap::new();
+    for change in changes {
+        let room = rooms.entry(change.room_id()).or_default();
+        room.0 = room.0.max(change.pos());
+        if let Change::Message { message, .. } = change {
+            room.1 = Some(room.1.unwrap_or(0).max(message.id));
+        }
+    }
+    for (room_id, (pos, message_id)) in rooms {
+        match message_id {
+            Some(id) => tx.execute(
+                "UPDATE rooms SET last_pos = ?1, last_message_id = ?2 WHERE id = ?3",
+                args![to_i64(pos), to_i64(id), room_id],
+            )?,
+            None => tx.execute(
+                "UPDATE rooms SET last_pos = ?1 WHERE id = ?2",
+                args![to_i64(pos), room_id],
+            )?,
+        };
+    }
     Ok(())
 }
 
@@ -91,9 +108,18 @@ pub(super) fn reactions_of(
         "SELECT key, user_id, pos FROM reactions WHERE message_id = ?1 ORDER BY key, user_id",
         args![to_i64(message_id)],
     )?;
+    let rows = rows
+        .iter()
+        .map(|row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(group_reactions(rows))
+}
+
+/// Reaction rows (key, user, position given) sorted by key and user, grouped: by key in the order
+/// first given, each with its reactors sorted.
+pub(super) fn group_reactions(rows: Vec<(String, String, i64)>) -> Vec<(String, Vec<String>)> {
     let mut keys: Vec<(i64, String, Vec<String>)> = Vec::new();
-    for row in rows {
-        let (key, user, pos): (String, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+    for (key, user, pos) in rows {
         match keys.last_mut() {
             Some((first, k, users)) if *k == key => {
                 *first = (*first).min(pos);
@@ -103,7 +129,7 @@ pub(super) fn reactions_of(
         }
     }
     keys.sort_by_key(|(first, _, _)| *first);
-    Ok(keys.into_iter().map(|(_, k, users)| (k, users)).collect())
+    keys.into_iter().map(|(_, k, users)| (k, users)).collect()
 }
 
 /// A message with its reactions, if it exists.
@@ -205,7 +231,6 @@ pub(super) fn edit(
         args![parts.as_str(), &edit.now, to_i64(message.id)],
     )?;
     let pos = record_change(tx, &edit.room_id, kind::EDIT, Some(message.id), None, None, head)?;
-    touch_room(tx, &edit.room_id, pos)?;
     record_write(
         tx,
         &edit.user_id,
@@ -266,7 +291,6 @@ pub(super) fn delete(
         args![to_i64(id)],
     )?;
     let pos = record_change(tx, &delete.room_id, kind::DELETION, Some(id), None, None, head)?;
-    touch_room(tx, &delete.room_id, pos)?;
     message.parts = Vec::new();
     message.edited_at = None;
     message.deleted = true;
@@ -359,7 +383,6 @@ pub(super) fn react(
     )?;
     message.reactions = reactions_of(tx, message.id)?;
     if let Some(pos) = changed {
-        touch_room(tx, &react.room_id, pos)?;
         changes.push(Change::Updated {
             pos,
             kind: UpdateKind::Reaction,
@@ -403,7 +426,6 @@ pub(super) fn receipt(
             None,
             head,
         )?;
-        touch_room(tx, &receipt.room_id, pos)?;
         tx.execute(
             "INSERT INTO receipts (room_id, user_id, message_id, pos) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (room_id, user_id) DO UPDATE SET message_id = excluded.message_id, pos = excluded.pos",
@@ -748,7 +770,25 @@ pub(super) fn changes_after(
         args![to_i64(after), i64::try_from(max).unwrap_or(i64::MAX)],
     )?;
     let complete = rows.len() < max;
-    let mut states: HashMap<u64, Arc<MessageState>> = HashMap::new();
+    let Some(last) = rows.last().map(|row| row.get::<u64>(0)).transpose()? else {
+        return Ok(Committed {
+            changes: Vec::new(),
+            head: Head {
+                v1: Default::default(),
+                pos: after,
+            },
+        });
+    };
+    // Every message these changes are about, with its reactions: two queries in all.
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN
+         (SELECT message_id FROM changes WHERE pos > ?1 AND pos <= ?2 AND kind <= 3)"
+    );
+    let mut states: HashMap<u64, Arc<MessageState>> =
+        query_states(tx, &sql, args![to_i64(after), to_i64(last)], true)?
+            .into_iter()
+            .map(|m| (m.id, Arc::new(m)))
+            .collect();
     let mut changes = Vec::with_capacity(rows.len());
     for row in &rows {
         let pos: u64 = row.get(0)?;
