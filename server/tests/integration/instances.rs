@@ -133,3 +133,64 @@ async fn typing_on_one_instance_wakes_and_shows_on_another() {
         .unwrap();
     assert_eq!(body["rooms"][&room.id]["typing"], serde_json::json!([]), "{body}");
 }
+
+/// `chatsync-server --db postgres://...` (here through CHATSYNC_DB, as the README advises): it
+/// migrates an empty schema, serves, and never writes the URL's password to its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_on_postgres_and_never_logs_the_password() {
+    use std::process::{Command, Stdio};
+
+    use crate::binary::{Log, Running, BIN};
+
+    let Some(t) = Cluster::postgres(0).await else {
+        return;
+    };
+    // The test cluster trusts loopback: the password is sent nowhere, but it is in the URL.
+    let db = t.db.replacen("://chatsync@", "://chatsync:s3cret-pw@", 1);
+    assert!(db.contains("s3cret-pw"));
+    let mut child = Command::new(BIN)
+        .args(["--addr", "127.0.0.1:0"])
+        .env("CHATSYNC_DB", &db)
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .env_remove("CHATSYNC_AUTH")
+        .env_remove("CHATSYNC_TOKEN_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Log::capture(&mut child);
+    let child = Running(child);
+    let line = log.wait_for("listening").await;
+    assert!(line.contains("db=postgres://chatsync@127.0.0.1"), "{line}");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("http://{addr}/v1/token"))
+        .json(&serde_json::json!({"user_id": "alice"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice = Client {
+        url: format!("http://{addr}"),
+        http,
+        token: token["access_token"].as_str().unwrap().to_owned(),
+        spread: Default::default(),
+    };
+    let room = alice.create_room(&[]).await;
+    alice.send_v2(&room.id, "t1", "on postgres").await;
+    let held = t
+        .query(&format!("SELECT COUNT(*) FROM messages WHERE room_id = '{}'", room.id))
+        .await;
+    assert_eq!(held[0][0], 1);
+    drop(child);
+    let lines = log.finish();
+    assert!(lines.iter().all(|l| !l.contains("s3cret-pw")), "{lines:#?}");
+}
