@@ -43,7 +43,7 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL reported an error (connection lost, constraint, I/O).
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_message(.0))]
     Postgres(#[from] postgres::Error),
     /// A stored row could not be decoded (a corrupt parts column).
     #[error("corrupt stored data: {0}")]
@@ -62,6 +62,17 @@ pub enum StoreError {
     /// The transaction a write was part of failed; the write was not stored.
     #[error("the commit failed: {0}")]
     CommitFailed(String),
+}
+
+/// A PostgreSQL error with what the database said (the client's own text is only "db error").
+fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// A write queued for the backend's next commit. Await it (or [`Pending::wait`] off the async

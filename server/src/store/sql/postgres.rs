@@ -359,7 +359,16 @@ impl PgConn {
         end: impl FnOnce(&T) -> String,
     ) -> Result<T, StoreError> {
         self.ensure_open()?;
-        self.client.batch_execute(begin)?;
+        if let Err(e) = self.client.batch_execute(begin) {
+            if !self.client.is_closed() {
+                return Err(e.into());
+            }
+            // The connection was lost since its last use (the database restarted, a proxy cut
+            // it): nothing was done yet, so once more on a new one.
+            self.client = self.target.connect()?;
+            self.statements.borrow_mut().clear();
+            self.client.batch_execute(begin)?;
+        }
         let tx = PgTx {
             client: RefCell::new(&mut self.client),
             statements: &self.statements,
