@@ -138,7 +138,12 @@ pub struct ServeArgs {
     /// SQLite database file (created if missing), or a PostgreSQL database as
     /// postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME for several instances on one database
     /// (prefer the CHATSYNC_DB variable to a password on the command line).
-    #[arg(long, env = "CHATSYNC_DB", default_value = "./chatsync.db", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CHATSYNC_DB",
+        default_value = "./chatsync.db",
+        hide_env_values = true
+    )]
     pub db: PathBuf,
     /// `dev`: anyone gets a token from POST /v1/token (loopback addresses only). `secret`: tokens
     /// come from your backend, signed with --token-secret.
@@ -221,21 +226,61 @@ impl Database {
         }
     }
 
-    /// For logs and errors: a URL without its password.
+    /// For logs and errors: a URL without its password (neither `user:password@` nor a
+    /// `password=` parameter).
     pub fn shown(&self) -> String {
         match self {
             Database::Sqlite(path) => path.display().to_string(),
-            Database::Postgres(url) => match url.split_once("://") {
-                Some((scheme, rest)) => match rest.rsplit_once('@') {
-                    Some((user, host)) => {
-                        let user = user.split(':').next().unwrap_or_default();
-                        format!("{scheme}://{user}@{host}")
+            Database::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let (main, query) = match rest.split_once('?') {
+                    Some((main, query)) => (main, Some(query)),
+                    None => (rest, None),
+                };
+                let main = match main.rsplit_once('@') {
+                    Some((userinfo, host)) => {
+                        let user = userinfo.split(':').next().unwrap_or_default();
+                        format!("{user}@{host}")
                     }
-                    None => url.clone(),
-                },
-                None => url.clone(),
-            },
+                    None => main.to_owned(),
+                };
+                let mut shown = format!("{scheme}://{main}");
+                let kept: Vec<&str> = query
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .filter(|param| {
+                        let key = param.split('=').next().unwrap_or_default();
+                        !key.eq_ignore_ascii_case("password")
+                    })
+                    .collect();
+                if !kept.is_empty() {
+                    shown.push('?');
+                    shown.push_str(&kept.join("&"));
+                }
+                shown
+            }
         }
+    }
+
+    /// Whether `--db` holds a libpq `key=value` connection string (`host=db password=...`): not
+    /// taken (only URLs are), and never echoed, since it may hold a password.
+    fn is_connection_string(db: &std::path::Path) -> bool {
+        const KEYS: &[&str] = &[
+            "host",
+            "hostaddr",
+            "port",
+            "user",
+            "password",
+            "dbname",
+            "sslmode",
+            "options",
+            "application_name",
+            "connect_timeout",
+        ];
+        db.to_string_lossy().split_whitespace().any(|word| {
+            word.split_once('=')
+                .is_some_and(|(key, _)| KEYS.contains(&key))
+        })
     }
 }
 
@@ -268,12 +313,22 @@ fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
             )
         }
         (AuthMode::Dev, Some(_)) => {
+            // Named by where it is, but never by a database URL (which may hold a password).
+            let kept = match Database::of(&config.db_path) {
+                Database::Sqlite(path) => auth::dev_secret_file_path(&path).display().to_string(),
+                Database::Postgres(_) => "kept in the database".to_owned(),
+            };
             return bad(format!(
-                "--token-secret is for --auth secret; dev mode signs with a key of its own ({}), never shared with secret mode",
-                auth::dev_secret_file_path(&config.db_path).display()
-            ))
+                "--token-secret is for --auth secret; dev mode signs with a key of its own ({kept}), never shared with secret mode"
+            ));
         }
         _ => {}
+    }
+    if Database::is_connection_string(&config.db_path) {
+        return bad(
+            "--db takes a SQLite file or a postgres:// URL, not a key=value connection string (not repeated here: it may hold a password)"
+                .into(),
+        );
     }
     let limits = &config.limits;
     for (flag, value) in [
@@ -354,7 +409,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     };
     let keys = Arc::new(keys);
     let legacy = auth::legacy_secret_file_path(&config.db_path);
-    if legacy.exists() {
+    if matches!(database, Database::Sqlite(_)) && legacy.exists() {
         tracing::warn!(
             file = %legacy.display(),
             "this file is no longer read: older versions signed dev and secret mode tokens with it; tokens signed with it are refused. Delete it once nothing uses it"
@@ -364,7 +419,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let typing = Arc::new(typing::Typing::new());
     // Typing notices of other instances on the same database (PostgreSQL) reach this registry.
     store.set_typing_sink(Arc::new(typing::FromElsewhere {
-        store: Arc::clone(&store),
+        store: Arc::downgrade(&store),
         typing: Arc::clone(&typing),
         notifier: Arc::clone(&notifier),
         runtime: tokio::runtime::Handle::current(),
@@ -438,4 +493,52 @@ pub async fn run(args: ServeArgs) -> Result<(), ServerError> {
     server.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        let shown = |url: &str| Database::of(std::path::Path::new(url)).shown();
+        assert_eq!(
+            shown("postgres://app:s3cr@t/x@db.internal:5432/chat"),
+            "postgres://app@db.internal:5432/chat"
+        );
+        assert_eq!(
+            shown("postgresql://db.internal/chat?user=app&password=s3cret&sslmode=disable"),
+            "postgresql://db.internal/chat?user=app&sslmode=disable"
+        );
+        assert_eq!(
+            shown("postgres://db.internal/chat?PASSWORD=s3cret"),
+            "postgres://db.internal/chat"
+        );
+        assert_eq!(shown("data/chat.db"), "data/chat.db");
+    }
+
+    #[test]
+    fn a_key_value_connection_string_is_refused_without_repeating_it() {
+        let mut config = ServerConfig::for_tests("host=db user=app password=s3cret dbname=chat");
+        config.token_secret = None;
+        let Err(ServerError::Config(message)) = check_config(&config) else {
+            panic!("a connection string is refused")
+        };
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(!Database::is_connection_string(std::path::Path::new(
+            "data/x=1.db"
+        )));
+    }
+
+    #[test]
+    fn the_dev_mode_secret_message_never_names_a_database_url() {
+        let mut config = ServerConfig::for_tests("postgres://app:s3cret@db.internal/chat");
+        config.auth = AuthMode::Dev;
+        config.token_secret = Some("a".repeat(32));
+        let Err(ServerError::Config(message)) = check_config(&config) else {
+            panic!("--token-secret in dev mode is refused")
+        };
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(message.contains("kept in the database"), "{message}");
+    }
 }

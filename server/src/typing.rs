@@ -326,8 +326,9 @@ pub fn follow_up(
 /// [`crate::store::TypingSink`]): each is taken into this instance's registry and wakes its
 /// long-polls, as a local one does.
 pub struct FromElsewhere {
-    /// Where rooms' members are found.
-    pub store: Arc<dyn crate::store::Store>,
+    /// Where rooms' members are found. Weak: the store holds this sink, and a strong
+    /// reference back would keep both alive after the server stops.
+    pub store: std::sync::Weak<dyn crate::store::Store>,
     /// This instance's registry.
     pub typing: Arc<Typing>,
     /// This instance's long-polls.
@@ -338,7 +339,9 @@ pub struct FromElsewhere {
 
 impl crate::store::TypingSink for FromElsewhere {
     fn typed(&self, notice: crate::store::TypingNotice) {
-        let store = Arc::clone(&self.store);
+        let Some(store) = self.store.upgrade() else {
+            return;
+        };
         let typing = Arc::clone(&self.typing);
         let notifier = Arc::clone(&self.notifier);
         self.runtime.spawn(async move {
@@ -448,7 +451,10 @@ mod tests {
         // Ahead of this registry (another instance's token): nothing here came after it, and
         // the answer keeps it.
         let ahead = t.mark() + 5;
-        assert_eq!(t.changed_since("bob", ahead), (ahead, Changed::Rooms(vec![])));
+        assert_eq!(
+            t.changed_since("bob", ahead),
+            (ahead, Changed::Rooms(vec![]))
+        );
         let mark = t.mark();
         t.notice("r", &m, "alice", true, Instant::now()).unwrap();
         tokio::time::advance(FORGET_AFTER).await;

@@ -36,8 +36,8 @@ use postgres::{Client, NoTls, Statement};
 
 use super::value::{Arg, Cell, Row, Sql};
 use super::{
-    current_head, stream, CommitSink, Committed, Head, ReadConn, Reporting, RoomCache,
-    SqlOptions, SqlStore, StoreError, WriteConn,
+    current_head, stream, CommitSink, Committed, Head, ReadConn, Reporting, RoomCache, SqlOptions,
+    SqlStore, StoreError, WriteConn,
 };
 use crate::store::{TypingNotice, TypingSink};
 
@@ -118,6 +118,13 @@ const MIGRATIONS: &[&str] = &[r#"
 /// Most changes a follower hands to the feed in one report.
 const FOLLOW_CHUNK: usize = 10_000;
 
+/// How long a connection attempt may take when the URL sets no `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Typing notices waiting for the publisher; more are dropped (a typing indicator, while the
+/// database is slow or away, is not worth unbounded memory).
+const TYPING_BACKLOG: usize = 256;
+
 /// How long the listener waits for a notification before it looks whether it should stop.
 const LISTEN_POLL: Duration = Duration::from_millis(250);
 
@@ -131,7 +138,13 @@ struct Target {
 
 impl Target {
     fn connect(&self) -> Result<PgClient, StoreError> {
-        let mut client = Client::connect(&self.url, NoTls)?;
+        let mut config: postgres::Config = self.url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            // An unreachable database fails a request (and the listener retries) instead of
+            // hanging it for the system's TCP timeout of minutes.
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let mut client = config.connect(NoTls)?;
         if let Some(schema) = &self.schema {
             client.batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))?;
         }
@@ -181,8 +194,10 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The advisory lock and notification channel of one schema: instances on other schemas of the
-/// same database do not wait for each other.
+/// The advisory lock and notification channels of one schema: instances on other schemas of the
+/// same database do not wait for each other. Channel names come from the schema name's hash, not
+/// the name itself: PostgreSQL truncates identifiers at 63 bytes and refuses longer channel names
+/// in `pg_notify`, which would fail every write on a schema with a long name.
 #[derive(Debug, Clone)]
 struct Names {
     lock_key: i64,
@@ -201,8 +216,8 @@ impl Names {
         }
         Names {
             lock_key: hash as i64,
-            channel: format!("chatsync_{schema}"),
-            typing_channel: format!("chatsync_typing_{schema}"),
+            channel: format!("chatsync_{hash:016x}"),
+            typing_channel: format!("chatsync_typing_{hash:016x}"),
         }
     }
 }
@@ -227,7 +242,13 @@ impl SqlStore {
             schema: schema.map(str::to_owned),
         };
         let mut client = target.connect()?;
-        let current: String = client.query_one("SELECT current_schema()", &[])?.get(0);
+        let current: Option<String> = client.query_one("SELECT current_schema()", &[])?.get(0);
+        let Some(current) = current else {
+            return Err(StoreError::Corrupt(
+                "no schema to use: none of the search_path's schemas exists in this database"
+                    .into(),
+            ));
+        };
         let names = Names::of(&current);
         migrate(&mut client, &names)?;
         let mut writer = PgConn::new(client, target.clone());
@@ -247,7 +268,7 @@ impl SqlStore {
             }),
             stopped: AtomicBool::new(false),
             instance: uuid::Uuid::new_v4().simple().to_string(),
-            typing_sink: std::sync::OnceLock::new(),
+            typing_sink: Mutex::new(None),
             publisher: Mutex::new(None),
         });
         Ok(SqlStore::assemble(
@@ -361,13 +382,21 @@ impl PgConn {
         self.ensure_open()?;
         if let Err(e) = self.client.batch_execute(begin) {
             if !self.client.is_closed() {
+                // `begin` may have opened the transaction before its next statement failed (the
+                // write lock timed out): end it, or every later use of this connection fails.
+                let _ = self.client.batch_execute("ROLLBACK");
                 return Err(e.into());
             }
             // The connection was lost since its last use (the database restarted, a proxy cut
             // it): nothing was done yet, so once more on a new one.
             self.client = self.target.connect()?;
             self.statements.borrow_mut().clear();
-            self.client.batch_execute(begin)?;
+            if let Err(e) = self.client.batch_execute(begin) {
+                if !self.client.is_closed() {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                }
+                return Err(e.into());
+            }
         }
         let tx = PgTx {
             client: RefCell::new(&mut self.client),
@@ -408,7 +437,10 @@ impl WriteConn for PgWriter {
         work: &mut dyn FnMut(&dyn Sql, &mut Head) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         // The deployment's one writer at a time: the lock is held until the commit is visible.
-        let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.names.lock_key);
+        let begin = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({})",
+            self.names.lock_key
+        );
         let channel = quote_literal(&self.names.channel);
         self.conn.in_transaction(
             &begin,
@@ -474,7 +506,10 @@ fn params<'a>(args: &'a [Arg<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
 impl Sql for PgTx<'_> {
     fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
         let statement = self.prepare(sql)?;
-        Ok(self.client.borrow_mut().execute(&statement, &params(args))?)
+        Ok(self
+            .client
+            .borrow_mut()
+            .execute(&statement, &params(args))?)
     }
 
     fn query(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError> {
@@ -491,11 +526,14 @@ fn row_cells(row: &postgres::Row) -> Result<Row, StoreError> {
         let cell = if *ty == Type::INT8 {
             row.try_get::<_, Option<i64>>(i)?.map(Cell::Int)
         } else if *ty == Type::INT4 {
-            row.try_get::<_, Option<i32>>(i)?.map(|v| Cell::Int(v.into()))
+            row.try_get::<_, Option<i32>>(i)?
+                .map(|v| Cell::Int(v.into()))
         } else if *ty == Type::INT2 {
-            row.try_get::<_, Option<i16>>(i)?.map(|v| Cell::Int(v.into()))
+            row.try_get::<_, Option<i16>>(i)?
+                .map(|v| Cell::Int(v.into()))
         } else if *ty == Type::BOOL {
-            row.try_get::<_, Option<bool>>(i)?.map(|v| Cell::Int(v.into()))
+            row.try_get::<_, Option<bool>>(i)?
+                .map(|v| Cell::Int(v.into()))
         } else if *ty == Type::VOID {
             None
         } else if [Type::TEXT, Type::VARCHAR, Type::NAME, Type::BPCHAR].contains(ty) {
@@ -550,9 +588,10 @@ pub struct Follower {
     stopped: AtomicBool,
     /// This instance's id in typing notices (its own come back to it and are skipped).
     instance: String,
-    typing_sink: std::sync::OnceLock<Arc<dyn TypingSink>>,
+    /// Dropped on [`Follower::stop`]: the sink refers back to the server that owns the store.
+    typing_sink: Mutex<Option<Arc<dyn TypingSink>>>,
     /// The thread that sends this instance's typing notices (started on the first).
-    publisher: Mutex<Option<std::sync::mpsc::Sender<String>>>,
+    publisher: Mutex<Option<std::sync::mpsc::SyncSender<String>>>,
 }
 
 impl std::fmt::Debug for Follower {
@@ -573,13 +612,18 @@ struct FollowState {
 
 impl std::fmt::Debug for FollowState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FollowState").field("pos", &self.pos).finish()
+        f.debug_struct("FollowState")
+            .field("pos", &self.pos)
+            .finish()
     }
 }
 
 impl Follower {
     /// Starts following for `sink` (the notifier); returns the sink the writer reports to.
     pub(super) fn start(self: &Arc<Self>, sink: Arc<dyn CommitSink>) -> Arc<dyn CommitSink> {
+        if self.stopped.load(Ordering::Acquire) {
+            return sink;
+        }
         self.lock().sink = Some(sink);
         let follower = Arc::clone(self);
         let spawned = std::thread::Builder::new()
@@ -591,20 +635,35 @@ impl Follower {
         Arc::new(FollowSink(Arc::clone(self)))
     }
 
-    /// Stops the listener (within [`LISTEN_POLL`]) and the typing publisher.
+    /// Stops the listener (within [`LISTEN_POLL`]) and the typing publisher, and lets go of the
+    /// sinks and the follower's connection: nothing is reported after it returns, and nothing
+    /// keeps the server that owned the store alive.
     pub(super) fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         self.publisher
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        self.typing_sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let mut state = self.lock();
+        state.sink = None;
+        state.conn = None;
     }
 
     /// Where other instances' typing notices go.
     pub(super) fn set_typing_sink(&self, sink: Arc<dyn TypingSink>) {
-        if self.typing_sink.set(sink).is_err() {
-            tracing::warn!("a typing sink was set twice; the first one stays");
+        if self.stopped.load(Ordering::Acquire) {
+            return;
         }
+        let mut slot = self.typing_sink.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            tracing::warn!("a typing sink was set twice; the first one stays");
+            return;
+        }
+        *slot = Some(sink);
     }
 
     /// Sends a typing notice to the other instances, from a thread of its own (never blocks the
@@ -619,7 +678,7 @@ impl Follower {
         let payload = format!("{}\n{json}", self.instance);
         let mut publisher = self.publisher.lock().unwrap_or_else(|e| e.into_inner());
         if publisher.is_none() {
-            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let (tx, rx) = std::sync::mpsc::sync_channel::<String>(TYPING_BACKLOG);
             let (target, channel) = (self.target.clone(), self.names.typing_channel.clone());
             let spawned = std::thread::Builder::new()
                 .name("chatsync-pg-typing".into())
@@ -631,7 +690,9 @@ impl Follower {
             *publisher = Some(tx);
         }
         if let Some(tx) = publisher.as_ref() {
-            let _ = tx.send(payload);
+            if let Err(std::sync::mpsc::TrySendError::Full(_)) = tx.try_send(payload) {
+                tracing::debug!("typing notices are backing up; one was dropped");
+            }
         }
     }
 
@@ -645,7 +706,12 @@ impl Follower {
         }
         match serde_json::from_str::<TypingNotice>(json) {
             Ok(notice) => {
-                if let Some(sink) = self.typing_sink.get() {
+                let sink = self
+                    .typing_sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(sink) = sink {
                     sink.typed(notice);
                 }
             }
@@ -670,7 +736,8 @@ impl Follower {
                     .insert(PgConn::new(self.target.connect()?, self.target.clone())),
             };
             let after = state.pos;
-            let commit = conn.read(|sql| stream::changes_after(sql, &self.rooms, after, FOLLOW_CHUNK))?;
+            let commit =
+                conn.read(|sql| stream::changes_after(sql, &self.rooms, after, FOLLOW_CHUNK))?;
             let Some(last) = commit.changes.last().map(|c| c.pos()) else {
                 return Ok(());
             };
@@ -803,6 +870,131 @@ impl CommitSink for FollowSink {
         let sink = self.0.lock().sink.clone();
         if let Some(sink) = sink {
             sink.answered();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use chatsync_protocol::Part;
+
+    use super::*;
+    use crate::store::sql::testing::{pg_url, Backend, TestDb};
+    use crate::store::{NewMessage, Store};
+
+    /// Sends each reported commit's head position.
+    struct Heads(Mutex<mpsc::Sender<u64>>);
+
+    impl CommitSink for Heads {
+        fn committed(&self, commit: Committed) {
+            let _ = self.0.lock().unwrap().send(commit.head.pos);
+        }
+    }
+
+    struct Ignore;
+
+    impl TypingSink for Ignore {
+        fn typed(&self, _: TypingNotice) {}
+    }
+
+    fn send_one(store: &SqlStore, members: &[&str]) -> u64 {
+        let members = members.iter().map(|m| m.to_string()).collect();
+        let room = store.create_room(None, members, "t".into()).wait().unwrap();
+        store
+            .send_message(NewMessage {
+                room_id: room.id,
+                sender: "ann".into(),
+                txn_id: "t1".into(),
+                parts: vec![Part::text("hi")],
+                now: "2026-01-01T00:00:00.000Z".into(),
+            })
+            .wait()
+            .unwrap();
+        store.head().unwrap().pos
+    }
+
+    /// A begin batch whose second statement fails (as the write lock does when a lock timeout
+    /// runs out) used to leave its connection inside an aborted transaction, failing every later
+    /// write of the instance.
+    #[test]
+    fn a_transaction_whose_begin_fails_leaves_the_connection_usable() {
+        let Some(db) = TestDb::new(Backend::Postgres) else {
+            return;
+        };
+        let TestDb::Postgres(url, schema) = &db else {
+            unreachable!()
+        };
+        let target = Target {
+            url: url.clone(),
+            schema: Some(schema.clone()),
+        };
+        let mut conn = PgConn::new(target.connect().unwrap(), target);
+        let failed = conn.in_transaction("BEGIN; SELECT 1/0", |_| Ok(()), |_| "COMMIT".into());
+        assert!(failed.is_err(), "the begin batch fails");
+        let rows = conn
+            .read(|sql| sql.query("SELECT 1::BIGINT", &[]))
+            .expect("the next transaction on the connection works");
+        assert_eq!(rows.len(), 1);
+    }
+
+    /// Channel names over 63 bytes make `pg_notify` fail, and with it every write: a schema
+    /// name of the longest length PostgreSQL allows must work, and be followed.
+    #[test]
+    fn a_schema_with_the_longest_name_takes_writes_and_other_instances_follow_them() {
+        let Some(url) = pg_url() else { return };
+        let schema = format!("t_{}{}", uuid::Uuid::new_v4().simple(), "x".repeat(29));
+        assert_eq!(schema.len(), 63);
+        Client::connect(&url, NoTls)
+            .unwrap()
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        let db = TestDb::Postgres(url, schema);
+        let (writer, follower) = (db.open(), db.open());
+        let (tx, rx) = mpsc::channel();
+        follower.set_commit_sink(Arc::new(Heads(Mutex::new(tx))));
+        let head = send_one(&writer, &["ann", "bob"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let pos = rx
+                .recv_timeout(left)
+                .expect("the other instance reports the commits");
+            if pos == head {
+                break;
+            }
+        }
+    }
+
+    /// The typing sink refers back to the server owning the store (its registry, its store):
+    /// a store that kept its sinks after closing kept its whole server alive.
+    #[test]
+    fn a_closed_store_lets_go_of_its_sinks() {
+        let Some(db) = TestDb::new(Backend::Postgres) else {
+            return;
+        };
+        let store = db.open();
+        let (tx, _rx) = mpsc::channel();
+        let commits: Arc<dyn CommitSink> = Arc::new(Heads(Mutex::new(tx)));
+        let typing: Arc<dyn TypingSink> = Arc::new(Ignore);
+        store.set_commit_sink(Arc::clone(&commits));
+        store.set_typing_sink(Arc::clone(&typing));
+        let (held_commits, held_typing) = (Arc::downgrade(&commits), Arc::downgrade(&typing));
+        drop((commits, typing));
+        let (commits, typing) = (held_commits, held_typing);
+        store.close();
+        // The listener thread may hold a sink for the moment of a delivery under way.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while commits.upgrade().is_some() || typing.upgrade().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still held: commit sink {}, typing sink {}",
+                commits.upgrade().is_some(),
+                typing.upgrade().is_some()
+            );
+            std::thread::yield_now();
         }
     }
 }
