@@ -143,8 +143,9 @@ pub struct SendOutcome {
 }
 
 /// A message with everything that happened to it, as stored: what every answer about it, v1 or
-/// v2, for any user, is made from.
-#[derive(Debug, Clone, PartialEq)]
+/// v2, for any user, is made from. (Serde: it crosses instances in commit notices, see
+/// `sql::notice`.)
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageState {
     /// Server-assigned, strictly increasing across all rooms.
     pub id: u64,

@@ -40,6 +40,7 @@ use super::{
 };
 use crate::sync_token::SyncPosition;
 
+mod notice;
 pub mod postgres;
 pub mod sqlite;
 mod stream;
@@ -103,11 +104,13 @@ enum Reporting {
 pub(crate) trait WriteConn: Send {
     /// Runs `work` in one write transaction and commits it when it succeeds (rolls back when it
     /// fails). `head` is where the writer believes the store stands: a backend with other writers
-    /// sets it from the database once it holds the write lock, before `work` runs.
+    /// sets it from the database once it holds the write lock, before `work` runs. `work` puts
+    /// the transaction's changes in `changes` (a backend with other instances tells them).
     fn write(
         &mut self,
         head: &mut Head,
-        work: &mut dyn FnMut(&dyn Sql, &mut Head) -> Result<(), StoreError>,
+        changes: &mut Vec<Change>,
+        work: &mut dyn FnMut(&dyn Sql, &mut Head, &mut Vec<Change>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
     /// Closes the connection (best effort: flushes what the backend can).
     fn close(self: Box<Self>);
@@ -542,7 +545,7 @@ impl WriterState {
         let mut fresh_rooms = Vec::new();
         let mut dones = Vec::with_capacity(batch.len());
         let rooms = &self.rooms;
-        self.conn.write(&mut position, &mut |tx, position| {
+        self.conn.write(&mut position, &mut changes, &mut |tx, position, changes| {
             changes.clear();
             fresh_rooms.clear();
             dones.clear();
@@ -551,7 +554,7 @@ impl WriterState {
             for job in batch.iter() {
                 let done = match job {
                     Job::Send(new, _) => {
-                        Done::Send(send(tx, new, rooms, position, &mut changes)?)
+                        Done::Send(send(tx, new, rooms, position, changes)?)
                     }
                     Job::CreateRoom {
                         name, members, now, ..
@@ -563,13 +566,13 @@ impl WriterState {
                             now,
                             None,
                             position,
-                            &mut changes,
+                            changes,
                         )?;
                         fresh_rooms.push(room.clone());
                         Done::Room(room)
                     }
                     Job::DirectRoom { a, b, now, .. } => {
-                        let (room, created) = direct_room(tx, a, b, now, position, &mut changes)?;
+                        let (room, created) = direct_room(tx, a, b, now, position, changes)?;
                         if created {
                             fresh_rooms.push(room.clone());
                         }
@@ -580,28 +583,28 @@ impl WriterState {
                         edit,
                         rooms,
                         position,
-                        &mut changes,
+                        changes,
                     )?),
                     Job::Delete(delete, _) => Done::Message(stream::delete(
                         tx,
                         delete,
                         rooms,
                         position,
-                        &mut changes,
+                        changes,
                     )?),
                     Job::React(react, _) => Done::Message(stream::react(
                         tx,
                         react,
                         rooms,
                         position,
-                        &mut changes,
+                        changes,
                     )?),
                     Job::Receipt(receipt, _) => Done::Read(stream::receipt(
                         tx,
                         receipt,
                         rooms,
                         position,
-                        &mut changes,
+                        changes,
                     )?),
                     Job::PutUser(user, _) => {
                         tx.execute(
@@ -615,7 +618,7 @@ impl WriterState {
                         let mut ids = Vec::with_capacity(messages.len());
                         for new in messages {
                             ids.push(
-                                send(tx, new, rooms, position, &mut changes)?
+                                send(tx, new, rooms, position, changes)?
                                     .message
                                     .id,
                             );
@@ -627,7 +630,7 @@ impl WriterState {
                 };
                 dones.push(done);
             }
-            stream::touch_rooms(tx, &changes)
+            stream::touch_rooms(tx, changes)
         })?;
         // Only now: a room of a transaction that failed must not be cached.
         for room in fresh_rooms {

@@ -11,11 +11,12 @@
 //!   The cost is one writer at a time for the whole deployment; group commit keeps that cheap
 //!   (each transaction carries every write queued on its instance).
 //! - **Instances learn of each other's commits through LISTEN/NOTIFY.** Each write transaction
-//!   notifies the stream's new head; PostgreSQL delivers it at commit, in commit order. Each
-//!   instance's [`Follower`] reads the changes it has not seen, in one snapshot, and hands them to
-//!   its feed (the notifier), which answers and wakes that instance's parked long-polls from
-//!   memory: one shared read per commit, not one query per parked poll. Its own commits go to the
-//!   feed directly when nothing from elsewhere came in between.
+//!   notifies its changes (or, when they do not fit in a notification, the stream's new head);
+//!   PostgreSQL delivers the notices at commit, in commit order. Each instance's [`Follower`]
+//!   hands the changes to its feed (the notifier), which answers and wakes that instance's parked
+//!   long-polls from memory; it reads the stream, in one snapshot, only for what a notice did
+//!   not carry, or after it reconnected ([`notice`]). Its own commits go to the feed directly
+//!   when nothing from elsewhere came in between.
 //! - **Nothing else lives in an instance** but parked long-polls, the feed (a cache of the
 //!   stream) and the room cache (rooms never change once created).
 //! - Reads are `REPEATABLE READ READ ONLY` transactions: one snapshot each, like SQLite's.
@@ -34,12 +35,13 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 
+use super::notice::{self, Heard};
 use super::value::{Arg, Cell, Row, Sql};
 use super::{
     current_head, stream, CommitSink, Committed, Head, ReadConn, Reporting, RoomCache, SqlOptions,
     SqlStore, StoreError, WriteConn,
 };
-use crate::store::{TypingNotice, TypingSink};
+use crate::store::{Change, TypingNotice, TypingSink};
 
 /// Schema migrations; index `i` moves the database from version `i` to `i + 1`. Version 1 is
 /// SQLite's version 3 (the same tables, columns and indexes).
@@ -184,9 +186,10 @@ impl Drop for PgClient {
     }
 }
 
-/// `text` as a quoted SQL string literal.
+/// `text` as a quoted SQL string literal: an escape string (`E'...'`), whose backslashes mean
+/// the same whatever the server's `standard_conforming_strings`.
 fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// `name` as a quoted SQL identifier.
@@ -434,7 +437,8 @@ impl WriteConn for PgWriter {
     fn write(
         &mut self,
         head: &mut Head,
-        work: &mut dyn FnMut(&dyn Sql, &mut Head) -> Result<(), StoreError>,
+        changes: &mut Vec<Change>,
+        work: &mut dyn FnMut(&dyn Sql, &mut Head, &mut Vec<Change>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         // The deployment's one writer at a time: the lock is held until the commit is visible.
         let begin = format!(
@@ -448,12 +452,15 @@ impl WriteConn for PgWriter {
                 // Other instances may have written since this one last did.
                 *head = current_head(tx)?;
                 let before = head.pos;
-                work(tx, head)?;
-                Ok((head.pos != before).then_some(head.pos))
+                work(tx, head, changes)?;
+                Ok((head.pos != before).then(|| notice::payload(changes, head)))
             },
-            // The others learn of it at the commit, in commit order.
-            |moved| match moved {
-                Some(pos) => format!("SELECT pg_notify({channel}, '{pos}'); COMMIT"),
+            // The others learn of it at the commit, in commit order: its changes, when they fit.
+            |payload| match payload {
+                Some(payload) => format!(
+                    "SELECT pg_notify({channel}, {}); COMMIT",
+                    quote_literal(payload)
+                ),
                 None => "COMMIT".to_owned(),
             },
         )?;
@@ -783,22 +790,90 @@ impl Follower {
             let Some(first) = notifications.timeout_iter(LISTEN_POLL).next()? else {
                 continue;
             };
-            // Every commit notice that arrived meanwhile is covered by one catch-up.
-            let mut newest = 0;
+            // Commits that came with their changes go to the feed as they are; from the first
+            // that did not, one catch-up read covers it and every later one.
+            let (mut taken, mut behind) = (false, false);
             let mut next = Some(first);
             while let Some(n) = next {
                 if n.channel() == self.names.typing_channel {
                     self.typed_elsewhere(n.payload());
                 } else {
-                    // The head after that commit (unreadable: look anyway).
-                    newest = newest.max(n.payload().parse().unwrap_or(u64::MAX));
+                    match notice::hear(n.payload()) {
+                        Some(heard) if !behind => match self.take(heard) {
+                            Taken::Known => {}
+                            Taken::Reported => taken = true,
+                            Taken::Read => behind = true,
+                        },
+                        Some(_) => {}
+                        None => {
+                            tracing::warn!("an unreadable commit notice; reading the stream");
+                            behind = true;
+                        }
+                    }
                 }
                 next = notifications.iter().next()?;
             }
-            // This instance's own commits (and others' it already read) need no read.
-            if newest > self.lock().pos {
+            if behind {
                 self.wake()?;
+            } else if taken {
+                self.answered();
             }
+        }
+    }
+
+    /// Hands a commit that came with its changes to the sink, when it is the next one.
+    fn take(&self, heard: Heard<'_>) -> Taken {
+        let mut state = self.lock();
+        if heard.head() <= state.pos {
+            // This instance's own commit, or one the listener already read.
+            return Taken::Known;
+        }
+        let Heard::Commit { first, head, json } = heard else {
+            return Taken::Read;
+        };
+        let Some(sink) = state.sink.clone() else {
+            return Taken::Known;
+        };
+        if first != state.pos + 1 {
+            return Taken::Read;
+        }
+        let conn = &mut state.conn;
+        match notice::commit(json, head, |room_id| self.members(conn, room_id)) {
+            Ok(Some((commit, rooms))) => {
+                for room in rooms {
+                    self.rooms.insert(room);
+                }
+                state.pos = head;
+                sink.committed(commit);
+                Taken::Reported
+            }
+            Ok(None) => Taken::Read,
+            Err(e) => {
+                tracing::warn!(error = %e, "an unreadable commit notice; reading the stream");
+                Taken::Read
+            }
+        }
+    }
+
+    /// A room's members: from the room cache, else read (and cached). `None`: not found.
+    fn members(&self, conn: &mut Option<PgConn>, room_id: &str) -> Option<Arc<[String]>> {
+        if let Some(members) = self.rooms.members(room_id) {
+            return Some(members);
+        }
+        let conn = match conn {
+            Some(conn) => conn,
+            None => conn.insert(PgConn::new(self.target.connect().ok()?, self.target.clone())),
+        };
+        let room = conn.read(|sql| super::load_room(sql, room_id)).ok()??;
+        self.rooms.insert(Arc::new(room));
+        self.rooms.members(room_id)
+    }
+
+    /// Lets the sink wake the long-polls.
+    fn answered(&self) {
+        let sink = self.lock().sink.clone();
+        if let Some(sink) = sink {
+            sink.answered();
         }
     }
 
@@ -813,6 +888,16 @@ impl Follower {
         }
         Ok(())
     }
+}
+
+/// What became of a commit notice.
+enum Taken {
+    /// Its commit was reported before.
+    Known,
+    /// Reported from the notice.
+    Reported,
+    /// It needs a read: it did not carry its changes, or came after a commit not yet reported.
+    Read,
 }
 
 /// The typing publisher's thread: sends each notice on its own connection until the store closes.
@@ -859,8 +944,8 @@ impl CommitSink for FollowSink {
                 sink.committed(commit);
             }
         }
-        // Else other instances committed in between, which the listener has not read yet: it
-        // reads them and this commit, in order, on its own thread, when this commit's notice
+        // Else other instances committed in between, which the listener has not reported yet: it
+        // reports them and this commit, in order, on its own thread, when this commit's notice
         // arrives (within a round trip), and the writer goes on with its next batch meanwhile.
         // Until then this instance's feed stands before this commit: a sync there gets it a
         // moment later, never skips it.
@@ -966,6 +1051,58 @@ mod tests {
                 break;
             }
         }
+    }
+
+    /// A commit notice carries no members: an instance that started after the room was made
+    /// reads them once, and the commit reaches its feed whole.
+    #[test]
+    fn a_room_older_than_the_instance_has_its_members_read_for_the_notices() {
+        let Some(db) = TestDb::new(Backend::Postgres) else { return };
+        let writer = db.open();
+        let members = vec!["ann".to_string(), "bob".to_string()];
+        let room = writer
+            .create_room(None, members.clone(), "t".into())
+            .wait()
+            .unwrap();
+        let follower = db.open();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        struct Keep(Arc<Mutex<Vec<Committed>>>, Mutex<mpsc::Sender<()>>);
+        impl CommitSink for Keep {
+            fn committed(&self, commit: Committed) {
+                self.0.lock().unwrap().push(commit);
+                let _ = self.1.lock().unwrap().send(());
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        follower.set_commit_sink(Arc::new(Keep(Arc::clone(&got), Mutex::new(tx))));
+        let sent = writer
+            .send_message(NewMessage {
+                room_id: room.id.clone(),
+                sender: "ann".into(),
+                txn_id: "t1".into(),
+                parts: vec![Part::text("hi")],
+                now: "2026-01-01T00:00:00.000Z".into(),
+            })
+            .wait()
+            .unwrap();
+        let head = writer.head().unwrap();
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the other instance reports the commit");
+        let got = got.lock().unwrap();
+        let [commit] = &got[..] else {
+            panic!("one commit: {got:?}")
+        };
+        assert_eq!(commit.head, head);
+        let [Change::Message {
+            message,
+            members: to,
+            ..
+        }] = &commit.changes[..]
+        else {
+            panic!("the message: {commit:?}")
+        };
+        assert_eq!(**message, sent.message);
+        assert_eq!(&to[..], &members[..]);
     }
 
     /// The typing sink refers back to the server owning the store (its registry, its store):

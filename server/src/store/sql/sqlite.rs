@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::value::{Arg, Cell, Row, Sql};
 use super::{
-    current_head, Head, ReadConn, Reporting, RoomCache, SqlOptions, SqlStore, StoreError,
+    current_head, Change, Head, ReadConn, Reporting, RoomCache, SqlOptions, SqlStore, StoreError,
     WriteConn,
 };
 
@@ -174,13 +174,14 @@ impl WriteConn for SqliteWriter {
     fn write(
         &mut self,
         head: &mut Head,
-        work: &mut dyn FnMut(&dyn Sql, &mut Head) -> Result<(), StoreError>,
+        changes: &mut Vec<Change>,
+        work: &mut dyn FnMut(&dyn Sql, &mut Head, &mut Vec<Change>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let tx = self
             .0
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // The one writer: the head it tracks is the database's.
-        work(&*tx, head)?;
+        work(&*tx, head, changes)?;
         tx.commit()?;
         Ok(())
     }

@@ -924,8 +924,9 @@ fn the_feed_keeps_read_states_exact_from_a_fill_behind_its_head() {
 }
 
 /// Several instances on one database (PostgreSQL): three stores write concurrently; each one's
-/// feed, fed by its own commits and, through its follower, by the others', reaches the database's
-/// head and then answers every v1 and v2 sync exactly as the database does. A follower that
+/// feed, fed by its own commits and, through its follower, by the others' (from their commit
+/// notices, or read when a commit is too big for one), reaches the database's head and then
+/// answers every v1 and v2 sync exactly as the database does. A follower that
 /// skipped, repeated or misordered another instance's commit, or reported a receipt's unread
 /// count other than the writer's, fails here.
 #[test]
@@ -959,7 +960,14 @@ fn every_instance_feed_follows_the_others_and_answers_as_the_database_does() {
                     let txn = format!("i{k}-{step}");
                     match (rng.u8(..10), sent.is_empty()) {
                         (0..=3, _) | (_, true) => {
-                            let out = send(s, &r.id, &who, &txn);
+                            let out = if step % 13 == 0 {
+                                // Too big for a commit notice: the others read this commit.
+                                let mut big = new_message(&r.id, &who, &txn);
+                                big.parts = vec![Part::text("é".repeat(5_000))];
+                                s.send_message(big).wait().unwrap()
+                            } else {
+                                send(s, &r.id, &who, &txn)
+                            };
                             sent.push((r.id.clone(), out.message.id, who));
                         }
                         (4..=5, false) => {
