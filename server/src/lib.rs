@@ -284,6 +284,31 @@ impl Database {
     }
 }
 
+/// How often an instance on PostgreSQL tells the others how many long-polls it holds.
+const LOAD_SHARE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Several instances on one database: each paces its wake rounds by every instance's long-polls
+/// (see `Notifier::round`), so each tells the others its count every second, and takes theirs.
+/// The task ends with the server (it holds neither the store nor the notifier).
+fn share_load(store: &Arc<dyn Store>, notifier: &Arc<Notifier>) {
+    store.set_load_sink(Arc::clone(notifier) as Arc<dyn store::LoadSink>);
+    let (store, notifier) = (Arc::downgrade(store), Arc::downgrade(notifier));
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(LOAD_SHARE_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            let (Some(store), Some(notifier)) = (store.upgrade(), notifier.upgrade()) else {
+                return;
+            };
+            if notifier.is_shutting_down() {
+                return;
+            }
+            store.publish_load(notifier.subscriptions());
+        }
+    });
+}
+
 /// Whether `addr` only reaches this machine (127.0.0.0/8, ::1, and ::ffff:127.0.0.0/104).
 fn is_loopback(addr: &SocketAddr) -> bool {
     match addr.ip() {
@@ -390,6 +415,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     // Every commit from now on reaches the feed that answers long-polls, in commit order.
     let notifier = Notifier::new(head);
     store.set_commit_sink(Arc::new(Arc::clone(&notifier)));
+    if matches!(database, Database::Postgres(_)) {
+        share_load(&store, &notifier);
+    }
     let keys = match (config.auth, &config.token_secret) {
         (AuthMode::Secret, Some(secret)) => TokenKeys::new(secret.clone(), config.token_ttl_secs),
         _ if shared_dev_secret.is_some() => {

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use crate::feed::{Feed, Miss, Rendered, FEED_MAX_BYTES, FEED_MAX_ENTRIES};
-use crate::store::{CommitSink, Committed, Head, ReadState, StreamBatch, SyncBatch};
+use crate::store::{CommitSink, Committed, Head, LoadSink, ReadState, StreamBatch, SyncBatch};
 use crate::sync_token::SyncPosition;
 
 /// What pacing counts per woken request (see the module documentation).
@@ -52,6 +52,9 @@ pub struct Notifier {
     /// The most subscriptions at once since the last wake round (for pacing: while a round is
     /// being answered, many of its long-polls are between two requests and not counted above).
     peak: AtomicUsize,
+    /// The long-polls parked on the deployment's other instances (PostgreSQL; see
+    /// [`LoadSink`]): rounds are paced by the whole deployment's load.
+    elsewhere: AtomicUsize,
 }
 
 /// What ended a wait.
@@ -89,6 +92,7 @@ impl Notifier {
             shutdown: watch::channel(false).0,
             subscriptions: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            elsewhere: AtomicUsize::new(0),
         })
     }
 
@@ -151,8 +155,12 @@ impl Notifier {
         let pending = std::mem::take(&mut pacing.pending);
         let woken = self.notify(pending.iter().map(String::as_str));
         // The requests the next round may answer: the ones it woke and the ones that come back
-        // for more (the most long-polls registered at once since the last round).
-        let load = woken.max(self.peak.swap(self.subscriptions(), Ordering::Relaxed));
+        // for more (the most long-polls registered at once since the last round), and those the
+        // other instances hold. Paced by its own third, each of three instances on shared CPUs
+        // answered twice as many polls per second as one instance holding them all, which took
+        // the CPU their senders needed (BENCHMARKS.md).
+        let load = woken.max(self.peak.swap(self.subscriptions(), Ordering::Relaxed))
+            + self.elsewhere.load(Ordering::Relaxed);
         let pause = WAKE_COST
             .saturating_mul(u32::try_from(load).unwrap_or(u32::MAX))
             .min(MAX_WAKE_PAUSE);
@@ -249,6 +257,13 @@ impl Notifier {
     /// How many users have at least one parked request (for tests and metrics).
     pub fn waiting_users(&self) -> usize {
         self.users.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// The other instances' long-polls, for pacing.
+impl LoadSink for Notifier {
+    fn elsewhere(&self, parked: usize) {
+        self.elsewhere.store(parked, Ordering::Relaxed);
     }
 }
 
@@ -544,5 +559,39 @@ mod tests {
         assert_eq!(one.wait().await, Wake::Changed);
         // (tokio's timers have millisecond resolution)
         assert!(quiet.elapsed() > Duration::ZERO && quiet.elapsed() <= Duration::from_millis(1));
+    }
+
+    /// Three instances on shared CPUs, each pacing by its own third of the long-polls, answered
+    /// twice as many polls as one instance holding them all: the others' long-polls count too.
+    #[tokio::test(start_paused = true)]
+    async fn rounds_are_paced_by_the_long_polls_of_the_other_instances_too() {
+        let n = Notifier::new(head(0, 0));
+        LoadSink::elsewhere(&*n, 599);
+        let mut one = n.subscribe("bob");
+        let start = Instant::now();
+        publish(
+            &n,
+            Committed {
+                changes: vec![message(1, "r1")],
+                head: head(1, 0),
+            },
+        );
+        assert_eq!(one.wait().await, Wake::Changed);
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "a quiet commit wakes at once"
+        );
+        publish(
+            &n,
+            Committed {
+                changes: vec![message(2, "r1")],
+                head: head(2, 0),
+            },
+        );
+        assert_eq!(one.wait().await, Wake::Changed);
+        // One long-poll here, 599 elsewhere: the pause is the deployment's, not this instance's
+        // (0.1 ms without the others).
+        assert_eq!(start.elapsed(), WAKE_COST * 600);
     }
 }

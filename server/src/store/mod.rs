@@ -518,6 +518,14 @@ pub trait TypingSink: Send + Sync + 'static {
     fn typed(&self, notice: TypingNotice);
 }
 
+/// Where the other instances' long-poll counts arrive (see [`Store::set_load_sink`]): the
+/// notifier paces its wake rounds by the whole deployment's long-polls.
+pub trait LoadSink: Send + Sync + 'static {
+    /// The long-polls parked on the other instances, all together, by their latest counts.
+    /// Called on the backend's listener; must not block.
+    fn elsewhere(&self, parked: usize);
+}
+
 /// Storage of users, rooms, memberships and messages.
 pub trait Store: Send + Sync + 'static {
     /// Creates or replaces a user's profile.
@@ -608,6 +616,12 @@ pub trait Store: Send + Sync + 'static {
     fn publish_typing(&self, _notice: TypingNotice) {}
     /// Where the other instances' typing notices arrive (one sink; set before serving).
     fn set_typing_sink(&self, _sink: Arc<dyn TypingSink>) {}
+    /// Tells the other instances on this database how many long-polls are parked on this one
+    /// (a heartbeat: counts not repeated within a few seconds are forgotten). Does nothing where
+    /// there are no others (SQLite). Never blocks.
+    fn publish_load(&self, _parked: usize) {}
+    /// Where the other instances' counts arrive (one sink; set before serving).
+    fn set_load_sink(&self, _sink: Arc<dyn LoadSink>) {}
     /// How many reads may usefully run at once (the size of the backend's reader pool).
     fn read_parallelism(&self) -> usize;
     /// Flushes and closes the database; later calls fail with [`StoreError::Closed`].

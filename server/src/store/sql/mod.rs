@@ -1221,6 +1221,18 @@ impl Store for SqlStore {
         }
     }
 
+    fn publish_load(&self, parked: usize) {
+        if let Reporting::Follow(follower) = &self.reporting {
+            follower.publish_load(parked);
+        }
+    }
+
+    fn set_load_sink(&self, sink: Arc<dyn super::LoadSink>) {
+        if let Reporting::Follow(follower) = &self.reporting {
+            follower.set_load_sink(sink);
+        }
+    }
+
     fn read_parallelism(&self) -> usize {
         self.readers.size
     }

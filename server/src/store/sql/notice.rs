@@ -30,7 +30,11 @@ pub(super) enum Heard<'a> {
     /// A commit whose changes the payload does not carry: the stream's head after it.
     Head(u64),
     /// A commit with its changes: its first position, the head after it, and the changes.
-    Commit { first: u64, head: u64, json: &'a str },
+    Commit {
+        first: u64,
+        head: u64,
+        json: &'a str,
+    },
 }
 
 impl Heard<'_> {
@@ -255,7 +259,11 @@ enum In {
         unread: u32,
     },
     #[serde(rename = "n")]
-    Room { pos: u64, room: Room, seqs: Vec<u64> },
+    Room {
+        pos: u64,
+        room: Room,
+        seqs: Vec<u64>,
+    },
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -41,7 +41,7 @@ use super::{
     current_head, stream, CommitSink, Committed, Head, ReadConn, Reporting, RoomCache, SqlOptions,
     SqlStore, StoreError, WriteConn,
 };
-use crate::store::{Change, TypingNotice, TypingSink};
+use crate::store::{Change, LoadSink, TypingNotice, TypingSink};
 
 /// Schema migrations; index `i` moves the database from version `i` to `i + 1`. Version 1 is
 /// SQLite's version 3 (the same tables, columns and indexes).
@@ -123,9 +123,13 @@ const FOLLOW_CHUNK: usize = 10_000;
 /// How long a connection attempt may take when the URL sets no `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Typing notices waiting for the publisher; more are dropped (a typing indicator, while the
-/// database is slow or away, is not worth unbounded memory).
-const TYPING_BACKLOG: usize = 256;
+/// Notices waiting for the publisher (typing, load); more are dropped (a typing indicator or a
+/// long-poll count, while the database is slow or away, is not worth unbounded memory).
+const PUBLISH_BACKLOG: usize = 256;
+
+/// How long another instance's long-poll count holds without being repeated (instances repeat
+/// theirs every second, see `crate::start`): an instance that stopped is forgotten after it.
+const LOAD_HOLDS: Duration = Duration::from_secs(5);
 
 /// How long the listener waits for a notification before it looks whether it should stop.
 const LISTEN_POLL: Duration = Duration::from_millis(250);
@@ -207,6 +211,8 @@ struct Names {
     channel: String,
     /// Where typing notices go (typing is not stored; see [`crate::typing`]).
     typing_channel: String,
+    /// Where each instance's count of parked long-polls goes (see [`Follower::publish_load`]).
+    load_channel: String,
 }
 
 impl Names {
@@ -221,6 +227,7 @@ impl Names {
             lock_key: hash as i64,
             channel: format!("chatsync_{hash:016x}"),
             typing_channel: format!("chatsync_typing_{hash:016x}"),
+            load_channel: format!("chatsync_load_{hash:016x}"),
         }
     }
 }
@@ -272,6 +279,8 @@ impl SqlStore {
             stopped: AtomicBool::new(false),
             instance: uuid::Uuid::new_v4().simple().to_string(),
             typing_sink: Mutex::new(None),
+            load_sink: Mutex::new(None),
+            loads: Mutex::new(HashMap::new()),
             publisher: Mutex::new(None),
         });
         Ok(SqlStore::assemble(
@@ -597,8 +606,13 @@ pub struct Follower {
     instance: String,
     /// Dropped on [`Follower::stop`]: the sink refers back to the server that owns the store.
     typing_sink: Mutex<Option<Arc<dyn TypingSink>>>,
-    /// The thread that sends this instance's typing notices (started on the first).
-    publisher: Mutex<Option<std::sync::mpsc::SyncSender<String>>>,
+    /// Where the other instances' long-poll counts go; dropped on [`Follower::stop`].
+    load_sink: Mutex<Option<Arc<dyn LoadSink>>>,
+    /// The other instances' latest long-poll counts, by instance, with when they came.
+    loads: Mutex<HashMap<String, (usize, Instant)>>,
+    /// The thread that sends this instance's typing notices and long-poll counts (started on the
+    /// first), as (channel, payload).
+    publisher: Mutex<Option<std::sync::mpsc::SyncSender<(String, String)>>>,
 }
 
 impl std::fmt::Debug for Follower {
@@ -642,7 +656,7 @@ impl Follower {
         Arc::new(FollowSink(Arc::clone(self)))
     }
 
-    /// Stops the listener (within [`LISTEN_POLL`]) and the typing publisher, and lets go of the
+    /// Stops the listener (within [`LISTEN_POLL`]) and the publisher, and lets go of the
     /// sinks and the follower's connection: nothing is reported after it returns, and nothing
     /// keeps the server that owned the store alive.
     pub(super) fn stop(&self) {
@@ -652,6 +666,10 @@ impl Follower {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         self.typing_sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.load_sink
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
@@ -673,33 +691,97 @@ impl Follower {
         *slot = Some(sink);
     }
 
-    /// Sends a typing notice to the other instances, from a thread of its own (never blocks the
-    /// caller; a notice lost to a database outage is only a typing indicator).
-    pub(super) fn publish_typing(&self, notice: &TypingNotice) {
+    /// Where the other instances' long-poll counts go.
+    pub(super) fn set_load_sink(&self, sink: Arc<dyn LoadSink>) {
         if self.stopped.load(Ordering::Acquire) {
             return;
         }
+        *self.load_sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
+    /// Sends a typing notice to the other instances (never blocks the caller; a notice lost to
+    /// a database outage is only a typing indicator).
+    pub(super) fn publish_typing(&self, notice: &TypingNotice) {
         let Ok(json) = serde_json::to_string(notice) else {
             return;
         };
         let payload = format!("{}\n{json}", self.instance);
+        self.publish(&self.names.typing_channel, payload);
+    }
+
+    /// Sends this instance's count of parked long-polls to the other instances.
+    pub(super) fn publish_load(&self, parked: usize) {
+        let payload = format!("{} {parked}", self.instance);
+        self.publish(&self.names.load_channel, payload);
+    }
+
+    /// Sends `payload` on `channel` from the publisher's thread (started on first use).
+    fn publish(&self, channel: &str, payload: String) {
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
         let mut publisher = self.publisher.lock().unwrap_or_else(|e| e.into_inner());
         if publisher.is_none() {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<String>(TYPING_BACKLOG);
-            let (target, channel) = (self.target.clone(), self.names.typing_channel.clone());
+            let (tx, rx) = std::sync::mpsc::sync_channel(PUBLISH_BACKLOG);
+            let target = self.target.clone();
             let spawned = std::thread::Builder::new()
-                .name("chatsync-pg-typing".into())
-                .spawn(move || publish_loop(&target, &channel, &rx));
+                .name("chatsync-pg-publish".into())
+                .spawn(move || publish_loop(&target, &rx));
             if let Err(e) = spawned {
-                tracing::warn!(error = %e, "could not start the typing publisher");
+                tracing::warn!(error = %e, "could not start the notice publisher");
                 return;
             }
             *publisher = Some(tx);
         }
         if let Some(tx) = publisher.as_ref() {
-            if let Err(std::sync::mpsc::TrySendError::Full(_)) = tx.try_send(payload) {
-                tracing::debug!("typing notices are backing up; one was dropped");
+            if let Err(std::sync::mpsc::TrySendError::Full(_)) =
+                tx.try_send((channel.to_owned(), payload))
+            {
+                tracing::debug!("notices to other instances are backing up; one was dropped");
             }
+        }
+    }
+
+    /// Another instance's long-poll count, from the listener's channel.
+    fn loaded_elsewhere(&self, payload: &str) {
+        let Some((instance, parked)) = payload.split_once(' ') else {
+            return;
+        };
+        let Ok(parked) = parked.parse::<usize>() else {
+            return;
+        };
+        if instance == self.instance {
+            return;
+        }
+        let mut loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
+        loads.insert(instance.to_owned(), (parked, Instant::now()));
+        self.report_loads(&mut loads);
+    }
+
+    /// Forgets the counts not repeated in time (stopped instances), and reports the rest's sum.
+    fn report_loads(&self, loads: &mut HashMap<String, (usize, Instant)>) {
+        let now = Instant::now();
+        loads.retain(|_, (_, at)| now.duration_since(*at) < LOAD_HOLDS);
+        let total = loads.values().map(|(parked, _)| parked).sum();
+        let sink = self
+            .load_sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(sink) = sink {
+            sink.elsewhere(total);
+        }
+    }
+
+    /// Reports again when a count has run out (called while the listener waits).
+    fn expire_loads(&self) {
+        let mut loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if loads
+            .values()
+            .any(|(_, at)| now.duration_since(*at) >= LOAD_HOLDS)
+        {
+            self.report_loads(&mut loads);
         }
     }
 
@@ -777,9 +859,10 @@ impl Follower {
     fn listen_once(&self) -> Result<(), StoreError> {
         let mut client = self.target.connect()?;
         client.batch_execute(&format!(
-            "LISTEN {}; LISTEN {}",
+            "LISTEN {}; LISTEN {}; LISTEN {}",
             quote_ident(&self.names.channel),
-            quote_ident(&self.names.typing_channel)
+            quote_ident(&self.names.typing_channel),
+            quote_ident(&self.names.load_channel)
         ))?;
         self.wake()?;
         loop {
@@ -788,6 +871,7 @@ impl Follower {
             }
             let mut notifications = client.notifications();
             let Some(first) = notifications.timeout_iter(LISTEN_POLL).next()? else {
+                self.expire_loads();
                 continue;
             };
             // Commits that came with their changes go to the feed as they are; from the first
@@ -797,6 +881,8 @@ impl Follower {
             while let Some(n) = next {
                 if n.channel() == self.names.typing_channel {
                     self.typed_elsewhere(n.payload());
+                } else if n.channel() == self.names.load_channel {
+                    self.loaded_elsewhere(n.payload());
                 } else {
                     match notice::hear(n.payload()) {
                         Some(heard) if !behind => match self.take(heard) {
@@ -862,7 +948,10 @@ impl Follower {
         }
         let conn = match conn {
             Some(conn) => conn,
-            None => conn.insert(PgConn::new(self.target.connect().ok()?, self.target.clone())),
+            None => conn.insert(PgConn::new(
+                self.target.connect().ok()?,
+                self.target.clone(),
+            )),
         };
         let room = conn.read(|sql| super::load_room(sql, room_id)).ok()??;
         self.rooms.insert(Arc::new(room));
@@ -900,22 +989,23 @@ enum Taken {
     Read,
 }
 
-/// The typing publisher's thread: sends each notice on its own connection until the store closes.
-fn publish_loop(target: &Target, channel: &str, notices: &std::sync::mpsc::Receiver<String>) {
+/// The publisher's thread: sends each notice (typing, load) on its own connection until the store
+/// closes.
+fn publish_loop(target: &Target, notices: &std::sync::mpsc::Receiver<(String, String)>) {
     let mut client: Option<PgClient> = None;
-    while let Ok(payload) = notices.recv() {
+    while let Ok((channel, payload)) = notices.recv() {
         if client.as_ref().is_none_or(|c| c.is_closed()) {
             client = match target.connect() {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    tracing::warn!(error = %e, "typing notices cannot reach the database");
+                    tracing::warn!(error = %e, "notices to other instances cannot reach the database");
                     continue;
                 }
             };
         }
         if let Some(c) = client.as_mut() {
             if let Err(e) = c.execute("SELECT pg_notify($1, $2)", &[&channel, &payload]) {
-                tracing::warn!(error = %e, "a typing notice was not sent");
+                tracing::warn!(error = %e, "a notice to other instances was not sent");
                 client = None;
             }
         }
@@ -1057,7 +1147,9 @@ mod tests {
     /// reads them once, and the commit reaches its feed whole.
     #[test]
     fn a_room_older_than_the_instance_has_its_members_read_for_the_notices() {
-        let Some(db) = TestDb::new(Backend::Postgres) else { return };
+        let Some(db) = TestDb::new(Backend::Postgres) else {
+            return;
+        };
         let writer = db.open();
         let members = vec!["ann".to_string(), "bob".to_string()];
         let room = writer
@@ -1103,6 +1195,46 @@ mod tests {
         };
         assert_eq!(**message, sent.message);
         assert_eq!(&to[..], &members[..]);
+    }
+
+    /// Each instance paces its wake rounds by every instance's long-polls: the counts cross.
+    #[test]
+    fn long_poll_counts_cross_instances_and_each_sums_the_others_only() {
+        let Some(db) = TestDb::new(Backend::Postgres) else {
+            return;
+        };
+        let (here, there, third) = (db.open(), db.open(), db.open());
+        struct Counts(Mutex<mpsc::Sender<usize>>);
+        impl LoadSink for Counts {
+            fn elsewhere(&self, parked: usize) {
+                let _ = self.0.lock().unwrap().send(parked);
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        here.set_load_sink(Arc::new(Counts(Mutex::new(tx))));
+        let (commits, _) = mpsc::channel();
+        here.set_commit_sink(Arc::new(Heads(Mutex::new(commits)))); // starts the listener
+                                                                    // The listener subscribes on its own thread: repeat until the counts are heard.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            here.publish_load(7);
+            there.publish_load(500);
+            third.publish_load(30);
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(total) => {
+                    seen.push(total);
+                    if total == 530 {
+                        break;
+                    }
+                }
+                Err(_) => assert!(std::time::Instant::now() < deadline, "heard: {seen:?}"),
+            }
+        }
+        assert!(
+            seen.iter().all(|&total| total <= 530),
+            "its own count is not added: {seen:?}"
+        );
     }
 
     /// The typing sink refers back to the server owning the store (its registry, its store):
