@@ -934,13 +934,14 @@ fn current_position(tx: &dyn Sql) -> Result<SyncPosition, StoreError> {
     })
 }
 
+/// Where the stream and v1's two sequences stand: the newest message id, membership sequence
+/// number and position (from their indexes).
+const HEAD_SQL: &str = "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages), (SELECT COALESCE(MAX(seq), 0) FROM members),
+        (SELECT COALESCE(MAX(pos), 0) FROM changes)";
+
 /// v1's position and the change stream's, in one snapshot (one statement).
 fn current_head(tx: &dyn Sql) -> Result<Head, StoreError> {
-    let row = tx.query_one(
-        "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages), (SELECT COALESCE(MAX(seq), 0) FROM members),
-                (SELECT COALESCE(MAX(pos), 0) FROM changes)",
-        &[],
-    )?;
+    let row = tx.query_one(HEAD_SQL, &[])?;
     Ok(Head {
         v1: SyncPosition {
             message_id: row.get(0)?,

@@ -33,13 +33,13 @@ use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, NoTls, SimpleQueryMessage, SimpleQueryRow, Statement};
 
 use super::notice::{self, Heard};
 use super::value::{Arg, Cell, Row, Sql};
 use super::{
     current_head, stream, CommitSink, Committed, Head, ReadConn, Reporting, RoomCache, SqlOptions,
-    SqlStore, StoreError, WriteConn,
+    SqlStore, StoreError, WriteConn, HEAD_SQL,
 };
 use crate::store::{Change, LoadSink, TypingNotice, TypingSink};
 
@@ -376,7 +376,7 @@ impl PgConn {
     ) -> Result<T, StoreError> {
         self.in_transaction(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-            |tx| work(tx),
+            |tx, _| work(tx),
             |_| "COMMIT".to_owned(),
         )
     }
@@ -384,37 +384,52 @@ impl PgConn {
     /// Runs `work` between `begin` and the statements `end` gives for its answer (each a
     /// simple-query batch: one round trip, statements together), rolling back when anything
     /// fails. The transaction is managed by hand rather than with the client's `Transaction`, so
-    /// that taking the write lock, notifying and committing each share a round trip.
+    /// that taking the write lock, reading where the stream stands, notifying and committing
+    /// share round trips. `work` gets the rows `begin`'s statements returned.
     fn in_transaction<T>(
         &mut self,
         begin: &str,
-        work: impl FnOnce(&PgTx<'_>) -> Result<T, StoreError>,
+        work: impl FnOnce(&PgTx<'_>, &[SimpleQueryRow]) -> Result<T, StoreError>,
         end: impl FnOnce(&T) -> String,
     ) -> Result<T, StoreError> {
         self.ensure_open()?;
-        if let Err(e) = self.client.batch_execute(begin) {
-            if !self.client.is_closed() {
-                // `begin` may have opened the transaction before its next statement failed (the
-                // write lock timed out): end it, or every later use of this connection fails.
-                let _ = self.client.batch_execute("ROLLBACK");
-                return Err(e.into());
-            }
-            // The connection was lost since its last use (the database restarted, a proxy cut
-            // it): nothing was done yet, so once more on a new one.
-            self.client = self.target.connect()?;
-            self.statements.borrow_mut().clear();
-            if let Err(e) = self.client.batch_execute(begin) {
+        let began = match self.client.simple_query(begin) {
+            Ok(began) => began,
+            Err(e) => {
                 if !self.client.is_closed() {
+                    // `begin` may have opened the transaction before its next statement failed
+                    // (the write lock timed out): end it, or every later use of this connection
+                    // fails.
                     let _ = self.client.batch_execute("ROLLBACK");
+                    return Err(e.into());
                 }
-                return Err(e.into());
+                // The connection was lost since its last use (the database restarted, a proxy
+                // cut it): nothing was done yet, so once more on a new one.
+                self.client = self.target.connect()?;
+                self.statements.borrow_mut().clear();
+                match self.client.simple_query(begin) {
+                    Ok(began) => began,
+                    Err(e) => {
+                        if !self.client.is_closed() {
+                            let _ = self.client.batch_execute("ROLLBACK");
+                        }
+                        return Err(e.into());
+                    }
+                }
             }
-        }
+        };
+        let rows: Vec<SimpleQueryRow> = began
+            .into_iter()
+            .filter_map(|message| match message {
+                SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .collect();
         let tx = PgTx {
             client: RefCell::new(&mut self.client),
             statements: &self.statements,
         };
-        let result = work(&tx).and_then(|out| {
+        let result = work(&tx, &rows).and_then(|out| {
             let end = end(&out);
             tx.client.borrow_mut().batch_execute(&end)?;
             Ok(out)
@@ -436,6 +451,18 @@ impl ReadConn for PgConn {
     }
 }
 
+/// The head from [`HEAD_SQL`]'s row, as the simple-query protocol returns it (text).
+fn head_of(row: &SimpleQueryRow) -> Option<Head> {
+    let number = |i: usize| row.get(i)?.parse::<u64>().ok();
+    Some(Head {
+        v1: crate::sync_token::SyncPosition {
+            message_id: number(0)?,
+            membership_seq: number(1)?,
+        },
+        pos: number(2)?,
+    })
+}
+
 /// The writing connection of an instance.
 struct PgWriter {
     conn: PgConn,
@@ -450,16 +477,20 @@ impl WriteConn for PgWriter {
         work: &mut dyn FnMut(&dyn Sql, &mut Head, &mut Vec<Change>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         // The deployment's one writer at a time: the lock is held until the commit is visible.
+        // Other instances may have written since this one last did: where the stream stands is
+        // read once the lock is held, in the same round trip.
         let begin = format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({})",
+            "BEGIN; SELECT pg_advisory_xact_lock({}); {HEAD_SQL}",
             self.names.lock_key
         );
         let channel = quote_literal(&self.names.channel);
         self.conn.in_transaction(
             &begin,
-            |tx| {
-                // Other instances may have written since this one last did.
-                *head = current_head(tx)?;
+            |tx, began| {
+                *head = match began.last().map(head_of) {
+                    Some(Some(found)) => found,
+                    _ => current_head(tx)?,
+                };
                 let before = head.pos;
                 work(tx, head, changes)?;
                 Ok((head.pos != before).then(|| notice::payload(changes, head)))
@@ -1107,7 +1138,7 @@ mod tests {
             schema: Some(schema.clone()),
         };
         let mut conn = PgConn::new(target.connect().unwrap(), target);
-        let failed = conn.in_transaction("BEGIN; SELECT 1/0", |_| Ok(()), |_| "COMMIT".into());
+        let failed = conn.in_transaction("BEGIN; SELECT 1/0", |_, _| Ok(()), |_| "COMMIT".into());
         assert!(failed.is_err(), "the begin batch fails");
         let rows = conn
             .read(|sql| sql.query("SELECT 1::BIGINT", &[]))
