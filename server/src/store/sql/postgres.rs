@@ -794,12 +794,7 @@ impl Follower {
         let now = Instant::now();
         loads.retain(|_, (_, at)| now.duration_since(*at) < LOAD_HOLDS);
         let total = loads.values().map(|(parked, _)| parked).sum();
-        let sink = self
-            .load_sink
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(sink) = sink {
+        if let Some(sink) = held(&self.load_sink) {
             sink.elsewhere(total);
         }
     }
@@ -826,12 +821,7 @@ impl Follower {
         }
         match serde_json::from_str::<TypingNotice>(json) {
             Ok(notice) => {
-                let sink = self
-                    .typing_sink
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                if let Some(sink) = sink {
+                if let Some(sink) = held(&self.typing_sink) {
                     sink.typed(notice);
                 }
             }
@@ -1008,6 +998,11 @@ impl Follower {
         }
         Ok(())
     }
+}
+
+/// The sink in `slot`, if one is set (taken out of the lock before it is called).
+fn held<T: ?Sized>(slot: &Mutex<Option<Arc<T>>>) -> Option<Arc<T>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// What became of a commit notice.
