@@ -1101,19 +1101,21 @@ mod tests {
         fn typed(&self, _: TypingNotice) {}
     }
 
+    /// Ann's first message in `room_id`.
+    fn hello(room_id: &str) -> NewMessage {
+        NewMessage {
+            room_id: room_id.into(),
+            sender: "ann".into(),
+            txn_id: "t1".into(),
+            parts: vec![Part::text("hi")],
+            now: "2026-01-01T00:00:00.000Z".into(),
+        }
+    }
+
     fn send_one(store: &SqlStore, members: &[&str]) -> u64 {
         let members = members.iter().map(|m| m.to_string()).collect();
         let room = store.create_room(None, members, "t".into()).wait().unwrap();
-        store
-            .send_message(NewMessage {
-                room_id: room.id,
-                sender: "ann".into(),
-                txn_id: "t1".into(),
-                parts: vec![Part::text("hi")],
-                now: "2026-01-01T00:00:00.000Z".into(),
-            })
-            .wait()
-            .unwrap();
+        store.send_message(hello(&room.id)).wait().unwrap();
         store.head().unwrap().pos
     }
 
@@ -1193,16 +1195,7 @@ mod tests {
         }
         let (tx, rx) = mpsc::channel();
         follower.set_commit_sink(Arc::new(Keep(Arc::clone(&got), Mutex::new(tx))));
-        let sent = writer
-            .send_message(NewMessage {
-                room_id: room.id.clone(),
-                sender: "ann".into(),
-                txn_id: "t1".into(),
-                parts: vec![Part::text("hi")],
-                now: "2026-01-01T00:00:00.000Z".into(),
-            })
-            .wait()
-            .unwrap();
+        let sent = writer.send_message(hello(&room.id)).wait().unwrap();
         let head = writer.head().unwrap();
         rx.recv_timeout(Duration::from_secs(20))
             .expect("the other instance reports the commit");
