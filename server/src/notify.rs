@@ -365,6 +365,17 @@ mod tests {
         n.answered();
     }
 
+    /// Commits message `id` in room r1, moving the head to it.
+    fn publish_message(n: &Arc<Notifier>, id: u64) {
+        publish(
+            n,
+            Committed {
+                changes: vec![message(id, "r1")],
+                head: head(id, 0),
+            },
+        );
+    }
+
     fn notifier() -> Arc<Notifier> {
         Notifier::new(Head::default())
     }
@@ -496,13 +507,7 @@ mod tests {
         let n = Notifier::new(head(0, 0));
         let mut parked: Vec<Subscription> = (0..1000).map(|_| n.subscribe("bob")).collect();
         let start = Instant::now();
-        publish(
-            &n,
-            Committed {
-                changes: vec![message(1, "r1")],
-                head: head(1, 0),
-            },
-        );
+        publish_message(&n, 1);
         for s in &mut parked {
             assert_eq!(s.wait().await, Wake::Changed);
         }
@@ -513,13 +518,7 @@ mod tests {
         );
         // Two more commits right after a round that woke 1,000: announced together, 100 ms on.
         for id in [2, 3] {
-            publish(
-                &n,
-                Committed {
-                    changes: vec![message(id, "r1")],
-                    head: head(id, 0),
-                },
-            );
+            publish_message(&n, id);
         }
         let first = &mut parked[0];
         assert!(
@@ -539,23 +538,11 @@ mod tests {
         let mut one = n.subscribe("bob");
         tokio::time::sleep(MAX_WAKE_PAUSE).await;
         for id in [4, 5] {
-            publish(
-                &n,
-                Committed {
-                    changes: vec![message(id, "r1")],
-                    head: head(id, 0),
-                },
-            );
+            publish_message(&n, id);
             assert_eq!(one.wait().await, Wake::Changed);
         }
         let quiet = Instant::now();
-        publish(
-            &n,
-            Committed {
-                changes: vec![message(6, "r1")],
-                head: head(6, 0),
-            },
-        );
+        publish_message(&n, 6);
         assert_eq!(one.wait().await, Wake::Changed);
         // (tokio's timers have millisecond resolution)
         assert!(quiet.elapsed() > Duration::ZERO && quiet.elapsed() <= Duration::from_millis(1));
@@ -569,26 +556,14 @@ mod tests {
         LoadSink::elsewhere(&*n, 599);
         let mut one = n.subscribe("bob");
         let start = Instant::now();
-        publish(
-            &n,
-            Committed {
-                changes: vec![message(1, "r1")],
-                head: head(1, 0),
-            },
-        );
+        publish_message(&n, 1);
         assert_eq!(one.wait().await, Wake::Changed);
         assert_eq!(
             start.elapsed(),
             Duration::ZERO,
             "a quiet commit wakes at once"
         );
-        publish(
-            &n,
-            Committed {
-                changes: vec![message(2, "r1")],
-                head: head(2, 0),
-            },
-        );
+        publish_message(&n, 2);
         assert_eq!(one.wait().await, Wake::Changed);
         // One long-poll here, 599 elsewhere: the pause is the deployment's, not this instance's
         // (0.1 ms without the others).

@@ -81,6 +81,9 @@ pub(super) fn payload(commit_changes: &[Change], head: &Head) -> String {
     }
 }
 
+/// A commit taken from its notice, with the rooms it creates (for the room cache).
+pub(super) type Carried = (Committed, Vec<Arc<Room>>);
+
 /// The commit a [`Heard::Commit`] carries. `members` gives a room's members (from the room
 /// cache); `None` when one is not known there: then the caller reads the commit instead. The
 /// rooms the commit creates are returned apart too, for the cache.
@@ -88,7 +91,7 @@ pub(super) fn commit(
     json: &str,
     head: u64,
     mut members: impl FnMut(&str) -> Option<Arc<[String]>>,
-) -> Result<Option<(Committed, Vec<Arc<Room>>)>, serde_json::Error> {
+) -> Result<Option<Carried>, serde_json::Error> {
     let body: Parsed = serde_json::from_str(json)?;
     let mut fresh: HashMap<String, Arc<[String]>> = HashMap::new();
     let mut rooms = Vec::new();
