@@ -989,13 +989,8 @@ impl Follower {
 
     /// Catches up and lets the sink wake the long-polls.
     fn wake(&self) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        self.catch_up(&mut state)?;
-        let sink = state.sink.clone();
-        drop(state);
-        if let Some(sink) = sink {
-            sink.answered();
-        }
+        self.catch_up(&mut self.lock())?;
+        self.answered();
         Ok(())
     }
 }
@@ -1068,10 +1063,7 @@ impl CommitSink for FollowSink {
     }
 
     fn answered(&self) {
-        let sink = self.0.lock().sink.clone();
-        if let Some(sink) = sink {
-            sink.answered();
-        }
+        self.0.answered();
     }
 }
 
