@@ -428,9 +428,11 @@ impl PgConn {
         let tx = PgTx {
             client: RefCell::new(&mut self.client),
             statements: &self.statements,
+            later: RefCell::new(String::new()),
         };
         let result = work(&tx, &rows).and_then(|out| {
-            let end = end(&out);
+            // The writes held for the commit go with it ([`Sql::execute_later`]).
+            let end = tx.later.take() + &end(&out);
             tx.client.borrow_mut().batch_execute(&end)?;
             Ok(out)
         });
@@ -517,6 +519,9 @@ impl WriteConn for PgWriter {
 struct PgTx<'a> {
     client: RefCell<&'a mut PgClient>,
     statements: &'a RefCell<HashMap<String, Statement>>,
+    /// Writes held for the commit, as statements with their values written in, each ending in
+    /// `;` ([`Sql::execute_later`]).
+    later: RefCell<String>,
 }
 
 impl PgTx<'_> {
@@ -530,6 +535,31 @@ impl PgTx<'_> {
             .insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
+}
+
+/// `sql` with each `?N` replaced by `args[N - 1]` as a literal, for a simple-query batch (which
+/// takes no parameters). Values are integers, text (an escape string, [`quote_literal`]) or NULL.
+fn with_values(sql: &str, args: &[Arg<'_>]) -> Result<String, StoreError> {
+    let mut out = String::with_capacity(sql.len() + 16 * args.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find('?') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let arg = rest[..digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| args.get(n.checked_sub(1)?))
+            .ok_or_else(|| StoreError::Corrupt(format!("no value for a parameter of {sql}")))?;
+        match arg {
+            Arg::Null => out.push_str("NULL"),
+            Arg::Int(v) => out.push_str(&v.to_string()),
+            Arg::Text(v) => out.push_str(&quote_literal(v)),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// SQLite's `?1` parameters as PostgreSQL's `$1` (the statements hold no `?` otherwise).
@@ -563,6 +593,14 @@ impl Sql for PgTx<'_> {
         let statement = self.prepare(sql)?;
         let rows = self.client.borrow_mut().query(&statement, &params(args))?;
         rows.iter().map(row_cells).collect()
+    }
+
+    fn execute_later(&self, sql: &str, args: &[Arg<'_>]) -> Result<(), StoreError> {
+        let statement = with_values(sql, args)?;
+        let mut later = self.later.borrow_mut();
+        later.push_str(&statement);
+        later.push_str("; ");
+        Ok(())
     }
 }
 
@@ -1076,6 +1114,7 @@ mod tests {
 
     use super::*;
     use crate::store::sql::testing::{pg_url, Backend, TestDb};
+    use crate::store::sql::value::args;
     use crate::store::{NewMessage, Store};
 
     /// Sends each reported commit's head position.
@@ -1133,6 +1172,79 @@ mod tests {
             .read(|sql| sql.query("SELECT 1::BIGINT", &[]))
             .expect("the next transaction on the connection works");
         assert_eq!(rows.len(), 1);
+    }
+
+    #[test]
+    fn a_held_write_has_its_values_written_in() {
+        let sql = "UPDATE t SET a = ?1, b = ?10, c = ?2 WHERE d = ?3";
+        let mut args = vec![Arg::Int(-7), Arg::Text("it's a \\ path"), Arg::Null];
+        args.extend((4..=10).map(Arg::Int));
+        assert_eq!(
+            with_values(sql, &args).unwrap(),
+            "UPDATE t SET a = -7, b = 10, c = E'it''s a \\\\ path' WHERE d = NULL"
+        );
+        assert!(
+            with_values("SELECT ?2", &[Arg::Int(1)]).is_err(),
+            "a parameter without a value"
+        );
+        assert!(with_values("SELECT ?", &[Arg::Int(1)]).is_err(), "a bare ?");
+    }
+
+    /// Held writes run at the commit, in the order given, with their text intact; one that fails
+    /// there fails the whole transaction and leaves nothing of it.
+    #[test]
+    fn held_writes_run_at_the_commit_in_order_and_fail_it_whole() {
+        let Some(db) = TestDb::new(Backend::Postgres) else {
+            return;
+        };
+        db.open().close();
+        let TestDb::Postgres(url, schema) = &db else {
+            unreachable!()
+        };
+        let target = Target {
+            url: url.clone(),
+            schema: Some(schema.clone()),
+        };
+        let mut conn = PgConn::new(target.connect().unwrap(), target);
+        let id = "o'brien \\n";
+        conn.in_transaction(
+            "BEGIN",
+            |tx, _| {
+                tx.execute_later(
+                    "INSERT INTO users (id, name) VALUES (?1, ?2)",
+                    args![id, "first"],
+                )?;
+                tx.execute_later(
+                    "UPDATE users SET name = ?1 WHERE id = ?2",
+                    args!["second", id],
+                )
+            },
+            |_| "COMMIT".into(),
+        )
+        .expect("committed");
+        let name_of = |conn: &mut PgConn, id: &str| {
+            conn.read(|sql| sql.query("SELECT name FROM users WHERE id = ?1", args![id]))
+                .unwrap()
+                .first()
+                .map(|row| row.get::<String>(0).unwrap())
+        };
+        assert_eq!(name_of(&mut conn, id).as_deref(), Some("second"));
+
+        let failed = conn.in_transaction(
+            "BEGIN",
+            |tx, _| {
+                tx.execute("INSERT INTO users (id, name) VALUES ('other', 'x')", &[])?;
+                // The same id again: fails at the commit.
+                tx.execute_later(
+                    "INSERT INTO users (id, name) VALUES (?1, ?2)",
+                    args![id, "third"],
+                )
+            },
+            |_| "COMMIT".into(),
+        );
+        assert!(failed.is_err(), "the held write's failure fails the commit");
+        assert_eq!(name_of(&mut conn, "other"), None, "nothing of it stays");
+        assert_eq!(name_of(&mut conn, id).as_deref(), Some("second"));
     }
 
     /// Channel names over 63 bytes make `pg_notify` fail, and with it every write: a schema

@@ -52,7 +52,8 @@ pub(super) fn record_change(
     head: &mut Head,
 ) -> Result<u64, StoreError> {
     let pos = head.pos + 1;
-    tx.execute(
+    // Read back only by later transactions (a follower, a sync): held for the commit.
+    tx.execute_later(
         "INSERT INTO changes (pos, room_id, kind, message_id, user_id, unread) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         args![
             to_i64(pos),
@@ -68,7 +69,8 @@ pub(super) fn record_change(
 }
 
 /// Moves each room's newest change (what a v2 sync uses to skip unchanged rooms) and newest
-/// message (v1's) to this transaction's changes: one statement per room, at the end.
+/// message (v1's) to this transaction's changes: one statement per room, at the end, held for
+/// the commit.
 pub(super) fn touch_rooms(tx: &dyn Sql, changes: &[Change]) -> Result<(), StoreError> {
     let mut rooms: BTreeMap<&str, (u64, Option<u64>)> = BTreeMap::new();
     for change in changes {
@@ -80,11 +82,11 @@ pub(super) fn touch_rooms(tx: &dyn Sql, changes: &[Change]) -> Result<(), StoreE
     }
     for (room_id, (pos, message_id)) in rooms {
         match message_id {
-            Some(id) => tx.execute(
+            Some(id) => tx.execute_later(
                 "UPDATE rooms SET last_pos = ?1, last_message_id = ?2 WHERE id = ?3",
                 args![to_i64(pos), to_i64(id), room_id],
             )?,
-            None => tx.execute(
+            None => tx.execute_later(
                 "UPDATE rooms SET last_pos = ?1 WHERE id = ?2",
                 args![to_i64(pos), room_id],
             )?,
@@ -451,7 +453,7 @@ pub(super) fn receipt(
     let read = read_state(tx, &receipt.room_id, &receipt.user_id)?;
     if let Some(pos) = pos {
         // The count as of this change, for a follower of the stream ([`changes_after`]).
-        tx.execute(
+        tx.execute_later(
             "UPDATE changes SET unread = ?1 WHERE pos = ?2",
             args![i64::from(read.unread), to_i64(pos)],
         )?;

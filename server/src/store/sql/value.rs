@@ -160,6 +160,16 @@ pub trait Sql {
     /// Runs a query; returns its rows.
     fn query(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError>;
 
+    /// A write that nothing in this transaction reads back: a backend may hold it and send it
+    /// with the commit, in order with the others held (an error then fails the commit).
+    /// PostgreSQL does, so a transaction's change rows and room updates cost one round trip
+    /// together instead of one each, while the deployment's write lock is held (ADR 0017);
+    /// SQLite runs it at once. Only for statements whose rows no later statement of the same
+    /// transaction reads.
+    fn execute_later(&self, sql: &str, args: &[Arg<'_>]) -> Result<(), StoreError> {
+        self.execute(sql, args).map(drop)
+    }
+
     /// The first row of a query, if any.
     fn query_opt(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, args)?.into_iter().next())
