@@ -2,7 +2,7 @@
 # The reference server's throughput and wake-up latency (issue 15; BENCHMARKS.md, server section):
 # sends/s at 1, 8, 32 and 128 senders on SQLite with group commit on and off and on PostgreSQL
 # with one and three instances, wake latency of 5,000 parked long-polls, sends/s with 1,000 live
-# pollers. Every figure comes from one run of `chatsync-bench server` against server binaries in
+# pollers, and latency under offered loads of 1,000 to 4,000 sends/s (open loop). Every figure comes from one run of `chatsync-bench server` against server binaries in
 # child processes on loopback. PostgreSQL: a throwaway cluster on loopback with fsync on
 # (scripts/pg.sh, CHATSYNC_PG_DURABLE=1; installed from Debian's packages when missing), or the
 # database at CHATSYNC_BENCH_PG_URL; NO_POSTGRES=1 leaves those columns out.
@@ -12,7 +12,7 @@
 #                                                  temporary worktree), measured in the same run
 #   BASELINE_BIN=path scripts/bench-server.sh      and that server binary
 #   DURATION=10 scripts/bench-server.sh            seconds per throughput figure (default 5)
-#   scripts/bench-server.sh --only wake            one scenario: sends, wake or live
+#   scripts/bench-server.sh --only wake            one scenario: sends, wake, live or offered
 #
 # Built with optimisations and no LTO in target/load, like scripts/load.sh (the same profile for
 # every binary measured, so the comparison is fair). Exits non-zero if any answer is not 2xx.

@@ -4,9 +4,11 @@
 //!
 //! ```text
 //! chatsync-bench server --server-bin PATH [--baseline-bin PATH] [--postgres URL]
-//!                       [--duration SECS] [--quick] [--only sends|wake|live]
+//!                       [--duration SECS] [--quick] [--only sends|wake|live|offered]
+//!                       [--senders N,N,...] [--offered N,N,...]
 //! ```
-//! With `--postgres URL` (a database the bench may create schemas in), two more contenders: the
+//! With `--postgres URL` (a database the bench may create schemas in), two more contenders (four
+//! with a baseline, which then runs on PostgreSQL too): the
 //! server under test on PostgreSQL with one instance, and with three instances on one database
 //! (a fresh schema each), the load spread over them: sender `i` and poll `i` on instance
 //! `i mod 3`, every wake-up send on instance 0, so two thirds of the woken polls are woken across
@@ -21,6 +23,12 @@
 //!    answer is in (a device polls again on the same connection).
 //! 3. **sends/s with 1,000 live pollers**: 1,000 long-polls in the room (100 users) that follow
 //!    `next_batch` as soon as each answer arrives, while 32 senders send for `--duration`.
+//! 4. **an offered load**: sends arriving at a steady rate (1,000 to 4,000 a second) from 128
+//!    users, each on its own connection, whatever the answers (open loop, as a deployment's users
+//!    send): sends answered per second and latency p50/p99/max counted from when each send was
+//!    due, so a deployment that falls behind shows it. With few closed-loop senders, scenario 1
+//!    measures latency more than capacity (a commit carries at most the sends waiting on its
+//!    instance); here the arrivals decide, as in production.
 //!
 //! The load generator is a minimal HTTP/1.1 client on tokio (a request, then the head and a
 //! `content-length` body), so it costs the 2 CPUs little next to the server. Each scenario starts
@@ -47,6 +55,9 @@ struct Plan {
     pollers: usize,
     poller_users: usize,
     live_senders: usize,
+    /// Offered loads, sends per second.
+    offered: Vec<u32>,
+    offered_users: usize,
 }
 
 impl Plan {
@@ -60,6 +71,8 @@ impl Plan {
             pollers: 1_000,
             poller_users: 100,
             live_senders: 32,
+            offered: vec![1_000, 2_000, 3_000, 4_000],
+            offered_users: 128,
         }
     }
 
@@ -73,6 +86,8 @@ impl Plan {
             pollers: 50,
             poller_users: 10,
             live_senders: 4,
+            offered: vec![200],
+            offered_users: 8,
         }
     }
 }
@@ -91,6 +106,8 @@ pub fn run(args: &[String]) {
     let mut quick = false;
     let mut only: Option<String> = None;
     let mut postgres: Option<String> = None;
+    let mut senders: Option<Vec<usize>> = None;
+    let mut rates: Option<Vec<u32>> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -105,7 +122,21 @@ pub fn run(args: &[String]) {
             }
             "--quick" => quick = true,
             "--postgres" => postgres = Some(it.next().expect("--postgres URL").clone()),
-            "--only" => only = Some(it.next().expect("--only sends|wake|live").clone()),
+            "--only" => only = Some(it.next().expect("--only sends|wake|live|offered").clone()),
+            "--senders" => {
+                senders = it.next().map(|list| {
+                    list.split(',')
+                        .map(|n| n.parse().expect("--senders N,N,..."))
+                        .collect()
+                })
+            }
+            "--offered" => {
+                rates = it.next().map(|list| {
+                    list.split(',')
+                        .map(|n| n.parse().expect("--offered N,N,..."))
+                        .collect()
+                })
+            }
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -116,11 +147,17 @@ pub fn run(args: &[String]) {
         eprintln!("usage: chatsync-bench server --server-bin PATH [--baseline-bin PATH] [--duration SECS] [--quick]");
         std::process::exit(2);
     };
-    let plan = if quick {
+    let mut plan = if quick {
         Plan::quick()
     } else {
         Plan::full(duration)
     };
+    if let Some(senders) = senders {
+        plan.senders = senders;
+    }
+    if let Some(rates) = rates {
+        plan.offered = rates;
+    }
     let fds = raise_fd_limit();
     println!(
         "chatsync-bench server: {} CPUs, open-file limit {fds}, {}",
@@ -151,16 +188,14 @@ pub fn run(args: &[String]) {
     if postgres.is_some() {
         contenders.push(("PostgreSQL x1", &server_bin, vec![], 1));
         contenders.push(("PostgreSQL x3", &server_bin, vec![], 3));
+        if let Some(b) = &baseline_bin {
+            contenders.push(("baseline PG x1", b, vec![], 1));
+            contenders.push(("baseline PG x3", b, vec![], 3));
+        }
     }
     let start = |bin: &Path, flags: &[&str], log: &str, instances: usize| match instances {
         0 => Server::start(bin, flags, log),
-        n => Server::start_postgres(
-            bin,
-            flags,
-            log,
-            postgres.as_deref().expect("--postgres"),
-            n,
-        ),
+        n => Server::start_postgres(bin, flags, log, postgres.as_deref().expect("--postgres"), n),
     };
 
     let wanted = |name: &str| !matches!(only.as_deref(), Some(o) if o != name);
@@ -188,7 +223,9 @@ pub fn run(args: &[String]) {
         "\n2. wake latency: {} parked long-polls ({} users, one room), one send; from the send to each answer",
         plan.parked, plan.parked_users
     );
-        for (label, bin, flags, instances) in contenders.iter().filter(|c| c.0 != "group commit off") {
+        for (label, bin, flags, instances) in
+            contenders.iter().filter(|c| c.0 != "group commit off")
+        {
             let server = start(
                 bin,
                 flags,
@@ -249,6 +286,26 @@ pub fn run(args: &[String]) {
             100.0 * cpu.as_secs_f64() / (plan.duration + WARM_UP).as_secs_f64()
         );
             drop(server);
+        }
+    }
+    if wanted("offered") {
+        println!(
+            "\n4. an offered load: sends at a steady rate from {} users, open loop, {:.0} s; latency from when each was due",
+            plan.offered_users,
+            plan.duration.as_secs_f64()
+        );
+        for &rate in &plan.offered {
+            for (label, bin, flags, instances) in
+                contenders.iter().filter(|c| c.0 != "group commit off")
+            {
+                let server = start(bin, flags, QUIET_LOG, *instances);
+                let r = runtime.block_on(offered(&server, rate, plan.offered_users, plan.duration));
+                println!(
+                    "  {rate:>5}/s offered  {label:<17} {:>8.0} answered/s   p50 {:>7.2} / p99 {:>7.2} / max {:>7.2} ms   server CPU {:>4.0} us/send",
+                    r.per_second, r.p50_ms, r.p99_ms, r.max_ms, r.server_cpu_us
+                );
+                drop(server);
+            }
         }
     }
     println!("\n{}", crate::load_average());
@@ -626,6 +683,77 @@ async fn send_for(
         p99_ms: percentile(&all, 0.99) / 1000.0,
         server_cpu_us: f64::NAN,
         sent: sent.load(Ordering::Relaxed),
+    }
+}
+
+/// An offered load's figures.
+struct Offered {
+    /// Sends answered inside the window, per second.
+    per_second: f64,
+    /// From when each send of the window was due to its answer.
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// Server CPU per send, in microseconds (warm-up included).
+    server_cpu_us: f64,
+}
+
+/// `rate` sends a second from `users` users for `WARM_UP + duration`, open loop: user `i` sends
+/// its `k`-th message when `(i + k * users) / rate` seconds have passed, or as soon as its
+/// connection's previous send is answered if that is later (and the wait counts in its latency).
+async fn offered(server: &Server, rate: u32, users: usize, duration: Duration) -> Offered {
+    let names: Vec<String> = (0..users).map(|i| format!("sender{i}")).collect();
+    let (tokens, room) = scene(server.addr(0), &names).await;
+    let addrs = server.addrs();
+    let cpu = server.cpu();
+    let start = Instant::now() + Duration::from_millis(100);
+    let (from, until) = (start + WARM_UP, start + WARM_UP + duration);
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let mut tasks = Vec::new();
+    for (i, token) in tokens.into_iter().enumerate() {
+        let (room, addr) = (room.clone(), addrs[i % addrs.len()]);
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            let (mut latencies, mut answered, mut sent) = (Vec::new(), 0usize, 0usize);
+            for k in 0u32.. {
+                let due = start + interval * (i as u32 + k * users as u32);
+                if due >= until {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                let request = with_body(
+                    "PUT",
+                    &format!("/v1/rooms/{room}/messages/o{i}-{k}"),
+                    Some(&token),
+                    MESSAGE,
+                );
+                conn.call(&request).await;
+                sent += 1;
+                let done = Instant::now();
+                if due >= from {
+                    latencies.push((done - due).as_micros() as u32);
+                }
+                if done >= from && done < until {
+                    answered += 1;
+                }
+            }
+            (latencies, answered, sent)
+        }));
+    }
+    let (mut all, mut answered, mut sent) = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (latencies, a, s) = t.await.expect("sender");
+        all.extend(latencies);
+        answered += a;
+        sent += s;
+    }
+    all.sort_unstable();
+    Offered {
+        per_second: answered as f64 / duration.as_secs_f64(),
+        p50_ms: percentile(&all, 0.50) / 1000.0,
+        p99_ms: percentile(&all, 0.99) / 1000.0,
+        max_ms: all.last().map_or(f64::NAN, |&us| f64::from(us) / 1000.0),
+        server_cpu_us: (server.cpu() - cpu).as_secs_f64() * 1e6 / sent.max(1) as f64,
     }
 }
 
