@@ -480,16 +480,21 @@ impl WriteConn for PgWriter {
     ) -> Result<(), StoreError> {
         // The deployment's one writer at a time: the lock is held until the commit is visible.
         // Other instances may have written since this one last did: where the stream stands is
-        // read once the lock is held, in the same round trip.
+        // read once the lock is held, in the same round trip. The transaction's id comes with
+        // it, to learn the outcome of a commit whose answer was lost.
         let begin = format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({}); {HEAD_SQL}",
+            "BEGIN; SELECT pg_advisory_xact_lock({}); {HEAD_SQL}; SELECT pg_current_xact_id()::text",
             self.names.lock_key
         );
         let channel = quote_literal(&self.names.channel);
-        self.conn.in_transaction(
+        #[cfg(test)]
+        let cut = testing_cut::take(&self.names.channel);
+        let mut xid: Option<String> = None;
+        let written = self.conn.in_transaction(
             &begin,
             |tx, began| {
-                *head = match began.last().map(head_of) {
+                xid = began.last().and_then(|row| row.get(0)).map(str::to_owned);
+                *head = match began.iter().rev().nth(1).map(head_of) {
                     Some(Some(found)) => found,
                     _ => current_head(tx)?,
                 };
@@ -498,20 +503,86 @@ impl WriteConn for PgWriter {
                 Ok((head.pos != before).then(|| notice::payload(changes, head)))
             },
             // The others learn of it at the commit, in commit order: its changes, when they fit.
-            |payload| match payload {
-                Some(payload) => format!(
-                    "SELECT pg_notify({channel}, {}); COMMIT",
-                    quote_literal(payload)
-                ),
-                None => "COMMIT".to_owned(),
+            |payload| {
+                let end = match payload {
+                    Some(payload) => format!(
+                        "SELECT pg_notify({channel}, {}); COMMIT",
+                        quote_literal(payload)
+                    ),
+                    None => "COMMIT".to_owned(),
+                };
+                #[cfg(test)]
+                let end = cut.around(end);
+                end
             },
-        )?;
-        Ok(())
+        );
+        match (written, xid) {
+            (Ok(_), _) => Ok(()),
+            // Failed, but perhaps only the answer was lost: the connection dropped while COMMIT
+            // ran. Then the writes are stored, and answering them as failed would have the
+            // writer do them again one by one: a room created twice (a plain room creation has no
+            // key to know it again by).
+            (Err(e), Some(xid)) => match self.outcome(&xid) {
+                Some(Outcome::Committed) => {
+                    tracing::warn!(error = %e, "a commit's answer was lost; it was stored");
+                    Ok(())
+                }
+                _ => Err(e),
+            },
+            (Err(e), None) => Err(e),
+        }
     }
 
     fn close(self: Box<Self>) {
         // Dropping closes it (off the async threads, see `PgClient`).
         drop(self);
+    }
+}
+
+/// What became of a transaction whose commit's answer was lost.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Committed,
+    Aborted,
+}
+
+/// How long to wait for a transaction that is still in progress on a lost connection (its
+/// backend ends it when it notices, within a moment) before leaving its outcome unknown.
+const OUTCOME_WAIT: Duration = Duration::from_secs(5);
+
+impl PgWriter {
+    /// What became of transaction `xid`, from the database (`pg_xact_status`, made for this):
+    /// `None` when it cannot be reached or the transaction is still in progress after
+    /// [`OUTCOME_WAIT`].
+    fn outcome(&mut self, xid: &str) -> Option<Outcome> {
+        let deadline = Instant::now() + OUTCOME_WAIT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            // The failed connection may not know it is closed yet: a fresh one when it errs.
+            let status = self.conn.ensure_open().ok().and_then(|()| {
+                match self
+                    .conn
+                    .client
+                    .query_one("SELECT pg_xact_status($1::text::xid8)", &[&xid])
+                {
+                    Ok(row) => Some(row.get::<_, Option<String>>(0)),
+                    Err(_) => {
+                        self.conn.client = self.conn.target.connect().ok()?;
+                        self.conn.statements.borrow_mut().clear();
+                        None
+                    }
+                }
+            });
+            match status.flatten().as_deref() {
+                Some("committed") => return Some(Outcome::Committed),
+                Some("aborted") => return Some(Outcome::Aborted),
+                _ if Instant::now() >= deadline => return None,
+                _ => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
     }
 }
 
@@ -1038,6 +1109,51 @@ fn held<T: ?Sized>(slot: &Mutex<Option<Arc<T>>>) -> Option<Arc<T>> {
     slot.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// Tests: cut a writer's connection around its next commit, for real (the backend terminates
+/// itself), to check how the writer learns what became of it.
+#[cfg(test)]
+pub(super) mod testing_cut {
+    use std::sync::Mutex;
+
+    /// Where the cut falls.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Cut {
+        /// Nothing cut.
+        None,
+        /// After `COMMIT` ran: stored, but its answer is lost.
+        AfterCommit,
+        /// Before `COMMIT`: never stored.
+        BeforeCommit,
+    }
+
+    impl Cut {
+        pub fn around(self, end: String) -> String {
+            const TERMINATE: &str = "SELECT pg_terminate_backend(pg_backend_pid())";
+            match self {
+                Cut::None => end,
+                Cut::AfterCommit => format!("{end}; {TERMINATE}"),
+                Cut::BeforeCommit => format!("{TERMINATE}; {end}"),
+            }
+        }
+    }
+
+    /// The cuts asked for, by the commit channel of the schema (each test has its own).
+    static CUTS: Mutex<Vec<(String, Cut)>> = Mutex::new(Vec::new());
+
+    /// Cuts the next commit of the writer on `channel`'s schema.
+    pub fn next_commit(channel: &str, cut: Cut) {
+        CUTS.lock().unwrap().push((channel.to_owned(), cut));
+    }
+
+    pub(super) fn take(channel: &str) -> Cut {
+        let mut cuts = CUTS.lock().unwrap();
+        match cuts.iter().position(|(c, _)| c == channel) {
+            Some(i) => cuts.remove(i).1,
+            None => Cut::None,
+        }
+    }
+}
+
 /// What became of a commit notice.
 enum Taken {
     /// Its commit was reported before.
@@ -1115,7 +1231,7 @@ mod tests {
     use super::*;
     use crate::store::sql::testing::{pg_url, Backend, TestDb};
     use crate::store::sql::value::args;
-    use crate::store::{NewMessage, Store};
+    use crate::store::{NewMessage, Pending, Store};
 
     /// Sends each reported commit's head position.
     struct Heads(Mutex<mpsc::Sender<u64>>);
@@ -1245,6 +1361,83 @@ mod tests {
         assert!(failed.is_err(), "the held write's failure fails the commit");
         assert_eq!(name_of(&mut conn, "other"), None, "nothing of it stays");
         assert_eq!(name_of(&mut conn, id).as_deref(), Some("second"));
+    }
+
+    /// The rooms named `name` in the test's schema, counted on a connection of its own.
+    fn rooms_named(db: &TestDb, name: &str) -> i64 {
+        let TestDb::Postgres(url, schema) = db else {
+            unreachable!()
+        };
+        let target = Target {
+            url: url.clone(),
+            schema: Some(schema.clone()),
+        };
+        let mut conn = PgConn::new(target.connect().unwrap(), target);
+        conn.read(|sql| {
+            sql.query_one("SELECT COUNT(*) FROM rooms WHERE name = ?1", args![name])?
+                .get(0)
+        })
+        .unwrap()
+    }
+
+    fn create(store: &SqlStore, name: &str) -> Pending<crate::store::Room> {
+        store.create_room(
+            Some(name.to_owned()),
+            vec!["alice".into(), "bob".into()],
+            "t".into(),
+        )
+    }
+
+    fn cut_next_commit(db: &TestDb, cut: testing_cut::Cut) {
+        let TestDb::Postgres(_, schema) = db else {
+            unreachable!()
+        };
+        testing_cut::next_commit(&Names::of(schema).channel, cut);
+    }
+
+    /// A commit whose answer is lost (the connection drops right after COMMIT ran) is stored:
+    /// the writer must answer it as stored, once. It used to answer a lone write as failed
+    /// (the app was told a room it had was not made), and to retry a group commit's writes one
+    /// by one (a plain room creation, which has no key to be known again by, made twice).
+    #[test]
+    fn a_commit_whose_answer_was_lost_is_answered_as_stored_and_made_once() {
+        let Some(db) = TestDb::new(Backend::Postgres) else {
+            return;
+        };
+        let store = db.open();
+        cut_next_commit(&db, testing_cut::Cut::AfterCommit);
+        create(&store, "alone")
+            .wait()
+            .expect("stored, so answered as stored");
+        assert_eq!(rooms_named(&db, "alone"), 1);
+
+        // Two in one commit.
+        let (release, held) = mpsc::channel();
+        store.writer.push(super::super::Job::Hold(held));
+        let (first, second) = (create(&store, "grouped"), create(&store, "grouped"));
+        cut_next_commit(&db, testing_cut::Cut::AfterCommit);
+        drop(release);
+        first.wait().expect("stored");
+        second.wait().expect("stored");
+        assert_eq!(rooms_named(&db, "grouped"), 2, "each made once");
+
+        // The writer goes on on a new connection.
+        create(&store, "after").wait().expect("the next write");
+        assert_eq!(rooms_named(&db, "after"), 1);
+    }
+
+    /// The other side: a connection cut before COMMIT ran stored nothing, and says so.
+    #[test]
+    fn a_commit_cut_before_it_ran_is_answered_as_failed() {
+        let Some(db) = TestDb::new(Backend::Postgres) else {
+            return;
+        };
+        let store = db.open();
+        cut_next_commit(&db, testing_cut::Cut::BeforeCommit);
+        assert!(create(&store, "never").wait().is_err());
+        assert_eq!(rooms_named(&db, "never"), 0);
+        create(&store, "after").wait().expect("the next write");
+        assert_eq!(rooms_named(&db, "after"), 1);
     }
 
     /// Channel names over 63 bytes make `pg_notify` fail, and with it every write: a schema
