@@ -119,7 +119,11 @@ impl Subscription {
 
 #[uniffi::export]
 impl Subscription {
-    /// Ends the subscription: no event is delivered after this returns. Idempotent.
+    /// Ends the subscription: no event is delivered after this returns, so it waits for a
+    /// delivery under way on the listener's thread (called from inside the listener, it returns
+    /// at once). Do not call it while holding a lock the listener takes, or from a place the
+    /// listener waits for (Swift's stream termination handler runs under the consuming task's
+    /// lock: the AsyncStreams of ChatsyncExtensions.swift cancel from another thread). Idempotent.
     pub fn cancel(&self) {
         // Nothing to report: a failing cancel leaves nothing the app could act on.
         let _ = crate::error::guard_infallible(|| self.inner.cancel());

@@ -57,12 +57,18 @@ final class RoomListStreamListener: RoomListListener, @unchecked Sendable {
 /// made from the stream's feed; the subscription ends when the stream terminates (the consuming
 /// task is cancelled or the stream is released). Buffered without bound so the core's listener
 /// thread never waits for the consumer.
+///
+/// The subscription is cancelled off the terminating thread: Swift may run `onTermination`
+/// while it holds the cancelled task's lock, which the listener thread's `yield` needs to
+/// resume that task, and `cancel` waits for a delivery under way, so called right there both
+/// could wait for ever (seen on CI with Swift 6.0.3). A value yielded after termination is
+/// dropped by the stream.
 private func listenerStream<Element: Sendable>(
     _ subscribe: (StreamFeed<Element>) throws -> Subscription
 ) rethrows -> AsyncStream<Element> {
     let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: .unbounded)
     let subscription = try subscribe(StreamFeed(continuation))
-    continuation.onTermination = { _ in subscription.cancel() }
+    continuation.onTermination = { _ in DispatchQueue.global().async { subscription.cancel() } }
     return stream
 }
 

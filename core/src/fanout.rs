@@ -169,7 +169,8 @@ impl Subscription {
     /// Stops delivery: once it returns, the listener is not running and is never called again.
     /// A delivery under way on another thread is waited for (an app that frees what its
     /// listener uses right after `cancel` must not race it); called from inside the listener it
-    /// returns at once, and that delivery is the last. Idempotent.
+    /// returns at once, and that delivery is the last. The caller must not hold anything the
+    /// listener waits for, or both wait for ever. Idempotent.
     pub fn cancel(&self) {
         self.gate.cancelled.store(true, Ordering::Release);
         (self.remove)();

@@ -722,6 +722,22 @@ await test("typed streams: the current status first, then a room's message chang
     _ = try await until("the room's stream names it", { collected.contains(id) }) { $0 }
     task.cancel()
 }
+await test("streams ended while the core delivers to them end, and nothing waits for ever") {
+    // CI once hung here: ending a stream (cancelling the Task that consumes it) ran the
+    // subscription's cancel inside Swift's termination handler, under the task's lock, which the
+    // core's listener thread needed to hand the stream an event, while cancel waited for that
+    // delivery. Deliveries keep coming here (each sync changes the sync state) as streams end.
+    let syncing = Task { while !Task.isCancelled { _ = try? await alice.syncOnce() } }
+    for _ in 0..<100 {
+        let stream = try alice.events()
+        let task = Task { for await _ in stream {} }
+        await Task.yield()
+        task.cancel()
+        await task.value
+    }
+    syncing.cancel()
+    _ = await syncing.value
+}
 await test("cancelled and released subscriptions get no more events") {
     let cancelled = RecordingListener()
     let dropped = RecordingListener()
