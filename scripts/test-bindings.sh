@@ -34,7 +34,11 @@ status=0
 run_stage() { # NAME COMMAND...
     local name="$1"; shift
     local t0=$(date +%s)
-    if "$@" 2>&1 | tee "$logs/$name.log"; then :; else status=1; fi
+    # Bounded: a scenario that hangs (a deadlock) fails the stage instead of the whole CI run.
+    if timeout --kill-after=10 "${SCENARIO_TIMEOUT:-900}" "$@" 2>&1 | tee "$logs/$name.log"; then :; else
+        status=1
+        echo "[$name] failed or ran out of its ${SCENARIO_TIMEOUT:-900} s" >&2
+    fi
     echo "[$name] $(( $(date +%s) - t0 ))s" >&2
 }
 # The post-processing of the generated code (bindings/postprocess.pl, run by build.sh above) must
