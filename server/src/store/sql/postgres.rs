@@ -1274,14 +1274,7 @@ mod tests {
         let Some(db) = TestDb::new(Backend::Postgres) else {
             return;
         };
-        let TestDb::Postgres(url, schema) = &db else {
-            unreachable!()
-        };
-        let target = Target {
-            url: url.clone(),
-            schema: Some(schema.clone()),
-        };
-        let mut conn = PgConn::new(target.connect().unwrap(), target);
+        let mut conn = conn_on(&db);
         let failed = conn.in_transaction("BEGIN; SELECT 1/0", |_, _| Ok(()), |_| "COMMIT".into());
         assert!(failed.is_err(), "the begin batch fails");
         let rows = conn
@@ -1314,14 +1307,7 @@ mod tests {
             return;
         };
         db.open().close();
-        let TestDb::Postgres(url, schema) = &db else {
-            unreachable!()
-        };
-        let target = Target {
-            url: url.clone(),
-            schema: Some(schema.clone()),
-        };
-        let mut conn = PgConn::new(target.connect().unwrap(), target);
+        let mut conn = conn_on(&db);
         let id = "o'brien \\n";
         conn.in_transaction(
             "BEGIN",
@@ -1363,8 +1349,8 @@ mod tests {
         assert_eq!(name_of(&mut conn, id).as_deref(), Some("second"));
     }
 
-    /// The rooms named `name` in the test's schema, counted on a connection of its own.
-    fn rooms_named(db: &TestDb, name: &str) -> i64 {
+    /// A connection of its own on the test's schema.
+    fn conn_on(db: &TestDb) -> PgConn {
         let TestDb::Postgres(url, schema) = db else {
             unreachable!()
         };
@@ -1372,8 +1358,12 @@ mod tests {
             url: url.clone(),
             schema: Some(schema.clone()),
         };
-        let mut conn = PgConn::new(target.connect().unwrap(), target);
-        conn.read(|sql| {
+        PgConn::new(target.connect().unwrap(), target)
+    }
+
+    /// The rooms named `name` in the test's schema.
+    fn rooms_named(db: &TestDb, name: &str) -> i64 {
+        conn_on(db).read(|sql| {
             sql.query_one("SELECT COUNT(*) FROM rooms WHERE name = ?1", args![name])?
                 .get(0)
         })
