@@ -123,20 +123,8 @@ pub fn run(args: &[String]) {
             "--quick" => quick = true,
             "--postgres" => postgres = Some(it.next().expect("--postgres URL").clone()),
             "--only" => only = Some(it.next().expect("--only sends|wake|live|offered").clone()),
-            "--senders" => {
-                senders = it.next().map(|list| {
-                    list.split(',')
-                        .map(|n| n.parse().expect("--senders N,N,..."))
-                        .collect()
-                })
-            }
-            "--offered" => {
-                rates = it.next().map(|list| {
-                    list.split(',')
-                        .map(|n| n.parse().expect("--offered N,N,..."))
-                        .collect()
-                })
-            }
+            "--senders" => senders = Some(numbers(it.next(), "--senders N,N,...")),
+            "--offered" => rates = Some(numbers(it.next(), "--offered N,N,...")),
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -684,6 +672,14 @@ async fn send_for(
         server_cpu_us: f64::NAN,
         sent: sent.load(Ordering::Relaxed),
     }
+}
+
+/// A flag's comma-separated numbers (`8,32`); a missing or bad list panics with `usage`.
+fn numbers<T: std::str::FromStr>(list: Option<&String>, usage: &str) -> Vec<T> {
+    list.expect(usage)
+        .split(',')
+        .map(|n| n.parse().unwrap_or_else(|_| panic!("{usage}")))
+        .collect()
 }
 
 /// An offered load's figures.
